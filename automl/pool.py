@@ -1,0 +1,151 @@
+"""The training worker pool: each job runs in its own spawned process.
+
+At most ``workers`` jobs run at once; the rest wait in FIFO order. A job's
+process can crash, run away or be cancelled (DROP MODEL) without touching the
+server: the pool notices through the process sentinel, reads the result file
+the worker wrote (or reports the crash), and calls ``on_finish`` once per job
+that was not cancelled. A job that outlives its budget by more than the grace
+period is killed and reported as a failure: training never hangs.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from automl.worker import read_result, run_job
+from catalog.spec import TrainingFailure, TrainingJob, TrainingResult
+
+log = logging.getLogger("quackml.training")
+
+Outcome = TrainingResult | TrainingFailure
+_CTX = multiprocessing.get_context("spawn")
+
+
+def grace_seconds(budget_s: float) -> float:
+    """How long past its budget a job may run before it is killed."""
+    return 30.0 + 0.25 * budget_s
+
+
+@dataclass
+class _Running:
+    key: str
+    job: TrainingJob
+    result_path: str
+    process: multiprocessing.process.BaseProcess
+    started: float
+
+
+class TrainingPool:
+    def __init__(self, workers: int, on_finish: Callable[[str, Outcome], None]):
+        self._workers = max(1, workers)
+        self._on_finish = on_finish
+        self._queue: deque[tuple[str, TrainingJob, str]] = deque()
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = _CTX.Pipe(duplex=False)
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="training-pool", daemon=True)
+        self._thread.start()
+
+    def submit(self, key: str, job: TrainingJob, result_path: str) -> None:
+        with self._lock:
+            self._queue.append((key, job, result_path))
+        self._wake()
+
+    def queued(self, key: str) -> bool:
+        with self._lock:
+            return any(k == key for k, _, _ in self._queue)
+
+    def cancel(self, key: str) -> bool:
+        """Forget a queued job or kill a running one; on_finish is not called."""
+        with self._lock:
+            for item in list(self._queue):
+                if item[0] == key:
+                    self._queue.remove(item)
+                    return True
+            running = self._running.pop(key, None)
+        if running is None:
+            return False
+        _kill(running.process)
+        self._wake()
+        return True
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            running = list(self._running.values())
+            self._running.clear()
+            self._queue.clear()
+        for r in running:
+            _kill(r.process)
+        self._wake()
+        self._thread.join(timeout=10)
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send_bytes(b"x")
+        except OSError:
+            pass
+
+    def _start_ready(self) -> None:
+        with self._lock:
+            while not self._closed and self._queue and len(self._running) < self._workers:
+                key, job, result_path = self._queue.popleft()
+                process = _CTX.Process(target=run_job, args=(job, result_path),
+                                       name=f"quackml-train-{job.model_name}", daemon=True)
+                process.start()
+                self._running[key] = _Running(key, job, result_path, process, time.monotonic())
+                log.info("training %s started in process %s", key, process.pid)
+
+    def _loop(self) -> None:
+        while True:
+            self._start_ready()
+            with self._lock:
+                if self._closed:
+                    return
+                sentinels = {r.process.sentinel: r for r in self._running.values()}
+            ready = multiprocessing.connection.wait([self._wake_r, *sentinels], timeout=1.0)
+            for obj in ready:
+                if obj is self._wake_r:
+                    while self._wake_r.poll():
+                        self._wake_r.recv_bytes()
+                elif isinstance(obj, int):
+                    self._finish(sentinels[obj], None)
+            now = time.monotonic()
+            for r in list(sentinels.values()):
+                if now - r.started > r.job.time_budget_s + grace_seconds(r.job.time_budget_s):
+                    _kill(r.process)
+                    self._finish(r, TrainingFailure(
+                        "TrainingTimeout", "57014",
+                        f"training exceeded MAX_RUNTIME {r.job.time_budget_s:g} s "
+                        f"by more than {grace_seconds(r.job.time_budget_s):g} s and was stopped"))
+
+    def _finish(self, running: _Running, forced: Outcome | None) -> None:
+        with self._lock:
+            if self._running.get(running.key) is not running:
+                return  # cancelled meanwhile
+            del self._running[running.key]
+        running.process.join(timeout=5)
+        outcome = forced or read_result(running.result_path)
+        if outcome is None:
+            code = running.process.exitcode
+            outcome = TrainingFailure(
+                "WorkerCrashed", "XX000",
+                f"the training worker process died (exit code {code}) before reporting a result")
+        try:
+            self._on_finish(running.key, outcome)
+        except Exception:
+            log.exception("recording the outcome of %s failed", running.key)
+
+
+def _kill(process: multiprocessing.process.BaseProcess) -> None:
+    if process.is_alive():
+        process.kill()
+    process.join(timeout=5)

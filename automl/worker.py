@@ -1,0 +1,93 @@
+"""The entry point of a training worker process, and how its result is read back.
+
+The server starts ``multiprocessing.get_context("spawn").Process(target=run_job,
+args=(job, result_path))``. :func:`run_job` trains and then writes one JSON
+document to ``result_path`` atomically: the TrainingResult, or the error as
+data (class name, SQLSTATE, message). Workers never open the DuckDB
+database; the server alone writes the catalog after :func:`read_result`.
+
+Result file format (version 1)::
+
+    {"version": 1, "status": "ok", "result": {TrainingResult fields}}
+    {"version": 1, "status": "error", "failure": {TrainingFailure fields}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from typing import Any
+
+from automl.errors import TrainingError
+from automl.progress import ProgressWriter
+from automl.train import train
+from catalog.spec import ProblemType, TrainingFailure, TrainingJob, TrainingResult
+
+RESULT_VERSION = 1
+
+logger = logging.getLogger(__name__)
+
+
+def run_job(job: TrainingJob, result_path: str) -> None:
+    """Train ``job`` and write its result (or failure) to ``result_path``."""
+    progress = ProgressWriter(job.progress_path, job.time_budget_s)
+    document: dict[str, Any]
+    try:
+        result = train(job, progress)
+    except TrainingError as exc:
+        failure = TrainingFailure(type(exc).__name__, exc.sqlstate, exc.message)
+        document = {"status": "error", "failure": dataclasses.asdict(failure)}
+        progress.update(phase="failed")
+    except Exception as exc:
+        # A bug or a library failure: report it as data (XX000) rather than
+        # leaving the server to guess from an exit code; the traceback goes
+        # to the worker's log.
+        logger.exception("training job for model %s failed", job.model_name)
+        failure = TrainingFailure(
+            type(exc).__name__, "XX000", f"training failed: internal error ({type(exc).__name__})"
+        )
+        document = {"status": "error", "failure": dataclasses.asdict(failure)}
+        progress.update(phase="failed")
+    else:
+        document = {"status": "ok", "result": dataclasses.asdict(result)}
+    document["version"] = RESULT_VERSION
+    _write_json_atomic(result_path, document)
+
+
+def read_result(result_path: str) -> TrainingResult | TrainingFailure:
+    """What the worker reported. A missing or unreadable file (the worker died before
+    writing it) reads as a TrainingFailure with SQLSTATE XX000."""
+    try:
+        with open(result_path, encoding="utf-8") as f:
+            document = json.load(f)
+    except FileNotFoundError:
+        return TrainingFailure("WorkerDied", "XX000",
+                               "training worker exited without reporting a result")
+    except (OSError, ValueError) as exc:
+        return TrainingFailure("WorkerDied", "XX000",
+                               f"training worker left an unreadable result: {exc}")
+    if document.get("status") == "ok":
+        fields = dict(document["result"])
+        fields["problem_type"] = ProblemType(fields["problem_type"])
+        fields["labels"] = tuple(fields["labels"])
+        return TrainingResult(**fields)
+    return TrainingFailure(**document["failure"])
+
+
+def _write_json_atomic(path: str, document: dict[str, Any]) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

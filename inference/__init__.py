@@ -1,0 +1,2 @@
+"""From an artifact to fast predictions: the model cache and the prediction
+functions registered in DuckDB. Imports ``catalog``, never ``automl``."""

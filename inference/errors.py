@@ -1,0 +1,14 @@
+"""Errors raised while scoring. Each carries a SQLSTATE; they travel through
+DuckDB as text and the server maps the class name back (see server.errors)."""
+
+from __future__ import annotations
+
+from catalog.errors import CatalogError
+
+
+class InferenceError(CatalogError):
+    sqlstate = "XX000"
+
+
+class WrongProblemType(InferenceError):
+    sqlstate = "0A000"  # e.g. probabilities of a regression model

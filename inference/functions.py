@@ -1,0 +1,142 @@
+"""Prediction functions registered in DuckDB as vectorized Arrow UDFs.
+
+Functions are registered once on the shared database connection and are
+visible from every session's cursor. DuckDB calls them with whole vectors
+(2,048 rows) of Arrow arrays; NULL arguments reach the model as missing
+values (``null_handling="special"``). For a classifier ``f`` returns the
+label in the target's type and ``f_probabilities`` returns
+``STRUCT(probabilities DOUBLE[], labels T[])`` sorted highest first.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from catalog.artifact import ModelArtifact
+from catalog.frames import to_frame
+from catalog.spec import Column, ProblemType
+from inference.cache import ModelCache
+from inference.errors import WrongProblemType
+
+PROBABILITIES_SUFFIX = "_probabilities"
+
+
+def _arrow_type(duckdb_type: str) -> pa.DataType:
+    """The Arrow type DuckDB expects back for a return type."""
+    probe = duckdb.connect(":memory:")
+    try:
+        return probe.sql(f"SELECT NULL::{duckdb_type} AS v").to_arrow_table().schema[0].type
+    finally:
+        probe.close()
+
+
+def predict_arrow(artifact: ModelArtifact, args: Sequence[pa.Array],
+                  out_type: pa.DataType) -> pa.Array:
+    frame = to_frame(args, artifact.features, artifact.categories)
+    raw = artifact.predict_frame(frame)
+    if artifact.problem_type is ProblemType.REGRESSION:
+        values = np.asarray(raw, dtype=np.float64)
+        if pa.types.is_integer(out_type):
+            values = np.rint(values)
+        return pa.array(values).cast(out_type, safe=False)
+    labels = pa.array(list(artifact.labels), type=out_type)
+    return labels.take(pa.array(np.asarray(raw, dtype=np.int64)))
+
+
+def decision_probabilities(artifact: ModelArtifact, proba: np.ndarray) -> np.ndarray:
+    """Probabilities whose highest entry is the predicted label.
+
+    A binary model tuned for F1 predicts the positive label at a threshold t
+    other than 0.5. Its positive-class probability p is mapped monotonically
+    (piecewise linear, t -> 0.5, 0 -> 0, 1 -> 1) so that element 0 of the
+    sorted result is always the label the prediction function returns.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    t = artifact.threshold
+    if t is None or proba.shape[1] != 2 or not 0.0 < t < 1.0:
+        return proba
+    pos = artifact.positive_index
+    p = proba[:, pos]
+    scaled = np.where(p < t, p * (0.5 / t), 0.5 + (p - t) * (0.5 / (1.0 - t)))
+    out = np.empty_like(proba)
+    out[:, pos] = scaled
+    out[:, 1 - pos] = 1.0 - scaled
+    return out
+
+
+def probabilities_arrow(artifact: ModelArtifact, args: Sequence[pa.Array],
+                        label_type: pa.DataType) -> pa.Array:
+    if artifact.problem_type is ProblemType.REGRESSION:
+        raise WrongProblemType("probabilities are only defined for classification models")
+    frame = to_frame(args, artifact.features, artifact.categories)
+    proba = decision_probabilities(artifact, artifact.predict_proba_frame(frame))
+    n, k = proba.shape
+    order = np.argsort(-proba, axis=1, kind="stable")
+    sorted_p = np.take_along_axis(proba, order, axis=1).ravel()
+    labels = pa.array(list(artifact.labels), type=label_type).take(pa.array(order.ravel()))
+    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+    return pa.StructArray.from_arrays(
+        [pa.ListArray.from_arrays(offsets, pa.array(sorted_p)),
+         pa.ListArray.from_arrays(offsets, labels)],
+        names=["probabilities", "labels"])
+
+
+class PredictionFunctions:
+    """Registers and removes a model's functions on the shared connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, cache: ModelCache):
+        self._con = con
+        self._cache = cache
+        self._registered: set[str] = set()
+
+    def names(self, function_name: str, classification: bool) -> list[str]:
+        names = [function_name]
+        if classification:
+            names.append(function_name + PROBABILITIES_SUFFIX)
+        return names
+
+    def register(self, function_name: str, features: Sequence[Column], returns: str,
+                 classification: bool) -> None:
+        params = [duckdb.sqltype(c.type) for c in features]
+        out_type = _arrow_type(returns)
+        cache = self._cache
+
+        def predict(*args: pa.Array) -> pa.Array:
+            return predict_arrow(cache.get(function_name), args, out_type)
+
+        self._create(function_name, predict, params, duckdb.sqltype(returns))
+        if classification:
+            def probabilities(*args: pa.Array) -> pa.Array:
+                return probabilities_arrow(cache.get(function_name), args, out_type)
+
+            struct = f"STRUCT(probabilities DOUBLE[], labels {returns}[])"
+            self._create(function_name + PROBABILITIES_SUFFIX, probabilities, params,
+                         duckdb.sqltype(struct))
+
+    def _create(self, name: str, fn: Callable[..., pa.Array], params: list[duckdb.sqltype],
+                returns: duckdb.sqltype) -> None:
+        # DuckDB checks the Python function's arity against the parameter list.
+        fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY)
+             for i in range(len(params))])
+        if name in self._registered:
+            self._con.remove_function(name)
+            self._registered.discard(name)
+        self._con.create_function(name, fn, params, returns, type="arrow",
+                                  null_handling="special", exception_handling="default",
+                                  side_effects=False)
+        self._registered.add(name)
+
+    def unregister(self, function_name: str) -> None:
+        for name in (function_name, function_name + PROBABILITIES_SUFFIX):
+            if name in self._registered:
+                self._con.remove_function(name)
+                self._registered.discard(name)
+
+    def is_registered(self, name: str) -> bool:
+        return name in self._registered

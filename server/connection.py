@@ -1,0 +1,393 @@
+"""One client connection: the socket loop around the sans-IO protocol.
+
+Runs in its own thread with its own ``Session`` (and DuckDB cursor), so a
+slow query never blocks other clients. Handles start-up (SSL/GSSENC refused
+with 'N', trust authentication), the simple and extended query protocols
+(with error recovery up to Sync), cancel requests, and streams results
+batch by batch. Every error becomes an ErrorResponse with a SQLSTATE; only a
+broken protocol closes the connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import duckdb
+import pyarrow as pa
+
+from server import errors
+from server.errors import ServerError, SyntaxError_
+from server.pgtypes import Oid, decode_param, pg_type_for_duckdb
+from server.protocol import codec
+from server.protocol import messages as m
+from server.results import Command, Result, Rows, Stream
+from server.session import Session
+from server.sqltext import Statement, split
+
+if TYPE_CHECKING:
+    from server.listener import Server
+
+log = logging.getLogger("quackml.connection")
+
+SERVER_VERSION = "15.0 (QuackML)"
+_FLUSH_AT = 256 * 1024
+
+
+@dataclass
+class Prepared:
+    statement: Statement | None   # None: empty query
+    param_oids: tuple[int, ...]
+
+
+@dataclass
+class Portal:
+    prepared: Prepared
+    params: tuple[object, ...]
+    result_formats: tuple[int, ...]
+    result: Result | None = None
+    encoder: codec.BatchEncoder | None = None
+    pending: list[pa.RecordBatch] = field(default_factory=list)
+    sent: int = 0
+    done: bool = False
+
+
+class Connection:
+    def __init__(self, sock: socket.socket, server: Server, pid: int, secret: int):
+        self.sock = sock
+        self.server = server
+        self.pid = pid
+        self.secret = secret
+        self.out = bytearray()
+        self.session: Session | None = None
+        self.prepared: dict[str, Prepared] = {}
+        self.portals: dict[str, Portal] = {}
+        self.skip_until_sync = False
+
+    # -- I/O -------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        self.out += data
+        if len(self.out) >= _FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.out:
+            self.sock.sendall(self.out)
+            self.out.clear()
+
+    def send_error(self, exc: BaseException) -> None:
+        fields = errors.translate(exc)
+        self.send(m.error_response(fields.as_protocol_fields()))
+
+    def send_notice(self, text: str, severity: str = "WARNING") -> None:
+        self.send(m.notice_response({"S": severity, "V": severity, "C": "01000", "M": text}))
+
+    # -- main loop -------------------------------------------------------
+    def run(self) -> None:
+        reader = m.MessageReader()
+        try:
+            while True:
+                data = self.sock.recv(1 << 16)
+                if not data:
+                    return
+                try:
+                    messages = reader.feed(data)
+                except m.ProtocolViolation as exc:
+                    self.send_error(exc)
+                    self.flush()
+                    return
+                for msg in messages:
+                    if not self.dispatch(msg, reader):
+                        self.flush()
+                        return
+        except (ConnectionError, OSError) as exc:
+            log.debug("connection %s closed: %s", self.pid, exc)
+        finally:
+            if self.session is not None:
+                self.session.close()
+            self.server.forget(self.pid)
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+    def dispatch(self, msg: object, reader: m.MessageReader) -> bool:
+        """Handle one message; False closes the connection."""
+        match msg:
+            case m.SSLRequest() | m.GSSENCRequest():
+                self.sock.sendall(b"N")
+                return True
+            case m.CancelRequest(pid=pid, secret=secret):
+                self.server.cancel(pid, secret)
+                return False
+            case m.StartupMessage(params=params):
+                return self.startup(params)
+            case m.Terminate():
+                return False
+        if self.session is None:
+            self.send_error(ServerError("expected a startup message", sqlstate="08P01"))
+            return False
+        if self.skip_until_sync and not isinstance(msg, m.Sync):
+            return True
+        try:
+            match msg:
+                case m.Query(sql=sql):
+                    self.simple_query(sql)
+                case m.Parse():
+                    self.parse(msg)
+                case m.Bind():
+                    self.bind(msg)
+                case m.Describe():
+                    self.describe(msg)
+                case m.Execute():
+                    self.execute(msg)
+                case m.Close(kind=kind, name=name):
+                    closed = (self.prepared if kind == "S" else self.portals).pop(name, None)
+                    if isinstance(closed, Portal) and closed.result is not None:
+                        self.session.release()
+                    self.send(m.close_complete())
+                case m.Sync():
+                    self.skip_until_sync = False
+                    if self.portals.pop("", None) is not None:
+                        self.session.release()
+                    self.send(m.ready_for_query(self.session.status))
+                    self.flush()
+                case m.Flush():
+                    self.flush()
+                case m.CopyData() | m.CopyDone() | m.CopyFail():
+                    pass  # stray COPY messages outside COPY mode are ignored, as PostgreSQL does
+                case _:
+                    raise ServerError(f"unsupported protocol message {type(msg).__name__}",
+                                      sqlstate="08P01")
+        except (ConnectionError, OSError):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every error becomes an ErrorResponse
+            self.session.release()
+            self.session.failed()
+            self.send_error(exc)
+            if not isinstance(msg, m.Query):
+                self.skip_until_sync = True
+        return True
+
+    def startup(self, params: dict[str, str]) -> bool:
+        user = params.get("user", "quackml")
+        database = params.get("database", user)
+        self.session = Session(self.server.engine, user, database)
+        self.server.register(self.pid, self.secret, self)
+        self.send(m.authentication_ok())
+        for k, v in (("server_version", SERVER_VERSION), ("server_encoding", "UTF8"),
+                     ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY"),
+                     ("TimeZone", "UTC"), ("integer_datetimes", "on"),
+                     ("standard_conforming_strings", "on"), ("IntervalStyle", "postgres"),
+                     ("is_superuser", "on"), ("session_authorization", user),
+                     ("application_name", params.get("application_name", ""))):
+            self.send(m.parameter_status(k, v))
+        self.send(m.backend_key_data(self.pid, self.secret))
+        self.send(m.ready_for_query("I"))
+        self.flush()
+        return True
+
+    # -- simple query --------------------------------------------------------
+    def simple_query(self, sql: str) -> None:
+        assert self.session is not None
+        statements = split(sql)
+        if not statements:
+            self.send(m.empty_query_response())
+        for stmt in statements:
+            try:
+                result = self.session.run(stmt)
+                self.send_result(result, (), describe=True, max_rows=0)
+            except (ConnectionError, OSError):
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                self.session.release()
+                self.session.failed()
+                self.send_error(exc)
+                break
+        self.send(m.ready_for_query(self.session.status))
+        self.flush()
+
+    # -- extended query -------------------------------------------------------
+    def parse(self, msg: m.Parse) -> None:
+        if msg.name and msg.name in self.prepared:
+            raise ServerError(f'prepared statement "{msg.name}" already exists',
+                              sqlstate="42P05")
+        statements = split(msg.query)
+        if len(statements) > 1:
+            raise SyntaxError_("cannot insert multiple commands into a prepared statement")
+        self.prepared[msg.name] = Prepared(statements[0] if statements else None,
+                                           tuple(msg.param_oids))
+        self.send(m.parse_complete())
+
+    def bind(self, msg: m.Bind) -> None:
+        prepared = self.prepared.get(msg.statement)
+        if prepared is None:
+            raise ServerError(f'prepared statement "{msg.statement}" does not exist',
+                              sqlstate="26000")
+        formats = msg.param_formats
+        values = []
+        for i, raw in enumerate(msg.params):
+            oid = prepared.param_oids[i] if i < len(prepared.param_oids) else 0
+            fmt = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
+            values.append(decode_param(raw, oid, fmt))
+        if msg.portal and msg.portal in self.portals:
+            raise ServerError(f'portal "{msg.portal}" already exists', sqlstate="42P03")
+        self.portals[msg.portal] = Portal(prepared, tuple(values), tuple(msg.result_formats))
+        self.send(m.bind_complete())
+
+    def describe(self, msg: m.Describe) -> None:
+        assert self.session is not None
+        if msg.kind == "S":
+            prepared = self.prepared.get(msg.name)
+            if prepared is None:
+                raise ServerError(f'prepared statement "{msg.name}" does not exist',
+                                  sqlstate="26000")
+            self.describe_statement(prepared)
+            return
+        portal = self.portals.get(msg.name)
+        if portal is None:
+            raise ServerError(f'portal "{msg.name}" does not exist', sqlstate="34000")
+        self.start_portal(portal)
+        if isinstance(portal.result, Stream):
+            assert portal.encoder is not None
+            self.send(m.row_description(portal.encoder.fields))
+        elif isinstance(portal.result, Rows):
+            self.send(m.row_description(_rows_fields(portal.result)))
+        else:
+            self.send(m.no_data())
+
+    def describe_statement(self, prepared: Prepared) -> None:
+        """ParameterDescription and RowDescription without running the statement."""
+        assert self.session is not None
+        stmt = prepared.statement
+        n_params = _count_params(stmt)
+        oids = [prepared.param_oids[i] if i < len(prepared.param_oids) and
+                prepared.param_oids[i] else int(Oid.TEXT) for i in range(n_params)]
+        self.send(m.parameter_description(oids))
+        if stmt is None or self.session.statement_type(stmt.text) is not \
+                duckdb.StatementType.SELECT:
+            self.send(m.no_data())
+            return
+        relation = self.session.cursor.sql(stmt.text, params=[None] * n_params or None)
+        fields = [m.Field(name, pg_type_for_duckdb(str(t)), -1)
+                  for name, t in zip(relation.columns, relation.types, strict=True)]
+        self.send(m.row_description(fields))
+
+    def start_portal(self, portal: Portal) -> None:
+        assert self.session is not None
+        if portal.result is not None or portal.prepared.statement is None:
+            return
+        portal.result = self.session.run(portal.prepared.statement, portal.params)
+        if isinstance(portal.result, Stream):
+            portal.encoder = codec.batch_encoder(portal.result.reader.schema,
+                                                 portal.result_formats)
+
+    def execute(self, msg: m.Execute) -> None:
+        portal = self.portals.get(msg.portal)
+        if portal is None:
+            raise ServerError(f'portal "{msg.portal}" does not exist', sqlstate="34000")
+        if portal.prepared.statement is None:
+            self.send(m.empty_query_response())
+            return
+        described = portal.result is not None
+        self.start_portal(portal)
+        assert portal.result is not None
+        if portal.done:
+            self.send(m.command_complete(_select_tag(portal)))
+            return
+        self.send_result(portal.result, portal.result_formats, describe=False,
+                         max_rows=msg.max_rows, portal=portal, described=described)
+
+    def session_release(self) -> None:
+        if self.session is not None:
+            self.session.release()
+
+    # -- results ----------------------------------------------------------------
+    def send_result(self, result: Result, formats: Sequence[int], *, describe: bool,
+                    max_rows: int, portal: Portal | None = None, described: bool = True) -> None:
+        del described
+        match result:
+            case Command(tag=tag, notices=notices):
+                for n in notices:
+                    self.send_notice(n)
+                self.send(m.command_complete(tag))
+            case Rows():
+                for n in result.notices:
+                    self.send_notice(n)
+                if describe:
+                    self.send(m.row_description(_rows_fields(result)))
+                for row in result.rows:
+                    self.send(m.data_row([None if v is None else v.encode() for v in row]))
+                self.send(m.command_complete(result.tag))
+            case Stream():
+                if portal is None:
+                    portal = Portal(Prepared(None, ()), (), tuple(formats), result,
+                                    codec.batch_encoder(result.reader.schema, formats))
+                assert portal.encoder is not None
+                if describe:
+                    self.send(m.row_description(portal.encoder.fields))
+                self.stream(portal, max_rows)
+
+    def stream(self, portal: Portal, max_rows: int) -> None:
+        assert isinstance(portal.result, Stream) and portal.encoder is not None
+        reader = portal.result.reader
+        limit = max_rows if max_rows > 0 else None
+        sent_now = 0
+        while limit is None or sent_now < limit:
+            if portal.pending:
+                batch = portal.pending.pop()
+            else:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    portal.done = True
+                    break
+            if limit is not None and sent_now + batch.num_rows > limit:
+                take = limit - sent_now
+                portal.pending.append(batch.slice(take))
+                batch = batch.slice(0, take)
+            if batch.num_rows:
+                self.send(portal.encoder.encode(batch))
+            sent_now += batch.num_rows
+            portal.sent += batch.num_rows
+        if portal.done:
+            self.session_release()
+            self.send(m.command_complete(_select_tag(portal)))
+        elif not portal.pending:
+            # the limit fell exactly on a batch boundary: look ahead once
+            try:
+                portal.pending.append(reader.read_next_batch())
+                self.send(m.portal_suspended())
+            except StopIteration:
+                portal.done = True
+                self.session_release()
+                self.send(m.command_complete(_select_tag(portal)))
+        else:
+            self.send(m.portal_suspended())
+
+
+def _select_tag(portal: Portal) -> str:
+    prefix = portal.result.tag_prefix if isinstance(portal.result, Stream) else "SELECT"
+    return f"{prefix} {portal.sent}"
+
+
+def _rows_fields(rows: Rows) -> list[m.Field]:
+    return [m.Field(c.name, c.oid, -1) for c in rows.columns]
+
+
+def _count_params(stmt: Statement | None) -> int:
+    """The highest $n placeholder in the statement."""
+    if stmt is None:
+        return 0
+    highest = 0
+    tokens = stmt.tokens
+    for i, tok in enumerate(tokens[:-1]):
+        nxt = tokens[i + 1]
+        if tok.text == "$" and nxt.text.isdigit() and nxt.start == tok.end + 1:
+            highest = max(highest, int(nxt.text))
+        elif tok.text.startswith("$") and tok.text[1:].isdigit():
+            highest = max(highest, int(tok.text[1:]))
+    return highest

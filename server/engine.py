@@ -1,0 +1,168 @@
+"""The DuckDB engine handle: one database per server, shared by all sessions.
+
+Holds the database connection (sessions get their own cursors), the model
+catalog, the model cache, the prediction functions and the training pool,
+and reconciles them at start-up: READY models get their functions back,
+models left TRAINING by a stopped server are resumed from their snapshot
+(or marked FAILED when the snapshot is gone).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from automl.pool import Outcome, TrainingPool
+from catalog.spec import ModelState, TrainingFailure, TrainingJob, TrainingResult
+from catalog.store import ModelRecord, ModelStore
+from inference.cache import CacheEntry, ModelCache
+from inference.functions import PredictionFunctions
+from server.settings import Settings
+
+log = logging.getLogger("quackml.engine")
+
+
+class Engine:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir).resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        database = settings.database
+        self.new_database = database == ":memory:" or not Path(database).exists()
+        if database != ":memory:":
+            Path(database).resolve().parent.mkdir(parents=True, exist_ok=True)
+        config = {}
+        if settings.duckdb_threads > 0:
+            config["threads"] = str(settings.duckdb_threads)
+        self.con = duckdb.connect(database, config=config)
+        self.store = ModelStore(self.con)
+        self.cache = ModelCache(settings.model_cache_mb * 1024 * 1024)
+        self.functions = PredictionFunctions(self.con, self.cache)
+        self._functions_lock = threading.Lock()
+        self.pool = TrainingPool(settings.training_workers, self._on_training_finished)
+
+    # -- paths -----------------------------------------------------------
+    def model_dir(self, record: ModelRecord) -> Path:
+        return self.data_dir / record.model_dir
+
+    def result_path(self, record: ModelRecord) -> Path:
+        return self.model_dir(record) / "result.json"
+
+    def progress_path(self, record: ModelRecord) -> Path:
+        return self.model_dir(record) / "progress.json"
+
+    def snapshot_path(self, record: ModelRecord) -> Path:
+        return self.model_dir(record) / "snapshot.parquet"
+
+    # -- sessions ----------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.con.cursor()
+
+    # -- models --------------------------------------------------------------
+    def publish(self, record: ModelRecord) -> None:
+        """Make the model's functions and cache entry match the record."""
+        artifact = None
+        if record.state is ModelState.READY and record.artifact_file:
+            artifact = str(self.model_dir(record) / record.artifact_file)
+        self.cache.set_entry(record.function_name, CacheEntry(
+            record.qualified_name, record.state, record.failure_reason, artifact,
+            record.artifact_sha256))
+
+    def register_functions(self, record: ModelRecord) -> None:
+        assert record.target_type is not None and record.problem_type is not None
+        with self._functions_lock:
+            self.functions.register(record.function_name, record.features, record.target_type,
+                                    record.problem_type.is_classification)
+
+    def unregister_functions(self, record: ModelRecord) -> None:
+        with self._functions_lock:
+            self.functions.unregister(record.function_name)
+        self.cache.remove(record.function_name)
+
+    def job_for(self, record: ModelRecord) -> TrainingJob:
+        assert record.target is not None and record.target_type is not None
+        from catalog.spec import Column
+        return TrainingJob(
+            model_name=record.qualified_name,
+            snapshot_path=str(self.snapshot_path(record)),
+            features=record.features,
+            target=Column(record.target, record.target_type),
+            problem_type=record.problem_type,
+            objective=record.objective,
+            time_budget_s=float(record.settings.max_runtime),
+            output_dir=str(self.model_dir(record)),
+            progress_path=str(self.progress_path(record)),
+            n_jobs=self.settings.training_threads,
+        )
+
+    def start_training(self, record: ModelRecord) -> None:
+        self.pool.submit(record.qualified_name, self.job_for(record),
+                         str(self.result_path(record)))
+
+    def _on_training_finished(self, key: str, outcome: Outcome) -> None:
+        schema, name = key.split(".", 1)
+        now = datetime.now(UTC)
+        record = self.store.get(schema, name)
+        if record is None:
+            return
+        updated: ModelRecord | None
+        if isinstance(outcome, TrainingResult):
+            updated = self.store.mark_ready(schema, name, outcome, now)
+            log.info("model %s READY: validation %s = %.4f (%s, %d trials, %.1f s)", key,
+                     outcome.metric_name, outcome.metric_value, outcome.best_learner,
+                     outcome.trials, outcome.seconds)
+        else:
+            assert isinstance(outcome, TrainingFailure)
+            updated = self.store.mark_failed(schema, name, outcome.message, now)
+            log.warning("model %s FAILED: %s", key, outcome.message)
+        if updated is not None:
+            self.publish(updated)
+            if updated.state is ModelState.READY and not updated.settings.s3_garbage_collect:
+                return
+            snapshot = self.snapshot_path(updated)
+            if updated.state is ModelState.READY and snapshot.exists():
+                snapshot.unlink()
+
+    def remove_files(self, record: ModelRecord) -> None:
+        """Remove the model's folder with every version in it."""
+        shutil.rmtree(self.model_dir(record).parent, ignore_errors=True)
+
+    def recover(self) -> None:
+        """Bring functions and training back after a (re)start."""
+        for record in self.store.all():
+            if record.state is ModelState.TRAINING:
+                if self.snapshot_path(record).exists():
+                    for stale in (self.result_path(record), self.progress_path(record)):
+                        if stale.exists():
+                            stale.unlink()
+                    log.info("resuming training of %s from its snapshot", record.qualified_name)
+                    self.start_training(record)
+                else:
+                    record = self.store.mark_failed(
+                        record.schema_name, record.model_name,
+                        "the server stopped during training and the training snapshot is gone",
+                        datetime.now(UTC)) or record
+            try:
+                self.register_functions(record)
+            except duckdb.Error as exc:
+                log.error("cannot register functions of %s: %s", record.qualified_name, exc)
+            self.publish(record)
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        self.store.close()
+        self.con.close()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,106 @@
+"""One Settings object for the server.
+
+Precedence: defaults, then ``QUACKML_*`` environment variables, then CLI
+flags. Nothing else in the project reads ``os.environ``. The ``SETTINGS``
+table below feeds ``quackml serve --help`` and the README's settings table
+(a test checks that the README lists them all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str           # attribute of Settings; CLI flag is --name-with-dashes
+    env: str            # QUACKML_NAME
+    parse: Callable[[str], object]
+    help: str
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5433
+    database: str = "./data/quackml.duckdb"
+    data_dir: str = "./data"
+    samples: bool = True
+    training_workers: int = max(1, _cores() - 1)
+    training_threads: int = max(1, _cores() // max(1, _cores() - 1))
+    duckdb_threads: int = 0
+    model_cache_mb: int = 1024
+    log_level: str = "INFO"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "QUACKML_HOST", str, "address to listen on (loopback by default)"),
+    Setting("port", "QUACKML_PORT", int, "TCP port; 0 picks a free port"),
+    Setting("database", "QUACKML_DATABASE", str,
+            "DuckDB database file, or :memory: for a throwaway database"),
+    Setting("data_dir", "QUACKML_DATA_DIR", str,
+            "folder for model artifacts and training snapshots"),
+    Setting("samples", "QUACKML_SAMPLES", _bool,
+            "load sample tables (customers, credit, hpc, diamonds) into a new database"),
+    Setting("training_workers", "QUACKML_TRAINING_WORKERS", int,
+            "training jobs that run at once, each in its own process (default cores - 1)"),
+    Setting("training_threads", "QUACKML_TRAINING_THREADS", int,
+            "threads each training job may use"),
+    Setting("duckdb_threads", "QUACKML_DUCKDB_THREADS", int,
+            "DuckDB worker threads; 0 keeps DuckDB's default (all cores)"),
+    Setting("model_cache_mb", "QUACKML_MODEL_CACHE_MB", int,
+            "memory bound of the loaded-model cache shared by all sessions"),
+    Setting("log_level", "QUACKML_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
+def from_environment(env: Mapping[str, str], base: Settings | None = None) -> Settings:
+    settings = base or Settings()
+    changes: dict[str, object] = {}
+    for s in SETTINGS:
+        if s.env in env:
+            try:
+                changes[s.name] = s.parse(env[s.env])
+            except ValueError as exc:
+                raise SystemExit(f"quackml: bad value for {s.env}: {exc}") from exc
+    return replace(settings, **changes)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    for s in SETTINGS:
+        flag = "--" + s.name.replace("_", "-")
+        if s.parse is _bool:
+            parser.add_argument(flag, dest=s.name, action=argparse.BooleanOptionalAction,
+                                default=None,
+                                help=f"{s.help} (env {s.env}; default {getattr(defaults, s.name)})")
+        else:
+            parser.add_argument(flag, dest=s.name, type=s.parse, default=None,
+                                help=f"{s.help} (env {s.env}; default {getattr(defaults, s.name)})")
+
+
+def load(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
+    """Settings from defaults, then the environment, then parsed CLI flags."""
+    parser = argparse.ArgumentParser(prog="quackml serve")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    settings = from_environment(env)
+    changes = {f.name: getattr(args, f.name) for f in fields(Settings)
+               if getattr(args, f.name, None) is not None}
+    return replace(settings, **changes)

@@ -1,0 +1,140 @@
+"""Ordinary SQL through the wire: tags, transaction status, errors."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import pq
+
+from tests.conftest import RunningServer
+
+
+def test_ddl_dml_tags_and_counts(conn: psycopg.Connection) -> None:
+    cur = conn.cursor()
+    cur.execute("DROP TABLE IF EXISTS tags_t")
+    cur.execute("CREATE TABLE tags_t (id INTEGER, name VARCHAR)")
+    assert cur.statusmessage == "CREATE TABLE"
+    cur.execute("INSERT INTO tags_t VALUES (1, 'a'), (2, 'b'), (3, NULL)")
+    assert cur.statusmessage == "INSERT 0 3"
+    assert cur.rowcount == 3
+    cur.execute("UPDATE tags_t SET name = 'z' WHERE id >= 2")
+    assert cur.statusmessage == "UPDATE 2"
+    cur.execute("SELECT id, name FROM tags_t ORDER BY id")
+    assert cur.fetchall() == [(1, "a"), (2, "z"), (3, "z")]
+    assert cur.statusmessage == "SELECT 3"
+    cur.execute("CREATE TABLE tags_ctas AS SELECT * FROM tags_t WHERE id > 1")
+    assert cur.statusmessage == "SELECT 2"
+    cur.execute("DELETE FROM tags_t WHERE id = 1")
+    assert cur.statusmessage == "DELETE 1"
+    cur.execute("DROP TABLE tags_ctas")
+    assert cur.statusmessage == "DROP TABLE"
+
+
+def test_join_and_types(conn: psycopg.Connection) -> None:
+    row = conn.execute(
+        "SELECT 1::INTEGER, -2::BIGINT, 1.5::DOUBLE, 'x'::VARCHAR, true, NULL::INTEGER, "
+        "DATE '2024-02-29', 12.50::DECIMAL(10,2)").fetchone()
+    import datetime
+    import decimal
+    assert row == (1, -2, 1.5, "x", True, None, datetime.date(2024, 2, 29),
+                   decimal.Decimal("12.50"))
+    rows = conn.execute(
+        "SELECT a.i, b.j FROM (SELECT range AS i FROM range(3)) a "
+        "JOIN (SELECT range AS j FROM range(3)) b ON a.i = b.j ORDER BY 1").fetchall()
+    assert rows == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_multi_statement_and_empty_query(server: RunningServer) -> None:
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        pgconn = c.pgconn
+        pgconn.send_query(b"SELECT 1 AS a; SELECT 'two' AS b, 3 AS c")
+        results = []
+        while (r := pgconn.get_result()) is not None:
+            results.append(r)
+        assert [r.status for r in results] == [pq.ExecStatus.TUPLES_OK] * 2
+        assert results[0].get_value(0, 0) == b"1"
+        assert results[1].get_value(0, 0) == b"two"
+        assert results[1].command_status == b"SELECT 1"
+        res = pgconn.exec_(b"")
+        assert res.status == pq.ExecStatus.EMPTY_QUERY
+        res = pgconn.exec_(b" ; -- only a comment\n")
+        assert res.status == pq.ExecStatus.EMPTY_QUERY
+
+
+def test_transactions_map_to_duckdb(server: RunningServer) -> None:
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        c.execute("CREATE OR REPLACE TABLE tx_t (v INTEGER)")
+        pgconn = c.pgconn
+        assert pgconn.transaction_status == pq.TransactionStatus.IDLE
+        c.execute("BEGIN")
+        assert pgconn.transaction_status == pq.TransactionStatus.INTRANS
+        c.execute("INSERT INTO tx_t VALUES (1)")
+        c.execute("ROLLBACK")
+        assert pgconn.transaction_status == pq.TransactionStatus.IDLE
+        assert c.execute("SELECT count(*) FROM tx_t").fetchone() == (0,)
+        c.execute("BEGIN")
+        c.execute("INSERT INTO tx_t VALUES (2)")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            c.execute("SELECT * FROM no_such_table")
+        assert pgconn.transaction_status == pq.TransactionStatus.INERROR
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            c.execute("SELECT 1")
+        c.execute("COMMIT")  # in a failed block COMMIT rolls back, as PostgreSQL does
+        assert pgconn.transaction_status == pq.TransactionStatus.IDLE
+        assert c.execute("SELECT count(*) FROM tx_t").fetchone() == (0,)
+
+
+def test_psycopg_non_autocommit_commits(server: RunningServer) -> None:
+    with psycopg.connect(server.dsn()) as c:
+        c.execute("CREATE OR REPLACE TABLE tx_commit (v INTEGER)")
+        c.execute("INSERT INTO tx_commit VALUES (7)")
+        c.commit()
+    with psycopg.connect(server.dsn(), autocommit=True) as c:
+        assert c.execute("SELECT v FROM tx_commit").fetchall() == [(7,)]
+
+
+@pytest.mark.parametrize(("sql", "sqlstate"), [
+    ("SELEC 1", "42601"),
+    ("SELECT * FROM missing_table_xyz", "42P01"),
+    ("SELECT missing_col FROM (SELECT 1 AS a)", "42703"),
+    ("SELECT CAST('abc' AS INTEGER)", "22P02"),
+    ("SELECT abs(1, 2, 3)", "42883"),
+])
+def test_errors_have_sqlstate_and_connection_survives(conn: psycopg.Connection, sql: str,
+                                                      sqlstate: str) -> None:
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(sql)
+    assert info.value.sqlstate == sqlstate
+    assert info.value.diag.severity == "ERROR"
+    assert conn.execute("SELECT 42").fetchone() == (42,)
+
+
+def test_extended_protocol_parameters(conn: psycopg.Connection) -> None:
+    import datetime
+    row = conn.execute("SELECT %s::INTEGER + 1, %s, %s, %s::DATE, %s IS NULL",
+                       [41, "text", 2.5, datetime.date(2024, 1, 2), None]).fetchone()
+    assert row == (42, "text", 2.5, datetime.date(2024, 1, 2), True)
+    cur = conn.cursor()
+    cur.execute("CREATE OR REPLACE TABLE params_t (i INTEGER, s VARCHAR)")
+    cur.executemany("INSERT INTO params_t VALUES (%s, %s)", [(i, f"v{i}") for i in range(20)])
+    for i in range(8):  # prepared after the 5th execution
+        assert conn.execute("SELECT s FROM params_t WHERE i = %s", [i]).fetchone() == (f"v{i}",)
+
+
+def test_psycopg_binary_results(conn: psycopg.Connection) -> None:
+    cur = conn.cursor(binary=True)
+    cur.execute("SELECT -5::INTEGER, 2.25::DOUBLE, 'é'::VARCHAR, false, 9000000000::BIGINT")
+    assert cur.fetchone() == (-5, 2.25, "é", False, 9000000000)
+
+
+def test_large_result_streams(conn: psycopg.Connection) -> None:
+    cur = conn.cursor()
+    cur.execute("SELECT range AS i, range * 0.5 AS d FROM range(200000)")
+    total = 0
+    n = 0
+    for i, _d in cur:
+        total += i
+        n += 1
+    assert n == 200000
+    assert total == sum(range(200000))
+    assert cur.statusmessage == "SELECT 200000"
