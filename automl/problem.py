@@ -36,6 +36,7 @@ class Objective:
 
     metric_name: str  # FLAML's name: "f1", "accuracy", "macro_f1", "roc_auc" or "mse"
     higher_is_better: bool
+    sql_name: str = ""  # the SQL spelling: "F1", "Accuracy", "F1Macro", "AUC" or "MSE"
 
     def value_from_loss(self, loss: float) -> float:
         """The metric for a FLAML loss (losses are minimized: 1 - score, or the error)."""
@@ -43,11 +44,11 @@ class Objective:
 
 
 _OBJECTIVES = {
-    "mse": Objective("mse", higher_is_better=False),
-    "accuracy": Objective("accuracy", higher_is_better=True),
-    "f1": Objective("f1", higher_is_better=True),
-    "f1macro": Objective("macro_f1", higher_is_better=True),
-    "auc": Objective("roc_auc", higher_is_better=True),
+    "mse": Objective("mse", higher_is_better=False, sql_name="MSE"),
+    "accuracy": Objective("accuracy", higher_is_better=True, sql_name="Accuracy"),
+    "f1": Objective("f1", higher_is_better=True, sql_name="F1"),
+    "f1macro": Objective("macro_f1", higher_is_better=True, sql_name="F1Macro"),
+    "auc": Objective("roc_auc", higher_is_better=True, sql_name="AUC"),
 }
 _DEFAULTS = {
     ProblemType.BINARY: "f1",

@@ -12,7 +12,9 @@ Invariants:
   to end within ``job.time_budget_s`` (FLAML gets what is left after
   loading, minus a reserve for saving);
 - the reported metric is the objective itself (``f1``, not ``1 - f1``),
-  measured on the holdout;
+  measured on the holdout, and the served model is the very model the holdout
+  scored (no refit on all rows: FLAML's budget-limited refit could stop a
+  booster after a few rounds and serve a far weaker model than it reported);
 - binary F1 models carry the probability threshold that maximized F1 on the
   holdout, so imbalanced targets do not collapse to the majority class;
 - the artifact holds the learner library's own estimator, never FLAML's
@@ -218,7 +220,7 @@ def _search(
                 eval_method="holdout",
                 split_ratio=SPLIT_RATIO,
                 split_type=_split_type(y, problem),
-                retrain_full="budget",
+                retrain_full=False,  # serve the model the holdout scored (see module doc)
                 skip_transform=True,
                 seed=job.seed,
                 n_jobs=job.n_jobs,
@@ -320,9 +322,15 @@ class HoldoutMetric:
         return {"metric": float(metric), "rows_validation": len(y_true), **extra}
 
 
+F1_TOLERANCE = 0.005
+
+
 def best_f1_threshold(y_true: np.ndarray, p_positive: np.ndarray) -> tuple[float, float]:
-    """The best F1 over thresholds on P(positive), and that threshold (a midpoint between
-    adjacent distinct probabilities; predict positive when p >= threshold)."""
+    """The best F1 over thresholds on P(positive), and a threshold that reaches it (a
+    midpoint between adjacent distinct probabilities; predict positive when p >= threshold).
+
+    The F1 curve is flat near its top; among cuts within ``F1_TOLERANCE`` of the best,
+    the one nearest 0.5 is taken, which keeps accuracy from sliding for nothing."""
     is_positive = np.asarray(y_true, dtype=bool)
     order = np.argsort(-p_positive, kind="stable")
     p = p_positive[order]
@@ -334,9 +342,11 @@ def best_f1_threshold(y_true: np.ndarray, p_positive: np.ndarray) -> tuple[float
     # Only cut between distinct probabilities: equal scores fall on one side.
     cut = np.append(p[1:] < p[:-1], True)
     f1 = np.where(cut, 2.0 * tp / (predicted + positives), -1.0)
-    k = int(np.argmax(f1))
-    threshold = float((p[k] + p[k + 1]) / 2) if k + 1 < len(p) else float(p[k])
-    return float(f1[k]), threshold
+    best = int(np.argmax(f1))
+    thresholds = np.append((p[:-1] + p[1:]) / 2, p[-1])
+    near = np.flatnonzero(f1 >= f1[best] - F1_TOLERANCE)
+    k = int(near[np.argmin(np.abs(thresholds[near] - 0.5))])
+    return float(f1[k]), float(thresholds[k])
 
 
 @contextlib.contextmanager

@@ -122,7 +122,7 @@ class MLHandlers:
             source_table=str(stmt.source_table) if stmt.source_table else None,
             target=target.name, target_type=target.type, iam_role=stmt.iam_role,
             model_type=stmt.model_type, problem_type=problem,
-            objective=objective.metric_name, rows_total=rows_total, rows_used=table.num_rows)
+            objective=objective.sql_name, rows_total=rows_total, rows_used=table.num_rows)
         folder = self.engine.model_dir(record)
         folder.mkdir(parents=True, exist_ok=True)
         snapshot = self.engine.snapshot_path(record)
@@ -255,7 +255,7 @@ def _fmt(v: float | None) -> str:
 
 def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
     s = record.settings
-    metric = f"validation:{record.objective or record.metric_name or 'metric'}"
+    metric = f"validation:{(record.objective or record.metric_name or 'metric').lower()}"
     functions = record.function_name
     if record.problem_type is not None and record.problem_type.is_classification:
         functions += f", {record.function_name}_probabilities"

@@ -44,21 +44,19 @@ def test_join_and_types(conn: psycopg.Connection) -> None:
     assert rows == [(0, 0), (1, 1), (2, 2)]
 
 
-def test_multi_statement_and_empty_query(server: RunningServer) -> None:
-    with psycopg.connect(server.dsn(), autocommit=True) as c:
-        pgconn = c.pgconn
-        pgconn.send_query(b"SELECT 1 AS a; SELECT 'two' AS b, 3 AS c")
-        results = []
-        while (r := pgconn.get_result()) is not None:
-            results.append(r)
-        assert [r.status for r in results] == [pq.ExecStatus.TUPLES_OK] * 2
-        assert results[0].get_value(0, 0) == b"1"
-        assert results[1].get_value(0, 0) == b"two"
-        assert results[1].command_status == b"SELECT 1"
-        res = pgconn.exec_(b"")
-        assert res.status == pq.ExecStatus.EMPTY_QUERY
-        res = pgconn.exec_(b" ; -- only a comment\n")
-        assert res.status == pq.ExecStatus.EMPTY_QUERY
+def test_multi_statement_and_empty_query(conn: psycopg.Connection) -> None:
+    # without parameters psycopg sends a simple Query: both results come back
+    cur = conn.cursor()
+    cur.execute("SELECT 1 AS a; SELECT 'two' AS b, 3 AS c")
+    assert cur.fetchall() == [(1,)]
+    assert cur.nextset()
+    assert cur.fetchall() == [("two", 3)]
+    assert [d.name for d in cur.description] == ["b", "c"]
+    assert cur.statusmessage == "SELECT 1"
+    for empty in ("", " ; -- only a comment\n"):
+        cur.execute(empty)
+        assert cur.pgresult is not None
+        assert cur.pgresult.status == pq.ExecStatus.EMPTY_QUERY
 
 
 def test_transactions_map_to_duckdb(server: RunningServer) -> None:
@@ -138,3 +136,17 @@ def test_large_result_streams(conn: psycopg.Connection) -> None:
     assert n == 200000
     assert total == sum(range(200000))
     assert cur.statusmessage == "SELECT 200000"
+
+
+def test_cancel_running_query(server: RunningServer) -> None:
+    import threading
+
+    with server.connect() as c:
+        timer = threading.Timer(0.5, c.cancel_safe)
+        timer.start()
+        try:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                c.execute("SELECT count(*) FROM range(100000000000) t(a) WHERE a % 7 = 3")
+        finally:
+            timer.cancel()
+        assert c.execute("SELECT 1").fetchone() == (1,)
