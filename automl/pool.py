@@ -10,6 +10,7 @@ period is killed and reported as a failure: training never hangs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -89,10 +90,8 @@ class TrainingPool:
         self._thread.join(timeout=10)
 
     def _wake(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._wake_w.send_bytes(b"x")
-        except OSError:
-            pass
 
     def _start_ready(self) -> None:
         with self._lock:

@@ -22,9 +22,9 @@ from catalog.spec import Column, ModelState, ProblemType, Settings, TrainingResu
 
 SCHEMA = "quackml"
 
-_DDL = f"""
-CREATE SCHEMA IF NOT EXISTS {SCHEMA};
-CREATE TABLE IF NOT EXISTS {SCHEMA}.models (
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.models (
     schema_name     VARCHAR NOT NULL,
     model_name      VARCHAR NOT NULL,
     version         INTEGER NOT NULL,
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.models (
     train_seconds   DOUBLE,
     finished_at     TIMESTAMPTZ
 );
+CREATE TABLE IF NOT EXISTS {schema}.meta (key VARCHAR NOT NULL, value VARCHAR);
 """
 
 
@@ -123,8 +124,8 @@ def _from_row(row: tuple[object, ...]) -> ModelRecord:
     d["features"] = tuple(Column(n, t) for n, t in json.loads(str(d["features"])))
     d["settings"] = Settings(**json.loads(str(d["settings"])))
     d["labels"] = tuple(json.loads(str(d["labels"]))) if d["labels"] else ()
-    d["state"] = ModelState(d["state"])
-    d["problem_type"] = ProblemType(d["problem_type"]) if d["problem_type"] else None
+    d["state"] = ModelState(str(d["state"]))
+    d["problem_type"] = ProblemType(str(d["problem_type"])) if d["problem_type"] else None
     return ModelRecord(**d)  # type: ignore[arg-type]
 
 
@@ -135,7 +136,12 @@ class ModelStore:
         self._con = con.cursor()
         self._lock = threading.RLock()
         with self._lock:
-            self._con.execute(_DDL)
+            rows = self._con.execute("SELECT current_database()").fetchall()
+            # Qualified by the database: a file named quackml.duckdb is a
+            # catalog called "quackml", which would make "quackml.models" ambiguous.
+            database = str(rows[0][0]).replace('"', '""')
+            self._schema = f'"{database}".{SCHEMA}'
+            self._con.execute(_DDL.format(schema=self._schema))
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -146,35 +152,35 @@ class ModelStore:
     def get(self, schema: str, name: str) -> ModelRecord | None:
         with self._lock:
             rows = self._con.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM {SCHEMA}.models "
+                f"SELECT {', '.join(_COLUMNS)} FROM {self._schema}.models "
                 "WHERE schema_name = ? AND model_name = ?", [schema, name]).fetchall()
         return _from_row(rows[0]) if rows else None
 
     def all(self) -> list[ModelRecord]:
         with self._lock:
             rows = self._con.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM {SCHEMA}.models "
+                f"SELECT {', '.join(_COLUMNS)} FROM {self._schema}.models "
                 "ORDER BY schema_name, model_name").fetchall()
         return [_from_row(r) for r in rows]
 
     def by_function(self, function_name: str) -> ModelRecord | None:
         with self._lock:
             rows = self._con.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM {SCHEMA}.models WHERE function_name = ?",
+                f"SELECT {', '.join(_COLUMNS)} FROM {self._schema}.models WHERE function_name = ?",
                 [function_name]).fetchall()
         return _from_row(rows[0]) if rows else None
 
     def insert(self, record: ModelRecord) -> None:
         with self._lock:
             self._con.execute(
-                f"INSERT INTO {SCHEMA}.models ({', '.join(_COLUMNS)}) VALUES "
+                f"INSERT INTO {self._schema}.models ({', '.join(_COLUMNS)}) VALUES "
                 f"({', '.join('?' for _ in _COLUMNS)})", _to_row(record))
 
     def _replace(self, record: ModelRecord) -> None:
         with self._lock:
             self._con.execute("BEGIN")
             try:
-                self._con.execute(f"DELETE FROM {SCHEMA}.models WHERE schema_name = ? "
+                self._con.execute(f"DELETE FROM {self._schema}.models WHERE schema_name = ? "
                                   "AND model_name = ?", [record.schema_name, record.model_name])
                 self.insert(record)
                 self._con.execute("COMMIT")
@@ -210,8 +216,20 @@ class ModelStore:
 
     def delete(self, schema: str, name: str) -> None:
         with self._lock:
-            self._con.execute(f"DELETE FROM {SCHEMA}.models WHERE schema_name = ? "
+            self._con.execute(f"DELETE FROM {self._schema}.models WHERE schema_name = ? "
                               "AND model_name = ?", [schema, name])
+
+    def meta(self, key: str) -> str | None:
+        """A server-wide marker (e.g. whether the sample tables were loaded)."""
+        with self._lock:
+            rows = self._con.execute(f"SELECT value FROM {self._schema}.meta WHERE key = ?",
+                                     [key]).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._con.execute(f"DELETE FROM {self._schema}.meta WHERE key = ?", [key])
+            self._con.execute(f"INSERT INTO {self._schema}.meta VALUES (?, ?)", [key, value])
 
     def close(self) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import duckdb
 import numpy as np
 import pyarrow as pa
+from duckdb.sqltypes import DuckDBPyType
 
 from catalog.artifact import ModelArtifact
 from catalog.frames import to_frame
@@ -118,8 +119,8 @@ class PredictionFunctions:
             self._create(function_name + PROBABILITIES_SUFFIX, probabilities, params,
                          duckdb.sqltype(struct))
 
-    def _create(self, name: str, fn: Callable[..., pa.Array], params: list[duckdb.sqltype],
-                returns: duckdb.sqltype) -> None:
+    def _create(self, name: str, fn: Callable[..., pa.Array], params: list[DuckDBPyType],
+                returns: DuckDBPyType) -> None:
         # DuckDB checks the Python function's arity against the parameter list.
         fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY)
@@ -127,7 +128,7 @@ class PredictionFunctions:
         if name in self._registered:
             self._con.remove_function(name)
             self._registered.discard(name)
-        self._con.create_function(name, fn, params, returns, type="arrow",
+        self._con.create_function(name, fn, params, returns, type="arrow",  # type: ignore[call-overload]
                                   null_handling="special", exception_handling="default",
                                   side_effects=False)
         self._registered.add(name)

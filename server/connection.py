@@ -10,6 +10,7 @@ broken protocol closes the connection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from collections.abc import Sequence
@@ -109,10 +110,8 @@ class Connection:
             if self.session is not None:
                 self.session.close()
             self.server.forget(self.pid)
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.close()
-            except OSError:
-                pass
 
     def dispatch(self, msg: object, reader: m.MessageReader) -> bool:
         """Handle one message; False closes the connection."""
@@ -175,6 +174,7 @@ class Connection:
     def startup(self, params: dict[str, str]) -> bool:
         user = params.get("user", "quackml")
         database = params.get("database", user)
+        assert self.server.engine is not None
         self.session = Session(self.server.engine, user, database)
         self.server.register(self.pid, self.secret, self)
         self.send(m.authentication_ok())

@@ -34,10 +34,9 @@ class Engine:
         self.data_dir = Path(settings.data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         database = settings.database
-        self.new_database = database == ":memory:" or not Path(database).exists()
         if database != ":memory:":
             Path(database).resolve().parent.mkdir(parents=True, exist_ok=True)
-        config = {}
+        config: dict[str, str | bool | int | float | list[str]] = {}
         if settings.duckdb_threads > 0:
             config["threads"] = str(settings.duckdb_threads)
         self.con = duckdb.connect(database, config=config)

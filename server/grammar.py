@@ -223,7 +223,8 @@ class _Parser:
         c["FROM"] = True
         t = self.peek()
         if t is None:
-            raise self.error("syntax error: expected a table, a (query) or a 'model file' after FROM")
+            raise self.error(
+                "syntax error: expected a table, a (query) or a 'model file' after FROM")
         if t.token_type is TokenType.L_PAREN:
             c["source_query"] = self.parenthesised_text()
         elif t.token_type is TokenType.STRING:

@@ -7,6 +7,7 @@ to connections by (pid, secret) from BackendKeyData.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import socket
@@ -29,9 +30,10 @@ def _register_udf_errors() -> None:
 
     for module in (catalog_errors, inference_errors):
         for value in vars(module).values():
+            sqlstate = getattr(value, "sqlstate", None)
             if isinstance(value, type) and issubclass(value, Exception) and \
-                    isinstance(getattr(value, "sqlstate", None), str):
-                UDF_ERROR_CLASSES[value.__name__] = value.sqlstate
+                    isinstance(sqlstate, str):
+                UDF_ERROR_CLASSES[value.__name__] = sqlstate
 
 
 class Server:
@@ -53,9 +55,10 @@ class Server:
     def start(self) -> None:
         _register_udf_errors()
         self.engine = Engine(self.settings)
-        if self.engine.new_database and self.settings.samples:
+        if self.settings.samples and self.engine.store.meta("samples_loaded") is None:
             from server.samples import load_samples
-            load_samples(self.engine.con)
+            loaded = load_samples(self.engine.con)
+            self.engine.store.set_meta("samples_loaded", ",".join(loaded))
         self.engine.recover()
         self._sock = socket.create_server((self.settings.host, self.settings.port),
                                           reuse_port=False, backlog=128)
@@ -101,9 +104,7 @@ class Server:
         with self._lock:
             conns = [c for _, c in self._connections.values()]
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self.engine is not None:
             self.engine.close()

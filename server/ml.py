@@ -202,7 +202,9 @@ class MLHandlers:
     # -- SHOW MODEL ----------------------------------------------------------
     def show_all(self) -> Rows:
         records = self.engine.store.all()
-        return Rows([ResultColumn("Schema Name", Oid.VARCHAR), ResultColumn("Model Name", Oid.VARCHAR)],
+        columns = [ResultColumn("Schema Name", Oid.VARCHAR),
+                   ResultColumn("Model Name", Oid.VARCHAR)]
+        return Rows(columns,
                     [(r.schema_name, r.model_name) for r in records], f"SELECT {len(records)}")
 
     def show_model(self, name: QualifiedName) -> Rows:

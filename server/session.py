@@ -9,6 +9,7 @@ COMMIT/ROLLBACK is refused with 25P02.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import warnings
 from collections import OrderedDict
@@ -119,10 +120,8 @@ class Session:
 
     def close(self) -> None:
         self.release()
-        try:
+        with contextlib.suppress(duckdb.Error):
             self.cursor.close()
-        except duckdb.Error:
-            pass
 
     def interrupt(self) -> None:
         self.cursor.interrupt()
@@ -185,7 +184,8 @@ class Session:
                 [d[0] for d in description] != ["Success"]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                table = self.cursor.fetch_arrow_table()
+                table = self.cursor.to_arrow_table()
+            assert table is not None
             return Stream(table.to_reader(BATCH_ROWS))
         count = None
         if description and description[0][0] == "Count":

@@ -79,7 +79,7 @@ def from_environment(env: Mapping[str, str], base: Settings | None = None) -> Se
                 changes[s.name] = s.parse(env[s.env])
             except ValueError as exc:
                 raise SystemExit(f"quackml: bad value for {s.env}: {exc}") from exc
-    return replace(settings, **changes)
+    return replace(settings, **changes)  # type: ignore[arg-type]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,8 @@ PSQL = shutil.which("psql")
 pytestmark = pytest.mark.skipif(PSQL is None, reason="psql is installed by `make test`")
 
 
-def psql(server: RunningServer, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def psql(server: RunningServer, *args: str,
+         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     assert PSQL is not None
     cmd = [PSQL, "-h", server.host, "-p", str(server.port), "-U", "tester", "-d", "quackml",
            "-X", "-v", "VERBOSITY=verbose", *args]

@@ -19,7 +19,7 @@ def _scores(dsn: str) -> list[tuple[object, ...]]:
 
 
 def test_models_survive_restart_and_training_resumes(tmp_path: Path) -> None:
-    db, data = tmp_path / "db.duckdb", tmp_path / "data"
+    db, data = tmp_path / "quackml.duckdb", tmp_path / "data"  # the default file name
     first = start_server_process(db, data, "--training-workers", "2")
     try:
         with psycopg.connect(first.dsn(), autocommit=True) as c:
@@ -40,7 +40,8 @@ def test_models_survive_restart_and_training_resumes(tmp_path: Path) -> None:
             assert c.execute("SELECT v FROM kept").fetchall() == [(1,)]
             # hpc_model was TRAINING when the first server stopped: it is resumed.
             assert wait_for_state(c, "hpc_model") == "READY"
-            labels = c.execute("SELECT DISTINCT predict_hpc(protocol, compounds, input_fields, iterations, num_pending, hour, day) FROM hpc"
+            labels = c.execute("SELECT DISTINCT predict_hpc(protocol, compounds, input_fields, "
+                               "iterations, num_pending, hour, day) FROM hpc"
                                ).fetchall()
             assert {r[0] for r in labels} <= {"VF", "F", "M", "L"}
     finally:

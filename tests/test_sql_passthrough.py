@@ -150,3 +150,14 @@ def test_cancel_running_query(server: RunningServer) -> None:
         finally:
             timer.cancel()
         assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_explain_pragma_call_and_set(conn: psycopg.Connection) -> None:
+    cur = conn.execute("EXPLAIN SELECT 1")
+    assert cur.fetchall()
+    assert next(r[0] for r in conn.execute("PRAGMA version").fetchall()).startswith("v")
+    assert conn.execute("CALL pragma_version()").fetchone() is not None
+    cur = conn.execute("SET VARIABLE passthrough_var = 1")
+    assert cur.statusmessage == "SET"
+    cur = conn.execute("CHECKPOINT")
+    assert cur.statusmessage == "CHECKPOINT"
