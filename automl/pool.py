@@ -14,6 +14,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import threading
 import time
 from collections import deque
@@ -97,7 +98,7 @@ class TrainingPool:
         with self._lock:
             while not self._closed and self._queue and len(self._running) < self._workers:
                 key, job, result_path = self._queue.popleft()
-                process = _CTX.Process(target=run_job, args=(job, result_path),
+                process = _CTX.Process(target=_run_guarded, args=(job, result_path, os.getpid()),
                                        name=f"quackml-train-{job.model_name}", daemon=True)
                 process.start()
                 self._running[key] = _Running(key, job, result_path, process, time.monotonic())
@@ -133,15 +134,32 @@ class TrainingPool:
             del self._running[running.key]
         running.process.join(timeout=5)
         outcome = forced or read_result(running.result_path)
-        if outcome is None:
+        if isinstance(outcome, TrainingFailure) and outcome.error_class == "WorkerDied":
             code = running.process.exitcode
+            how = f"killed by signal {-code}" if code is not None and code < 0 else \
+                f"exit code {code}"
             outcome = TrainingFailure(
-                "WorkerCrashed", "XX000",
-                f"the training worker process died (exit code {code}) before reporting a result")
+                "WorkerDied", "XX000",
+                f"the training worker process died ({how}) before reporting a result")
         try:
             self._on_finish(running.key, outcome)
         except Exception:
             log.exception("recording the outcome of %s failed", running.key)
+
+
+def _run_guarded(job: TrainingJob, result_path: str, server_pid: int) -> None:
+    """The worker's entry point: run the job, and exit at once if the server
+    process dies (kill -9 leaves no one to read the result; a restarted server
+    resumes the job itself and must not race an orphan for the same files)."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != server_pid:
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    run_job(job, result_path)
 
 
 def _kill(process: multiprocessing.process.BaseProcess) -> None:
