@@ -14,11 +14,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the tests drive: psql (postgresql-client).
+# Debian packages the tests drive: psql (postgresql-client), pgjdbc and javac,
+# unixODBC with psqlODBC; bench/wire.py compares against a throwaway
+# PostgreSQL 15 (postgresql: initdb, pg_ctl).
 system-deps:
 	@command -v psql >/dev/null 2>&1 || { \
 	  echo "installing Debian package postgresql-client (psql)"; \
 	  apt-get update -qq && apt-get install -y -qq postgresql-client; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian package postgresql (server for bench/wire.py)"; \
+	  apt-get update -qq && apt-get install -y -qq postgresql; }
+	@test -f /usr/share/java/postgresql.jar || { \
+	  echo "installing Debian package libpostgresql-jdbc-java (pgjdbc for the JDBC test)"; \
+	  apt-get update -qq && apt-get install -y -qq libpostgresql-jdbc-java; }
+	@command -v javac >/dev/null 2>&1 || { \
+	  echo "installing Debian package default-jdk-headless (javac for the JDBC test)"; \
+	  apt-get update -qq && apt-get install -y -qq default-jdk-headless; }
+	@odbcinst -q -d -n "PostgreSQL Unicode" >/dev/null 2>&1 || { \
+	  echo "installing Debian packages unixodbc odbc-postgresql (ODBC test)"; \
+	  apt-get update -qq && apt-get install -y -qq unixodbc odbc-postgresql; }
 
 serve: $(STAMP)
 	$(BIN)/quackml serve
@@ -26,8 +40,10 @@ serve: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python bench/automl.py
+	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/wire.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check server catalog automl inference tests bench

@@ -52,3 +52,9 @@ class SnapshotMissing(TrainingError):
     """The training snapshot is missing or unreadable, or lacks a column."""
 
     sqlstate = "58030"  # io_error
+
+
+class UnknownColumn(TrainingError):
+    """An option (PREPROCESSORS) names a column the training data does not have."""
+
+    sqlstate = "42703"  # undefined_column

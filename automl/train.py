@@ -46,6 +46,9 @@ from sklearn.metrics import (
 )
 
 from automl.errors import BudgetTooSmall, SnapshotMissing, TrainingError, UnsupportedFeature
+from automl.explain import write_explanation
+from automl.learners import CUSTOM_LEARNERS, MODEL_TYPE_LEARNERS
+from automl.preprocessors import parse_preprocessors
 from automl.problem import (
     Objective,
     detect_problem,
@@ -56,6 +59,7 @@ from automl.problem import (
 from automl.progress import ProgressWriter, TrialLogTailer
 from catalog.artifact import ModelArtifact, estimator_input, write_artifact
 from catalog.frames import fit_categories, to_frame
+from catalog.preprocessing import FramePreprocessor, PreprocessedEstimator
 from catalog.spec import Column, FeatureKind, ProblemType, TrainingJob, TrainingResult
 
 LEARNERS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree")
@@ -74,10 +78,14 @@ MIN_ID_ROWS = 50
 
 def train(job: TrainingJob, progress: ProgressWriter | None = None) -> TrainingResult:
     """Train the model ``job`` describes; write ``model.pkl`` into ``job.output_dir``."""
+    progress = progress or ProgressWriter(job.progress_path, job.time_budget_s)
+    if not job.auto or job.model_type == "KMEANS":
+        from automl.auto_off import train_auto_off
+        return train_auto_off(job, progress)
     started = time.monotonic()
     deadline = started + job.time_budget_s
-    progress = progress or ProgressWriter(job.progress_path, job.time_budget_s)
     progress.update(phase="loading")
+    assert job.target is not None
 
     data = _load(job)
     problem = detect_problem(job.target, data.y, job.problem_type)
@@ -86,8 +94,12 @@ def train(job: TrainingJob, progress: ProgressWriter | None = None) -> TrainingR
     positive = positive_index(labels, y) if problem is ProblemType.BINARY else 1
     progress.update(phase="searching", metric_name=objective.metric_name)
 
+    sets = parse_preprocessors(job.preprocessors, job.features, job.target.name)
+    preprocessor = FramePreprocessor(sets) if sets else None
+    frame = preprocessor.fit_transform(data.frame) if preprocessor else data.frame
+
     metric = HoldoutMetric(objective, positive)
-    search = _search(job, data.frame, y, problem, metric, deadline, progress)
+    search = _search(job, frame, y, problem, metric, deadline, progress)
 
     progress.update(phase="saving")
     artifact = ModelArtifact(
@@ -96,16 +108,18 @@ def train(job: TrainingJob, progress: ProgressWriter | None = None) -> TrainingR
         problem_type=problem,
         labels=labels,
         categories=data.categories,
-        estimator=search.estimator,
+        estimator=(PreprocessedEstimator(preprocessor, search.estimator, search.category_codes)
+                   if preprocessor else search.estimator),
         metric_name=objective.metric_name,
         metric_value=search.metric_value,
         threshold=search.threshold,
         positive_index=positive,
-        category_codes=search.category_codes,
+        category_codes=search.category_codes and preprocessor is None,
         learner=search.learner,
     )
     os.makedirs(job.output_dir, exist_ok=True)
     sha256 = write_artifact(artifact, os.path.join(job.output_dir, ARTIFACT_FILE))
+    write_explanation(artifact, data.frame, job.output_dir)
     with contextlib.suppress(FileNotFoundError):
         os.remove(os.path.join(job.output_dir, TRIAL_LOG_FILE))
     seconds = time.monotonic() - started
@@ -140,6 +154,7 @@ def _load(job: TrainingJob) -> _Data:
                 "for training",
                 hint="cast it to a numeric, BOOLEAN, VARCHAR, DATE, TIME or TIMESTAMP type",
             )
+    assert job.target is not None
     names = [f.name for f in job.features] + [job.target.name]
     try:
         table = pq.read_table(job.snapshot_path, columns=names)
@@ -206,6 +221,12 @@ def _search(
         os.remove(log_path)
     objective = metric.objective
     automl = AutoML()
+    learners = list(LEARNERS)
+    if job.model_type in MODEL_TYPE_LEARNERS:
+        learners = list(MODEL_TYPE_LEARNERS[job.model_type])
+        for name in learners:
+            if name in CUSTOM_LEARNERS:
+                automl.add_learner(name, CUSTOM_LEARNERS[name])
     tailer = TrialLogTailer(log_path, progress, objective.metric_name, objective.higher_is_better)
     tailer.start()
     try:
@@ -215,7 +236,7 @@ def _search(
                 y_train=y,
                 task="regression" if problem is ProblemType.REGRESSION else "classification",
                 metric=metric,
-                estimator_list=list(LEARNERS),
+                estimator_list=learners,
                 time_budget=budget,
                 eval_method="holdout",
                 split_ratio=SPLIT_RATIO,

@@ -70,6 +70,7 @@ class Dataset:
 DATASETS = {
     "wa_churn": Dataset("wa_churn", "customers", "churn", "AUC", positive=True),
     "diamonds": Dataset("diamonds", "diamonds", "price", "RMSE"),
+    "credit_data": Dataset("credit_data", "credit", "Status", "AUC", positive="bad"),
 }
 
 

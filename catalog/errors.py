@@ -33,3 +33,27 @@ class ModelNotReady(CatalogError):
 
 class ArtifactCorrupt(CatalogError):
     sqlstate = "XX001"  # data_corrupted
+
+
+class ModelFileMissing(CatalogError):
+    """CREATE MODEL ... FROM 'model file' names a file the server cannot read."""
+
+    sqlstate = "58P01"  # undefined_file
+
+
+class UnknownType(CatalogError):
+    """A FUNCTION argument type or RETURNS type DuckDB does not know."""
+
+    sqlstate = "42704"  # undefined_object
+
+
+class ImportedModelError(CatalogError):
+    """A bring-your-own model file cannot be read as a booster of a supported library."""
+
+    sqlstate = "22023"  # invalid_parameter_value
+
+
+class RemoteModelError(CatalogError):
+    """A remote model's endpoint failed or answered something other than one value per row."""
+
+    sqlstate = "58000"  # system_error

@@ -75,7 +75,7 @@ class TrainingJob:
     model_name: str
     snapshot_path: str            # Parquet file: the feature columns and the target
     features: tuple[Column, ...]  # in the order of the prediction function's arguments
-    target: Column
+    target: Column | None         # None: KMEANS (no target)
     problem_type: ProblemType | None  # None: detect from the target
     objective: str | None             # None: the default for the problem type
     time_budget_s: float
@@ -83,6 +83,11 @@ class TrainingJob:
     progress_path: str                # JSON file the worker rewrites atomically
     n_jobs: int = 1
     seed: int = 0
+    auto: bool = True                 # False: AUTO OFF (XGBOOST or KMEANS with fixed settings)
+    model_type: str | None = None     # XGBOOST, MLP, LINEAR_LEARNER, KMEANS; None: any learner
+    # HYPERPARAMETERS DEFAULT EXCEPT (...) as given (keys lower case, values as written)
+    hyperparameters: tuple[tuple[str, str], ...] = ()
+    preprocessors: str | None = None  # the PREPROCESSORS JSON or 'none', as written
 
 
 @dataclass(frozen=True)

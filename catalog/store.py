@@ -19,6 +19,7 @@ from datetime import datetime
 import duckdb
 
 from catalog.spec import Column, ModelState, ProblemType, Settings, TrainingResult
+from catalog.views import create_views
 
 SCHEMA = "quackml"
 
@@ -55,8 +56,14 @@ CREATE TABLE IF NOT EXISTS {schema}.models (
     best_learner    VARCHAR,
     trials          INTEGER,
     train_seconds   DOUBLE,
-    finished_at     TIMESTAMPTZ
+    finished_at     TIMESTAMPTZ,
+    auto            BOOLEAN,
+    hyperparameters VARCHAR,            -- JSON [[key, value], ...] as written
+    preprocessors   VARCHAR
 );
+ALTER TABLE {schema}.models ADD COLUMN IF NOT EXISTS auto BOOLEAN;
+ALTER TABLE {schema}.models ADD COLUMN IF NOT EXISTS hyperparameters VARCHAR;
+ALTER TABLE {schema}.models ADD COLUMN IF NOT EXISTS preprocessors VARCHAR;
 CREATE TABLE IF NOT EXISTS {schema}.meta (key VARCHAR NOT NULL, value VARCHAR);
 """
 
@@ -94,6 +101,9 @@ class ModelRecord:
     trials: int | None = None
     train_seconds: float | None = None
     finished_at: datetime | None = None
+    auto: bool = True
+    hyperparameters: tuple[tuple[str, str], ...] = ()
+    preprocessors: str | None = None
 
     @property
     def qualified_name(self) -> str:
@@ -111,8 +121,8 @@ def _to_row(r: ModelRecord) -> list[object]:
             v = json.dumps([[c.name, c.type] for c in v])
         elif name == "settings":
             v = json.dumps(asdict(v))
-        elif name == "labels":
-            v = json.dumps(list(v))
+        elif name in ("labels", "hyperparameters"):
+            v = json.dumps([list(x) for x in v] if name == "hyperparameters" else list(v))
         elif name in ("state", "problem_type") and v is not None:
             v = str(v)
         row.append(v)
@@ -124,6 +134,9 @@ def _from_row(row: tuple[object, ...]) -> ModelRecord:
     d["features"] = tuple(Column(n, t) for n, t in json.loads(str(d["features"])))
     d["settings"] = Settings(**json.loads(str(d["settings"])))
     d["labels"] = tuple(json.loads(str(d["labels"]))) if d["labels"] else ()
+    d["hyperparameters"] = tuple(
+        (str(k), str(v)) for k, v in json.loads(str(d["hyperparameters"] or "[]")))
+    d["auto"] = True if d["auto"] is None else bool(d["auto"])
     d["state"] = ModelState(str(d["state"]))
     d["problem_type"] = ProblemType(str(d["problem_type"])) if d["problem_type"] else None
     return ModelRecord(**d)  # type: ignore[arg-type]
@@ -142,6 +155,7 @@ class ModelStore:
             database = str(rows[0][0]).replace('"', '""')
             self._schema = f'"{database}".{SCHEMA}'
             self._con.execute(_DDL.format(schema=self._schema))
+            create_views(self._con, f"{self._schema}.models")
 
     @contextmanager
     def locked(self) -> Iterator[None]:

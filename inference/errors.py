@@ -12,3 +12,9 @@ class InferenceError(CatalogError):
 
 class WrongProblemType(InferenceError):
     sqlstate = "0A000"  # e.g. probabilities of a regression model
+
+
+class CompilationFailed(InferenceError):
+    """A model could not be compiled (or its compiled form did not reproduce the
+    library's predictions); the library evaluator serves it instead. Never reaches
+    a client."""

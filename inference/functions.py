@@ -6,6 +6,10 @@ visible from every session's cursor. DuckDB calls them with whole vectors
 values (``null_handling="special"``). For a classifier ``f`` returns the
 label in the target's type and ``f_probabilities`` returns
 ``STRUCT(probabilities DOUBLE[], labels T[])`` sorted highest first.
+
+Each call asks the model cache for the loaded model (a short lookup under
+the cache's lock) and runs its evaluator on the Arrow arguments with no lock
+held: compiled evaluators release the GIL, so DuckDB's threads score at once.
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
 from catalog.artifact import ModelArtifact
-from catalog.frames import to_frame
 from catalog.spec import Column, ProblemType
-from inference.cache import ModelCache
+from inference.cache import LoadedModel, ModelCache
 from inference.errors import WrongProblemType
 
 PROBABILITIES_SUFFIX = "_probabilities"
@@ -36,10 +39,10 @@ def _arrow_type(duckdb_type: str) -> pa.DataType:
         probe.close()
 
 
-def predict_arrow(artifact: ModelArtifact, args: Sequence[pa.Array],
+def predict_arrow(model: LoadedModel, args: Sequence[pa.Array],
                   out_type: pa.DataType) -> pa.Array:
-    frame = to_frame(args, artifact.features, artifact.categories)
-    raw = artifact.predict_frame(frame)
+    artifact = model.artifact
+    raw = model.evaluator.predict(args)
     if artifact.problem_type is ProblemType.REGRESSION:
         values = np.asarray(raw, dtype=np.float64)
         if pa.types.is_integer(out_type):
@@ -70,12 +73,12 @@ def decision_probabilities(artifact: ModelArtifact, proba: np.ndarray) -> np.nda
     return out
 
 
-def probabilities_arrow(artifact: ModelArtifact, args: Sequence[pa.Array],
+def probabilities_arrow(model: LoadedModel, args: Sequence[pa.Array],
                         label_type: pa.DataType) -> pa.Array:
+    artifact = model.artifact
     if artifact.problem_type is ProblemType.REGRESSION:
         raise WrongProblemType("probabilities are only defined for classification models")
-    frame = to_frame(args, artifact.features, artifact.categories)
-    proba = decision_probabilities(artifact, artifact.predict_proba_frame(frame))
+    proba = decision_probabilities(artifact, model.evaluator.predict_proba(args))
     n, k = proba.shape
     order = np.argsort(-proba, axis=1, kind="stable")
     sorted_p = np.take_along_axis(proba, order, axis=1).ravel()

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
+import tempfile
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 
-from server import errors
+from server import copy, errors, pgcatalog
 from server.errors import ServerError, SyntaxError_
 from server.pgtypes import Oid, decode_param, pg_type_for_duckdb
 from server.protocol import codec
 from server.protocol import messages as m
-from server.results import Command, Result, Rows, Stream
+from server.results import Command, CopyIn, CopyOut, Deallocate, Result, Rows, Stream
 from server.session import Session
 from server.sqltext import Statement, split
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("quackml.connection")
 
-SERVER_VERSION = "15.0 (QuackML)"
+SERVER_VERSION = pgcatalog.PG_VERSION
 _FLUSH_AT = 256 * 1024
 
 
@@ -42,6 +44,16 @@ _FLUSH_AT = 256 * 1024
 class Prepared:
     statement: Statement | None   # None: empty query
     param_oids: tuple[int, ...]
+    encoder: tuple[tuple[int, ...], codec.BatchEncoder] | None = None
+
+
+@dataclass
+class CopyInProgress:
+    """COPY FROM STDIN under way: CopyData is appended to a temporary file."""
+    request: CopyIn
+    path: str
+    file: typing.BinaryIO
+    remaining: list[Statement] | None   # simple query: the statements after the COPY
 
 
 @dataclass
@@ -67,6 +79,7 @@ class Connection:
         self.prepared: dict[str, Prepared] = {}
         self.portals: dict[str, Portal] = {}
         self.skip_until_sync = False
+        self.copy_in: CopyInProgress | None = None
 
     # -- I/O -------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -107,6 +120,7 @@ class Connection:
         except (ConnectionError, OSError) as exc:
             log.debug("connection %s closed: %s", self.pid, exc)
         finally:
+            self.end_copy_in()
             if self.session is not None:
                 self.session.close()
             self.server.forget(self.pid)
@@ -131,6 +145,8 @@ class Connection:
             return False
         if self.skip_until_sync and not isinstance(msg, m.Sync):
             return True
+        if self.copy_in is not None:
+            return self.copy_message(msg)
         try:
             match msg:
                 case m.Query(sql=sql):
@@ -169,21 +185,23 @@ class Connection:
             self.send_error(exc)
             if not isinstance(msg, m.Query):
                 self.skip_until_sync = True
+                self.flush()   # the client may wait for it before sending Sync
         return True
 
     def startup(self, params: dict[str, str]) -> bool:
         user = params.get("user", "quackml")
         database = params.get("database", user)
         assert self.server.engine is not None
-        self.session = Session(self.server.engine, user, database)
+        self.session = Session(self.server.engine, user, database, params)
         self.server.register(self.pid, self.secret, self)
         self.send(m.authentication_ok())
+        p = self.session.params
         for k, v in (("server_version", SERVER_VERSION), ("server_encoding", "UTF8"),
-                     ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY"),
-                     ("TimeZone", "UTC"), ("integer_datetimes", "on"),
+                     ("client_encoding", "UTF8"), ("DateStyle", p["datestyle"]),
+                     ("TimeZone", p["timezone"]), ("integer_datetimes", "on"),
                      ("standard_conforming_strings", "on"), ("IntervalStyle", "postgres"),
                      ("is_superuser", "on"), ("session_authorization", user),
-                     ("application_name", params.get("application_name", ""))):
+                     ("application_name", p["application_name"])):
             self.send(m.parameter_status(k, v))
         self.send(m.backend_key_data(self.pid, self.secret))
         self.send(m.ready_for_query("I"))
@@ -196,9 +214,18 @@ class Connection:
         statements = split(sql)
         if not statements:
             self.send(m.empty_query_response())
-        for stmt in statements:
+        self.run_statements(statements)
+
+    def run_statements(self, statements: list[Statement]) -> None:
+        """Run a simple query's statements; a COPY FROM STDIN pauses the run
+        until CopyDone (the rest runs then)."""
+        assert self.session is not None
+        for i, stmt in enumerate(statements):
             try:
                 result = self.session.run(stmt)
+                if isinstance(result, CopyIn):
+                    self.start_copy_in(result, statements[i + 1:])
+                    return
                 self.send_result(result, (), describe=True, max_rows=0)
             except (ConnectionError, OSError):
                 raise
@@ -209,6 +236,82 @@ class Connection:
                 break
         self.send(m.ready_for_query(self.session.status))
         self.flush()
+
+    # -- COPY ------------------------------------------------------------------
+    def start_copy_in(self, request: CopyIn, remaining: list[Statement] | None) -> None:
+        fd, path = tempfile.mkstemp(prefix="quackml-copy-", suffix=".txt")
+        self.copy_in = CopyInProgress(request, path, os.fdopen(fd, "wb"), remaining)
+        fmt = 1 if request.spec.format is copy.CopyFormat.BINARY else 0
+        self.send(m.copy_in_response(fmt, request.columns, [fmt] * request.columns))
+        self.flush()
+
+    def end_copy_in(self) -> None:
+        state, self.copy_in = self.copy_in, None
+        if state is not None:
+            state.file.close()
+            with contextlib.suppress(OSError):
+                os.unlink(state.path)
+
+    def copy_message(self, msg: object) -> bool:
+        """A message while COPY FROM STDIN is under way."""
+        state = self.copy_in
+        assert state is not None and self.session is not None
+        match msg:
+            case m.CopyData(data=data):
+                state.file.write(data)
+                return True
+            case m.Flush() | m.Sync():
+                return True   # ignored during COPY, as PostgreSQL does
+            case m.CopyDone():
+                state.file.close()
+                try:
+                    result: Result | BaseException = self.session.copy_from(
+                        state.request, state.path)
+                except (ConnectionError, OSError):
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - becomes an ErrorResponse
+                    result = exc
+            case m.CopyFail(message=message):
+                result = errors.QueryCanceled(f"COPY from stdin failed: {message}")
+                self.session.failed()
+            case _:
+                result = ServerError(f"unexpected message {type(msg).__name__} during COPY",
+                                     sqlstate="08P01")
+                self.session.failed()
+        self.end_copy_in()
+        if isinstance(result, BaseException):
+            self.send_error(result)
+            if state.remaining is None:
+                self.skip_until_sync = True
+            else:
+                self.send(m.ready_for_query(self.session.status))
+                self.flush()
+            return True
+        self.send_result(result, (), describe=False, max_rows=0)
+        if state.remaining is not None:
+            self.run_statements(state.remaining)
+        return True
+
+    def send_copy_out(self, result: CopyOut) -> None:
+        if result.reader is not None:
+            self.send_binary_copy_out(result, result.reader)
+            return
+        assert result.path is not None
+        self.send(m.copy_out_response(0, result.columns, [0] * result.columns))
+        try:
+            with open(result.path, "rb") as f:
+                tail = b""
+                while chunk := f.read(_FLUSH_AT):
+                    # one CopyData per row, as PostgreSQL sends (psycopg's rows() needs it)
+                    lines = (tail + chunk).split(b"\n")
+                    tail = lines.pop()
+                    self.send(b"".join([m.copy_data(line + b"\n") for line in lines]))
+                if tail:
+                    self.send(m.copy_data(tail))
+        finally:
+            os.unlink(result.path)
+        self.send(m.copy_done())
+        self.send(m.command_complete(f"COPY {result.rows}"))
 
     # -- extended query -------------------------------------------------------
     def parse(self, msg: m.Parse) -> None:
@@ -249,7 +352,12 @@ class Connection:
             return
         portal = self.portals.get(msg.name)
         if portal is None:
-            raise ServerError(f'portal "{msg.name}" does not exist', sqlstate="34000")
+            cursor = self.session.cursors.get(msg.name)
+            if cursor is None:
+                raise ServerError(f'portal "{msg.name}" does not exist', sqlstate="34000")
+            # a cursor made by DECLARE is a portal too (psycopg describes it)
+            self.send(m.row_description(codec.batch_encoder(cursor.schema, ()).fields))
+            return
         self.start_portal(portal)
         if isinstance(portal.result, Stream):
             assert portal.encoder is not None
@@ -260,21 +368,26 @@ class Connection:
             self.send(m.no_data())
 
     def describe_statement(self, prepared: Prepared) -> None:
-        """ParameterDescription and RowDescription without running the statement."""
+        """ParameterDescription and RowDescription without running the statement;
+        parameter types the client left unspecified are DuckDB's inferred ones."""
         assert self.session is not None
         stmt = prepared.statement
         n_params = _count_params(stmt)
-        oids = [prepared.param_oids[i] if i < len(prepared.param_oids) and
-                prepared.param_oids[i] else int(Oid.TEXT) for i in range(n_params)]
+        description = self.session.describe(stmt) if stmt is not None else None
+        inferred = description.param_types if description is not None else ()
+        oids = []
+        for i in range(n_params):
+            given = prepared.param_oids[i] if i < len(prepared.param_oids) else 0
+            if not given and i < len(inferred) and inferred[i] != "UNKNOWN":
+                given = pg_type_for_duckdb(inferred[i])
+            oids.append(given or int(Oid.TEXT))
+        prepared.param_oids = tuple(oids)
         self.send(m.parameter_description(oids))
-        if stmt is None or self.session.statement_type(stmt.text) is not \
-                duckdb.StatementType.SELECT:
+        if description is None or description.columns is None:
             self.send(m.no_data())
             return
-        relation = self.session.cursor.sql(stmt.text, params=[None] * n_params or None)
-        fields = [m.Field(name, pg_type_for_duckdb(str(t)), -1)
-                  for name, t in zip(relation.columns, relation.types, strict=True)]
-        self.send(m.row_description(fields))
+        self.send(m.row_description([m.Field(name, pg_type_for_duckdb(t), -1)
+                                     for name, t in description.columns]))
 
     def start_portal(self, portal: Portal) -> None:
         assert self.session is not None
@@ -282,8 +395,19 @@ class Connection:
             return
         portal.result = self.session.run(portal.prepared.statement, portal.params)
         if isinstance(portal.result, Stream):
-            portal.encoder = codec.batch_encoder(portal.result.reader.schema,
-                                                 portal.result_formats)
+            portal.encoder = self.encoder_for(portal.prepared, portal.result.reader.schema,
+                                              portal.result_formats)
+
+    def encoder_for(self, prepared: Prepared, schema: pa.Schema,
+                    formats: tuple[int, ...]) -> codec.BatchEncoder:
+        """The statement's encoder, reused while its schema and formats stay the same
+        (a prepared statement executed many times)."""
+        cached = prepared.encoder
+        if cached is not None and cached[0] == formats and cached[1].schema.equals(schema):
+            return cached[1]
+        encoder = codec.batch_encoder(schema, formats)
+        prepared.encoder = (formats, encoder)
+        return encoder
 
     def execute(self, msg: m.Execute) -> None:
         portal = self.portals.get(msg.portal)
@@ -305,14 +429,30 @@ class Connection:
         if self.session is not None:
             self.session.release()
 
+    def send_binary_copy_out(self, result: CopyOut, reader: pa.RecordBatchReader) -> None:
+        self.send(m.copy_out_response(1, result.columns, [1] * result.columns))
+        encoder = codec.batch_encoder(reader.schema, [1])
+        rows = 0
+        for batch in reader:
+            if batch.num_rows:
+                self.send(copy.binary_copy_data(encoder.encode(batch), first=rows == 0))
+                rows += batch.num_rows
+        self.send(m.copy_data(copy.BINARY_TRAILER if rows else
+                              copy.BINARY_HEADER + copy.BINARY_TRAILER))
+        self.send(m.copy_done())
+        self.session_release()
+        self.send(m.command_complete(f"COPY {rows}"))
+
     # -- results ----------------------------------------------------------------
     def send_result(self, result: Result, formats: Sequence[int], *, describe: bool,
                     max_rows: int, portal: Portal | None = None, described: bool = True) -> None:
         del described
         match result:
-            case Command(tag=tag, notices=notices):
+            case Command(tag=tag, notices=notices, status=status):
                 for n in notices:
                     self.send_notice(n)
+                for name, value in status:
+                    self.send(m.parameter_status(name, value))
                 self.send(m.command_complete(tag))
             case Rows():
                 for n in result.notices:
@@ -322,6 +462,18 @@ class Connection:
                 for row in result.rows:
                     self.send(m.data_row([None if v is None else v.encode() for v in row]))
                 self.send(m.command_complete(result.tag))
+            case Deallocate(name=name):
+                if name is None:
+                    self.prepared = {k: v for k, v in self.prepared.items() if not k}
+                elif self.prepared.pop(name, None) is None:
+                    raise ServerError(f'prepared statement "{name}" does not exist',
+                                      sqlstate="26000")
+                self.send(m.command_complete("DEALLOCATE ALL" if name is None
+                                             else "DEALLOCATE"))
+            case CopyOut():
+                self.send_copy_out(result)
+            case CopyIn():
+                self.start_copy_in(result, None)
             case Stream():
                 if portal is None:
                     portal = Portal(Prepared(None, ()), (), tuple(formats), result,

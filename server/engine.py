@@ -10,7 +10,6 @@ models left TRAINING by a stopped server are resumed from their snapshot
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from automl.pool import Outcome, TrainingPool
-from catalog.spec import ModelState, TrainingFailure, TrainingJob, TrainingResult
+from catalog.spec import Column, ModelState, TrainingFailure, TrainingJob, TrainingResult
 from catalog.store import ModelRecord, ModelStore
 from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
@@ -45,6 +44,8 @@ class Engine:
         self.functions = PredictionFunctions(self.con, self.cache)
         self._functions_lock = threading.Lock()
         self.pool = TrainingPool(settings.training_workers, self._on_training_finished)
+        from server.explain import register_explain_model
+        register_explain_model(self)
 
     # -- paths -----------------------------------------------------------
     def model_dir(self, record: ModelRecord) -> Path:
@@ -85,19 +86,23 @@ class Engine:
         self.cache.remove(record.function_name)
 
     def job_for(self, record: ModelRecord) -> TrainingJob:
-        assert record.target is not None and record.target_type is not None
-        from catalog.spec import Column
+        target = (Column(record.target, record.target_type)
+                  if record.target is not None and record.target_type is not None else None)
         return TrainingJob(
             model_name=record.qualified_name,
             snapshot_path=str(self.snapshot_path(record)),
             features=record.features,
-            target=Column(record.target, record.target_type),
+            target=target,
             problem_type=record.problem_type,
             objective=record.objective,
             time_budget_s=float(record.settings.max_runtime),
             output_dir=str(self.model_dir(record)),
             progress_path=str(self.progress_path(record)),
             n_jobs=self.settings.training_threads,
+            auto=record.auto,
+            model_type=record.model_type,
+            hyperparameters=record.hyperparameters,
+            preprocessors=record.preprocessors,
         )
 
     def start_training(self, record: ModelRecord) -> None:
@@ -122,6 +127,9 @@ class Engine:
             log.warning("model %s FAILED: %s", key, outcome.message)
         if updated is not None:
             self.publish(updated)
+            if updated.state is ModelState.READY:
+                # Load and compile now, in the background, not at the first query.
+                self.cache.warm(updated.function_name)
             if updated.state is ModelState.READY and not updated.settings.s3_garbage_collect:
                 return
             snapshot = self.snapshot_path(updated)
@@ -158,10 +166,3 @@ class Engine:
         self.store.close()
         self.con.close()
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

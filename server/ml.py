@@ -16,20 +16,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from automl.auto_off import CLUSTER_COLUMN
+from automl.hyperparams import TRAIN_METRICS, resolve_kmeans, resolve_xgboost, xgboost_problem
+from automl.preprocessors import KMEANS_TRANSFORMERS, parse_preprocessors
 from automl.problem import detect_problem, resolve_objective
 from automl.progress import read_progress
-from catalog.errors import DuplicateFunction, DuplicateModel, ModelNotFound
-from catalog.spec import Column, ModelState
+from catalog.artifact import ModelArtifact, write_artifact
+from catalog.errors import (
+    DuplicateFunction,
+    DuplicateModel,
+    ModelFileMissing,
+    ModelNotFound,
+    UnknownType,
+)
+from catalog.imported import ImportedBooster, RemoteEndpoint, detect_library
+from catalog.spec import Column, FeatureKind, ModelState, ProblemType, feature_kind
 from catalog.store import ModelRecord
 from server.errors import (
     DataException,
     DatatypeMismatch,
     FeatureNotSupported,
+    InvalidParameterValue,
+    SyntaxError_,
     UndefinedColumn,
 )
 from server.grammar import CreateModel, DropModel, MLStatement, QualifiedName, ShowModel
@@ -42,9 +56,11 @@ if TYPE_CHECKING:
     from server.session import Session
 
 DEFAULT_SCHEMA = "public"
+ARTIFACT_FILE = "model.pkl"
 MIN_ROWS = 500
 MAX_FEATURES = 256
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+_TYPE_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?")
 
 
 def quote_ident(name: str) -> str:
@@ -74,6 +90,13 @@ class MLHandlers:
     # -- CREATE MODEL ------------------------------------------------------
     def create_model(self, stmt: CreateModel, session: Session) -> Command:
         self._refuse_unsupported(stmt)
+        if stmt.source_file is not None or stmt.sagemaker is not None:
+            return self.create_imported(stmt, session)
+        if stmt.function_arg_types is not None or stmt.returns is not None:
+            raise FeatureNotSupported(
+                "FUNCTION argument types and RETURNS are for bring-your-own models "
+                "(FROM 'model file' or SAGEMAKER)")
+        kind = _variant(stmt)
         schema, name = _schema(stmt.name), stmt.name.name
         function_name = stmt.function.name
         store = self.engine.store
@@ -90,21 +113,51 @@ class MLHandlers:
         relation = session.cursor.sql(query)
         columns = [Column(n, str(t)) for n, t in zip(relation.columns, relation.types,
                                                      strict=True)]
-        target = self._find_target(stmt.target, columns)
-        features = tuple(c for c in columns if c.name != target.name)
-        self._check_features(features)
+        target = self._find_target(stmt.target, columns) if kind != "kmeans" else None
+        features = tuple(c for c in columns if target is None or c.name != target.name)
+        self._check_features(features, numeric_only=kind != "auto")
+        hyperparameters = stmt.hyperparameters or ()
+        objective_sql: str | None
+        if kind == "xgboost":
+            xgb_objective, requested = xgboost_problem(stmt.objective)
+            resolve_xgboost(hyperparameters, xgb_objective)
+            parse_preprocessors(None, features, None)
+        elif kind == "kmeans":
+            resolve_kmeans(hyperparameters, len(features))
+            parse_preprocessors(stmt.preprocessors, features, None, KMEANS_TRANSFORMERS)
+        else:
+            parse_preprocessors(stmt.preprocessors, features,
+                                target.name if target is not None else None)
 
         table = relation.to_arrow_table()   # the FROM query runs here, once
-        y = table.column(target.name)
-        table = table.filter(pc.is_valid(y))
+        if target is not None:
+            table = table.filter(pc.is_valid(table.column(target.name)))
         rows_total = table.num_rows
         if rows_total < MIN_ROWS:
             raise DataException(
-                f"CREATE MODEL needs at least {MIN_ROWS} training rows with a non-NULL target; "
-                f"the query returned {rows_total}")
-        problem = detect_problem(target, table.column(target.name).combine_chunks(),
-                                 stmt.problem_type)
-        objective = resolve_objective(stmt.objective, problem)
+                f"CREATE MODEL needs at least {MIN_ROWS} training rows"
+                + (" with a non-NULL target" if target is not None else "")
+                + f"; the query returned {rows_total}")
+        problem: ProblemType
+        if kind == "kmeans":
+            problem, objective_sql = ProblemType.REGRESSION, None
+        elif kind == "xgboost":
+            assert target is not None
+            problem = detect_problem(target, table.column(target.name).combine_chunks(),
+                                     requested)
+            objective_sql = xgb_objective
+            if xgb_objective == "multi:softmax":
+                num_class = int(resolve_xgboost(hyperparameters, xgb_objective)["num_class"])
+                distinct = len(pc.unique(table.column(target.name)))
+                if distinct > num_class:
+                    raise InvalidParameterValue(
+                        f"NUM_CLASS {num_class} is less than the {distinct} distinct values of "
+                        f'target column "{target.name}"')
+        else:
+            assert target is not None
+            problem = detect_problem(target, table.column(target.name).combine_chunks(),
+                                     stmt.problem_type)
+            objective_sql = resolve_objective(stmt.objective, problem).sql_name
         max_rows = max(MIN_ROWS, stmt.settings.max_cells // max(1, len(columns)))
         if rows_total > max_rows:
             rng = np.random.default_rng(0)
@@ -120,14 +173,19 @@ class MLHandlers:
                           _SAFE_NAME.sub("_", name) / f"v1-{now.strftime('%Y%m%d%H%M%S%f')}"),
             source_query=stmt.source_query,
             source_table=str(stmt.source_table) if stmt.source_table else None,
-            target=target.name, target_type=target.type, iam_role=stmt.iam_role,
+            target=target.name if target is not None else None,
+            target_type=target.type if target is not None else CLUSTER_COLUMN.type,
+            iam_role=stmt.iam_role,
             model_type=stmt.model_type, problem_type=problem,
-            objective=objective.sql_name, rows_total=rows_total, rows_used=table.num_rows)
+            objective=objective_sql, rows_total=rows_total, rows_used=table.num_rows,
+            auto=kind == "auto", hyperparameters=hyperparameters,
+            preprocessors=stmt.preprocessors)
         folder = self.engine.model_dir(record)
         folder.mkdir(parents=True, exist_ok=True)
         snapshot = self.engine.snapshot_path(record)
         tmp = snapshot.with_suffix(".parquet.tmp")
-        pq.write_table(table.select([c.name for c in (*features, target)]), tmp)
+        keep_columns = [c.name for c in features] + ([target.name] if target is not None else [])
+        pq.write_table(table.select(keep_columns), tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, snapshot)
@@ -149,21 +207,113 @@ class MLHandlers:
     def _refuse_unsupported(self, stmt: CreateModel) -> None:
         unsupported = [
             ("OR REPLACE", stmt.or_replace),
-            ("FROM 'model file'", stmt.source_file is not None),
-            ("SAGEMAKER", stmt.sagemaker is not None),
-            ("FUNCTION argument types", stmt.function_arg_types is not None),
-            ("RETURNS", stmt.returns is not None),
-            ("AUTO OFF", stmt.auto is False),
-            ("MODEL_TYPE", stmt.model_type is not None),
-            ("PREPROCESSORS", stmt.preprocessors is not None),
-            ("HYPERPARAMETERS", stmt.hyperparameters is not None),
+            ("MODEL_TYPE FORECAST", stmt.model_type == "FORECAST"),
         ]
         for what, given in unsupported:
             if given:
                 raise FeatureNotSupported(f"CREATE MODEL with {what} is not supported yet",
                                           hint="see README: What is not supported yet")
-        if stmt.target is None:
-            raise FeatureNotSupported("CREATE MODEL without TARGET (KMEANS) is not supported yet")
+
+    def create_imported(self, stmt: CreateModel, session: Session) -> Command:
+        """Bring your own model: FROM 'model file' (imported into the artifact store and
+        READY at once) or SAGEMAKER 'http endpoint' (scored remotely in CSV batches)."""
+        schema, name = _schema(stmt.name), stmt.name.name
+        function_name = stmt.function.name
+        if stmt.function_arg_types is None or stmt.returns is None:
+            raise SyntaxError_("syntax error: a bring-your-own model needs FUNCTION "
+                               "f(type, ...) and RETURNS type")
+        for clause, given in (("TARGET", stmt.target), ("MODEL_TYPE", stmt.model_type),
+                              ("PROBLEM_TYPE", stmt.problem_type),
+                              ("OBJECTIVE", stmt.objective),
+                              ("PREPROCESSORS", stmt.preprocessors),
+                              ("HYPERPARAMETERS", stmt.hyperparameters),
+                              ("AUTO", stmt.auto)):
+            if given is not None:
+                raise FeatureNotSupported(f"a bring-your-own model takes no {clause}")
+        store = self.engine.store
+        if store.get(schema, name) is not None:
+            raise DuplicateModel(f'model "{schema}.{name}" already exists')
+        self._check_function_free(function_name, session)
+        features = tuple(Column(f"arg{i + 1}", self._duckdb_type(t, session))
+                         for i, t in enumerate(stmt.function_arg_types))
+        if not features:
+            raise DataException("a bring-your-own model needs at least one argument type")
+        for c in features:
+            if c.kind not in (FeatureKind.NUMERIC, FeatureKind.BOOLEAN):
+                raise FeatureNotSupported(
+                    f"argument type {c.type} is not supported for bring-your-own models yet",
+                    hint="use numeric or boolean argument types")
+        returns = self._duckdb_type(stmt.returns, session)
+        if feature_kind(returns) not in (FeatureKind.NUMERIC, FeatureKind.BOOLEAN):
+            raise FeatureNotSupported(
+                f"RETURNS {stmt.returns} is not supported for bring-your-own models yet",
+                hint="return a numeric type")
+        estimator: ImportedBooster | RemoteEndpoint
+        if stmt.source_file is not None:
+            path = Path(stmt.source_file).expanduser()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise ModelFileMissing(f"cannot read model file {stmt.source_file!r}: "
+                                    f"{exc.strerror or exc}") from None
+            library = detect_library(data)
+            estimator = ImportedBooster(library, data, len(features))
+            model_type = f"IMPORTED {library.upper()}"
+        else:
+            assert stmt.sagemaker is not None
+            url = stmt.sagemaker.split(":'", 1)[0]
+            if not url.lower().startswith(("http://", "https://")):
+                raise InvalidParameterValue(
+                    f"SAGEMAKER endpoint {url!r} is not an http:// or https:// URL",
+                    hint="QuackML calls the endpoint over HTTP with CSV rows")
+            estimator = RemoteEndpoint(url, stmt.settings.max_batch_rows)
+            model_type = "SAGEMAKER"
+        target = Column("prediction", returns)
+        now = datetime.now(UTC)
+        record = ModelRecord(
+            schema_name=schema, model_name=name, version=1, owner=session.user,
+            created_at=now, state=ModelState.READY, statement=stmt.text,
+            function_name=function_name, features=features, settings=stmt.settings,
+            model_dir=str(Path("models") / _SAFE_NAME.sub("_", schema) /
+                          _SAFE_NAME.sub("_", name) / f"v1-{now.strftime('%Y%m%d%H%M%S%f')}"),
+            source_table=stmt.source_file or stmt.sagemaker, target_type=returns,
+            iam_role=stmt.iam_role, model_type=model_type,
+            problem_type=ProblemType.REGRESSION, auto=False, finished_at=now,
+            best_learner=model_type.split()[-1].lower(), trials=0, train_seconds=0.0)
+        folder = self.engine.model_dir(record)
+        folder.mkdir(parents=True, exist_ok=True)
+        artifact = ModelArtifact(
+            features=features, target=target, problem_type=ProblemType.REGRESSION, labels=(),
+            categories=tuple(None for _ in features), estimator=estimator,
+            metric_name="", metric_value=float("nan"),
+            learner=model_type.split()[-1].lower())
+        sha256 = write_artifact(artifact, str(folder / ARTIFACT_FILE))
+        record = replace(record, artifact_file=ARTIFACT_FILE, artifact_sha256=sha256)
+        with store.locked():
+            if store.get(schema, name) is not None:
+                self.engine.remove_files(record)
+                raise DuplicateModel(f'model "{schema}.{name}" already exists')
+            store.insert(record)
+        try:
+            self.engine.register_functions(record)
+        except BaseException:
+            store.delete(schema, name)
+            self.engine.remove_files(record)
+            raise
+        self.engine.publish(record)
+        return Command("CREATE MODEL")
+
+    @staticmethod
+    def _duckdb_type(sql_type: str, session: Session) -> str:
+        """The DuckDB type for a type written in FUNCTION (...) or RETURNS (``float8``,
+        ``int4``, ``double precision``, ``varchar(10)``)."""
+        if not _TYPE_TEXT.fullmatch(sql_type):
+            raise SyntaxError_(f"syntax error: invalid type {sql_type!r}")
+        try:
+            types = session.cursor.sql(f"SELECT NULL::{sql_type}").types
+        except duckdb.Error:
+            raise UnknownType(f'type "{sql_type}" does not exist') from None
+        return str(types[0])
 
     def _check_function_free(self, function_name: str, session: Session) -> None:
         if self.engine.store.by_function(function_name) is not None:
@@ -176,7 +326,9 @@ class MLHandlers:
 
     @staticmethod
     def _find_target(target: str | None, columns: list[Column]) -> Column:
-        assert target is not None
+        if target is None:
+            raise SyntaxError_("syntax error: CREATE MODEL needs a TARGET clause "
+                               "(only MODEL_TYPE KMEANS has none)")
         exact = [c for c in columns if c.name == target]
         loose = [c for c in columns if c.name.lower() == target.lower()]
         found = exact or loose
@@ -187,7 +339,7 @@ class MLHandlers:
         return found[0]
 
     @staticmethod
-    def _check_features(features: tuple[Column, ...]) -> None:
+    def _check_features(features: tuple[Column, ...], numeric_only: bool = False) -> None:
         if not features:
             raise DataException("CREATE MODEL needs at least one feature column besides the target")
         if len(features) > MAX_FEATURES:
@@ -198,6 +350,11 @@ class MLHandlers:
                 raise DatatypeMismatch(
                     f'feature column "{c.name}" has type {c.type}, which CREATE MODEL cannot use',
                     hint="cast it to a numeric, BOOLEAN, VARCHAR, DATE, TIME or TIMESTAMP type")
+            if numeric_only and c.kind not in (FeatureKind.NUMERIC, FeatureKind.BOOLEAN):
+                raise DatatypeMismatch(
+                    f'feature column "{c.name}" has type {c.type}; AUTO OFF and KMEANS models '
+                    "take numeric or boolean features only",
+                    hint="cast it to a number, or leave AUTO ON")
 
     # -- SHOW MODEL ----------------------------------------------------------
     def show_all(self) -> Rows:
@@ -233,7 +390,15 @@ class MLHandlers:
         return Command("DROP MODEL")
 
 
+def _is_byom(record: ModelRecord) -> bool:
+    model_type = record.model_type or ""
+    return model_type.startswith("IMPORTED ") or model_type == "SAGEMAKER"
+
+
 def _status(record: ModelRecord, engine: Engine) -> str:
+    if _is_byom(record):
+        return ("Remote: scored by the SAGEMAKER endpoint" if record.model_type == "SAGEMAKER"
+                else "Imported: model file copied into the artifact store")
     if record.state is ModelState.TRAINING:
         if engine.pool.queued(record.qualified_name):
             return "Queued: waiting for a free training worker"
@@ -251,13 +416,50 @@ def _status(record: ModelRecord, engine: Engine) -> str:
     return "Failed"
 
 
+def _variant(stmt: CreateModel) -> str:
+    """'auto' (AUTO ON, possibly guided), 'xgboost' (AUTO OFF) or 'kmeans'; refuse the
+    combinations Redshift ML does not have."""
+    model_type = stmt.model_type
+    if model_type == "KMEANS":
+        if stmt.auto is True:
+            raise FeatureNotSupported("MODEL_TYPE KMEANS needs AUTO OFF")
+        if stmt.target is not None:
+            raise FeatureNotSupported("MODEL_TYPE KMEANS takes no TARGET")
+        if stmt.problem_type is not None or stmt.objective is not None:
+            raise FeatureNotSupported("MODEL_TYPE KMEANS takes no PROBLEM_TYPE or OBJECTIVE")
+        return "kmeans"
+    if stmt.auto is False:
+        if model_type != "XGBOOST":
+            raise FeatureNotSupported(
+                "AUTO OFF needs MODEL_TYPE XGBOOST or KMEANS"
+                + (f"; {model_type} is trained with AUTO ON" if model_type else ""))
+        if stmt.problem_type is not None:
+            raise FeatureNotSupported(
+                "AUTO OFF does not take PROBLEM_TYPE: the XGBoost OBJECTIVE decides it")
+        if stmt.preprocessors is not None and stmt.preprocessors.strip().lower() != "none":
+            raise FeatureNotSupported("AUTO OFF with MODEL_TYPE XGBOOST takes PREPROCESSORS "
+                                      "'none' only")
+        return "xgboost"
+    if stmt.hyperparameters is not None:
+        raise FeatureNotSupported("HYPERPARAMETERS need AUTO OFF",
+                                  hint="AUTO ON searches the hyperparameters itself")
+    return "auto"
+
+
 def _fmt(v: float | None) -> str:
     return "" if v is None else f"{v:.6g}"
 
 
 def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
     s = record.settings
-    metric = f"validation:{(record.objective or record.metric_name or 'metric').lower()}"
+    kmeans = record.model_type == "KMEANS"
+    byom = _is_byom(record)
+    if kmeans:
+        metric = "train:msd"
+    elif not record.auto:
+        metric = TRAIN_METRICS[record.problem_type or ProblemType.REGRESSION]
+    else:
+        metric = f"validation:{(record.objective or record.metric_name or 'metric').lower()}"
     functions = record.function_name
     if record.problem_type is not None and record.problem_type.is_classification:
         functions += f", {record.function_name}_probabilities"
@@ -270,18 +472,22 @@ def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
     ]
     if record.state is ModelState.FAILED:
         rows.append(("Failure Reason", record.failure_reason or "unknown"))
+    rows.append(("Training Job Status", _status(record, engine)))
+    if not byom:
+        rows.append((metric, _fmt(record.metric_value)))
     rows += [
-        ("Training Job Status", _status(record, engine)),
-        (metric, _fmt(record.metric_value)),
         ("Estimated Cost", "0.000000"),
         ("", ""),
         ("TRAINING DATA:", ""),
     ]
-    if record.source_query is not None:
+    if byom:
+        rows.append(("Endpoint" if record.model_type == "SAGEMAKER" else "Model File",
+                     record.source_table or ""))
+    elif record.source_query is not None:
         rows.append(("Query", record.source_query))
     else:
         rows.append(("Table", record.source_table or ""))
-    used = f"{record.rows_used} of {record.rows_total}" + (
+    used = "" if record.rows_total is None else f"{record.rows_used} of {record.rows_total}" + (
         " (sampled to MAX_CELLS)" if (record.rows_used or 0) < (record.rows_total or 0) else "")
     rows += [
         ("Target Column", record.target or ""),
@@ -289,11 +495,13 @@ def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
         ("", ""),
         ("PARAMETERS:", ""),
         ("Model Type", (record.model_type or "auto").lower()
-         + (f" ({record.best_learner})" if record.best_learner else "")),
-        ("Problem Type", record.problem_type.value if record.problem_type else ""),
+         + (f" ({record.best_learner})" if record.best_learner and record.auto else "")),
+        ("Problem Type", record.problem_type.value
+         if record.problem_type and not kmeans and not byom else ""),
         ("Objective", record.objective or ""),
-        ("AutoML Job Name", f"{record.schema_name}-{record.model_name}-"
-                            f"{record.created_at.strftime('%Y-%m-%d-%H-%M-%S')}"),
+        ("AutoML Job Name" if record.auto else "Training Job Name",
+         f"{record.schema_name}-{record.model_name}-"
+         f"{record.created_at.strftime('%Y-%m-%d-%H-%M-%S')}"),
         ("Function Name", functions),
         ("Function Parameters", " ".join(c.name for c in record.features)),
         ("Function Parameter Types",
@@ -303,8 +511,16 @@ def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
         ("KMS Key", s.kms_key_id or ""),
         ("Max Runtime", str(s.max_runtime)),
     ]
+    if not record.auto and not _is_byom(record):
+        rows += [("", ""), ("HYPERPARAMETERS:", "")]
+        rows += sorted(_hyperparameters(record).items())
     return rows
 
 
-def replace_record(record: ModelRecord, **changes: object) -> ModelRecord:
-    return replace(record, **changes)  # type: ignore[arg-type]
+def _hyperparameters(record: ModelRecord) -> dict[str, str]:
+    if record.model_type == "KMEANS":
+        return resolve_kmeans(record.hyperparameters, len(record.features))
+    values = resolve_xgboost(record.hyperparameters, record.objective or "")
+    values["objective"] = record.objective or ""
+    return values
+

@@ -269,7 +269,9 @@ def _scalar_oid(t: pa.DataType) -> tuple[int, int]:
         return Oid.INT2, -1
     if pt.is_int32(t) or pt.is_uint16(t):
         return Oid.INT4, -1
-    if pt.is_int64(t) or pt.is_uint32(t):
+    if pt.is_uint32(t):
+        return Oid.OID, -1   # PostgreSQL's oid is an unsigned 32-bit integer
+    if pt.is_int64(t):
         return Oid.INT8, -1
     if pt.is_uint64(t):
         return Oid.NUMERIC, -1
@@ -312,6 +314,15 @@ def _is_list(t: pa.DataType) -> bool:
     )
 
 
+def array_oid(elem: int) -> int:
+    """The array type OID for an element type OID. Strings make ``text[]``
+    (DuckDB has one string type; clients such as asyncpg know ``text[]``
+    without asking the catalog), elements without an array type ``_text``."""
+    if elem in (Oid.VARCHAR, Oid.TEXT):
+        return int(Oid.TEXT_ARRAY)
+    return int(ARRAY_OF.get(elem, Oid.TEXT_ARRAY))
+
+
 def pg_type_for_arrow(t: pa.DataType) -> tuple[int, int, int]:
     """(type OID, typlen, typmod) used in RowDescription for an Arrow type.
 
@@ -325,8 +336,7 @@ def pg_type_for_arrow(t: pa.DataType) -> tuple[int, int, int]:
         while _is_list(inner):
             inner = inner.value_type
         elem, _ = _scalar_oid(inner)
-        oid = ARRAY_OF.get(elem, Oid.TEXT_ARRAY)
-        return int(oid), -1, -1
+        return array_oid(elem), -1, -1
     oid, typmod = _scalar_oid(t)
     return int(oid), pg_type_len(oid), typmod
 
@@ -349,7 +359,7 @@ _DUCKDB_NAMES: dict[str, int] = {
     "INT": Oid.INT4,
     "INT4": Oid.INT4,
     "SIGNED": Oid.INT4,
-    "UINTEGER": Oid.INT8,
+    "UINTEGER": Oid.OID,
     "BIGINT": Oid.INT8,
     "INT8": Oid.INT8,
     "LONG": Oid.INT8,
@@ -417,7 +427,7 @@ def pg_type_for_duckdb(type_name: str) -> int:
         while _ARRAY_SUFFIX.search(inner):
             inner = _ARRAY_SUFFIX.sub("", inner)
         elem = pg_type_for_duckdb(inner)
-        return int(ARRAY_OF.get(elem, Oid.TEXT_ARRAY))
+        return array_oid(elem)
     base = _TYPE_ARGS.sub("", name).strip()
     return int(_DUCKDB_NAMES.get(base, Oid.TEXT))
 

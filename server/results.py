@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from server.copy import CopySpec
+
 
 @dataclass(frozen=True)
 class Column:
@@ -37,6 +39,34 @@ class Stream:
 class Command:
     tag: str
     notices: Sequence[str] = field(default_factory=tuple)
+    # ParameterStatus messages to send (name, value), e.g. after SET DateStyle
+    status: Sequence[tuple[str, str]] = field(default_factory=tuple)
 
 
-Result = Rows | Stream | Command
+@dataclass
+class CopyIn:
+    """COPY FROM STDIN: the connection collects CopyData into ``path``, then
+    calls ``Session.copy_from``."""
+    spec: CopySpec
+    columns: int
+    oids: tuple[int, ...] = ()   # column types, for the binary format
+
+
+@dataclass
+class CopyOut:
+    """COPY TO STDOUT: text/CSV: DuckDB has written the rows to ``path`` (a
+    temporary file the connection sends in chunks and removes); binary: the
+    rows are streamed from ``reader``."""
+    path: str | None
+    columns: int
+    rows: int
+    reader: pa.RecordBatchReader | None = None
+
+
+@dataclass
+class Deallocate:
+    """DEALLOCATE of protocol-level prepared statements (held by the connection)."""
+    name: str | None   # None: ALL
+
+
+Result = Rows | Stream | Command | CopyIn | CopyOut | Deallocate

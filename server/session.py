@@ -11,18 +11,38 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
+import tempfile
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
-from server import grammar
+from server import copy, cursors, grammar, params, pgcatalog
 from server.engine import Engine
-from server.errors import InFailedTransaction
+from server.errors import (
+    DataException,
+    FeatureNotSupported,
+    InFailedTransaction,
+    InvalidParameterValue,
+    ServerError,
+)
 from server.ml import MLHandlers
-from server.results import Command, Result, Stream
+from server.pgtypes import Oid, pg_type_for_duckdb
+from server.results import (
+    Column,
+    Command,
+    CopyIn,
+    CopyOut,
+    Deallocate,
+    Result,
+    Rows,
+    Stream,
+)
 from server.sqltext import Statement
 
 BATCH_ROWS = 16_384
@@ -39,6 +59,9 @@ class TxKind(enum.Enum):
     BEGIN = "BEGIN"
     COMMIT = "COMMIT"
     ROLLBACK = "ROLLBACK"
+    SAVEPOINT = "SAVEPOINT"
+    RELEASE = "RELEASE"
+    ROLLBACK_TO = "ROLLBACK TO"
 
 
 def transaction_kind(stmt: Statement) -> TxKind | None:
@@ -50,9 +73,31 @@ def transaction_kind(stmt: Statement) -> TxKind | None:
         return TxKind.BEGIN
     if first in ("COMMIT", "END"):
         return TxKind.COMMIT
-    if first in ("ROLLBACK", "ABORT") and (len(words) < 2 or words[1] != "TO"):
-        return TxKind.ROLLBACK
+    if first in ("ROLLBACK", "ABORT"):
+        return TxKind.ROLLBACK_TO if len(words) > 1 and words[1] == "TO" else TxKind.ROLLBACK
+    if first == "SAVEPOINT":
+        return TxKind.SAVEPOINT
+    if first == "RELEASE":
+        return TxKind.RELEASE
     return None
+
+
+def _deallocate(stmt: Statement) -> Deallocate:
+    words = [t.text for t in stmt.tokens[1:]]
+    if words and words[0].upper() == "PREPARE":
+        words = words[1:]
+    if len(words) != 1:
+        raise ServerError("DEALLOCATE needs a statement name or ALL", sqlstate="42601")
+    return Deallocate(None if words[0].upper() == "ALL" else words[0])
+
+
+def _savepoint_name(stmt: Statement) -> str:
+    words = [t.text for t in stmt.tokens[1:]]
+    if words and words[0].upper() in ("TO", "SAVEPOINT"):
+        words = words[1:]
+    if words and words[0].upper() == "SAVEPOINT":
+        words = words[1:]
+    return words[0] if words else ""
 
 
 def statement_type(text: str) -> duckdb.StatementType | None:
@@ -100,16 +145,34 @@ def command_tag(stmt: Statement, stype: duckdb.StatementType | None,
     return words[0] if words else ""
 
 
+@dataclass(frozen=True)
+class Description:
+    param_types: tuple[str, ...]                     # DuckDB type names, UNKNOWN if not inferred
+    columns: tuple[tuple[str, str], ...] | None      # (name, DuckDB type); None: no rows
+
+
 class Session:
-    def __init__(self, engine: Engine, user: str, database: str):
+    def __init__(self, engine: Engine, user: str, database: str,
+                 startup: dict[str, str] | None = None):
         self.engine = engine
         self.user = user
         self.database = database
+        pgcatalog.install(engine.con)
         self.cursor = engine.cursor()
+        self.params: dict[str, str] = dict(pgcatalog.CLIENT_PARAMS)
+        self._publish_params()
+        for name, value in (startup or {}).items():
+            if name.lower() in pgcatalog.CLIENT_PARAMS and name.lower() not in pgcatalog.FIXED:
+                with contextlib.suppress(InvalidParameterValue):
+                    self._set_param(name.lower(), value)
         self.status = "I"
         self.ml = MLHandlers(engine)
         self._types: OrderedDict[str, duckdb.StatementType | None] = OrderedDict()
         self._open: pa.RecordBatchReader | None = None
+        # savepoints of the open block: (name, statements run in the block when set)
+        self._savepoints: list[tuple[str, int]] = []
+        self.cursors: dict[str, cursors.SqlCursor] = {}
+        self._block_statements = 0
 
     def release(self) -> None:
         """Close the open result stream, if any: a DuckDB connection runs one
@@ -120,6 +183,7 @@ class Session:
 
     def close(self) -> None:
         self.release()
+        self._close_cursors(everything=True)
         with contextlib.suppress(duckdb.Error):
             self.cursor.close()
 
@@ -141,21 +205,101 @@ class Session:
             self._types.popitem(last=False)
         return stype
 
-    def run(self, stmt: Statement, params: Sequence[object] = ()) -> Result:
+    def run(self, stmt: Statement, params_: Sequence[object] = ()) -> Result:
         tx = transaction_kind(stmt)
-        if self.status == "E" and tx not in (TxKind.COMMIT, TxKind.ROLLBACK):
+        if self.status == "E" and tx not in (TxKind.COMMIT, TxKind.ROLLBACK,
+                                             TxKind.ROLLBACK_TO):
             raise InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
         self.release()
         try:
+            if tx in (TxKind.SAVEPOINT, TxKind.RELEASE, TxKind.ROLLBACK_TO):
+                return self._savepoint(tx, _savepoint_name(stmt))
             if tx is not None:
                 return self._transaction(tx)
+            if self.status == "T":
+                self._block_statements += 1
+            if stmt.words(1) == ("DEALLOCATE",):
+                return _deallocate(stmt)
+            cursor_stmt = cursors.parse(stmt)
+            if cursor_stmt is not None:
+                return self._cursor(cursor_stmt, params_)
             if grammar.is_ml_statement(stmt):
                 return self.ml.handle(grammar.parse(stmt), self)
-            return self._duckdb(stmt, params)
+            action = params.parse(stmt)
+            if action is not None:
+                return self._param(action)
+            spec = copy.parse(stmt)
+            if spec is not None:
+                return self._copy(spec)
+            return self._duckdb(stmt, params_)
         except BaseException:
             self.failed()
             raise
+
+    # -- SQL cursors -------------------------------------------------------------
+    def _cursor(self, action: cursors.CursorStatement, bound: Sequence[object]) -> Result:
+        match action:
+            case cursors.Declare(name=name, query=query, hold=hold):
+                if name in self.cursors:
+                    raise ServerError(f'cursor "{name}" already exists', sqlstate="42P03")
+                own = self.engine.cursor()
+                try:
+                    relation = own.sql(self.duckdb_text(query), params=list(bound) or None)
+                    reader = relation.to_arrow_reader(BATCH_ROWS)
+                except BaseException:
+                    own.close()
+                    raise
+                self.cursors[name] = cursors.SqlCursor(own, reader, hold)
+                return Command("DECLARE CURSOR")
+            case cursors.Fetch(name=name, count=count, move=move):
+                cursor = self.cursors.get(name)
+                if cursor is None:
+                    raise cursors.missing(name)
+                if move:
+                    return Command(f"MOVE {sum(b.num_rows for b in cursor.take(count))}")
+                return Stream(pa.RecordBatchReader.from_batches(cursor.schema,
+                                                                cursor.take(count)), "FETCH")
+            case cursors.CloseCursor(name=name):
+                if name is None:
+                    self._close_cursors(everything=True)
+                else:
+                    closing = self.cursors.pop(name, None)
+                    if closing is None:
+                        raise cursors.missing(name)
+                    closing.close()
+                return Command("CLOSE CURSOR")
+        raise AssertionError(action)
+
+    def _close_cursors(self, everything: bool) -> None:
+        """Close the cursors a transaction end closes (all but WITH HOLD), or all."""
+        for name in [n for n, c in self.cursors.items() if everything or not c.hold]:
+            with contextlib.suppress(duckdb.Error):
+                self.cursors.pop(name).close()
+
+    def _savepoint(self, tx: TxKind, name: str) -> Command:
+        """Savepoints as far as DuckDB allows (it has none): SAVEPOINT and
+        RELEASE are recorded; ROLLBACK TO succeeds only when nothing ran since
+        the savepoint, else 0A000 (the block must be rolled back whole)."""
+        if self.status == "I":
+            raise ServerError(f"{tx.value} can only be used in transaction blocks",
+                              sqlstate="25P01")
+        if tx is TxKind.SAVEPOINT:
+            self._savepoints.append((name, self._block_statements))
+            return Command("SAVEPOINT")
+        index = next((i for i in range(len(self._savepoints) - 1, -1, -1)
+                      if self._savepoints[i][0].lower() == name.lower()), None)
+        if index is None:
+            raise ServerError(f'savepoint "{name}" does not exist', sqlstate="3B001")
+        if tx is TxKind.RELEASE:
+            del self._savepoints[index:]
+            return Command("RELEASE")
+        if self.status == "E" or self._block_statements != self._savepoints[index][1]:
+            raise FeatureNotSupported(
+                "ROLLBACK TO SAVEPOINT after statements ran since the savepoint is not "
+                "supported (DuckDB has no savepoints); roll back the whole transaction")
+        del self._savepoints[index + 1:]
+        return Command("ROLLBACK")
 
     def _transaction(self, tx: TxKind) -> Command:
         if tx is TxKind.BEGIN:
@@ -163,20 +307,163 @@ class Session:
                 return Command("BEGIN", ("there is already a transaction in progress",))
             self.cursor.execute("BEGIN TRANSACTION")
             self.status = "T"
+            self._savepoints.clear()
+            self._block_statements = 0
             return Command("BEGIN")
         if self.status == "I":
             return Command(tx.value, ("there is no transaction in progress",))
         failed = self.status == "E"
         self.status = "I"
+        self._close_cursors(everything=False)
         self.cursor.execute("ROLLBACK" if failed or tx is TxKind.ROLLBACK else "COMMIT")
         return Command("ROLLBACK" if failed else tx.value)
 
+    # -- Describe ----------------------------------------------------------------
+    def describe(self, stmt: Statement) -> Description:
+        """Parameter and result types of a statement, from DuckDB's binder:
+        the statement is bound, never run."""
+        if grammar.is_ml_statement(stmt) or params.parse(stmt) is not None or \
+                copy.parse(stmt) is not None or transaction_kind(stmt) is not None:
+            return Description((), None)
+        signature = _seam.bind(self.cursor, self.duckdb_text(stmt))
+        param_types = tuple(str(t) for _name, t in sorted(
+            signature.parameters, key=lambda p: int(p[0]) if p[0].isdigit() else 0))
+        if signature.return_type != "query_result":
+            return Description(param_types, None)
+        return Description(param_types, tuple(
+            (name, str(t)) for name, t in zip(signature.names, signature.types, strict=True)))
+
+    # -- COPY ------------------------------------------------------------------
+    def _copy(self, spec: copy.CopySpec) -> CopyIn | CopyOut:
+        signature = _seam.bind(self.cursor, spec.probe_sql())
+        columns = len(signature.names)
+        if spec.from_client:
+            return CopyIn(spec, columns, tuple(pg_type_for_duckdb(str(t))
+                                               for t in signature.types))
+        if spec.format is copy.CopyFormat.BINARY:
+            self._open = self.cursor.sql(spec.select_sql()).to_arrow_reader(BATCH_ROWS)
+            return CopyOut(None, columns, 0, self._open)
+        fd, path = tempfile.mkstemp(prefix="quackml-copy-", suffix=".txt")
+        os.close(fd)
+        try:
+            self.cursor.execute(spec.dump_sql(path))
+            rows = self.cursor.fetchall()
+            row = rows[0] if rows else None
+        except BaseException:
+            os.unlink(path)
+            raise
+        return CopyOut(path, columns, int(row[0]) if row else 0)
+
+    def copy_from(self, request: CopyIn, path: str) -> Command:
+        """Load the rows the client sent (collected in ``path``)."""
+        spec = request.spec
+        try:
+            if spec.format is copy.CopyFormat.BINARY:
+                count = 0
+                with open(path, "rb") as f:
+                    for columns in copy.read_binary(f, request.oids):
+                        try:
+                            batch = pa.table({f"c{i}": pa.array(col)
+                                              for i, col in enumerate(columns)})
+                        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                            raise DataException(f"binary COPY data: {exc}",
+                                                sqlstate="22P04") from exc
+                        self.cursor.register("__quackml_copy_batch", batch)
+                        try:
+                            self.cursor.execute(
+                                f"INSERT INTO {spec.target} SELECT * FROM __quackml_copy_batch")
+                            self.cursor.fetchall()
+                        finally:
+                            self.cursor.unregister("__quackml_copy_batch")
+                        count += batch.num_rows
+                return Command(f"COPY {count}")
+            self.cursor.execute(spec.load_sql(path))
+            rows = self.cursor.fetchall()
+            row = rows[0] if rows else None
+        except BaseException:
+            self.failed()
+            raise
+        return Command(f"COPY {int(row[0]) if row else 0}")
+
+    # -- client parameters -------------------------------------------------
+    def _publish_params(self) -> None:
+        """Make the parameters visible to current_setting() in SQL."""
+        self.cursor.execute("SET VARIABLE quackml_params = map(?::VARCHAR[], ?::VARCHAR[])",
+                            [list(self.params), list(self.params.values())])
+
+    def _store_param(self, name: str, value: str) -> None:
+        self.params[name] = value
+        self._publish_params()
+
+    def _set_param(self, name: str, value: str | None) -> None:
+        if value is None:
+            value = pgcatalog.CLIENT_PARAMS[name]
+        if name in pgcatalog.FIXED and value.upper() not in pgcatalog.FIXED[name]:
+            raise InvalidParameterValue(f'parameter "{name}" cannot be changed',
+                                        sqlstate="55P02")
+        if name == "datestyle" and "ISO" not in value.upper():
+            raise InvalidParameterValue(f"DateStyle {value!r} is not supported: only ISO",
+                                        sqlstate="0A000")
+        if name == "search_path":
+            self._duckdb_search_path(value)
+        self._store_param(name, value)
+
+    def _duckdb_search_path(self, value: str) -> None:
+        """Forward the schemas that exist to DuckDB's search_path (public is main)."""
+        wanted = [v.strip().strip('"') for v in value.split(",")]
+        wanted = ["main" if v == "public" else v for v in wanted]
+        existing = {r[0] for r in self.cursor.execute(
+            "SELECT DISTINCT schema_name FROM duckdb_schemas() "
+            "WHERE database_name = current_database()").fetchall()}
+        keep = [v for v in wanted if v in existing]
+        if keep:
+            self.cursor.execute("SET search_path = ?", [",".join(keep)])
+
+    def _param(self, action: params.ParamAction) -> Result:
+        match action:
+            case params.ShowParam(name="all"):
+                return Rows([Column("name", Oid.TEXT), Column("setting", Oid.TEXT),
+                             Column("description", Oid.TEXT)],
+                            [(k, v, "") for k, v in sorted(self.params.items())],
+                            f"SHOW {len(self.params)}")
+            case params.ShowParam(name=name):
+                return Rows([Column(name, Oid.TEXT)], [(self.params[name],)], "SHOW")
+            case params.SetParam(name=name, value=value):
+                self._set_param(name, value)
+                return Command("SET", status=self._reported(name))
+            case params.ResetParam(name=name):
+                names = list(pgcatalog.CLIENT_PARAMS) if name == "all" else [name]
+                status: list[tuple[str, str]] = []
+                for n in names:
+                    if n not in pgcatalog.FIXED:
+                        self._set_param(n, None)
+                        status.extend(self._reported(n))
+                return Command("RESET", status=status)
+        raise AssertionError(action)
+
+    def _reported(self, name: str) -> tuple[tuple[str, str], ...]:
+        reported = pgcatalog.REPORTED.get(name)
+        return ((reported, self.params[name]),) if reported else ()
+
+    # -- DuckDB ----------------------------------------------------------------
+    @staticmethod
+    def duckdb_text(stmt: Statement) -> str:
+        """The text DuckDB runs: the client's, with emulated catalog names qualified."""
+        rewritten = pgcatalog.rewrite(stmt)
+        return stmt.text if rewritten is None else rewritten
+
     def _duckdb(self, stmt: Statement, params: Sequence[object]) -> Result:
+        text = self.duckdb_text(stmt)
+        if text is not stmt.text:
+            stmt = Statement(text, stmt.offset, stmt.tokens)
         stype = self.statement_type(stmt.text)
         bound = list(params) if params else None
         if stype is duckdb.StatementType.SELECT:
-            relation = self.cursor.sql(stmt.text, params=bound)
-            self._open = relation.to_arrow_reader(BATCH_ROWS)
+            # DuckDB's statement runner straight to a record-batch stream: the relation
+            # API (cursor.sql) binds and plans the text twice more first, which
+            # halves the rate of short queries.
+            self._open = _seam.submit(self.cursor, stmt.text, bound, "stream",
+                                      BATCH_ROWS).arrow_reader()
             return Stream(self._open)
         self.cursor.execute(stmt.text, bound)
         description = self.cursor.description

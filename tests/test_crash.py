@@ -17,7 +17,10 @@ from tests.conftest import start_server_process, wait_for_state
 def _children(pid: int) -> list[int]:
     out: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
+        try:
+            text = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue  # that thread just ended
         out.extend(int(c) for c in text)
     return out
 

@@ -288,7 +288,7 @@ def test_backend_messages_bytes() -> None:
 def test_type_mapping() -> None:
     assert pg_type_for_arrow(pa.int32()) == (Oid.INT4, 4, -1)
     assert pg_type_for_arrow(pa.int8()) == (Oid.INT2, 2, -1)
-    assert pg_type_for_arrow(pa.uint32()) == (Oid.INT8, 8, -1)
+    assert pg_type_for_arrow(pa.uint32()) == (Oid.OID, 4, -1)
     assert pg_type_for_arrow(pa.decimal128(18, 3)) == (Oid.NUMERIC, -1, ((18 << 16) | 3) + 4)
     assert pg_type_for_arrow(pa.timestamp("us", tz="UTC"))[0] == Oid.TIMESTAMPTZ
     assert pg_type_for_arrow(pa.list_(pa.float64()))[0] == Oid.FLOAT8_ARRAY

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from server.pgtypes import (
     PG_EPOCH_DAYS,
     PG_EPOCH_US,
+    Oid,
     encode_numeric_binary,
     pg_type_for_arrow,
 )
@@ -606,7 +607,9 @@ def binary_encoder(t: pa.DataType) -> ValueEncoder | None:
         return _numeric_be(">i2", 2)
     if pt.is_int32(t) or pt.is_uint16(t):
         return _numeric_be(">i4", 4)
-    if pt.is_int64(t) or pt.is_uint32(t):
+    if pt.is_uint32(t):
+        return _numeric_be(">u4", 4)   # oid
+    if pt.is_int64(t):
         return _numeric_be(">i8", 8)
     if pt.is_float16(t):
         return _numeric_be(">f4", 4, pa.float32())
@@ -638,6 +641,8 @@ def binary_encoder(t: pa.DataType) -> ValueEncoder | None:
         if elem is None:
             return None
         elem_oid = pg_type_for_arrow(t.value_type)[0]
+        if elem_oid == Oid.VARCHAR:
+            elem_oid = int(Oid.TEXT)   # elements of text[]
         return _bin_list(elem, elem_oid)
     return None
 
@@ -646,9 +651,34 @@ def binary_encoder(t: pa.DataType) -> ValueEncoder | None:
 # Row assembly
 
 
+# Below this many rows the vectorized assembly's fixed cost (a dozen Arrow
+# kernels) exceeds a plain loop: point queries return one row.
+_SMALL_BATCH = 16
+
+
+def _assemble_small(values: list[pa.Array], n: int, ncols: int) -> bytes:
+    columns = [_as_binary(v).to_pylist() for v in values]
+    out = bytearray()
+    for r in range(n):
+        body = bytearray(ncols.to_bytes(2, "big"))
+        for col in columns:
+            value = col[r]
+            if value is None:
+                body += b"\xff\xff\xff\xff"
+            else:
+                body += len(value).to_bytes(4, "big")
+                body += value
+        out += b"D"
+        out += (len(body) + 4).to_bytes(4, "big")
+        out += body
+    return bytes(out)
+
+
 def _assemble(values: list[pa.Array], n: int) -> bytes:
     """Concatenate DataRow messages for ``n`` rows from per-column wire values."""
     ncols = len(values)
+    if n <= _SMALL_BATCH:
+        return _assemble_small(values, n, ncols)
     total = np.full(n, 6 + 4 * ncols, dtype=np.int64)
     pieces: list[pa.Array] = []
     prefixes: list[np.ndarray] = []

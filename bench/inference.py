@@ -1,0 +1,390 @@
+"""Benchmark: prediction functions inside queries, against the libraries' own predict.
+
+One run, in this order (nothing runs concurrently):
+
+1. generates a table ``t`` of ``--rows`` rows (default 1,000,000): ``id`` and
+   20 DOUBLE columns ``c1..c20`` (seeded normal values), and trains, with the
+   libraries directly, a LightGBM binary model (200 trees, 31 leaves) and an
+   XGBoost binary model of the same size (200 trees, at most 31 leaves,
+   lossguide) on its first 100,000 rows; plus a LightGBM model of the same
+   size on wa_churn (19 features, 10 of them categorical), scored on a table
+   ``churn_big`` of the wa_churn rows repeated to ``--rows`` rows;
+2. (a) times the library's own predict on the same NumPy matrix with one
+   thread (LightGBM ``Booster.predict(num_threads=1)``, XGBoost
+   ``inplace_predict`` with ``nthread=1``) on ``--library-rows`` rows;
+3. installs the three models in a QuackML database in this process (there is
+   no bring-your-own-model CREATE MODEL yet: ``bench/byom.py`` writes the
+   artifact and a READY catalog row and registers the functions, as a
+   finished training does) and compiles them (``ModelCache.prepare``), then
+   closes the database;
+4. starts ``quackml serve`` on that database as a subprocess (so this is a
+   restart: the models are loaded from their artifacts and compiled files)
+   and, through psycopg:
+   (e) the first ``SELECT f(c1..c20) FROM t WHERE id = 1`` after the start
+   (loads the model), and the same query again;
+   (b) ``SELECT sum(f(c1, ..., c20)::INT) FROM t`` at DuckDB threads 1 and 2
+   (``SET threads``), as rows/s and as ratios to (a);
+   (c) ``SELECT id, f(...) FROM t`` streamed to psycopg, rows/s;
+   (d) a prepared ``SELECT f(...) FROM t WHERE id = $1`` (random ids), p50 and
+   p99 latency, next to the same query without the function;
+   the wa_churn model's ``sum(f(...)::INT)`` rows/s next to the bare-tree figure;
+   the server's peak resident-memory growth during
+   ``CREATE TABLE scored AS SELECT id, f(...) FROM big`` over a table ``big``
+   of ``--memory-rows`` rows (default 10,000,000) made with ``random()``.
+
+    .venv/bin/python bench/inference.py [--rows 1000000] [--library-rows 200000]
+        [--point-queries 300] [--memory-rows 10000000]
+
+Prints figures; it is not a test. Machines are shared and noisy: compare
+numbers within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import lightgbm as lgb
+import numpy as np
+import psycopg
+import pyarrow as pa
+import xgboost as xgb
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.byom import install_model  # noqa: E402
+from catalog.artifact import ModelArtifact, estimator_input  # noqa: E402
+from catalog.frames import fit_categories, to_frame  # noqa: E402
+from catalog.spec import Column, ProblemType  # noqa: E402
+from server.engine import Engine  # noqa: E402
+from server.settings import Settings  # noqa: E402
+
+FEATURES = 20
+TRAIN_ROWS = 100_000
+TREES, LEAVES = 200, 31
+CHURN_CSV = REPO / "examples" / "data" / "wa_churn.csv"
+COLUMNS = ", ".join(f"c{i}" for i in range(1, FEATURES + 1))
+
+
+@dataclass
+class Figures:
+    library: dict[str, float]
+    compile_s: dict[str, float]
+    first_ms: dict[str, float]
+    again_ms: dict[str, float]
+    sums: dict[tuple[str, int], float]
+    stream: dict[str, float]
+    point: dict[str, tuple[float, float]]
+    memory_mb: float
+    control: float = float("nan")
+
+
+def make_data(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(42)
+    x = rng.normal(size=(rows, FEATURES))
+    logit = (x[:, 0] + x[:, 1] * x[:, 2] - 0.5 * x[:, 3] ** 2 + np.sin(3 * x[:, 4])
+             + x[:, 5:].sum(1) / 5)
+    y = (logit + rng.normal(size=rows) > 0).astype(np.int64)
+    return x, y
+
+
+def train_models(x: np.ndarray, y: np.ndarray) -> dict[str, ModelArtifact]:
+    frame = to_frame([pa.array(x[:TRAIN_ROWS, j]) for j in range(FEATURES)],
+                     [Column(f"c{j + 1}", "DOUBLE") for j in range(FEATURES)], [None] * FEATURES)
+    yt = y[:TRAIN_ROWS]
+    lgbm = lgb.LGBMClassifier(n_estimators=TREES, num_leaves=LEAVES, verbose=-1,
+                              n_jobs=2).fit(frame, yt)
+    xgbm = xgb.XGBClassifier(n_estimators=TREES, max_leaves=LEAVES, max_depth=0,
+                             grow_policy="lossguide", tree_method="hist", n_jobs=2).fit(frame, yt)
+    features = tuple(Column(f"c{j + 1}", "DOUBLE") for j in range(FEATURES))
+    out = {}
+    for name, est, codes in (("lgbm", lgbm, False), ("xgb", xgbm, True)):
+        out[name] = ModelArtifact(
+            features=features, target=Column("y", "BOOLEAN"), problem_type=ProblemType.BINARY,
+            labels=(False, True), categories=(None,) * FEATURES, estimator=est,
+            metric_name="none", metric_value=0.0, category_codes=codes,
+            learner="lgbm" if name == "lgbm" else "xgboost")
+    out["churn"] = train_churn()
+    return out
+
+
+def churn_query() -> str:
+    return f"SELECT * EXCLUDE (split) FROM read_csv('{CHURN_CSV}')"
+
+
+def train_churn() -> ModelArtifact:
+    con = duckdb.connect(":memory:")
+    table = con.sql(f"{churn_query()} WHERE split = 'train'").to_arrow_table()
+    relation = con.sql(churn_query())
+    names, types = relation.columns, relation.types
+    con.close()
+    columns = [Column(n, str(t)) for n, t in zip(names, types, strict=True)]
+    features = [c for c in columns if c.name != "churn"]
+    categories = fit_categories(table, features)
+    frame = to_frame([table.column(f.name) for f in features], features, categories)
+    y = np.asarray(table.column("churn").to_pylist(), dtype=np.int64)
+    est = lgb.LGBMClassifier(n_estimators=TREES, num_leaves=LEAVES, verbose=-1, n_jobs=2,
+                             min_child_samples=5).fit(estimator_input(frame, False), y)
+    return ModelArtifact(
+        features=tuple(features), target=Column("churn", "BOOLEAN"),
+        problem_type=ProblemType.BINARY, labels=(False, True), categories=categories,
+        estimator=est, metric_name="none", metric_value=0.0, threshold=0.35, learner="lgbm")
+
+
+def library_rows_per_s(models: dict[str, ModelArtifact], x: np.ndarray) -> dict[str, float]:
+    out = {}
+    booster = models["lgbm"].estimator.booster_
+    booster.predict(x[:1000], num_threads=1)
+    t = time.perf_counter()
+    booster.predict(x, num_threads=1)
+    out["lgbm"] = len(x) / (time.perf_counter() - t)
+    xb = models["xgb"].estimator.get_booster()
+    xb.set_param({"nthread": 1})
+    xb.inplace_predict(x[:1000])
+    t = time.perf_counter()
+    xb.inplace_predict(x)
+    out["xgb"] = len(x) / (time.perf_counter() - t)
+    return out
+
+
+def parallel_control(models: dict[str, ModelArtifact], x: np.ndarray) -> float:
+    """How much two Python threads gain over one right now, for LightGBM's own predict
+    (which releases the GIL): about 2 on two idle cores, about 1 when another process
+    holds a core. It tells whether the 2-thread figures below could scale at all."""
+    booster = models["lgbm"].estimator.booster_
+    part = x[:20_000]
+
+    def work() -> None:
+        for i in range(0, len(part), 2_000):
+            booster.predict(part[i:i + 2_000], num_threads=1)
+
+    t = time.perf_counter()
+    work()
+    one = time.perf_counter() - t
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return 2 * one / (time.perf_counter() - t)
+
+
+def prepare_database(folder: Path, models: dict[str, ModelArtifact], x: np.ndarray
+                     ) -> dict[str, float]:
+    settings = Settings(database=str(folder / "bench.duckdb"), data_dir=str(folder / "data"),
+                        samples=False, training_workers=1)
+    engine = Engine(settings)
+    try:
+        data = {"id": pa.array(np.arange(1, len(x) + 1, dtype=np.int64))}
+        data.update({f"c{j + 1}": pa.array(x[:, j]) for j in range(FEATURES)})
+        arrow = pa.table(data)
+        engine.con.register("arrow_t", arrow)
+        engine.con.execute("CREATE TABLE t AS SELECT * FROM arrow_t")
+        engine.con.unregister("arrow_t")
+        copies = len(x) // 7043 + 1
+        engine.con.execute(f"CREATE TABLE churn_big AS SELECT c.* EXCLUDE (churn) FROM "
+                           f"({churn_query()}) c, range({copies}) LIMIT {len(x)}")
+        compile_s = {}
+        for name, artifact in models.items():
+            install_model(engine, f"m_{name}", f"f_{name}", artifact)
+            t = time.perf_counter()
+            loaded = engine.cache.prepare(f"f_{name}")
+            compile_s[name] = time.perf_counter() - t
+            if loaded.evaluator.kind != "lignum-compiled":
+                print(f"note: f_{name} is served by {loaded.evaluator.kind}: "
+                      f"{loaded.compile_error}")
+        engine.con.execute("CHECKPOINT")
+        return compile_s
+    finally:
+        engine.close()
+
+
+class ServerProcess:
+    def __init__(self, folder: Path):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
+        cmd = [sys.executable, "-m", "server", "serve", "--port", "0",
+               "--database", str(folder / "bench.duckdb"), "--data-dir", str(folder / "data"),
+               "--no-samples", "--training-workers", "1", "--log-level", "WARNING"]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            match = re.search(r"listening on [\d.]+:(\d+)", line)
+            if match:
+                self.port = int(match.group(1))
+                threading.Thread(target=self._drain, daemon=True).start()
+                return
+        self.proc.kill()
+        raise SystemExit("server did not start:\n" + "".join(self.lines))
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(f"host=127.0.0.1 port={self.port} user=bench dbname=quackml",
+                               autocommit=True, prepare_threshold=None)
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def timed(conn: psycopg.Connection, query: str) -> float:
+    t = time.perf_counter()
+    conn.execute(query).fetchall()
+    return time.perf_counter() - t
+
+
+def churn_features(models: dict[str, ModelArtifact]) -> str:
+    return ", ".join(f.name for f in models["churn"].features)
+
+
+def measure(server: ServerProcess, models: dict[str, ModelArtifact], rows: int,
+            point_queries: int, memory_rows: int) -> Figures:
+    first, again = {}, {}
+    with server.connect() as c:
+        for name in ("lgbm", "xgb"):
+            q = f"SELECT f_{name}({COLUMNS}) FROM t WHERE id = 1"
+            first[name] = timed(c, q) * 1000
+            again[name] = timed(c, q) * 1000
+        # Before any large result raised the server's peak: its growth is this statement's.
+        randoms = ", ".join(f"random() AS c{i}" for i in range(1, FEATURES + 1))
+        c.execute(f"CREATE TABLE big AS SELECT range AS id, {randoms} "
+                  f"FROM range({memory_rows})")
+        before = server.peak_rss_mb()
+        c.execute(f"CREATE TABLE scored AS SELECT id, f_lgbm({COLUMNS}) AS p FROM big")
+        memory = server.peak_rss_mb() - before
+        c.execute("DROP TABLE scored")
+        c.execute("DROP TABLE big")
+        sums: dict[tuple[str, int], float] = {}
+        for threads in (1, 2):
+            c.execute(f"SET threads = {threads}")
+            for name in ("lgbm", "xgb", "churn"):
+                table = "churn_big" if name == "churn" else "t"
+                cols = churn_features(models) if name == "churn" else COLUMNS
+                q = f"SELECT sum(f_{name}({cols})::INT) FROM {table}"
+                timed(c, f"{q} WHERE rowid < 50000")  # warm
+                sums[(name, threads)] = rows / timed(c, q)
+        c.execute("RESET threads")
+        stream = {}
+        for name in ("lgbm", "xgb"):
+            t = time.perf_counter()
+            n = 0
+            with c.cursor() as cur:
+                cur.execute(f"SELECT id, f_{name}({COLUMNS}) FROM t")
+                while batch := cur.fetchmany(50_000):
+                    n += len(batch)
+            stream[name] = n / (time.perf_counter() - t)
+        rng = np.random.default_rng(7)
+        point = {}
+        for name, expr in (("bare", "c1"), ("lgbm", f"f_lgbm({COLUMNS})"),
+                           ("xgb", f"f_xgb({COLUMNS})")):
+            q = f"SELECT {expr} FROM t WHERE id = %s"
+            for i in range(20):
+                c.execute(q, (int(i + 1),), prepare=True).fetchall()
+            lat = []
+            for i in rng.integers(1, rows + 1, point_queries):
+                t = time.perf_counter()
+                c.execute(q, (int(i),), prepare=True).fetchall()
+                lat.append((time.perf_counter() - t) * 1000)
+            lat.sort()
+            point[name] = (statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))])
+    return Figures({}, {}, first, again, sums, stream, point, memory)
+
+
+def report(f: Figures, rows: int, library_rows: int, memory_rows: int) -> None:
+    print(f"\nQuackML inference benchmark: {rows:,} rows x {FEATURES} DOUBLE, binary models of "
+          f"{TREES} trees / {LEAVES} leaves; wa_churn LightGBM of the same size "
+          f"(19 features, 10 categorical); cores {os.cpu_count()}")
+    print("compile at first load (s): " + ", ".join(f"{k} {v:.1f}" for k, v in f.compile_s.items()))
+    print(f"\n{'':44}{'LightGBM':>14}{'XGBoost':>14}")
+    print(f"{'(a) library predict, 1 thread, rows/s':44}"
+          f"{f.library['lgbm']:>14,.0f}{f.library['xgb']:>14,.0f}   ({library_rows:,} rows)")
+    for threads in (1, 2):
+        print(f"{f'(b) sum(f(...)) through psycopg, {threads} thr, rows/s':44}"
+              f"{f.sums[('lgbm', threads)]:>14,.0f}{f.sums[('xgb', threads)]:>14,.0f}")
+    for threads in (1, 2):
+        print(f"{f'    (b)/(a) at {threads} thread(s)':44}"
+              f"{f.sums[('lgbm', threads)] / f.library['lgbm']:>13.2f}x"
+              f"{f.sums[('xgb', threads)] / f.library['xgb']:>13.2f}x")
+    print(f"{'    (b) 2 threads / 1 thread':44}"
+          f"{f.sums[('lgbm', 2)] / f.sums[('lgbm', 1)]:>13.2f}x"
+          f"{f.sums[('xgb', 2)] / f.sums[('xgb', 1)]:>13.2f}x")
+    print(f"{'    control: LightGBM predict, 2 Py threads/1':44}{f.control:>13.2f}x"
+          "                (about 2 on idle cores, about 1 on a busy machine)")
+    print(f"{'(c) SELECT id, f(...) streamed, rows/s':44}"
+          f"{f.stream['lgbm']:>14,.0f}{f.stream['xgb']:>14,.0f}")
+    print(f"{'(d) prepared single row p50 / p99, ms':44}"
+          f"{f.point['lgbm'][0]:>7.2f}/{f.point['lgbm'][1]:<6.2f}"
+          f"{f.point['xgb'][0]:>7.2f}/{f.point['xgb'][1]:<6.2f}"
+          f"  (without f: {f.point['bare'][0]:.2f}/{f.point['bare'][1]:.2f})")
+    print(f"{'(e) first prediction after restart, ms':44}"
+          f"{f.first_ms['lgbm']:>14.1f}{f.first_ms['xgb']:>14.1f}"
+          f"   (next query: {f.again_ms['lgbm']:.1f} / {f.again_ms['xgb']:.1f})")
+    for threads in (1, 2):
+        churn = f.sums[("churn", threads)]
+        print(f"wa_churn model sum(f(...)), {threads} thr: {churn:,.0f} rows/s = "
+              f"{churn / f.sums[('lgbm', threads)]:.2f}x the bare-tree LightGBM figure")
+    print(f"server peak RSS growth during CREATE TABLE scored AS SELECT id, f(...) FROM big "
+          f"({memory_rows:,} rows x 20 DOUBLE, LightGBM): {f.memory_mb:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--library-rows", type=int, default=200_000)
+    parser.add_argument("--point-queries", type=int, default=300)
+    parser.add_argument("--memory-rows", type=int, default=10_000_000)
+    args = parser.parse_args()
+    x, y = make_data(args.rows)
+    print(f"training the models ({TRAIN_ROWS:,} rows) ...", flush=True)
+    models = train_models(x, y)
+    library = library_rows_per_s(models, np.ascontiguousarray(x[:args.library_rows]))
+    with tempfile.TemporaryDirectory(prefix="quackml-bench-") as tmp:
+        folder = Path(tmp)
+        print("writing the tables, installing and compiling the models ...", flush=True)
+        compile_s = prepare_database(folder, models, x)
+        server = ServerProcess(folder)
+        try:
+            figures = measure(server, models, args.rows, args.point_queries,
+                              args.memory_rows)
+            figures.control = parallel_control(models, x)
+        finally:
+            server.stop()
+    figures.library = library
+    figures.compile_s = compile_s
+    report(figures, args.rows, args.library_rows, args.memory_rows)
+
+
+if __name__ == "__main__":
+    main()

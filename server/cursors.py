@@ -1,0 +1,126 @@
+"""SQL cursors: DECLARE / FETCH / MOVE / CLOSE, read from tokens.
+
+psycopg's server-side ("named") cursors and other clients declare a cursor
+and fetch from it in pieces. DuckDB has no SQL cursors, so each declared
+cursor gets its own DuckDB cursor (an independent connection to the same
+database) streaming the query's Arrow batches; FETCH takes the next rows
+from it, so a large result is never materialised. Cursors are forward-only
+(SCROLL is refused with 0A000).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from server.errors import FeatureNotSupported, ServerError, SyntaxError_
+from server.sqltext import Statement, split
+
+
+@dataclass(frozen=True)
+class Declare:
+    name: str
+    query: Statement
+    hold: bool
+
+
+@dataclass(frozen=True)
+class Fetch:
+    name: str
+    count: int | None     # None: ALL
+    move: bool            # MOVE: skip rows, return none
+
+
+@dataclass(frozen=True)
+class CloseCursor:
+    name: str | None      # None: ALL
+
+
+CursorStatement = Declare | Fetch | CloseCursor
+
+
+def parse(stmt: Statement) -> CursorStatement | None:
+    words = stmt.words(1)
+    if not words or words[0] not in ("DECLARE", "FETCH", "MOVE", "CLOSE"):
+        return None
+    tokens = stmt.tokens
+    texts = [t.text for t in tokens]
+    upper = [t.upper() for t in texts]
+    if upper[0] == "CLOSE":
+        if len(texts) != 2:
+            raise SyntaxError_("CLOSE needs a cursor name or ALL")
+        return CloseCursor(None if upper[1] == "ALL" else texts[1])
+    if upper[0] == "DECLARE":
+        if "CURSOR" not in upper or len(texts) < 2:
+            return None   # not a cursor declaration: let DuckDB report it
+        options = upper[2:upper.index("CURSOR")]
+        if "SCROLL" in options and "NO" not in options:
+            raise FeatureNotSupported("SCROLL cursors are not supported (forward only)")
+        rest = upper[upper.index("CURSOR") + 1:]
+        hold = rest[:2] == ["WITH", "HOLD"]
+        for_at = upper.index("FOR", upper.index("CURSOR"))
+        query_start = tokens[for_at].end + 1 - stmt.offset
+        inner = split(stmt.text[query_start:])
+        if len(inner) != 1:
+            raise SyntaxError_("DECLARE CURSOR needs one query after FOR")
+        return Declare(texts[1], inner[0], hold)
+    # FETCH / MOVE [direction] [count] [FROM | IN] name
+    move = upper[0] == "MOVE"
+    if len(texts) < 2:
+        raise SyntaxError_(f"{upper[0]} needs a cursor name")
+    name = texts[-1]
+    body = upper[1:-1]
+    if body and body[-1] in ("FROM", "IN"):
+        body = body[:-1]
+    count: int | None = 1
+    if body and body[0] in ("FORWARD", "NEXT"):
+        body = body[1:]
+    if body == ["ALL"]:
+        count = None
+    elif len(body) == 1 and body[0].isdigit():
+        count = int(body[0])
+    elif body:
+        raise FeatureNotSupported(f"{upper[0]} {' '.join(body)} is not supported "
+                                  "(cursors are forward only)")
+    return Fetch(name, count, move)
+
+
+@dataclass
+class SqlCursor:
+    cursor: duckdb.DuckDBPyConnection
+    reader: pa.RecordBatchReader
+    hold: bool
+    pending: list[pa.RecordBatch] = field(default_factory=list)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.reader.schema
+
+    def take(self, count: int | None) -> Iterator[pa.RecordBatch]:
+        """The next ``count`` rows (all when None), batch by batch."""
+        left = count
+        while left is None or left > 0:
+            if self.pending:
+                batch = self.pending.pop()
+            else:
+                try:
+                    batch = self.reader.read_next_batch()
+                except StopIteration:
+                    return
+            if left is not None and batch.num_rows > left:
+                self.pending.append(batch.slice(left))
+                batch = batch.slice(0, left)
+            if left is not None:
+                left -= batch.num_rows
+            yield batch
+
+    def close(self) -> None:
+        self.reader.close()
+        self.cursor.close()
+
+
+def missing(name: str) -> ServerError:
+    return ServerError(f'cursor "{name}" does not exist', sqlstate="34000")

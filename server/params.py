@@ -1,0 +1,85 @@
+"""SET / SHOW / RESET of PostgreSQL client parameters, read from tokens.
+
+Clients set parameters DuckDB does not have (``DateStyle``,
+``extra_float_digits``, ``application_name`` ...) and read them back with
+SHOW or ``current_setting``. ``parse`` recognises those statements by their
+tokens and returns a typed action for the session; a statement about any
+other parameter returns None and goes to DuckDB as written (DuckDB's own
+settings, such as ``threads``, keep working).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot.tokens import TokenType
+
+from server.errors import InvalidParameterValue
+from server.pgcatalog import CLIENT_PARAMS
+from server.sqltext import Statement
+
+_ALIASES = {"time zone": "timezone", "names": "client_encoding",
+            "transaction isolation level": "transaction_isolation",
+            "session authorization": "session_authorization"}
+
+
+@dataclass(frozen=True)
+class SetParam:
+    name: str            # lower-case PostgreSQL name
+    value: str | None    # None: back to the default (SET x TO DEFAULT)
+
+
+@dataclass(frozen=True)
+class ShowParam:
+    name: str            # lower-case; "all" for SHOW ALL
+
+
+@dataclass(frozen=True)
+class ResetParam:
+    name: str            # lower-case; "all" for RESET ALL
+
+
+ParamAction = SetParam | ShowParam | ResetParam
+
+
+def parse(stmt: Statement) -> ParamAction | None:
+    tokens = stmt.tokens
+    if not tokens:
+        return None
+    verb = tokens[0].text.upper()
+    if verb not in ("SET", "SHOW", "RESET"):
+        return None
+    i = 1
+    if verb == "SET" and i < len(tokens) and tokens[i].text.upper() in ("SESSION", "LOCAL"):
+        i += 1
+        if i < len(tokens) and tokens[i].text.upper() == "AUTHORIZATION":
+            i -= 1
+    words: list[str] = []
+    while i < len(tokens) and tokens[i].text.upper() not in ("TO", "=") and \
+            tokens[i].token_type is not TokenType.EQ and \
+            tokens[i].token_type is not TokenType.STRING:
+        words.append(tokens[i].text.lower())
+        i += 1
+    name = " ".join(words)
+    name = _ALIASES.get(name, name)
+    if verb == "SHOW":
+        return ShowParam(name) if (name in CLIENT_PARAMS or name == "all") \
+            and i == len(tokens) else None
+    if verb == "RESET":
+        return ResetParam(name) if name in CLIENT_PARAMS or name == "all" else None
+    if name not in CLIENT_PARAMS:
+        return None
+    if i < len(tokens) and tokens[i].token_type is not TokenType.STRING:
+        i += 1  # TO or =
+    groups: list[str] = [""]
+    for tok in tokens[i:]:
+        if tok.token_type is TokenType.COMMA:
+            groups.append("")
+        else:
+            groups[-1] += tok.text
+    if groups == [""]:
+        raise InvalidParameterValue(f"SET {name} needs a value", sqlstate="42601")
+    if len(groups) == 1 and tokens[i].token_type is not TokenType.STRING and \
+            groups[0].upper() in ("DEFAULT", "LOCAL"):
+        return SetParam(name, None)
+    return SetParam(name, ", ".join(groups))

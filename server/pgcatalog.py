@@ -1,0 +1,598 @@
+"""pg_catalog emulation for clients (psql's backslash commands, drivers, BI tools).
+
+DuckDB ships a partial ``pg_catalog`` in its read-only system catalog. What
+clients need beyond it (``pg_roles``, ``pg_get_userbyid``, a ``pg_proc``
+that lists the prediction functions, a PostgreSQL-style ``version()`` ...)
+lives in a reserved in-memory database, ``quackml_pg``, attached once per
+engine: never in the user's database file.
+
+A statement reaches those objects through ``rewrite``: it walks the
+statement's *tokens* (from ``server.sqltext``, never a regex over the text)
+and, only where a token names an emulated object, splices a new qualifier
+in; ``OPERATOR(pg_catalog.~)`` becomes ``~`` and ``COLLATE
+pg_catalog.default`` is dropped (DuckDB has neither). Every other byte of
+the statement is kept, and a statement that names nothing emulated is
+returned unchanged (``None``), so user SQL reaches DuckDB as written.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import duckdb
+from sqlglot.tokens import Token, TokenType
+
+from catalog.store import SCHEMA as MODELS_SCHEMA
+from server.pgtypes import ELEMENT_OF, Oid, pg_type_len, pg_type_name
+from server.sqltext import Statement
+
+SCHEMA = "quackml_pg"
+PG_VERSION = "15.0"
+
+# Client parameters the session keeps (PostgreSQL names, lower-cased) and
+# their defaults; SHOW / current_setting() answer them.
+CLIENT_PARAMS: dict[str, str] = {
+    "application_name": "",
+    "client_encoding": "UTF8",
+    "client_min_messages": "notice",
+    "datestyle": "ISO, MDY",
+    "extra_float_digits": "1",
+    "intervalstyle": "postgres",
+    "lc_messages": "C",
+    "lc_monetary": "C",
+    "lc_numeric": "C",
+    "lc_time": "C",
+    "search_path": '"$user", public',
+    "server_encoding": "UTF8",
+    "server_version": PG_VERSION,
+    "server_version_num": "150000",
+    "standard_conforming_strings": "on",
+    "statement_timeout": "0",
+    "timezone": "UTC",
+    "transaction_isolation": "serializable",
+    "default_transaction_isolation": "serializable",
+    "transaction_read_only": "off",
+    "default_transaction_read_only": "off",
+    "integer_datetimes": "on",
+    "max_identifier_length": "63",
+    "bytea_output": "hex",
+    "is_superuser": "on",
+    "lock_timeout": "0",
+    "idle_in_transaction_session_timeout": "0",
+    "join_collapse_limit": "8",
+    "geqo": "on",
+    "jit": "off",
+    "row_security": "on",
+}
+# Parameters reported to the client with ParameterStatus when they change.
+REPORTED = {"application_name": "application_name", "client_encoding": "client_encoding",
+            "datestyle": "DateStyle", "intervalstyle": "IntervalStyle",
+            "timezone": "TimeZone", "standard_conforming_strings": "standard_conforming_strings",
+            "is_superuser": "is_superuser"}
+# Parameters whose values are fixed by the server: SET accepts only these.
+FIXED = {"client_encoding": {"UTF8", "UNICODE", "UTF-8"},
+         "server_encoding": {"UTF8"}, "server_version": {PG_VERSION},
+         "server_version_num": {"150000"}, "standard_conforming_strings": {"ON"},
+         "integer_datetimes": {"ON"}, "max_identifier_length": {"63"}}
+
+# The emulated objects. Macros take the PostgreSQL argument lists clients use.
+_MACROS: dict[str, str] = {
+    "pg_get_userbyid": "(role_oid) AS 'quackml'",
+    "pg_encoding_to_char": "(enc) AS 'UTF8'",
+    "pg_char_to_encoding": "(name) AS 6",
+    "version": f"() AS 'PostgreSQL {PG_VERSION} (QuackML, DuckDB ' || "
+               "system.main.version() || ') on x86_64-pc-linux-gnu, 64-bit'",
+    "obj_description": "(o) AS NULL::VARCHAR, (o, c) AS NULL::VARCHAR",
+    "col_description": "(o, n) AS NULL::VARCHAR",
+    "shobj_description": "(o, c) AS NULL::VARCHAR",
+    "pg_get_function_result": "(fn_oid) AS (SELECT first(p.quackml_result) FROM "
+                              f"{SCHEMA}.pg_proc p WHERE p.oid = fn_oid)",
+    "pg_get_function_arguments": "(fn_oid) AS (SELECT first(p.quackml_arguments) FROM "
+                                 f"{SCHEMA}.pg_proc p WHERE p.oid = fn_oid)",
+    "pg_get_function_identity_arguments": "(fn_oid) AS (SELECT first(p.quackml_arguments) FROM "
+                                          f"{SCHEMA}.pg_proc p WHERE p.oid = fn_oid)",
+    "pg_function_is_visible": "(fn_oid) AS true",
+    "pg_table_is_visible": "(rel_oid) AS (SELECT bool_or(list_contains("
+                           "current_schemas(true), n.nspname)) FROM pg_catalog.pg_class c "
+                           "JOIN pg_catalog.pg_namespace n "
+                           "ON n.oid = c.relnamespace WHERE c.oid = rel_oid "
+                           f"AND n.nspname <> '{MODELS_SCHEMA}')",
+    "array_to_string": "(arr, sep) AS list_aggr(arr, 'string_agg', sep)",
+    "pg_type_is_visible": "(type_oid) AS true",
+    "pg_get_indexdef": f"(idx) AS (SELECT first(indexdef) FROM {SCHEMA}.quackml_indexes "
+                       "WHERE indexrelid = idx), "
+                       "(idx, col, pretty) AS (SELECT first(indexdef) FROM "
+                       f"{SCHEMA}.quackml_indexes WHERE indexrelid = idx)",
+    "pg_get_statisticsobjdef_columns": "(o) AS NULL::VARCHAR",
+    "pg_get_partkeydef": "(o) AS NULL::VARCHAR",
+    "pg_get_triggerdef": "(o) AS NULL::VARCHAR, (o, pretty) AS NULL::VARCHAR",
+    "pg_get_ruledef": "(o) AS NULL::VARCHAR, (o, pretty) AS NULL::VARCHAR",
+    "pg_tablespace_location": "(o) AS ''",
+    "pg_backend_pid": "() AS 0",
+    "pg_relation_is_publishable": "(o) AS false",
+    "pg_get_viewdef": "(o) AS (SELECT first(sql) FROM duckdb_views() WHERE view_oid = o), "
+                      "(o, pretty) AS (SELECT first(sql) FROM duckdb_views() "
+                      "WHERE view_oid = o)",
+    "pg_get_serial_sequence": "(t, c) AS NULL::VARCHAR",
+    "_pg_expandarray": "(arr) AS unnest(list_transform(range(1, len(arr) + 1), "
+                       "lambda k: {'x': arr[k], 'n': k}))",
+    "json_build_object": ", ".join(
+        "({}) AS json_object({})".format(
+            ", ".join(f"a{k}" for k in range(n)),
+            ", ".join(f"a{k}::VARCHAR" if k % 2 == 0 else f"a{k}" for k in range(n)))
+        for n in range(2, 17, 2)),
+    "array_upper": "(arr, dim) AS len(arr)",
+    "array_lower": "(arr, dim) AS CASE WHEN len(arr) > 0 THEN 1 END",
+    "pg_postmaster_start_time": "() AS now()",
+    "txid_current": "() AS 1",
+    "pg_is_in_recovery": "() AS false",
+    "pg_total_relation_size": "(o) AS 0",
+    "pg_relation_size": "(o) AS 0, (o, fork) AS 0",
+    "pg_table_size": "(o) AS 0",
+    "pg_indexes_size": "(o) AS 0",
+    "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s "
+                   "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
+    "current_setting": "(name) AS getvariable('quackml_params')[lower(name)], "
+                       "(name, missing_ok) AS getvariable('quackml_params')[lower(name)]",
+    "pg_get_expr": "(node, rel) AS node::VARCHAR, (node, rel, pretty) AS node::VARCHAR",
+    "set_config": "(name, value, is_local) AS value",
+    "regtype_name": f"(o) AS (SELECT first(typname) FROM {SCHEMA}.pg_type WHERE oid = o)",
+    "regtype_oid": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_type WHERE typname = t)",
+    "regclass_name": f"(o) AS (SELECT first(relname) FROM {SCHEMA}.pg_class WHERE oid = o)",
+    "regclass_oid": f"(t) AS (SELECT first(c.oid) FROM {SCHEMA}.pg_class c "
+                    f"JOIN {SCHEMA}.pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relname = string_split(replace(t, '\"', ''), '.')[-1] "
+                    "AND (len(string_split(t, '.')) = 1 "
+                    "OR n.nspname = string_split(replace(t, '\"', ''), '.')[1]))",
+    "to_regtype": f"(t) AS {SCHEMA}.regtype_oid(t)",
+    "to_regclass": f"(t) AS {SCHEMA}.regclass_oid(t)",
+    "regproc_name": f"(o) AS (SELECT first(proname) FROM {SCHEMA}.pg_proc WHERE oid = o)",
+    "regproc_oid": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_proc WHERE proname = t)",
+    "regnamespace_name": f"(o) AS (SELECT first(nspname) FROM {SCHEMA}.pg_namespace "
+                         "WHERE oid = o)",
+    "regnamespace_oid": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_namespace "
+                        "WHERE nspname = t)",
+}
+
+_VIEWS: dict[str, str] = {
+    "pg_roles": """
+        SELECT 10::INTEGER AS oid, 'quackml' AS rolname, true AS rolsuper, true AS rolinherit,
+               true AS rolcreaterole, true AS rolcreatedb, true AS rolcanlogin,
+               false AS rolreplication, -1 AS rolconnlimit, '********' AS rolpassword,
+               NULL::TIMESTAMPTZ AS rolvaliduntil, true AS rolbypassrls,
+               NULL::VARCHAR[] AS rolconfig""",
+    "pg_user": """
+        SELECT 'quackml' AS usename, 10::INTEGER AS usesysid, true AS usecreatedb,
+               true AS usesuper, false AS userepl, true AS usebypassrls,
+               '********' AS passwd, NULL::TIMESTAMPTZ AS valuntil, NULL::VARCHAR[] AS useconfig""",
+    "pg_authid": "SELECT * FROM quackml_pg.pg_roles",
+    "pg_auth_members": """
+        SELECT NULL::INTEGER AS roleid, NULL::INTEGER AS member, NULL::INTEGER AS grantor,
+               NULL::BOOLEAN AS admin_option WHERE false""",
+    "pg_am": """
+        SELECT * FROM (VALUES (2::INTEGER, 'heap', 'heap_tableam_handler', 't'),
+                              (403::INTEGER, 'btree', 'bthandler', 'i'))
+               t(oid, amname, amhandler, amtype)""",
+    "pg_database": """
+        SELECT d.database_oid::INTEGER AS oid, d.database_name AS datname, 10::INTEGER AS datdba,
+               6 AS encoding, 'c' AS datlocprovider, true AS datallowconn, -1 AS datconnlimit,
+               false AS datistemplate, 'C' AS datcollate, 'C' AS datctype,
+               NULL::VARCHAR AS daticulocale, NULL::VARCHAR AS datcollversion,
+               NULL::VARCHAR[] AS datacl, 1663::INTEGER AS dattablespace
+        FROM duckdb_databases() d
+        WHERE NOT d.internal AND d.database_name <> 'quackml_pg'""",
+    "pg_proc": """
+        SELECT f.function_oid::UINTEGER AS oid, f.function_name AS proname,
+               coalesce(n.oid, 0)::UINTEGER AS pronamespace, 10::INTEGER AS proowner,
+               13::INTEGER AS prolang, 1.0 AS procost, 0.0 AS prorows, 0 AS provariadic,
+               CASE f.function_type WHEN 'aggregate' THEN 'a' WHEN 'table' THEN 'f'
+                    WHEN 'table_macro' THEN 'f' ELSE 'f' END AS prokind,
+               false AS prosecdef, false AS proleakproof, false AS proisstrict,
+               f.function_type IN ('table', 'table_macro') AS proretset, 'v' AS provolatile,
+               'u' AS proparallel, len(f.parameters)::SMALLINT AS pronargs,
+               0::SMALLINT AS pronargdefaults, 0::UINTEGER AS prorettype,
+               '' AS proargtypes, NULL::INTEGER[] AS proallargtypes,
+               NULL::VARCHAR[] AS proargmodes, f.parameters AS proargnames,
+               NULL::VARCHAR AS proargdefaults, NULL::VARCHAR AS prosrc,
+               NULL::VARCHAR AS probin, NULL::VARCHAR[] AS proconfig,
+               NULL::VARCHAR[] AS proacl, f.function_type = 'aggregate' AS proisagg,
+               coalesce(lower(f.return_type), 'record') AS quackml_result,
+               array_to_string(list_transform(
+                   list_zip(f.parameters, coalesce(f.parameter_types, [])),
+                   lambda x: x[1] || ' ' || lower(coalesce(x[2], 'any'))), ', ')
+                   AS quackml_arguments
+        FROM duckdb_functions() f
+        LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = f.schema_name
+        WHERE (NOT f.internal AND f.database_name NOT IN ('system', 'temp', 'quackml_pg')
+               AND f.schema_name NOT IN ('pg_catalog', 'information_schema'))
+           OR (f.database_name = 'system' AND f.extension_name IS NULL
+               AND f.function_name IN (SELECT function_name FROM {models}))""",
+    "pg_class": """
+        SELECT c.* REPLACE (c.oid::UINTEGER AS oid, c.relnamespace::UINTEGER AS relnamespace,
+                            c.reltype::UINTEGER AS reltype,
+                            c.reloptions::VARCHAR[] AS reloptions,
+                            'd' AS relreplident),
+               false AS relforcerowsecurity
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname <> '{reserved}'
+        UNION ALL BY NAME
+        SELECT i.indexrelid AS oid, i.relname, i.relnamespace, 'i' AS relkind,
+               403::UINTEGER AS relam, 10 AS relowner, 'p' AS relpersistence,
+               false AS relforcerowsecurity, false AS relrowsecurity, false AS relhasindex,
+               false AS relispartition, 0 AS relchecks, false AS relhasrules,
+               false AS relhastriggers, 0::UINTEGER AS reltype, 0 AS reloftype,
+               0 AS reltablespace, 'd' AS relreplident
+        FROM {schema}.quackml_indexes i""",
+    "quackml_indexes": """
+        -- DuckDB's primary keys and unique constraints as PostgreSQL indexes
+        SELECT (k.table_oid * 100 + k.constraint_index)::UINTEGER AS indexrelid,
+               k.table_oid::UINTEGER AS indrelid, k.constraint_name AS relname,
+               n.oid::UINTEGER AS relnamespace,
+               list_transform(k.constraint_column_indexes, lambda x: (x + 1)::SMALLINT)
+                   AS indkey,
+               k.constraint_type = 'PRIMARY KEY' AS indisprimary,
+               'CREATE UNIQUE INDEX ' || k.constraint_name || ' ON ' || k.schema_name || '.'
+                   || k.table_name || ' USING btree ('
+                   || array_to_string(k.constraint_column_names, ', ') || ')' AS indexdef
+        FROM duckdb_constraints() k
+        JOIN pg_catalog.pg_namespace n ON n.nspname = k.schema_name
+        WHERE k.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
+              AND k.database_name = current_database()""",
+    "pg_index": """
+        SELECT i.indexrelid, i.indrelid, len(i.indkey)::SMALLINT AS indnatts,
+               len(i.indkey)::SMALLINT AS indnkeyatts, true AS indisunique,
+               false AS indnullsnotdistinct, i.indisprimary, false AS indisexclusion,
+               true AS indimmediate, false AS indisclustered, true AS indisvalid,
+               false AS indcheckxmin, true AS indisready, true AS indislive,
+               false AS indisreplident, i.indkey, NULL::UINTEGER[] AS indcollation,
+               NULL::UINTEGER[] AS indclass, NULL::SMALLINT[] AS indoption,
+               NULL::VARCHAR AS indexprs, NULL::VARCHAR AS indpred
+        FROM {schema}.quackml_indexes i""",
+    "pg_attribute": """
+        SELECT a.* REPLACE (a.attrelid::UINTEGER AS attrelid, a.atttypid::UINTEGER AS atttypid,
+                            a.attcollation::UINTEGER AS attcollation,
+                            CASE WHEN a.attlen = -1 THEN 'x' ELSE 'p' END AS attstorage,
+                            -- DuckDB writes precision * 1000 + scale; PostgreSQL's numeric
+                            -- typmod is ((precision << 16) | scale) + 4
+                            CASE WHEN a.atttypid = 1700 AND a.atttypmod > 0
+                                 THEN (((a.atttypmod // 1000) << 16) | (a.atttypmod % 1000)) + 4
+                                 ELSE a.atttypmod END AS atttypmod)
+        FROM pg_catalog.pg_attribute a""",
+    "pg_range": """
+        SELECT NULL::UINTEGER AS rngtypid, NULL::UINTEGER AS rngsubtype,
+               NULL::UINTEGER AS rngmultitypid, NULL::INTEGER AS rngcollation,
+               NULL::INTEGER AS rngsubopc, NULL::VARCHAR AS rngcanonical,
+               NULL::VARCHAR AS rngsubdiff WHERE false""",
+    "pg_collation": """
+        SELECT 100::UINTEGER AS oid, 'default' AS collname, 11::UINTEGER AS collnamespace,
+               10::UINTEGER AS collowner, 'd' AS collprovider, true AS collisdeterministic,
+               -1 AS collencoding, NULL::VARCHAR AS collcollate, NULL::VARCHAR AS collctype,
+               NULL::VARCHAR AS colliculocale, NULL::VARCHAR AS collversion""",
+    "pg_sequence": """
+        SELECT NULL::UINTEGER AS seqrelid, NULL::UINTEGER AS seqtypid, NULL::BIGINT AS seqstart,
+               NULL::BIGINT AS seqincrement, NULL::BIGINT AS seqmax, NULL::BIGINT AS seqmin,
+               NULL::BIGINT AS seqcache, NULL::BOOLEAN AS seqcycle WHERE false""",
+    "pg_inherits": """
+        SELECT NULL::INTEGER AS inhrelid, NULL::INTEGER AS inhparent, NULL::INTEGER AS inhseqno,
+               false AS inhdetachpending WHERE false""",
+    "pg_policy": """
+        SELECT NULL::INTEGER AS oid, NULL::VARCHAR AS polname, NULL::INTEGER AS polrelid,
+               NULL::VARCHAR AS polcmd, NULL::BOOLEAN AS polpermissive,
+               NULL::INTEGER[] AS polroles, NULL::VARCHAR AS polqual,
+               NULL::VARCHAR AS polwithcheck WHERE false""",
+    "pg_trigger": """
+        SELECT NULL::INTEGER AS oid, NULL::INTEGER AS tgrelid, NULL::INTEGER AS tgparentid,
+               NULL::VARCHAR AS tgname, NULL::INTEGER AS tgfoid, NULL::INTEGER AS tgtype,
+               NULL::VARCHAR AS tgenabled, NULL::BOOLEAN AS tgisinternal WHERE false""",
+    "pg_rewrite": """
+        SELECT NULL::INTEGER AS oid, NULL::VARCHAR AS rulename, NULL::INTEGER AS ev_class,
+               NULL::VARCHAR AS ev_type, NULL::VARCHAR AS ev_enabled,
+               NULL::BOOLEAN AS is_instead WHERE false""",
+    "pg_statistic_ext": """
+        SELECT NULL::INTEGER AS oid, NULL::INTEGER AS stxrelid, NULL::VARCHAR AS stxname,
+               NULL::INTEGER AS stxnamespace, NULL::INTEGER AS stxowner,
+               NULL::INTEGER AS stxstattarget, NULL::VARCHAR AS stxkeys,
+               NULL::VARCHAR[] AS stxkind, NULL::VARCHAR AS stxexprs WHERE false""",
+    "pg_publication": """
+        SELECT NULL::INTEGER AS oid, NULL::VARCHAR AS pubname, NULL::BOOLEAN AS puballtables,
+               NULL::BOOLEAN AS pubinsert, NULL::BOOLEAN AS pubupdate,
+               NULL::BOOLEAN AS pubdelete, NULL::BOOLEAN AS pubtruncate,
+               NULL::BOOLEAN AS pubviaroot WHERE false""",
+    "pg_publication_rel": """
+        SELECT NULL::INTEGER AS oid, NULL::INTEGER AS prpubid, NULL::INTEGER AS prrelid,
+               NULL::VARCHAR AS prqual, NULL::SMALLINT[] AS prattrs WHERE false""",
+    "pg_publication_namespace": """
+        SELECT NULL::INTEGER AS oid, NULL::INTEGER AS pnpubid, NULL::INTEGER AS pnnspid
+        WHERE false""",
+    "pg_foreign_table": """
+        SELECT NULL::INTEGER AS ftrelid, NULL::INTEGER AS ftserver,
+               NULL::VARCHAR[] AS ftoptions WHERE false""",
+    "pg_partitioned_table": """
+        SELECT NULL::INTEGER AS partrelid, NULL::VARCHAR AS partstrat WHERE false""",
+    "pg_extension": """
+        SELECT 1::INTEGER AS oid, 'plpgsql' AS extname, 10::INTEGER AS extowner,
+               11::INTEGER AS extnamespace, false AS extrelocatable, '1.0' AS extversion""",
+}
+
+PG_CATALOG_OID = 11
+_CATEGORY = {Oid.BOOL: "B", Oid.INT2: "N", Oid.INT4: "N", Oid.INT8: "N", Oid.FLOAT4: "N",
+             Oid.FLOAT8: "N", Oid.NUMERIC: "N", Oid.OID: "N", Oid.REGPROC: "N",
+             Oid.TEXT: "S", Oid.VARCHAR: "S", Oid.BPCHAR: "S", Oid.NAME: "S", Oid.CHAR: "S",
+             Oid.DATE: "D", Oid.TIME: "D", Oid.TIMETZ: "D", Oid.TIMESTAMP: "D",
+             Oid.TIMESTAMPTZ: "D", Oid.INTERVAL: "T", Oid.UNKNOWN: "X", Oid.RECORD: "P",
+             Oid.VOID: "P"}
+
+
+def _pg_type_rows() -> str:
+    """pg_type rows for the PostgreSQL built-in types the server sends."""
+    rows = []
+    for oid in Oid:
+        elem = ELEMENT_OF.get(oid, 0)
+        array = next((a for a, e in ELEMENT_OF.items() if e == oid), 0)
+        category = "A" if elem else _CATEGORY.get(oid, "U")
+        typtype = "p" if oid in (Oid.RECORD, Oid.VOID) else "b"
+        length = pg_type_len(oid)
+        name = pg_type_name(oid)
+        rows.append(f"({int(oid)}, '{name}', {length}, {str(0 < length <= 8).lower()}, "
+                    f"'{typtype}', '{category}', {int(elem)}, {int(array)})")
+    return ",\n".join(rows)
+
+
+_VIEWS["pg_type"] = f"""
+    SELECT t.oid::UINTEGER AS oid, t.typname, {PG_CATALOG_OID}::UINTEGER AS typnamespace,
+           10::INTEGER AS typowner, t.typlen::SMALLINT AS typlen, t.typbyval, t.typtype,
+           t.typcategory, false AS typispreferred, true AS typisdefined, ',' AS typdelim,
+           0::UINTEGER AS typrelid, NULL::VARCHAR AS typsubscript,
+           t.typelem::UINTEGER AS typelem, t.typarray::UINTEGER AS typarray,
+           t.typname || 'in' AS typinput,
+           t.typname || 'out' AS typoutput, t.typname || 'recv' AS typreceive,
+           t.typname || 'send' AS typsend, NULL::VARCHAR AS typmodin,
+           NULL::VARCHAR AS typmodout, NULL::VARCHAR AS typanalyze, 'i' AS typalign,
+           CASE WHEN t.typlen = -1 THEN 'x' ELSE 'p' END AS typstorage, false AS typnotnull,
+           0::UINTEGER AS typbasetype, -1 AS typtypmod, 0 AS typndims, 0::INTEGER AS typcollation,
+           NULL::VARCHAR AS typdefaultbin, NULL::VARCHAR AS typdefault,
+           NULL::VARCHAR[] AS typacl
+    FROM (VALUES {_pg_type_rows()})
+         t(oid, typname, typlen, typbyval, typtype, typcategory, typelem, typarray)
+    UNION ALL
+    SELECT d.oid::UINTEGER, d.typname, coalesce(d.typnamespace, {PG_CATALOG_OID})::UINTEGER,
+           10::INTEGER, d.typlen::SMALLINT, d.typbyval, d.typtype, d.typcategory, false, true,
+           ',', 0::UINTEGER, NULL::VARCHAR, 0::UINTEGER, 0::UINTEGER, d.typname || 'in',
+           d.typname || 'out', d.typname || 'recv', d.typname || 'send', NULL, NULL, NULL, 'i',
+           'p', false, 0::UINTEGER, -1, 0, 0::INTEGER, NULL, NULL, NULL
+    FROM pg_catalog.pg_type d
+    WHERE d.oid IS NOT NULL AND d.oid NOT IN ({', '.join(str(int(o)) for o in Oid)})"""
+_SQL_NAMES = {Oid.BOOL: "boolean", Oid.INT2: "smallint", Oid.INT4: "integer",
+              Oid.INT8: "bigint", Oid.FLOAT4: "real", Oid.FLOAT8: "double precision",
+              Oid.VARCHAR: "character varying", Oid.BPCHAR: "character",
+              Oid.TIME: "time without time zone", Oid.TIMETZ: "time with time zone",
+              Oid.TIMESTAMP: "timestamp without time zone",
+              Oid.TIMESTAMPTZ: "timestamp with time zone", Oid.CHAR: '"char"'}
+
+
+def _format_type_body() -> str:
+    """format_type(type_oid, typmod) with PostgreSQL's names (SQLAlchemy maps them)."""
+    cases = []
+    for oid in Oid:
+        elem = ELEMENT_OF.get(oid)
+        base = elem if elem is not None else oid
+        name = _SQL_NAMES.get(Oid(base), pg_type_name(base))
+        if base == Oid.NUMERIC:
+            name_sql = ("CASE WHEN typmod >= 4 THEN 'numeric(' || ((typmod - 4) >> 16) || ',' "
+                        "|| ((typmod - 4) & 65535) || ')' ELSE 'numeric' END")
+        else:
+            name_sql = f"'{name}'"
+        suffix = " || '[]'" if elem else ""
+        cases.append(f"WHEN {int(oid)} THEN {name_sql}{suffix}")
+    return (f"(type_oid, typmod) AS CASE type_oid {' '.join(cases)} ELSE "
+            f"(SELECT first(typname) FROM {SCHEMA}.pg_type WHERE oid = type_oid) END")
+
+
+_MACROS["format_type"] = _format_type_body()
+
+_VIEWS["pg_namespace"] = f"""
+    SELECT oid::UINTEGER AS oid, nspname, nspowner::INTEGER AS nspowner,
+           NULL::VARCHAR[] AS nspacl FROM pg_catalog.pg_namespace
+    UNION ALL SELECT {PG_CATALOG_OID}, 'pg_catalog', 10, NULL"""
+
+# Names the rewrite qualifies; macros may be called unqualified, views only
+# through pg_catalog or unqualified right after FROM / JOIN.
+FUNCTIONS = frozenset(_MACROS)
+RELATIONS = frozenset(_VIEWS)
+_CASTS = {"regclass": "UINTEGER", "regtype": "UINTEGER", "regproc": "UINTEGER",
+          "regprocedure": "UINTEGER", "regnamespace": "UINTEGER", "regrole": "UINTEGER",
+          "oid": "UINTEGER", "name": "VARCHAR", "char": "VARCHAR", "\"char\"": "VARCHAR"}
+_REG_TYPES = {"regclass", "regtype", "regproc", "regnamespace"}
+_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | {"pg_catalog", "information_schema",
+                                                    "operator", "collate"}
+
+_lock = threading.Lock()
+
+
+def install(con: duckdb.DuckDBPyConnection) -> None:
+    """Attach ``quackml_pg`` and create the emulated objects (once per database)."""
+    with _lock:
+        present = con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = ? "
+                              "AND view_name = 'quackml_installed'", [SCHEMA]).fetchall()
+        if present[0][0]:
+            return
+        con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCHEMA}")
+        database = con.execute("SELECT current_database()").fetchall()[0][0]
+        models = f'"{database}".{MODELS_SCHEMA}.models'
+        # views that others read first
+        for name in sorted(_VIEWS, key=lambda v: v != "quackml_indexes"):
+            body = _VIEWS[name].replace("{models}", models)
+            body = body.replace("{reserved}", MODELS_SCHEMA).replace("{schema}", SCHEMA)
+            con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.{name} AS {body}")
+        for name, body in _MACROS.items():
+            con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")
+        # last: its presence marks the installation complete
+        con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.quackml_installed AS SELECT 1 AS x")
+
+
+def rewrite(stmt: Statement) -> str | None:
+    """The statement's text with emulated catalog names qualified, or None
+    when it names nothing emulated (the usual case)."""
+    tokens = stmt.tokens
+    if not any(t.text.lower() in _TRIGGERS for t in tokens):
+        return None
+    edits: list[tuple[int, int, str]] = []   # (start, end inclusive, replacement), absolute
+    i = 0
+    n = len(tokens)
+    while i < n:
+        tok = tokens[i]
+        low = tok.text.lower()
+        prev = tokens[i - 1] if i else None
+        nxt = tokens[i + 1] if i + 1 < n else None
+        if low == "operator" and nxt is not None and nxt.token_type is TokenType.L_PAREN:
+            # OPERATOR(pg_catalog.~) -> ~
+            close = _find(tokens, i + 2, TokenType.R_PAREN)
+            if close is not None:
+                op = tokens[close - 1]
+                edits.append((tok.start, tokens[close].end, f" {op.text} "))
+                i = close + 1
+                continue
+        if low == "collate" and _qualified(tokens, i + 1):
+            # COLLATE pg_catalog.default -> nothing
+            edits.append((tok.start, tokens[i + 3].end, ""))
+            i += 4
+            continue
+        if prev is not None and prev.token_type is TokenType.DCOLON:
+            # casts: ::pg_catalog.text -> ::text, ::regclass -> ::INTEGER (oids are integers)
+            qualified = _qualified(tokens, i)
+            name_tok = tokens[i + 2] if qualified else tok
+            target = name_tok.text.lower()
+            cast = _CASTS.get(target)
+            end = i + 3 if qualified else i + 1
+            operand = _operand_start(tokens, i - 2)
+            if target in _REG_TYPES and operand is not None:
+                # x::regtype::text -> the type's name; 'name'::regclass -> its oid
+                as_text = end + 1 < n and tokens[end].token_type is TokenType.DCOLON and \
+                    tokens[end + 1].text.lower() in ("text", "varchar", "name", "pg_catalog")
+                kind = target.removeprefix("reg")
+                literal = tokens[operand].token_type is TokenType.STRING
+                if as_text or literal:
+                    fn = f"{SCHEMA}.reg{kind}_{'name' if as_text else 'oid'}"
+                    edits.append((tokens[operand].start, tokens[operand].start - 1, f"{fn}("))
+                    edits.append((prev.start, name_tok.end, ")"))
+                    i = end
+                    continue
+            if qualified or cast:
+                edits.append((tok.start, name_tok.end, cast or name_tok.text))
+                i = end
+                continue
+        if prev is not None and prev.text.upper() == "AS" and low in _CASTS and \
+                nxt is not None and nxt.token_type is TokenType.R_PAREN and \
+                _inside_cast(tokens, i):
+            # CAST(x AS REGCLASS) -> CAST(x AS UINTEGER)
+            edits.append((tok.start, tok.end, _CASTS[low]))
+            i += 1
+            continue
+        if low == "information_schema" and nxt is not None and \
+                nxt.token_type is TokenType.DOT and i + 2 < n and \
+                tokens[i + 2].text.lower() in FUNCTIONS:
+            # information_schema._pg_expandarray(...) -> quackml_pg._pg_expandarray(...)
+            edits.append((tok.start, tok.end, SCHEMA))
+            i += 3
+            continue
+        if low == "pg_catalog" and _is_name(tok) and nxt is not None and \
+                nxt.token_type is TokenType.DOT and i + 2 < n:
+            target = tokens[i + 2].text.lower()
+            call = i + 3 < n and tokens[i + 3].token_type is TokenType.L_PAREN
+            column = i + 4 < n and tokens[i + 3].token_type is TokenType.DOT
+            if column:
+                # pg_catalog.pg_class.relname -> pg_class.relname (the FROM item's name)
+                edits.append((tok.start, nxt.end, ""))
+            elif target in RELATIONS or target in FUNCTIONS:
+                edits.append((tok.start, tok.end, SCHEMA))
+            elif call:
+                # a built-in function: DuckDB resolves it unqualified
+                edits.append((tok.start, nxt.end, ""))
+            i += 3
+            continue
+        if _is_name(tok) and (prev is None or prev.token_type is not TokenType.DOT):
+            if low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN:
+                edits.append((tok.start, tok.end, f"{SCHEMA}.{tok.text}"))
+                close = _matching(tokens, i + 1)
+                after = tokens[close + 1] if close is not None and close + 1 < n else None
+                if close is not None and prev is not None and \
+                        (prev.token_type in (TokenType.SELECT, TokenType.COMMA)) and \
+                        (after is None or after.token_type in (TokenType.COMMA, TokenType.FROM)):
+                    # keep PostgreSQL's column name for an unaliased call
+                    edits.append((tokens[close].start, tokens[close].end, f') AS "{low}"'))
+                    i = close + 1
+                    continue
+            elif low in RELATIONS and prev is not None and \
+                    prev.text.upper() in ("FROM", "JOIN") and \
+                    (nxt is None or nxt.token_type is not TokenType.DOT):
+                edits.append((tok.start, tok.end, f"{SCHEMA}.{tok.text}"))
+        i += 1
+    if not edits:
+        return None
+    sql_start = stmt.offset
+    text = stmt.text
+    out: list[str] = []
+    pos = 0
+    edits.sort(key=lambda e: (e[0], e[1]))
+    for start, end, replacement in edits:
+        out.append(text[pos:start - sql_start])
+        out.append(replacement)
+        pos = end + 1 - sql_start
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _is_name(tok: Token) -> bool:
+    return tok.token_type is not TokenType.STRING and tok.text.isidentifier()
+
+
+def _qualified(tokens: tuple[Token, ...], i: int) -> bool:
+    return (i + 2 < len(tokens) and tokens[i].text.lower() == "pg_catalog"
+            and tokens[i + 1].token_type is TokenType.DOT)
+
+
+def _operand_start(tokens: tuple[Token, ...], j: int) -> int | None:
+    """Start of the simple operand (a literal or a dotted name) ending at j."""
+    if j < 0:
+        return None
+    if tokens[j].token_type in (TokenType.STRING, TokenType.NUMBER):
+        return j
+    if not _is_name(tokens[j]):
+        return None
+    while j >= 2 and tokens[j - 1].token_type is TokenType.DOT and _is_name(tokens[j - 2]):
+        j -= 2
+    return j
+
+
+def _inside_cast(tokens: tuple[Token, ...], i: int) -> bool:
+    """Whether token i sits directly in a CAST( ... ) call."""
+    depth = 0
+    for j in range(i - 1, -1, -1):
+        kind = tokens[j].token_type
+        if kind is TokenType.R_PAREN:
+            depth += 1
+        elif kind is TokenType.L_PAREN:
+            if depth == 0:
+                return j > 0 and tokens[j - 1].text.upper() in ("CAST", "TRY_CAST")
+            depth -= 1
+    return False
+
+
+def _matching(tokens: tuple[Token, ...], i: int) -> int | None:
+    """Index of the parenthesis closing the one at i."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j].token_type is TokenType.L_PAREN:
+            depth += 1
+        elif tokens[j].token_type is TokenType.R_PAREN:
+            depth -= 1
+            if depth == 0:
+                return j
+    return None
+
+
+def _find(tokens: tuple[Token, ...], i: int, kind: TokenType) -> int | None:
+    for j in range(i, min(len(tokens), i + 6)):
+        if tokens[j].token_type is kind:
+            return j
+    return None

@@ -1,0 +1,131 @@
+"""Sans-IO units of the client layer: catalog rewrite, SET/SHOW parsing, COPY
+parsing and the binary COPY format (hypothesis round trip)."""
+
+from __future__ import annotations
+
+import datetime
+import io
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server import copy, cursors, params, pgcatalog
+from server.errors import FeatureNotSupported
+from server.pgtypes import Oid
+from server.protocol import codec
+from server.sqltext import split
+
+
+def one(sql: str):  # type: ignore[no-untyped-def]
+    [stmt] = split(sql)
+    return stmt
+
+
+@given(st.lists(st.sampled_from(["a", "b", "tbl", "x1", "customers", "sum", "(", ")", ",",
+                                 "1", "'s'", "+", "*", "SELECT", "FROM", "WHERE", "="]),
+                min_size=1, max_size=30))
+def test_rewrite_leaves_ordinary_sql_alone(words: list[str]) -> None:
+    stmts = split(" ".join(words))
+    for stmt in stmts:
+        assert pgcatalog.rewrite(stmt) is None
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("SELECT version()", 'SELECT quackml_pg.version() AS "version"'),
+    ("SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c",
+     "SELECT quackml_pg.pg_get_userbyid(c.relowner) FROM quackml_pg.pg_class c"),
+    ("SELECT 1 WHERE 'a' OPERATOR(pg_catalog.~) '^a$' COLLATE pg_catalog.default",
+     "SELECT 1 WHERE 'a'  ~  '^a$' "),
+    ("SELECT 'customers'::regclass", "SELECT quackml_pg.regclass_oid('customers')"),
+    ("SELECT t.typelem::regtype::text FROM pg_type t",
+     "SELECT quackml_pg.regtype_name(t.typelem)::text FROM quackml_pg.pg_type t"),
+    ("SELECT pg_catalog.pg_class.relname FROM pg_catalog.pg_class",
+     "SELECT pg_class.relname FROM quackml_pg.pg_class"),
+    ("SELECT * FROM pg_catalog.unnest([1])", "SELECT * FROM unnest([1])"),
+    ("SELECT CAST(x AS REGCLASS) FROM t", "SELECT CAST(x AS UINTEGER) FROM t"),
+    ("SELECT information_schema._pg_expandarray(k)",
+     "SELECT quackml_pg._pg_expandarray(k)"),
+])
+def test_rewrite_cases(sql: str, expected: str) -> None:
+    assert pgcatalog.rewrite(one(sql)) == expected
+
+
+def test_parse_client_parameters() -> None:
+    assert params.parse(one("SET DateStyle TO 'ISO, MDY'")) == \
+        params.SetParam("datestyle", "ISO, MDY")
+    assert params.parse(one("set search_path = \"$user\", public")) == \
+        params.SetParam("search_path", "$user, public")
+    assert params.parse(one("SET SESSION extra_float_digits = -1")) == \
+        params.SetParam("extra_float_digits", "-1")
+    assert params.parse(one("SET TIME ZONE 'UTC'")) == params.SetParam("timezone", "UTC")
+    assert params.parse(one("SET application_name TO DEFAULT")) == \
+        params.SetParam("application_name", None)
+    assert params.parse(one("SHOW ALL")) == params.ShowParam("all")
+    assert params.parse(one("RESET DateStyle")) == params.ResetParam("datestyle")
+    assert params.parse(one("SET threads = 4")) is None      # DuckDB's own setting
+    assert params.parse(one("SHOW TABLES")) is None
+
+
+def test_parse_copy() -> None:
+    spec = copy.parse(one("COPY t (a, b) FROM STDIN WITH (FORMAT csv, HEADER true)"))
+    assert spec is not None
+    assert (spec.target, spec.from_client, spec.format, spec.header, spec.delimiter) == (
+        "t (a, b)", True, copy.CopyFormat.CSV, True, ",")
+    assert spec.columns == ('"a"', '"b"')
+    spec = copy.parse(one("copy t from stdin csv header delimiter as ';'"))
+    assert spec is not None and spec.header and spec.delimiter == ";"
+    spec = copy.parse(one("COPY (SELECT 1) TO STDOUT"))
+    assert spec is not None and not spec.from_client
+    assert (spec.format, spec.null, spec.delimiter) == (copy.CopyFormat.TEXT, "\\N", "\t")
+    assert copy.parse(one("COPY t FROM 'file.csv'")) is None     # server-side: DuckDB's
+    with pytest.raises(FeatureNotSupported):
+        copy.parse(one("COPY t TO STDOUT (FORMAT csv, FORCE_QUOTE *)"))
+
+
+def test_parse_cursor_statements() -> None:
+    declared = cursors.parse(one('DECLARE "c1" NO SCROLL CURSOR WITH HOLD FOR SELECT 1'))
+    assert isinstance(declared, cursors.Declare)
+    assert (declared.name, declared.hold, declared.query.text) == ("c1", True, "SELECT 1")
+    assert cursors.parse(one('FETCH FORWARD 10 FROM "c1"')) == cursors.Fetch("c1", 10, False)
+    assert cursors.parse(one("FETCH ALL IN c1")) == cursors.Fetch("c1", None, False)
+    assert cursors.parse(one("MOVE 3 c1")) == cursors.Fetch("c1", 3, True)
+    assert cursors.parse(one("CLOSE ALL")) == cursors.CloseCursor(None)
+    with pytest.raises(FeatureNotSupported):
+        cursors.parse(one("FETCH BACKWARD 1 FROM c1"))
+
+
+def _unframe(messages: bytes) -> bytes:
+    """The payload of a run of CopyData messages."""
+    out = bytearray()
+    pos = 0
+    while pos < len(messages):
+        assert messages[pos:pos + 1] == b"d"
+        size = int.from_bytes(messages[pos + 1:pos + 5], "big")
+        out += messages[pos + 5:pos + 1 + size]
+        pos += 1 + size
+    return bytes(out)
+
+
+_rows = st.lists(st.tuples(
+    st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    st.one_of(st.none(), st.text()),
+    st.one_of(st.none(), st.dates(datetime.date(1, 1, 1), datetime.date(9999, 12, 31))),
+    st.one_of(st.none(), st.floats(allow_nan=False)),
+    st.one_of(st.none(), st.booleans())), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_rows)
+def test_binary_copy_round_trip(rows: list[tuple[object, ...]]) -> None:
+    schema = pa.schema([("i", pa.int64()), ("s", pa.string()), ("d", pa.date32()),
+                        ("f", pa.float64()), ("b", pa.bool_())])
+    batch = pa.RecordBatch.from_pylist([dict(zip(schema.names, r, strict=True))
+                                        for r in rows], schema=schema)
+    encoder = codec.batch_encoder(schema, [1])
+    payload = _unframe(copy.binary_copy_data(encoder.encode(batch), first=True)) + \
+        copy.BINARY_TRAILER
+    oids = [Oid.INT8, Oid.TEXT, Oid.DATE, Oid.FLOAT8, Oid.BOOL]
+    [columns] = list(copy.read_binary(io.BytesIO(payload), oids))
+    assert [tuple(r) for r in zip(*columns, strict=True)] == rows
