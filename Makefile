@@ -44,6 +44,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/automl.py
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/wire.py
+	$(BIN)/python bench/load.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check server catalog automl inference tests bench

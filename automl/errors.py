@@ -58,3 +58,15 @@ class UnknownColumn(TrainingError):
     """An option (PREPROCESSORS) names a column the training data does not have."""
 
     sqlstate = "42703"  # undefined_column
+
+
+class TrainingQueueFull(TrainingError):
+    """CREATE MODEL found the bounded training queue full (training_queue_full = error)."""
+
+    sqlstate = "53000"  # insufficient_resources
+
+
+class TrainingWaitCancelled(TrainingError):
+    """CREATE MODEL was cancelled while it waited for a training queue slot."""
+
+    sqlstate = "57014"  # query_canceled

@@ -6,6 +6,12 @@ server: the pool notices through the process sentinel, reads the result file
 the worker wrote (or reports the crash), and calls ``on_finish`` once per job
 that was not cancelled. A job that outlives its budget by more than the grace
 period is killed and reported as a failure: training never hangs.
+
+The queue is bounded: ``reserve`` takes a slot before a job is prepared (at
+most ``workers + queue_size`` jobs running, waiting or reserved); when none is
+free it raises ``TrainingQueueFull`` or, with ``wait``, blocks until a slot
+frees or its ``cancelled`` event is set. ``submit(..., reserved=True)`` uses
+the slot; ``release`` gives it back. Jobs resumed at start-up bypass the bound.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from automl.errors import TrainingQueueFull, TrainingWaitCancelled
 from automl.worker import read_result, run_job
 from catalog.spec import TrainingFailure, TrainingJob, TrainingResult
 
@@ -45,19 +52,52 @@ class _Running:
 
 
 class TrainingPool:
-    def __init__(self, workers: int, on_finish: Callable[[str, Outcome], None]):
+    def __init__(self, workers: int, on_finish: Callable[[str, Outcome], None],
+                 queue_size: int = 1 << 30):
         self._workers = max(1, workers)
+        self._queue_size = max(0, queue_size)
         self._on_finish = on_finish
         self._queue: deque[tuple[str, TrainingJob, str]] = deque()
         self._running: dict[str, _Running] = {}
+        self._reserved = 0
         self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)
         self._wake_r, self._wake_w = _CTX.Pipe(duplex=False)
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="training-pool", daemon=True)
         self._thread.start()
 
-    def submit(self, key: str, job: TrainingJob, result_path: str) -> None:
+    def reserve(self, *, wait: bool, cancelled: threading.Event | None = None) -> None:
+        """Take a slot for a job about to be submitted (see the module docstring)."""
         with self._lock:
+            while len(self._queue) + len(self._running) + self._reserved >= \
+                    self._workers + self._queue_size:
+                if self._closed:
+                    raise TrainingQueueFull("the server is shutting down")
+                if not wait:
+                    raise TrainingQueueFull(
+                        f"the training queue is full ({self._workers} running, "
+                        f"{self._queue_size} waiting)",
+                        hint="retry later, or raise --training-queue-size; with "
+                             "--training-queue-full wait CREATE MODEL waits instead")
+                if cancelled is not None and cancelled.is_set():
+                    raise TrainingWaitCancelled(
+                        "canceling statement due to user request (CREATE MODEL was "
+                        "waiting for a training queue slot)")
+                self._slot_freed.wait(timeout=0.1)
+            self._reserved += 1
+
+    def release(self) -> None:
+        """Give back a reserved slot that will not be used."""
+        with self._lock:
+            self._reserved = max(0, self._reserved - 1)
+            self._slot_freed.notify_all()
+
+    def submit(self, key: str, job: TrainingJob, result_path: str,
+               reserved: bool = False) -> None:
+        with self._lock:
+            if reserved:
+                self._reserved = max(0, self._reserved - 1)
             self._queue.append((key, job, result_path))
         self._wake()
 
@@ -71,8 +111,10 @@ class TrainingPool:
             for item in list(self._queue):
                 if item[0] == key:
                     self._queue.remove(item)
+                    self._slot_freed.notify_all()
                     return True
             running = self._running.pop(key, None)
+            self._slot_freed.notify_all()
         if running is None:
             return False
         _kill(running.process)
@@ -85,6 +127,7 @@ class TrainingPool:
             running = list(self._running.values())
             self._running.clear()
             self._queue.clear()
+            self._slot_freed.notify_all()
         for r in running:
             _kill(r.process)
         self._wake()
@@ -132,6 +175,7 @@ class TrainingPool:
             if self._running.get(running.key) is not running:
                 return  # cancelled meanwhile
             del self._running[running.key]
+            self._slot_freed.notify_all()
         running.process.join(timeout=5)
         outcome = forced or read_result(running.result_path)
         if isinstance(outcome, TrainingFailure) and outcome.error_class == "WorkerDied":

@@ -9,7 +9,7 @@ the end) and QuackML as a subprocess, loads a 1,000,000-row, 5-column table
 - COPY FROM STDIN of the same 1,000,000 rows (text format).
 
 Prints each figure and the ratio QuackML / PostgreSQL. Run: `make bench`
-(or `.venv/bin/python bench/wire.py [--rows N]`).
+(or `.venv/bin/python bench/wire.py [--rows N] [--only stream|point|copy ...]`).
 """
 
 from __future__ import annotations
@@ -176,9 +176,12 @@ def copy_data(rows: int) -> list[bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=("stream", "point", "copy"), action="append",
+                        help="measure only these parts (repeatable; default: all)")
     args = parser.parse_args()
     rows = args.rows
-    data = copy_data(rows)
+    parts = set(args.only or ("stream", "point", "copy"))
+    data = copy_data(rows) if "copy" in parts else []
     figures: dict[str, dict[str, float]] = {"PostgreSQL": {}, "QuackML": {}}
     measures: list[tuple[str, str, Callable[[str], float]]] = [
         ("stream text", "rows/s", lambda dsn: stream(dsn, False)),
@@ -187,6 +190,8 @@ def main() -> None:
         ("point query, 8 clients", "q/s", lambda dsn: point_queries(dsn, 8, rows)),
         ("COPY FROM STDIN", "rows/s", lambda dsn: copy_in(dsn, data, rows)),
     ]
+    part_of = {"stream text": "stream", "stream binary": "stream", "COPY FROM STDIN": "copy"}
+    measures = [m for m in measures if part_of.get(m[0], "point") in parts]
     with tempfile.TemporaryDirectory(prefix="quackml-wire-") as tmp:
         folder = Path(tmp)
         folder.chmod(0o755)   # the postgres user must reach its data folder

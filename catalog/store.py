@@ -157,6 +157,11 @@ class ModelStore:
             self._con.execute(_DDL.format(schema=self._schema))
             create_views(self._con, f"{self._schema}.models")
 
+    @property
+    def qualified_schema(self) -> str:
+        """The catalog schema, qualified by the database (for sibling stores)."""
+        return self._schema
+
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the writer lock across a read-check-write sequence."""

@@ -9,8 +9,8 @@ join and filter like tables:
 - ``stv_ml_model_info``: the same without database_name;
 - ``svv_ml_model_privileges``: namespace_name, model_name, model_version,
   privilege_type, identity_id, identity_name, identity_type, admin_option.
-  QuackML records no grants yet (owners hold every privilege implicitly), so
-  this view has its columns and no rows.
+  one row per EXECUTE grant (created by ``catalog.users.UserStore``; owners
+  and superusers hold every privilege implicitly and are not listed).
 """
 
 from __future__ import annotations
@@ -39,10 +39,20 @@ def create_views(con: duckdb.DuckDBPyConnection, qualified_models: str) -> None:
         SELECT schema_name, owner AS user_name, model_name, 'ACTIVE' AS life_cycle,
                false AS is_refreshable, {_MODEL_STATE} AS model_state
         FROM {models_table}""")
+
+
+def create_privileges_view(con: duckdb.DuckDBPyConnection, qualified_privileges: str,
+                           qualified_models: str) -> None:
+    """(Re)create ``svv_ml_model_privileges`` over the privilege table: one row per
+    EXECUTE grant on a model (ALL is recorded as EXECUTE, the only model privilege)."""
+    privileges = "query_table('" + qualified_privileges.replace("'", "''") + "')"
+    models = "query_table('" + qualified_models.replace("'", "''") + "')"
     con.execute(f"""
         CREATE OR REPLACE VIEW svv_ml_model_privileges AS
-        SELECT schema_name AS namespace_name, model_name, version AS model_version,
-               NULL::VARCHAR AS privilege_type, NULL::INTEGER AS identity_id,
-               NULL::VARCHAR AS identity_name, NULL::VARCHAR AS identity_type,
-               NULL::BOOLEAN AS admin_option
-        FROM {models_table} WHERE false""")
+        SELECT p.schema_name AS namespace_name, p.model_name, m.version AS model_version,
+               p.privilege AS privilege_type, NULL::INTEGER AS identity_id,
+               p.grantee AS identity_name, p.grantee_type AS identity_type,
+               false AS admin_option
+        FROM {privileges} p JOIN {models} m
+          ON m.schema_name = p.schema_name AND m.model_name = p.model_name
+        WHERE p.privilege = 'EXECUTE'""")

@@ -1,4 +1,8 @@
-"""The ``quackml`` command line: ``quackml serve [flags]``."""
+"""The ``quackml`` command line: ``quackml serve [flags]``.
+
+SIGTERM or SIGINT shuts down gracefully (``Server.stop``); a second one ends
+the process at once.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    print("QuackML shutting down", flush=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)   # a second signal ends the process at once
+    print("QuackML shutting down: cancelling queries, 57P01 to clients, stopping "
+          "training workers, checkpointing", flush=True)
     server.stop()
     return 0
 

@@ -1,8 +1,9 @@
 """One client connection: the socket loop around the sans-IO protocol.
 
 Runs in its own thread with its own ``Session`` (and DuckDB cursor), so a
-slow query never blocks other clients. Handles start-up (SSL/GSSENC refused
-with 'N', trust authentication), the simple and extended query protocols
+slow query never blocks other clients. Handles start-up (SSLRequest answered
+with TLS when a certificate is configured, else 'N'; GSSENC refused; client
+authentication through ``server.auth``), the simple and extended query protocols
 (with error recovery up to Sync), cancel requests, and streams results
 batch by batch. Every error becomes an ErrorResponse with a SQLSTATE; only a
 broken protocol closes the connection.
@@ -11,10 +12,12 @@ broken protocol closes the connection.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
 import tempfile
+import time
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from server import copy, errors, pgcatalog
+from server import auth, copy, errors, pgcatalog, tls
 from server.errors import ServerError, SyntaxError_
 from server.pgtypes import Oid, decode_param, pg_type_for_duckdb
 from server.protocol import codec
@@ -45,6 +48,7 @@ class Prepared:
     statement: Statement | None   # None: empty query
     param_oids: tuple[int, ...]
     encoder: tuple[tuple[int, ...], codec.BatchEncoder] | None = None
+    row_description: bytes = b""   # the encoder's RowDescription message
 
 
 @dataclass
@@ -80,6 +84,12 @@ class Connection:
         self.portals: dict[str, Portal] = {}
         self.skip_until_sync = False
         self.copy_in: CopyInProgress | None = None
+        self.tls = False
+        self.exchange: auth.Exchange | None = None
+        self.startup_params: dict[str, str] = {}
+        # read by the listener's watchdog (statement timeout, client hang-up)
+        self.busy_since: float | None = None
+        self.timed_out = False
 
     # -- I/O -------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -93,8 +103,20 @@ class Connection:
             self.out.clear()
 
     def send_error(self, exc: BaseException) -> None:
+        if self.server.stopping and self.session is not None:
+            self.send_fatal("57P01", "terminating connection due to administrator command")
+            raise _Terminated
         fields = errors.translate(exc)
+        if self.timed_out and fields.sqlstate == "57014":
+            fields = dataclasses.replace(
+                fields, message="canceling statement due to statement timeout")
         self.send(m.error_response(fields.as_protocol_fields()))
+
+    def send_fatal(self, sqlstate: str, message: str) -> None:
+        """A FATAL ErrorResponse, flushed: the connection closes after it."""
+        self.send(m.error_response({"S": "FATAL", "V": "FATAL", "C": sqlstate, "M": message}))
+        with contextlib.suppress(OSError):
+            self.flush()
 
     def send_notice(self, text: str, severity: str = "WARNING") -> None:
         self.send(m.notice_response({"S": severity, "V": severity, "C": "01000", "M": text}))
@@ -106,6 +128,9 @@ class Connection:
             while True:
                 data = self.sock.recv(1 << 16)
                 if not data:
+                    if self.server.stopping and self.session is not None:
+                        self.send_fatal("57P01",
+                                        "terminating connection due to administrator command")
                     return
                 try:
                     messages = reader.feed(data)
@@ -114,9 +139,14 @@ class Connection:
                     self.flush()
                     return
                 for msg in messages:
-                    if not self.dispatch(msg, reader):
-                        self.flush()
-                        return
+                    self.timed_out = False
+                    self.busy_since = time.monotonic()
+                    try:
+                        if not self.dispatch(msg, reader):
+                            self.flush()
+                            return
+                    finally:
+                        self.busy_since = None
         except (ConnectionError, OSError) as exc:
             log.debug("connection %s closed: %s", self.pid, exc)
         finally:
@@ -130,7 +160,9 @@ class Connection:
     def dispatch(self, msg: object, reader: m.MessageReader) -> bool:
         """Handle one message; False closes the connection."""
         match msg:
-            case m.SSLRequest() | m.GSSENCRequest():
+            case m.SSLRequest():
+                return self.start_tls(reader)
+            case m.GSSENCRequest():
                 self.sock.sendall(b"N")
                 return True
             case m.CancelRequest(pid=pid, secret=secret):
@@ -140,6 +172,8 @@ class Connection:
                 return self.startup(params)
             case m.Terminate():
                 return False
+            case m.PasswordMessage(data=data) if self.exchange is not None:
+                return self.password(data)
         if self.session is None:
             self.send_error(ServerError("expected a startup message", sqlstate="08P01"))
             return False
@@ -188,19 +222,105 @@ class Connection:
                 self.flush()   # the client may wait for it before sending Sync
         return True
 
+    # -- start-up: TLS and authentication ------------------------------------------
+    def start_tls(self, reader: m.MessageReader) -> bool:
+        """Answer SSLRequest: 'S' and a TLS handshake when a certificate is
+        configured, else 'N'. Bytes sent after the SSLRequest and before the
+        handshake would bypass TLS (CVE-2021-23214): they are a protocol error."""
+        context = tls.server_context(self.server.settings)
+        if context is None or self.tls:
+            self.sock.sendall(b"N")
+            return True
+        if reader.buffered:
+            self.send_error(ServerError("unencrypted data after SSL request",
+                                        sqlstate="08P01"))
+            return False
+        self.sock.sendall(b"S")
+        self.sock = context.wrap_socket(self.sock, server_side=True)
+        self.tls = True
+        return True
+
+    def peer_address(self) -> str:
+        try:
+            peer = self.sock.getpeername()
+        except OSError:
+            return ""
+        return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
     def startup(self, params: dict[str, str]) -> bool:
+        """Check the client may connect, then authenticate it (or admit it at once)."""
+        settings = self.server.settings
+        user = params.get("user", "quackml")
+        self.startup_params = params
+        loopback = auth.is_loopback(self.peer_address())
+        assert self.server.engine is not None
+        try:
+            if not loopback and not self.tls and settings.tls_required_remote:
+                raise auth.Rejected(f"connections from {self.peer_address()} must use TLS "
+                                    "(sslmode=require)")
+            method = settings.auth
+            if method == "trust":
+                if not loopback:
+                    raise auth.Rejected("trust authentication admits loopback clients only; "
+                                        "set --auth scram-sha-256")
+                return self.admit(params)
+            if method not in auth.METHODS:
+                raise auth.Rejected(f"unknown authentication method {method!r}")
+            self.exchange = auth.Exchange.start(user, self.server.engine.users.get(user),
+                                                method)
+        except ServerError as exc:
+            self.refuse(exc)
+            return False
+        if self.exchange.step is auth.Step.CLEARTEXT:
+            self.send(m.authentication_cleartext())
+        else:
+            self.send(m.authentication_sasl(["SCRAM-SHA-256"]))
+        self.flush()
+        return True
+
+    def refuse(self, exc: ServerError) -> None:
+        """A start-up or authentication failure: FATAL, as PostgreSQL sends it."""
+        fields = errors.translate(exc)
+        self.send_fatal(fields.sqlstate, fields.message)
+
+    def password(self, data: bytes) -> bool:
+        """A PasswordMessage (or SASL response) during authentication."""
+        exchange = self.exchange
+        assert exchange is not None
+        try:
+            reply = exchange.feed(data)
+        except ServerError as exc:
+            self.refuse(exc)
+            return False
+        if not exchange.done:
+            assert reply is not None
+            self.send(m.authentication_sasl_continue(reply))
+            self.flush()
+            return True
+        if reply is not None:
+            self.send(m.authentication_sasl_final(reply))
+        self.exchange = None
+        return self.admit(self.startup_params)
+
+    def admit(self, params: dict[str, str]) -> bool:
         user = params.get("user", "quackml")
         database = params.get("database", user)
         assert self.server.engine is not None
+        if not self.server.admit(self.pid, self.secret, self):   # max_connections
+            self.send_fatal("53300", "sorry, too many clients already")
+            return False
         self.session = Session(self.server.engine, user, database, params)
-        self.server.register(self.pid, self.secret, self)
+        default_timeout = self.server.settings.statement_timeout_ms
+        if default_timeout > 0 and self.session.params.get("statement_timeout") == "0":
+            self.session.params["statement_timeout"] = str(default_timeout)
         self.send(m.authentication_ok())
         p = self.session.params
+        superuser = "on" if self.session.access.superuser else "off"
         for k, v in (("server_version", SERVER_VERSION), ("server_encoding", "UTF8"),
                      ("client_encoding", "UTF8"), ("DateStyle", p["datestyle"]),
                      ("TimeZone", p["timezone"]), ("integer_datetimes", "on"),
                      ("standard_conforming_strings", "on"), ("IntervalStyle", "postgres"),
-                     ("is_superuser", "on"), ("session_authorization", user),
+                     ("is_superuser", superuser), ("session_authorization", user),
                      ("application_name", p["application_name"])):
             self.send(m.parameter_status(k, v))
         self.send(m.backend_key_data(self.pid, self.secret))
@@ -361,7 +481,13 @@ class Connection:
         self.start_portal(portal)
         if isinstance(portal.result, Stream):
             assert portal.encoder is not None
-            self.send(m.row_description(portal.encoder.fields))
+            cached = portal.prepared.encoder
+            if cached is not None and cached[1] is portal.encoder:
+                if not portal.prepared.row_description:
+                    portal.prepared.row_description = m.row_description(portal.encoder.fields)
+                self.send(portal.prepared.row_description)
+            else:
+                self.send(m.row_description(portal.encoder.fields))
         elif isinstance(portal.result, Rows):
             self.send(m.row_description(_rows_fields(portal.result)))
         else:
@@ -407,6 +533,7 @@ class Connection:
             return cached[1]
         encoder = codec.batch_encoder(schema, formats)
         prepared.encoder = (formats, encoder)
+        prepared.row_description = b""
         return encoder
 
     def execute(self, msg: m.Execute) -> None:
@@ -519,6 +646,10 @@ class Connection:
                 self.send(m.command_complete(_select_tag(portal)))
         else:
             self.send(m.portal_suspended())
+
+
+class _Terminated(ConnectionError):
+    """The server is shutting down: 57P01 was sent, the connection closes."""
 
 
 def _select_tag(portal: Portal) -> str:

@@ -20,9 +20,11 @@ import duckdb
 from automl.pool import Outcome, TrainingPool
 from catalog.spec import Column, ModelState, TrainingFailure, TrainingJob, TrainingResult
 from catalog.store import ModelRecord, ModelStore
+from catalog.users import UserStore
 from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
 from server.settings import Settings
+from server.tls import server_context
 
 log = logging.getLogger("quackml.engine")
 
@@ -38,12 +40,20 @@ class Engine:
         config: dict[str, str | bool | int | float | list[str]] = {}
         if settings.duckdb_threads > 0:
             config["threads"] = str(settings.duckdb_threads)
+        if settings.session_memory_limit:
+            config["memory_limit"] = settings.session_memory_limit
         self.con = duckdb.connect(database, config=config)
         self.store = ModelStore(self.con)
+        server_context(settings)   # a bad --tls-cert/--tls-key stops the start, not a client
+        self.users = UserStore(self.con, self.store.qualified_schema)
+        if self.users.get(settings.superuser) is None:   # first start: the bootstrap superuser
+            self.users.create(settings.superuser, settings.superuser_password or None,
+                              superuser=True, can_login=True)
         self.cache = ModelCache(settings.model_cache_mb * 1024 * 1024)
         self.functions = PredictionFunctions(self.con, self.cache)
         self._functions_lock = threading.Lock()
-        self.pool = TrainingPool(settings.training_workers, self._on_training_finished)
+        self.pool = TrainingPool(settings.training_workers, self._on_training_finished,
+                                 settings.training_queue_size)
         from server.explain import register_explain_model
         register_explain_model(self)
 
@@ -105,9 +115,9 @@ class Engine:
             preprocessors=record.preprocessors,
         )
 
-    def start_training(self, record: ModelRecord) -> None:
+    def start_training(self, record: ModelRecord, reserved: bool = False) -> None:
         self.pool.submit(record.qualified_name, self.job_for(record),
-                         str(self.result_path(record)))
+                         str(self.result_path(record)), reserved)
 
     def _on_training_finished(self, key: str, outcome: Outcome) -> None:
         schema, name = key.split(".", 1)
@@ -162,7 +172,13 @@ class Engine:
             self.publish(record)
 
     def close(self) -> None:
+        """Kill training workers (their models stay TRAINING and are resumed at the
+        next start), checkpoint the WAL into the database file and close it."""
         self.pool.shutdown()
         self.store.close()
+        try:
+            self.con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            log.warning("CHECKPOINT at shutdown failed: %s", exc)
         self.con.close()
 

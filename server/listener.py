@@ -3,15 +3,26 @@
 ``Server.start()`` binds (port 0 picks a free port), recovers the catalog and
 returns; ``Server.port`` is then the bound port. Cancel requests are matched
 to connections by (pid, secret) from BackendKeyData.
+
+Overload and shutdown: at most ``max_connections`` sessions are admitted
+(``admit``; the connection refuses the rest with FATAL 53300). A watchdog
+thread interrupts statements that outlive their session's statement_timeout
+(57014) and statements whose client has hung up (the session's resources are
+freed at once rather than when the query ends). ``stop()`` stops accepting,
+interrupts every session, lets each connection send FATAL 57P01 and close,
+kills the training workers and checkpoints and closes the database.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import secrets
+import select
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from server.engine import Engine
@@ -22,6 +33,20 @@ if TYPE_CHECKING:
     from server.connection import Connection
 
 log = logging.getLogger("quackml.server")
+
+_WATCH_EVERY_S = 0.02
+_HANGUP_CHECK_AFTER_S = 0.1   # statements shorter than this never pay for a poll
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(ms|s|min|h|d)?\s*", re.IGNORECASE)
+_UNIT_MS = {"ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0}
+
+
+def timeout_ms(value: str) -> float:
+    """A statement_timeout value as PostgreSQL reads it (bare numbers are
+    milliseconds); 0 for no limit or an unreadable value."""
+    match = _DURATION.fullmatch(value)
+    if match is None:
+        return 0.0
+    return float(match.group(1)) * _UNIT_MS[(match.group(2) or "ms").lower()]
 
 
 def _register_udf_errors() -> None:
@@ -46,6 +71,11 @@ class Server:
         self._next_pid = 1000
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._threads: dict[int, threading.Thread] = {}
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     @property
     def port(self) -> int:
@@ -64,6 +94,7 @@ class Server:
                                           reuse_port=False, backlog=128)
         self._thread = threading.Thread(target=self._accept_loop, name="accept", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watch, name="watchdog", daemon=True).start()
 
     def _accept_loop(self) -> None:
         from server.connection import Connection
@@ -81,7 +112,19 @@ class Server:
                 self._next_pid += 1
                 pid = self._next_pid
             conn = Connection(client, self, pid, secrets.randbits(31))
-            threading.Thread(target=conn.run, name=f"conn-{pid}", daemon=True).start()
+            thread = threading.Thread(target=conn.run, name=f"conn-{pid}", daemon=True)
+            with self._lock:
+                self._threads[pid] = thread
+            thread.start()
+
+    def admit(self, pid: int, secret: int, conn: Connection) -> bool:
+        """Register a connection that finished start-up, unless max_connections
+        sessions are already open (the caller then refuses it with 53300)."""
+        with self._lock:
+            if len(self._connections) >= self.settings.max_connections:
+                return False
+            self._connections[pid] = (secret, conn)
+            return True
 
     def register(self, pid: int, secret: int, conn: Connection) -> None:
         with self._lock:
@@ -90,6 +133,38 @@ class Server:
     def forget(self, pid: int) -> None:
         with self._lock:
             self._connections.pop(pid, None)
+            self._threads.pop(pid, None)
+
+    def _watch(self) -> None:
+        """Interrupt statements past their timeout or whose client hung up."""
+        while not self._stopping.wait(_WATCH_EVERY_S):
+            with self._lock:
+                conns = [c for _, c in self._connections.values()]
+            now = time.monotonic()
+            poller: select.poll | None = None
+            watched: dict[int, Connection] = {}
+            for c in conns:
+                since, session = c.busy_since, c.session
+                if since is None or session is None:
+                    continue
+                limit = timeout_ms(session.params.get("statement_timeout", "0"))
+                if limit > 0 and (now - since) * 1000.0 >= limit and not c.timed_out:
+                    c.timed_out = True
+                    session.interrupt()
+                    continue
+                if now - since >= _HANGUP_CHECK_AFTER_S:
+                    with contextlib.suppress(OSError, ValueError):
+                        poller = poller or select.poll()
+                        poller.register(c.sock.fileno(), select.POLLRDHUP)
+                        watched[c.sock.fileno()] = c
+            if poller is not None and watched:
+                for fd, events in poller.poll(0):
+                    c = watched[fd]
+                    if events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR) and \
+                            c.session is not None and c.busy_since is not None:
+                        log.info("client of connection %s hung up mid-statement: "
+                                 "interrupting it", c.pid)
+                        c.session.interrupt()
 
     def cancel(self, pid: int, secret: int) -> None:
         with self._lock:
@@ -97,13 +172,28 @@ class Server:
         if entry is not None and entry[0] == secret and entry[1].session is not None:
             entry[1].session.interrupt()
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Graceful shutdown: refuse new clients, interrupt running statements,
+        let every connection send FATAL 57P01 and close, then close the engine."""
         self._stopping.set()
         if self._sock is not None:
             self._sock.close()
         with self._lock:
             conns = [c for _, c in self._connections.values()]
+            threads = list(self._threads.values())
         for c in conns:
+            if c.session is not None:
+                c.session.interrupt()
+        for c in conns:
+            # wakes a connection blocked in recv; it answers 57P01 and closes
+            with contextlib.suppress(OSError):
+                c.sock.shutdown(socket.SHUT_RD)
+        deadline = time.monotonic() + grace_s
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            left = [c for _, c in self._connections.values()]
+        for c in left:
             with contextlib.suppress(OSError):
                 c.sock.shutdown(socket.SHUT_RDWR)
         if self.engine is not None:

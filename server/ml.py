@@ -82,13 +82,14 @@ class MLHandlers:
             case ShowModel(name=None):
                 return self.show_all()
             case ShowModel(name=QualifiedName() as name):
-                return self.show_model(name)
+                return self.show_model(name, session)
             case DropModel():
-                return self.drop_model(statement)
+                return self.drop_model(statement, session)
         raise AssertionError(statement)
 
     # -- CREATE MODEL ------------------------------------------------------
     def create_model(self, stmt: CreateModel, session: Session) -> Command:
+        session.access.require_create_model()
         self._refuse_unsupported(stmt)
         if stmt.source_file is not None or stmt.sagemaker is not None:
             return self.create_imported(stmt, session)
@@ -103,7 +104,21 @@ class MLHandlers:
         if store.get(schema, name) is not None:
             raise DuplicateModel(f'model "{schema}.{name}" already exists')
         self._check_function_free(function_name, session)
+        # a slot in the bounded training queue first: 53000 (or a cancellable
+        # wait) before any work, given back if anything below fails
+        pool = self.engine.pool
+        session.cancel_requested.clear()
+        pool.reserve(wait=self.engine.settings.training_queue_full == "wait",
+                     cancelled=session.cancel_requested)
+        try:
+            return self._create_trained(stmt, session, kind, schema, name, function_name)
+        except BaseException:
+            pool.release()
+            raise
 
+    def _create_trained(self, stmt: CreateModel, session: Session, kind: str, schema: str,
+                        name: str, function_name: str) -> Command:
+        store = self.engine.store
         if stmt.source_query is not None:
             query = stmt.source_query
         else:
@@ -201,7 +216,7 @@ class MLHandlers:
             self.engine.remove_files(record)
             raise
         self.engine.publish(record)
-        self.engine.start_training(record)
+        self.engine.start_training(record, reserved=True)
         return Command("CREATE MODEL")
 
     def _refuse_unsupported(self, stmt: CreateModel) -> None:
@@ -364,16 +379,14 @@ class MLHandlers:
         return Rows(columns,
                     [(r.schema_name, r.model_name) for r in records], f"SELECT {len(records)}")
 
-    def show_model(self, name: QualifiedName) -> Rows:
-        record = self.engine.store.get(_schema(name), name.name)
-        if record is None:
-            raise ModelNotFound(f'model "{_schema(name)}.{name.name}" does not exist')
-        rows = model_rows(record, self.engine)
+    def show_model(self, name: QualifiedName, session: Session) -> Rows:
+        record = model_or_error(self.engine, name)
+        rows = session.access.visible_rows(record, model_rows(record, self.engine))
         return Rows([ResultColumn("Key", Oid.VARCHAR), ResultColumn("Value", Oid.VARCHAR)],
                     rows, f"SELECT {len(rows)}")
 
     # -- DROP MODEL ----------------------------------------------------------
-    def drop_model(self, stmt: DropModel) -> Command:
+    def drop_model(self, stmt: DropModel, session: Session) -> Command:
         schema, name = _schema(stmt.name), stmt.name.name
         store = self.engine.store
         with store.locked():
@@ -383,11 +396,20 @@ class MLHandlers:
                     return Command("DROP MODEL",
                                    (f'model "{schema}.{name}" does not exist, skipping',))
                 raise ModelNotFound(f'model "{schema}.{name}" does not exist')
+            session.access.require_drop(record)
             self.engine.pool.cancel(record.qualified_name)
             store.delete(schema, name)
+            self.engine.users.forget_model(schema, name)
         self.engine.unregister_functions(record)
         self.engine.remove_files(record)
         return Command("DROP MODEL")
+
+
+def model_or_error(engine: Engine, name: QualifiedName) -> ModelRecord:
+    record = engine.store.get(_schema(name), name.name)
+    if record is None:
+        raise ModelNotFound(f'model "{_schema(name)}.{name.name}" does not exist')
+    return record
 
 
 def _is_byom(record: ModelRecord) -> bool:

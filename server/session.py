@@ -13,6 +13,7 @@ import contextlib
 import enum
 import os
 import tempfile
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,7 +23,9 @@ import duckdb
 import pyarrow as pa
 from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
-from server import copy, cursors, grammar, params, pgcatalog
+from catalog.store import SCHEMA as CATALOG_SCHEMA
+from server import accessgrammar, copy, cursors, grammar, params, pgcatalog
+from server.access import Access
 from server.engine import Engine
 from server.errors import (
     DataException,
@@ -145,6 +148,13 @@ def command_tag(stmt: Statement, stype: duckdb.StatementType | None,
     return words[0] if words else ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    """A statement that goes to DuckDB as is: the text DuckDB runs, its type."""
+    stmt: Statement
+    stype: duckdb.StatementType | None
+
+
 @dataclass(frozen=True)
 class Description:
     param_types: tuple[str, ...]                     # DuckDB type names, UNKNOWN if not inferred
@@ -161,18 +171,28 @@ class Session:
         self.cursor = engine.cursor()
         self.params: dict[str, str] = dict(pgcatalog.CLIENT_PARAMS)
         self._publish_params()
+        # current_user and session_user are the start-up (authenticated) user
+        self.cursor.execute("SET VARIABLE quackml_user = ?", [user])
+        for name in ("current_user", "session_user"):
+            self.cursor.execute(f"CREATE TEMP MACRO {name}() AS getvariable('quackml_user')")
         for name, value in (startup or {}).items():
             if name.lower() in pgcatalog.CLIENT_PARAMS and name.lower() not in pgcatalog.FIXED:
                 with contextlib.suppress(InvalidParameterValue):
                     self._set_param(name.lower(), value)
         self.status = "I"
         self.ml = MLHandlers(engine)
+        self.access = Access(engine, user)
         self._types: OrderedDict[str, duckdb.StatementType | None] = OrderedDict()
+        # client text -> plain DuckDB statement (see ``run``), most recent last
+        self._plain: OrderedDict[str, _Plain] = OrderedDict()
         self._open: pa.RecordBatchReader | None = None
         # savepoints of the open block: (name, statements run in the block when set)
         self._savepoints: list[tuple[str, int]] = []
         self.cursors: dict[str, cursors.SqlCursor] = {}
         self._block_statements = 0
+        # set by interrupt(): wakes statements that wait outside DuckDB (a CREATE
+        # MODEL waiting for a training queue slot)
+        self.cancel_requested = threading.Event()
 
     def release(self) -> None:
         """Close the open result stream, if any: a DuckDB connection runs one
@@ -188,7 +208,9 @@ class Session:
             self.cursor.close()
 
     def interrupt(self) -> None:
-        self.cursor.interrupt()
+        self.cancel_requested.set()
+        with contextlib.suppress(duckdb.ConnectionException):   # closed meanwhile
+            self.cursor.interrupt()
 
     def failed(self) -> None:
         """An error happened while running or streaming a statement."""
@@ -206,13 +228,21 @@ class Session:
         return stype
 
     def run(self, stmt: Statement, params_: Sequence[object] = ()) -> Result:
-        tx = transaction_kind(stmt)
+        # plain DuckDB SQL seen before (a prepared statement run again): its routing,
+        # rewrite and DuckDB statement type are known from its text
+        plain = self._plain.get(stmt.text)
+        tx = None if plain is not None else transaction_kind(stmt)
         if self.status == "E" and tx not in (TxKind.COMMIT, TxKind.ROLLBACK,
                                              TxKind.ROLLBACK_TO):
             raise InFailedTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block")
         self.release()
         try:
+            if plain is not None:
+                if self.status == "T":
+                    self._block_statements += 1
+                self.check_access(stmt)
+                return self._run_plain(plain, params_)
             if tx in (TxKind.SAVEPOINT, TxKind.RELEASE, TxKind.ROLLBACK_TO):
                 return self._savepoint(tx, _savepoint_name(stmt))
             if tx is not None:
@@ -221,6 +251,9 @@ class Session:
                 self._block_statements += 1
             if stmt.words(1) == ("DEALLOCATE",):
                 return _deallocate(stmt)
+            if accessgrammar.is_access_statement(stmt):
+                return self.access.handle(accessgrammar.parse(stmt))
+            self.check_access(stmt)
             cursor_stmt = cursors.parse(stmt)
             if cursor_stmt is not None:
                 return self._cursor(cursor_stmt, params_)
@@ -236,6 +269,12 @@ class Session:
         except BaseException:
             self.failed()
             raise
+
+    def check_access(self, stmt: Statement) -> None:
+        """Refuse (42501) SQL a non-superuser may not run; free for superusers."""
+        if not self.access.superuser and params.parse(stmt) is None:   # client SET/SHOW: fine
+            self.access.check_sql(stmt, self.statement_type(stmt.text),
+                                  copy.parse(stmt) is not None)
 
     # -- SQL cursors -------------------------------------------------------------
     def _cursor(self, action: cursors.CursorStatement, bound: Sequence[object]) -> Result:
@@ -325,6 +364,7 @@ class Session:
         if grammar.is_ml_statement(stmt) or params.parse(stmt) is not None or \
                 copy.parse(stmt) is not None or transaction_kind(stmt) is not None:
             return Description((), None)
+        self.check_access(stmt)
         signature = _seam.bind(self.cursor, self.duckdb_text(stmt))
         param_types = tuple(str(t) for _name, t in sorted(
             signature.parameters, key=lambda p: int(p[0]) if p[0].isdigit() else 0))
@@ -415,7 +455,8 @@ class Session:
         existing = {r[0] for r in self.cursor.execute(
             "SELECT DISTINCT schema_name FROM duckdb_schemas() "
             "WHERE database_name = current_database()").fetchall()}
-        keep = [v for v in wanted if v in existing]
+        # never the model catalog's schema: it is reached qualified, by superusers only
+        keep = [v for v in wanted if v in existing and v != CATALOG_SCHEMA]
         if keep:
             self.cursor.execute("SET search_path = ?", [",".join(keep)])
 
@@ -455,8 +496,18 @@ class Session:
     def _duckdb(self, stmt: Statement, params: Sequence[object]) -> Result:
         text = self.duckdb_text(stmt)
         if text is not stmt.text:
+            client_text = stmt.text
             stmt = Statement(text, stmt.offset, stmt.tokens)
-        stype = self.statement_type(stmt.text)
+        else:
+            client_text = text
+        plain = _Plain(stmt, self.statement_type(stmt.text))
+        self._plain[client_text] = plain
+        if len(self._plain) > 256:
+            self._plain.popitem(last=False)
+        return self._run_plain(plain, params)
+
+    def _run_plain(self, plain: _Plain, params: Sequence[object]) -> Result:
+        stmt, stype = plain.stmt, plain.stype
         bound = list(params) if params else None
         if stype is duckdb.StatementType.SELECT:
             # DuckDB's statement runner straight to a record-batch stream: the relation

@@ -35,6 +35,21 @@ def _bool(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r}")
 
 
+def _auth(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("trust", "scram-sha-256", "md5", "password"):
+        raise ValueError(f"not an authentication method (trust, scram-sha-256, md5, "
+                         f"password): {text!r}")
+    return value
+
+
+def _queue_full(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("error", "wait"):
+        raise ValueError(f"not a queue policy (error, wait): {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -47,6 +62,17 @@ class Settings:
     duckdb_threads: int = 0
     model_cache_mb: int = 1024
     log_level: str = "INFO"
+    auth: str = "trust"
+    superuser: str = "quackml"
+    superuser_password: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_required_remote: bool = True
+    max_connections: int = 100
+    statement_timeout_ms: int = 0
+    session_memory_limit: str = ""
+    training_queue_size: int = 16
+    training_queue_full: str = "error"
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -67,6 +93,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model_cache_mb", "QUACKML_MODEL_CACHE_MB", int,
             "memory bound of the loaded-model cache shared by all sessions"),
     Setting("log_level", "QUACKML_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
+    Setting("auth", "QUACKML_AUTH", _auth,
+            "client authentication: trust (loopback only), scram-sha-256, md5 or password"),
+    Setting("superuser", "QUACKML_SUPERUSER", str,
+            "bootstrap superuser created on first start"),
+    Setting("superuser_password", "QUACKML_SUPERUSER_PASSWORD", str,
+            "password of the bootstrap superuser (stored as a SCRAM-SHA-256 verifier)"),
+    Setting("tls_cert", "QUACKML_TLS_CERT", str,
+            "PEM certificate file; with --tls-key, SSLRequest is answered with TLS"),
+    Setting("tls_key", "QUACKML_TLS_KEY", str, "PEM private key file of --tls-cert"),
+    Setting("tls_required_remote", "QUACKML_TLS_REQUIRED_REMOTE", _bool,
+            "refuse non-TLS connections from non-loopback addresses"),
+    Setting("max_connections", "QUACKML_MAX_CONNECTIONS", int,
+            "client connections at once; more are refused with 53300"),
+    Setting("statement_timeout_ms", "QUACKML_STATEMENT_TIMEOUT_MS", int,
+            "cancel statements running longer than this (57014); 0 means no limit"),
+    Setting("session_memory_limit", "QUACKML_SESSION_MEMORY_LIMIT", str,
+            "DuckDB memory_limit (e.g. 4GB); empty keeps DuckDB's default"),
+    Setting("training_queue_size", "QUACKML_TRAINING_QUEUE_SIZE", int,
+            "training jobs that may wait for a free worker"),
+    Setting("training_queue_full", "QUACKML_TRAINING_QUEUE_FULL", _queue_full,
+            "when the queue is full: error (CREATE MODEL fails with 53000) or wait"),
 )
 
 

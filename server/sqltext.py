@@ -8,6 +8,7 @@ offset in the query string, for error positions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlglot.dialects.postgres import Postgres
@@ -48,11 +49,23 @@ def split(sql: str) -> list[Statement]:
 
     A string the tokenizer rejects (say, an unterminated quote) is returned
     whole as one statement without tokens, so DuckDB reports the error.
+
+    Short texts are remembered (statements are immutable): a client sending
+    the same query again, prepared or not, is not tokenized again.
     """
+    if len(sql) > _CACHED_TEXT_MAX:
+        return list(_split(sql))
+    return list(_split_cached(sql))
+
+
+_CACHED_TEXT_MAX = 4096
+
+
+def _split(sql: str) -> tuple[Statement, ...]:
     try:
         tokens = tokenize(sql)
     except TokenError:
-        return [Statement(sql, 0, (), untokenized=True)] if sql.strip() else []
+        return (Statement(sql, 0, (), untokenized=True),) if sql.strip() else ()
     statements: list[Statement] = []
     current: list[Token] = []
     start = 0
@@ -64,7 +77,10 @@ def split(sql: str) -> list[Statement]:
         else:
             current.append(tok)
     statements.append(_make(sql, start, len(sql), current))
-    return [s for s in statements if not s.is_empty]
+    return tuple(s for s in statements if not s.is_empty)
+
+
+_split_cached = functools.lru_cache(maxsize=512)(_split)
 
 
 def _make(sql: str, start: int, end: int, tokens: list[Token]) -> Statement:

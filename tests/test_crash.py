@@ -10,8 +10,29 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
-from tests.conftest import start_server_process, wait_for_state
+from tests.conftest import ServerProcess, wait_for_state
+from tests.conftest import start_server_process as _start
+
+_started: list[ServerProcess] = []
+
+
+def start_server_process(database: Path, data_dir: Path, *extra: str) -> ServerProcess:
+    proc = _start(database, data_dir, *extra)
+    _started.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _no_server_left_behind() -> object:
+    """A failing test must not leave a server process running."""
+    yield None
+    while _started:
+        proc = _started.pop()
+        if proc.process.poll() is None:
+            proc.process.kill()
+            proc.process.wait()
 
 
 def _children(pid: int) -> list[int]:

@@ -1,0 +1,179 @@
+"""The grammar of user, role and privilege statements (over sqlglot tokens).
+
+Recognises, case-insensitively:
+
+- ``CREATE USER name [WITH] [PASSWORD 'p' | PASSWORD DISABLE | SUPERUSER |
+  NOSUPERUSER | CREATEUSER | NOCREATEUSER]...``, ``CREATE ROLE name``;
+- ``ALTER USER name [WITH] ...`` (same options);
+- ``DROP USER [IF EXISTS] name [, ...]``, ``DROP ROLE [IF EXISTS] name [, ...]``;
+- ``GRANT [ROLE] r TO user``, ``REVOKE [ROLE] r FROM user``;
+- ``GRANT CREATE MODEL TO grantee [, ...]``, ``REVOKE CREATE MODEL FROM ...``;
+- ``GRANT { EXECUTE | ALL [PRIVILEGES] } ON MODEL m [, ...] TO grantee [, ...]``
+  and its REVOKE, where a grantee is ``user``, ``ROLE r`` or ``PUBLIC``.
+
+Every GRANT and REVOKE is claimed here (DuckDB has neither); errors carry
+the position like the ML grammar's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.grammar import QualifiedName, _Parser
+from server.sqltext import Statement
+
+
+@dataclass(frozen=True)
+class Grantee:
+    name: str
+    kind: str   # user | role | public
+
+
+@dataclass(frozen=True)
+class CreateUser:
+    name: str
+    password: str | None
+    superuser: bool
+    role: bool          # CREATE ROLE: cannot log in
+
+
+@dataclass(frozen=True)
+class AlterUser:
+    name: str
+    password: str | None
+    superuser: bool | None
+
+
+@dataclass(frozen=True)
+class DropUser:
+    names: tuple[str, ...]
+    if_exists: bool
+    role: bool
+
+
+@dataclass(frozen=True)
+class GrantRole:
+    role: str
+    members: tuple[str, ...]
+    revoke: bool
+
+
+@dataclass(frozen=True)
+class GrantCreateModel:
+    grantees: tuple[Grantee, ...]
+    revoke: bool
+
+
+@dataclass(frozen=True)
+class GrantOnModel:
+    models: tuple[QualifiedName, ...]
+    grantees: tuple[Grantee, ...]
+    revoke: bool
+
+
+AccessStatement = (CreateUser | AlterUser | DropUser | GrantRole | GrantCreateModel
+                   | GrantOnModel)
+
+
+def is_access_statement(stmt: Statement) -> bool:
+    w = stmt.words(2)
+    if not w:
+        return False
+    if w[0] in ("GRANT", "REVOKE"):
+        return True
+    return len(w) == 2 and w[0] in ("CREATE", "ALTER", "DROP") and w[1] in ("USER", "ROLE")
+
+
+def parse(stmt: Statement) -> AccessStatement:
+    """Parse an access statement (``is_access_statement(stmt)`` must be true)."""
+    return _AccessParser(stmt).statement()
+
+
+class _AccessParser(_Parser):
+    def statement(self) -> AccessStatement:  # type: ignore[override]
+        if self.accept("CREATE", "USER"):
+            return self.create_user(role=False)
+        if self.accept("CREATE", "ROLE"):
+            return self.create_user(role=True)
+        if self.accept("ALTER", "USER") or self.accept("ALTER", "ROLE"):
+            name = self.identifier("a user name")
+            password, superuser = self.user_options()
+            return AlterUser(name, password, superuser)
+        if self.accept("DROP", "USER") or self.accept("DROP", "ROLE"):
+            role = self.tokens[1].text.upper() == "ROLE"
+            if_exists = self.accept("IF", "EXISTS")
+            names = self.names("a user name")
+            self.end()
+            return DropUser(tuple(names), if_exists, role)
+        revoke = self.accept("REVOKE")
+        if not revoke:
+            self.expect("GRANT")
+        return self.grant(revoke)
+
+    def names(self, what: str) -> list[str]:
+        out = [self.identifier(what)]
+        while self.peek() is not None and self.peek().text == ",":  # type: ignore[union-attr]
+            self.i += 1
+            out.append(self.identifier(what))
+        return out
+
+    def create_user(self, role: bool) -> CreateUser:
+        name = self.identifier("a role name" if role else "a user name")
+        password, superuser = self.user_options()
+        return CreateUser(name, password, bool(superuser), role)
+
+    def user_options(self) -> tuple[str | None, bool | None]:
+        self.accept("WITH")
+        password: str | None = None
+        superuser: bool | None = None
+        while self.peek() is not None:
+            if self.accept("PASSWORD"):
+                if self.accept("DISABLE"):
+                    continue
+                password = self.string("a password")
+            elif self.accept("SUPERUSER") or self.accept("CREATEUSER"):
+                superuser = True
+            elif self.accept("NOSUPERUSER") or self.accept("NOCREATEUSER"):
+                superuser = False
+            elif self.accept("LOGIN") or self.accept("NOLOGIN"):
+                continue
+            else:
+                raise self.error("syntax error: expected PASSWORD, SUPERUSER or NOSUPERUSER")
+        return password, superuser
+
+    def grantees(self) -> tuple[Grantee, ...]:
+        out = []
+        while True:
+            if self.accept("PUBLIC"):
+                out.append(Grantee("public", "public"))
+            elif self.accept("ROLE"):
+                out.append(Grantee(self.identifier("a role name"), "role"))
+            else:
+                self.accept("USER")
+                out.append(Grantee(self.identifier("a user name"), "user"))
+            tok = self.peek()
+            if tok is None or tok.text != ",":
+                break
+            self.i += 1
+        self.end()
+        return tuple(out)
+
+    def grant(self, revoke: bool) -> AccessStatement:
+        to = "FROM" if revoke else "TO"
+        if self.accept("CREATE", "MODEL"):
+            self.expect(to)
+            return GrantCreateModel(self.grantees(), revoke)
+        if self.accept("EXECUTE") or (self.accept("ALL") and (self.accept("PRIVILEGES") or True)):
+            self.expect("ON", "MODEL")
+            models = [self.qualified("a model name")]
+            while self.peek() is not None and self.peek().text == ",":  # type: ignore[union-attr]
+                self.i += 1
+                models.append(self.qualified("a model name"))
+            self.expect(to)
+            return GrantOnModel(tuple(models), self.grantees(), revoke)
+        self.accept("ROLE")
+        role = self.identifier("a role name")
+        self.expect(to)
+        members = self.names("a user name")
+        self.end()
+        return GrantRole(role, tuple(members), revoke)
