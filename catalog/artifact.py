@@ -126,7 +126,7 @@ def write_artifact(artifact: ModelArtifact, path: str) -> str:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(folder)
+    fsync_path(folder)
     return digest
 
 
@@ -157,8 +157,9 @@ def read_artifact(path: str, expected_sha256: str) -> ModelArtifact:
     return artifact
 
 
-def _fsync_dir(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file or a folder (after os.replace, so the rename is durable)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

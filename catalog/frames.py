@@ -54,7 +54,7 @@ def to_frame(
     data: dict[str, np.ndarray | pd.Categorical] = {}
     n_rows: int | None = None
     for array, feature, cats in zip(columns, features, categories, strict=True):
-        values = _convert(_flatten(array), feature, cats)
+        values = _convert(flatten(array), feature, cats)
         if n_rows is not None and len(values) != n_rows:
             raise ValueError(f"column {feature.name!r} has {len(values)} rows, expected {n_rows}")
         n_rows = len(values)
@@ -69,14 +69,15 @@ def fit_categories(table: pa.Table, features: Sequence[Column]) -> tuple[Categor
         if feature.kind is not FeatureKind.CATEGORICAL:
             result.append(None)
             continue
-        strings = _as_strings(_flatten(table.column(feature.name)), feature)
+        strings = _as_strings(flatten(table.column(feature.name)), feature)
         distinct = pc.unique(strings).drop_null()
         ordered = pc.take(distinct, pc.array_sort_indices(distinct))
         result.append(tuple(ordered.to_pylist()))
     return tuple(result)
 
 
-def _flatten(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+def flatten(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous, dictionary-decoded array."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
     if pa.types.is_dictionary(array.type):

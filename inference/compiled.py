@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from catalog.artifact import ModelArtifact
+from catalog.artifact import ModelArtifact, fsync_path
 from catalog.spec import FeatureKind
 from inference.errors import CompilationFailed
 from inference.evaluators import LibraryEvaluator, TreeEvaluator, tree_library
@@ -138,7 +138,7 @@ def compile_and_store(artifact: ModelArtifact, artifact_path: str, artifact_sha2
         tmp_model = work / paths.model.name
         model.save(str(tmp_model))
         for tmp, final in ((tmp_model, paths.model), (tmp_library, paths.library)):
-            _fsync_file(tmp)
+            fsync_path(tmp)
             os.replace(tmp, final)
         manifest = {"version": MANIFEST_VERSION, "artifact_sha256": artifact_sha256.lower(),
                     "lignum_version": lignum.__version__, "model_file": paths.model.name,
@@ -146,9 +146,9 @@ def compile_and_store(artifact: ModelArtifact, artifact_path: str, artifact_sha2
                     "library_sha256": _sha256(paths.library)}
         tmp_manifest = work / paths.manifest.name
         tmp_manifest.write_text(json.dumps(manifest, indent=1))
-        _fsync_file(tmp_manifest)
+        fsync_path(tmp_manifest)
         os.replace(tmp_manifest, paths.manifest)
-        _fsync_dir(folder)
+        fsync_path(folder)
         return evaluator
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -207,18 +207,6 @@ def _sha256(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     return digest.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    _fsync_file(folder)
 
 
 def stored_bytes(artifact_path: str) -> int:

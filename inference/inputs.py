@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from catalog.frames import FeatureTypeMismatch, to_frame
+from catalog.frames import FeatureTypeMismatch, flatten, to_frame
 from catalog.spec import Column, FeatureKind
 
 
@@ -50,7 +50,7 @@ class TreeInputs:
     def batch(self, args: Sequence[pa.Array | pa.ChunkedArray]) -> pa.RecordBatch:
         if len(args) != len(self._features):
             raise ValueError(f"expected {len(self._features)} arguments, got {len(args)}")
-        columns = [self._column(_flatten(a), i) for i, a in enumerate(args)]
+        columns = [self._column(flatten(a), i) for i, a in enumerate(args)]
         return pa.RecordBatch.from_arrays(columns, names=self._names)
 
     def _column(self, array: pa.Array, i: int) -> pa.Array:
@@ -95,11 +95,3 @@ class TreeInputs:
         if self._missing_code is not None and codes.null_count:
             codes = pc.fill_null(codes, self._missing_code)
         return codes
-
-
-def _flatten(array: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    return array

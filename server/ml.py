@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,7 +119,6 @@ class MLHandlers:
 
     def _create_trained(self, stmt: CreateModel, session: Session, kind: str, schema: str,
                         name: str, function_name: str) -> Command:
-        store = self.engine.store
         if stmt.source_query is not None:
             query = stmt.source_query
         else:
@@ -205,8 +205,19 @@ class MLHandlers:
             os.fsync(fh.fileno())
         os.replace(tmp, snapshot)
 
+        self._insert_and_register(record)
+        self.engine.start_training(record, reserved=True)
+        return Command("CREATE MODEL")
+
+    def _insert_and_register(self, record: ModelRecord) -> None:
+        """Record the model, then register its functions; undo both on failure.
+        When the name turns out to be taken (a concurrent CREATE MODEL won), only
+        this version's folder is removed: the other model's files share the parent."""
+        store = self.engine.store
+        schema, name = record.schema_name, record.model_name
         with store.locked():
             if store.get(schema, name) is not None:
+                shutil.rmtree(self.engine.model_dir(record), ignore_errors=True)
                 raise DuplicateModel(f'model "{schema}.{name}" already exists')
             store.insert(record)
         try:
@@ -216,8 +227,6 @@ class MLHandlers:
             self.engine.remove_files(record)
             raise
         self.engine.publish(record)
-        self.engine.start_training(record, reserved=True)
-        return Command("CREATE MODEL")
 
     def _refuse_unsupported(self, stmt: CreateModel) -> None:
         unsupported = [
@@ -304,18 +313,7 @@ class MLHandlers:
             learner=model_type.split()[-1].lower())
         sha256 = write_artifact(artifact, str(folder / ARTIFACT_FILE))
         record = replace(record, artifact_file=ARTIFACT_FILE, artifact_sha256=sha256)
-        with store.locked():
-            if store.get(schema, name) is not None:
-                self.engine.remove_files(record)
-                raise DuplicateModel(f'model "{schema}.{name}" already exists')
-            store.insert(record)
-        try:
-            self.engine.register_functions(record)
-        except BaseException:
-            store.delete(schema, name)
-            self.engine.remove_files(record)
-            raise
-        self.engine.publish(record)
+        self._insert_and_register(record)
         return Command("CREATE MODEL")
 
     @staticmethod
