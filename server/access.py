@@ -34,24 +34,13 @@ from server.accessgrammar import (
     GrantOnModel,
     GrantRole,
 )
-from server.errors import ServerError
+from server.errors import DuplicateObject, InsufficientPrivilege, UndefinedObject
 from server.results import Command
 from server.sqltext import Statement
 
 if TYPE_CHECKING:
     from server.engine import Engine
 
-
-class InsufficientPrivilege(ServerError):
-    sqlstate = "42501"
-
-
-class DuplicateObject(ServerError):
-    sqlstate = "42710"
-
-
-class UndefinedObject(ServerError):
-    sqlstate = "42704"
 
 
 # Table and scalar functions that read or list server files, or run SQL text.

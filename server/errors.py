@@ -69,6 +69,18 @@ class DatatypeMismatch(ServerError):
     sqlstate = "42804"
 
 
+class InsufficientPrivilege(ServerError):
+    sqlstate = "42501"
+
+
+class DuplicateObject(ServerError):
+    sqlstate = "42710"
+
+
+class UndefinedObject(ServerError):
+    sqlstate = "42704"
+
+
 @dataclass(frozen=True)
 class ErrorFields:
     severity: str

@@ -64,6 +64,12 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _TYPE_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?")
 
 
+def _version_dir(schema: str, name: str, created: datetime) -> str:
+    """A new model version's folder, relative to the data dir."""
+    return str(Path("models") / _SAFE_NAME.sub("_", schema) / _SAFE_NAME.sub("_", name) /
+               f"v1-{created.strftime('%Y%m%d%H%M%S%f')}")
+
+
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -184,8 +190,7 @@ class MLHandlers:
             schema_name=schema, model_name=name, version=1, owner=session.user,
             created_at=now, state=ModelState.TRAINING, statement=stmt.text,
             function_name=function_name, features=features, settings=stmt.settings,
-            model_dir=str(Path("models") / _SAFE_NAME.sub("_", schema) /
-                          _SAFE_NAME.sub("_", name) / f"v1-{now.strftime('%Y%m%d%H%M%S%f')}"),
+            model_dir=_version_dir(schema, name, now),
             source_query=stmt.source_query,
             source_table=str(stmt.source_table) if stmt.source_table else None,
             target=target.name if target is not None else None,
@@ -298,8 +303,7 @@ class MLHandlers:
             schema_name=schema, model_name=name, version=1, owner=session.user,
             created_at=now, state=ModelState.READY, statement=stmt.text,
             function_name=function_name, features=features, settings=stmt.settings,
-            model_dir=str(Path("models") / _SAFE_NAME.sub("_", schema) /
-                          _SAFE_NAME.sub("_", name) / f"v1-{now.strftime('%Y%m%d%H%M%S%f')}"),
+            model_dir=_version_dir(schema, name, now),
             source_table=stmt.source_file or stmt.sagemaker, target_type=returns,
             iam_role=stmt.iam_role, model_type=model_type,
             problem_type=ProblemType.REGRESSION, auto=False, finished_at=now,
