@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,45 +29,9 @@ from pathlib import Path
 import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pg_bin(name: str) -> str:
-    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (folder / name).exists():
-            return str(folder / name)
-    found = shutil.which(name)
-    if found is None:
-        sys.exit(f"{name} not found: install Debian's postgresql package (make system-deps)")
-    return found
-
-
-@contextmanager
-def postgres(folder: Path) -> Iterator[str]:
-    data = folder / "pgdata"
-    port = _free_port()
-    env = dict(os.environ)
-    run_as: list[str] = []
-    if os.geteuid() == 0:   # PostgreSQL refuses to run as root
-        shutil.chown(folder, "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*run_as, _pg_bin("initdb"), "-D", str(data), "-U", "postgres",
-                    "--auth=trust", "-E", "UTF8", "--no-sync"], check=True,
-                   capture_output=True, env=env)
-    subprocess.run([*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-w", "-l",
-                    str(folder / "pg.log"), "-o",
-                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-                    "-c shared_buffers=256MB", "start"], check=True, capture_output=True, env=env)
-    try:
-        yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
-    finally:
-        subprocess.run([*run_as, _pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w",
-                        "stop"], capture_output=True, env=env)
+from tests.pgcluster import postgres  # noqa: E402
 
 
 @contextmanager

@@ -49,6 +49,7 @@ class Prepared:
     param_oids: tuple[int, ...]
     encoder: tuple[tuple[int, ...], codec.BatchEncoder] | None = None
     row_description: bytes = b""   # the encoder's RowDescription message
+    arrays_inferred: bool = False   # see Connection.infer_array_params
 
 
 @dataclass
@@ -413,25 +414,32 @@ class Connection:
         return True
 
     def send_copy_out(self, result: CopyOut) -> None:
-        if result.reader is not None:
-            self.send_binary_copy_out(result, result.reader)
-            return
-        assert result.path is not None
-        self.send(m.copy_out_response(0, result.columns, [0] * result.columns))
-        try:
-            with open(result.path, "rb") as f:
-                tail = b""
-                while chunk := f.read(_FLUSH_AT):
-                    # one CopyData per row, as PostgreSQL sends (psycopg's rows() needs it)
-                    lines = (tail + chunk).split(b"\n")
-                    tail = lines.pop()
-                    self.send(b"".join([m.copy_data(line + b"\n") for line in lines]))
-                if tail:
-                    self.send(m.copy_data(tail))
-        finally:
-            os.unlink(result.path)
+        """Stream the rows of COPY TO STDOUT, one CopyData per row (as PostgreSQL sends)."""
+        spec, reader = result.spec, result.reader
+        binary = spec.format is copy.CopyFormat.BINARY
+        self.send(m.copy_out_response(int(binary), result.columns,
+                                      [int(binary)] * result.columns))
+        rows = 0
+        if binary:
+            encoder = codec.batch_encoder(reader.schema, [1])
+            for batch in reader:
+                if batch.num_rows:
+                    self.send(copy.binary_copy_data(encoder.encode(batch), first=rows == 0))
+                    rows += batch.num_rows
+            self.send(m.copy_data(copy.BINARY_TRAILER if rows else
+                                  copy.BINARY_HEADER + copy.BINARY_TRAILER))
+        else:
+            lines = copy.RowEncoder(spec, reader.schema)
+            header = lines.header()
+            if header is not None:
+                self.send(m.copy_data(header))
+            for batch in reader:
+                if batch.num_rows:
+                    self.send(codec.tagged_messages(b"d", lines.lines(batch)))
+                    rows += batch.num_rows
         self.send(m.copy_done())
-        self.send(m.command_complete(f"COPY {result.rows}"))
+        self.session_release()
+        self.send(m.command_complete(f"COPY {rows}"))
 
     # -- extended query -------------------------------------------------------
     def parse(self, msg: m.Parse) -> None:
@@ -451,6 +459,11 @@ class Connection:
             raise ServerError(f'prepared statement "{msg.statement}" does not exist',
                               sqlstate="26000")
         formats = msg.param_formats
+        if not prepared.arrays_inferred and any(
+                raw is not None and raw[:1] == b"{" and
+                (prepared.param_oids[i] if i < len(prepared.param_oids) else 0) == 0
+                for i, raw in enumerate(msg.params)):
+            self.infer_array_params(prepared)
         values = []
         for i, raw in enumerate(msg.params):
             oid = prepared.param_oids[i] if i < len(prepared.param_oids) else 0
@@ -492,6 +505,21 @@ class Connection:
             self.send(m.row_description(_rows_fields(portal.result)))
         else:
             self.send(m.no_data())
+
+    def infer_array_params(self, prepared: Prepared) -> None:
+        """Type the untyped parameters DuckDB infers as arrays, so that a text
+        value such as ``{a,b}`` (psycopg sends lists of str untyped) is read as
+        PostgreSQL's array text, as PostgreSQL reads it."""
+        assert self.session is not None
+        prepared.arrays_inferred = True
+        if prepared.statement is None:
+            return
+        inferred = self.session.describe(prepared.statement).param_types
+        oids = list(prepared.param_oids) + [0] * (len(inferred) - len(prepared.param_oids))
+        for i, duckdb_type in enumerate(inferred):
+            if not oids[i] and duckdb_type.endswith("]"):
+                oids[i] = pg_type_for_duckdb(duckdb_type)
+        prepared.param_oids = tuple(oids)
 
     def describe_statement(self, prepared: Prepared) -> None:
         """ParameterDescription and RowDescription without running the statement;
@@ -555,20 +583,6 @@ class Connection:
     def session_release(self) -> None:
         if self.session is not None:
             self.session.release()
-
-    def send_binary_copy_out(self, result: CopyOut, reader: pa.RecordBatchReader) -> None:
-        self.send(m.copy_out_response(1, result.columns, [1] * result.columns))
-        encoder = codec.batch_encoder(reader.schema, [1])
-        rows = 0
-        for batch in reader:
-            if batch.num_rows:
-                self.send(copy.binary_copy_data(encoder.encode(batch), first=rows == 0))
-                rows += batch.num_rows
-        self.send(m.copy_data(copy.BINARY_TRAILER if rows else
-                              copy.BINARY_HEADER + copy.BINARY_TRAILER))
-        self.send(m.copy_done())
-        self.session_release()
-        self.send(m.command_complete(f"COPY {rows}"))
 
     # -- results ----------------------------------------------------------------
     def send_result(self, result: Result, formats: Sequence[int], *, describe: bool,

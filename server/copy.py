@@ -5,13 +5,20 @@
 (``table``, ``table (cols)`` or ``(query)``), the direction and the options
 in both the parenthesised and the legacy (``CSV HEADER``) spellings.
 
-The data travels through a temporary file on the server, so neither
-direction holds the whole data set in memory: rows from the client are
-appended to it as CopyData arrives and DuckDB's CSV reader loads it on
-CopyDone; for TO STDOUT DuckDB's CSV writer fills it and the connection
-sends it in chunks. PostgreSQL's text format is DuckDB's CSV with a tab
-delimiter, ``\\N`` for NULL and no quoting (backslash escapes inside values
-are not decoded; see the README).
+COPY FROM STDIN: rows from the client are appended to a temporary file as
+CopyData arrives, so the data set is never held in memory, and loaded on
+CopyDone in one statement (all rows or none). PostgreSQL's text format is
+DuckDB's CSV with a tab delimiter, ``\\N`` for NULL and no quoting, so
+DuckDB's CSV reader takes it directly unless it holds backslash escapes;
+then :class:`TextDecoder` decodes it column-wise with Arrow kernels, chunk by
+chunk, into a CSV file DuckDB reads. Columns whose PostgreSQL text form
+DuckDB does not cast (arrays ``{1,2}``, bytea ``\\x4142``) are read as
+VARCHAR and converted by :func:`conversion` in the loading statement.
+
+COPY TO STDOUT streams the query's Arrow batches: every value is rendered by
+the same text encoders as a DataRow (``server.protocol.codec``), so ``t``/``f``,
+``{1,2}``, ``NaN`` and timestamps read as PostgreSQL writes them, then
+escaped (text) or quoted (CSV) and sent one CopyData per row.
 
 The binary format is decoded and encoded here: incoming tuples are decoded
 with the Bind parameter decoders (``server.pgtypes``) into column batches;
@@ -27,10 +34,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot.tokens import Token, TokenType
 
 from server.errors import DataException, FeatureNotSupported, SyntaxError_
 from server.pgtypes import decode_param
+from server.protocol import codec
 from server.sqltext import Statement
 
 
@@ -57,15 +68,25 @@ class CopySpec:
         escape = self.escape if self.format is CopyFormat.CSV else ""
         return (f"(FORMAT csv, DELIMITER {_literal(self.delimiter)}, NULL {_literal(self.null)}, "
                 f"QUOTE {_literal(quote)}, ESCAPE {_literal(escape)}, "
-                f"HEADER {'true' if self.header else 'false'})")
+                f"HEADER {'true' if self.header else 'false'}, ALLOW_QUOTED_NULLS false)")
 
     def load_sql(self, path: str) -> str:
         """DuckDB statement that loads the client's rows from ``path``."""
         return f"COPY {self.target} FROM {_literal(path)} {self.duckdb_options()}"
 
-    def dump_sql(self, path: str) -> str:
-        """DuckDB statement that writes the rows for the client to ``path``."""
-        return f"COPY {self.target} TO {_literal(path)} {self.duckdb_options()}"
+    def insert_sql(self, path: str, types: Sequence[str], csv: CopySpec | None = None) -> str:
+        """DuckDB statement that loads ``path`` (CSV as ``csv`` describes, this
+        spec by default) read as VARCHAR, each column converted to its type."""
+        csv = csv or self
+        quote = csv.quote if csv.format is CopyFormat.CSV else ""
+        escape = csv.escape if csv.format is CopyFormat.CSV else ""
+        columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(types)))
+        select = ", ".join(conversion(f"c{i}", t) for i, t in enumerate(types))
+        return (f"INSERT INTO {self.target} SELECT {select} FROM read_csv({_literal(path)}, "
+                f"columns={{{columns}}}, delim={_literal(csv.delimiter)}, "
+                f"quote={_literal(quote)}, escape={_literal(escape)}, "
+                f"nullstr={_literal(csv.null)}, header={'true' if csv.header else 'false'}, "
+                "allow_quoted_nulls=false, auto_detect=false)")
 
     def select_sql(self) -> str:
         """A query with the target's rows."""
@@ -183,6 +204,202 @@ def _spec(target: str, from_client: bool, target_tokens: tuple[Token, ...],
     if options:
         raise FeatureNotSupported(f"COPY option {next(iter(options)).upper()} is not supported")
     return spec
+
+
+
+# -- text and CSV, written and read as PostgreSQL does ------------------------
+
+def _is_list_type(duckdb_type: str) -> bool:
+    return duckdb_type.endswith("]")
+
+
+def needs_conversion(types: Sequence[str]) -> bool:
+    """Whether a column's PostgreSQL text form is not what DuckDB's cast reads."""
+    return any(_is_list_type(t) or t == "BLOB" for t in types)
+
+
+def conversion(column: str, duckdb_type: str) -> str:
+    """SQL turning the PostgreSQL text form in VARCHAR ``column`` into ``duckdb_type``."""
+    if _is_list_type(duckdb_type):
+        # {1,2} -> [1,2]; quoted elements keep their braces: only the outer pair changes
+        braces = (f"CASE WHEN contains({column}, '\"') THEN '[' || {column}[2:-2] || ']' "
+                  f"ELSE replace(replace({column}, '{{', '['), '}}', ']') END")
+        return f"CAST({braces} AS {duckdb_type})"
+    if duckdb_type == "BLOB":
+        return (f"CASE WHEN starts_with({column}, '\\x') THEN unhex(substr({column}, 3)) "
+                f"ELSE CAST({column} AS BLOB) END")
+    return f"CAST({column} AS {duckdb_type})"
+
+
+def _contains_any(values: pa.Array, chars: Sequence[str]) -> pa.Array:
+    found = pc.match_substring(values, chars[0])
+    for ch in chars[1:]:
+        found = pc.or_(found, pc.match_substring(values, ch))
+    return pc.fill_null(found, False)
+
+
+class RowEncoder:
+    """Rows of Arrow batches as PostgreSQL's COPY text or CSV lines."""
+
+    def __init__(self, spec: CopySpec, schema: pa.Schema):
+        self._spec = spec
+        self._names = schema.names
+        self._encoders = [codec.text_encoder(f.type) for f in schema]
+
+    def header(self) -> bytes | None:
+        if not self._spec.header:
+            return None
+        names = self._field(pa.array(self._names, pa.string()))
+        return "".join(self._join([pa.array([v]) for v in names.to_pylist()]).to_pylist()).encode()
+
+    def lines(self, batch: pa.RecordBatch) -> pa.Array:
+        """One string per row, newline included."""
+        columns = [self._field(enc(batch.column(i))) for i, enc in enumerate(self._encoders)]
+        return self._join(columns)
+
+    def _join(self, columns: list[pa.Array]) -> pa.Array:
+        joined = columns[0] if len(columns) == 1 else \
+            pc.binary_join_element_wise(*columns, self._spec.delimiter)
+        return pc.binary_join_element_wise(joined, pa.scalar("\n"), "")
+
+    def _field(self, text: pa.Array) -> pa.Array:
+        spec = self._spec
+        text = text.cast(pa.string())
+        if spec.format is CopyFormat.CSV:
+            specials = [spec.delimiter, spec.quote, "\r", "\n"]
+            need = pc.or_(_contains_any(text, specials),
+                          pc.fill_null(pc.equal(text, spec.null), False))
+            if pc.any(need).as_py():
+                inner = pc.replace_substring(text, spec.quote, spec.escape + spec.quote)
+                quoted = pc.binary_join_element_wise(pa.scalar(spec.quote), inner,
+                                                     pa.scalar(spec.quote), "")
+                text = pc.if_else(need, quoted, text)
+        else:
+            specials = ["\\", "\n", "\r", "\t", spec.delimiter]
+            if pc.any(_contains_any(text, specials)).as_py():
+                for raw, escaped in (("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r"),
+                                     ("\t", "\\t")):
+                    text = pc.replace_substring(text, raw, escaped)
+                if spec.delimiter not in "\\\n\r\t":
+                    text = pc.replace_substring(text, spec.delimiter, "\\" + spec.delimiter)
+        return pc.fill_null(text, spec.null)
+
+
+_SIMPLE_ESCAPES = (("\\t", "\t"), ("\\n", "\n"), ("\\r", "\r"), ("\\b", "\b"),
+                   ("\\f", "\f"), ("\\v", "\v"))
+_BACKSLASH = "\x00"    # stands for an escaped backslash while decoding (NUL is never in text)
+_DELIMITER = "\x01"    # stands for an escaped delimiter while decoding
+
+
+def _decode_rest(value: str) -> str:
+    """Octal (\\123), hex (\\x41) and other backslash escapes of one value."""
+    out = []
+    i, n = 0, len(value)
+    while i < n:
+        ch = value[i]
+        if ch != "\\" or i + 1 == n:
+            out.append(ch)
+            i += 1
+            continue
+        nxt = value[i + 1]
+        if nxt in "01234567":
+            j = i + 1
+            while j < min(i + 4, n) and value[j] in "01234567":
+                j += 1
+            out.append(chr(int(value[i + 1:j], 8) & 0xFF))
+            i = j
+        elif nxt == "x" and i + 2 < n and value[i + 2] in "0123456789abcdefABCDEF":
+            j = i + 2
+            while j < min(i + 4, n) and value[j] in "0123456789abcdefABCDEF":
+                j += 1
+            out.append(chr(int(value[i + 2:j], 16)))
+            i = j
+        else:
+            out.append(nxt)
+            i += 2
+    return "".join(out)
+
+
+class TextDecoder:
+    """PostgreSQL COPY text lines to VARCHAR columns (escapes decoded, NULLs
+    found), column-wise over Arrow arrays."""
+
+    def __init__(self, spec: CopySpec, ncols: int):
+        self._spec = spec
+        self._ncols = ncols
+        self.lines_read = 0
+
+    def columns(self, text: str) -> list[pa.Array]:
+        """The columns of ``text``: whole lines, each ending in a newline."""
+        spec, ncols = self._spec, self._ncols
+        lines = text.split("\n")
+        lines.pop()  # after the final newline
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        if lines and lines[-1] == "\\.":
+            lines.pop()  # the end-of-data marker
+        first_line = self.lines_read + 1
+        self.lines_read += len(lines)
+        arr = pc.replace_substring(pa.array(lines, pa.string()), "\\\\", _BACKSLASH)
+        arr = pc.replace_substring(arr, "\\" + spec.delimiter, _DELIMITER)
+        fields = pc.split_pattern(arr, spec.delimiter)
+        counts = pc.list_value_length(fields).to_numpy(zero_copy_only=False)
+        bad = np.flatnonzero(counts != ncols)
+        if bad.size:
+            line = first_line + int(bad[0])
+            what = "missing data for column" if counts[bad[0]] < ncols else \
+                "extra data after last expected column"
+            raise DataException(f"COPY from stdin, line {line}: {what}", sqlstate="22P04")
+        flat = pc.list_flatten(fields)
+        is_null = pc.equal(flat, spec.null)
+        for escaped, raw in _SIMPLE_ESCAPES:
+            flat = pc.replace_substring(flat, escaped, raw)
+        rest = pc.match_substring(flat, "\\").to_numpy(zero_copy_only=False)
+        if rest.any():
+            values = flat.to_pylist()
+            for i in np.flatnonzero(rest):
+                values[i] = _decode_rest(values[i])
+            flat = pa.array(values, pa.string())
+        flat = pc.replace_substring(flat, _DELIMITER, spec.delimiter)
+        flat = pc.replace_substring(flat, _BACKSLASH, "\\")
+        flat = pc.if_else(is_null, pa.scalar(None, pa.string()), flat)
+        total = len(lines) * ncols
+        return [flat.take(pa.array(np.arange(j, total, ncols))) for j in range(ncols)]
+
+
+def has_escapes(chunk: bytes, null: bytes) -> bool:
+    """Whether COPY text data holds a backslash other than in NULL markers."""
+    backslashes = chunk.count(b"\\")
+    return backslashes > 0 and backslashes != chunk.count(null) * null.count(b"\\")
+
+
+def transcode_text(spec: CopySpec, ncols: int, source: BinaryIO, target: BinaryIO,
+                   chunk_bytes: int = 8 << 20) -> CopySpec:
+    """Rewrite COPY text data as CSV (decoded, re-quoted); the spec to read it with."""
+    csv = CopySpec(spec.target, True, CopyFormat.CSV, ",", "", False, '"', '"')
+    decoder = TextDecoder(spec, ncols)
+    schema = pa.schema([(f"c{i}", pa.string()) for i in range(ncols)])
+    encoder = RowEncoder(csv, schema)
+    tail = b""
+    while True:
+        chunk = source.read(chunk_bytes)
+        data = tail + chunk
+        cut = data.rfind(b"\n") + 1 if chunk else len(data)
+        if not chunk and data and not data.endswith(b"\n"):
+            data += b"\n"
+            cut = len(data)
+        body, tail = data[:cut], data[cut:]
+        if body:
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataException(f"invalid byte sequence for encoding \"UTF8\": {exc}",
+                                    sqlstate="22021") from exc
+            columns = decoder.columns(text)
+            if columns and len(columns[0]):
+                lines = encoder.lines(pa.RecordBatch.from_arrays(columns, schema=schema))
+                target.write(codec.values_bytes(lines))
+        if not chunk:
+            return csv
 
 
 BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"

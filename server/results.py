@@ -49,18 +49,16 @@ class CopyIn:
     calls ``Session.copy_from``."""
     spec: CopySpec
     columns: int
-    oids: tuple[int, ...] = ()   # column types, for the binary format
+    oids: tuple[int, ...] = ()    # column types, for the binary format
+    types: tuple[str, ...] = ()   # DuckDB column types, for conversions
 
 
 @dataclass
 class CopyOut:
-    """COPY TO STDOUT: text/CSV: DuckDB has written the rows to ``path`` (a
-    temporary file the connection sends in chunks and removes); binary: the
-    rows are streamed from ``reader``."""
-    path: str | None
+    """COPY TO STDOUT: the rows, streamed from ``reader`` in the spec's format."""
+    spec: CopySpec
     columns: int
-    rows: int
-    reader: pa.RecordBatchReader | None = None
+    reader: pa.RecordBatchReader
 
 
 @dataclass

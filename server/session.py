@@ -161,6 +161,16 @@ class Description:
     columns: tuple[tuple[str, str], ...] | None      # (name, DuckDB type); None: no rows
 
 
+def _text_has_escapes(path: str, spec: copy.CopySpec, chunk_bytes: int = 8 << 20) -> bool:
+    """Whether a COPY text file needs decoding (a backslash outside NULL markers)."""
+    null = spec.null.encode()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_bytes):
+            if copy.has_escapes(chunk, null):
+                return True
+    return False
+
+
 class Session:
     def __init__(self, engine: Engine, user: str, database: str,
                  startup: dict[str, str] | None = None):
@@ -379,51 +389,63 @@ class Session:
         columns = len(signature.names)
         if spec.from_client:
             return CopyIn(spec, columns, tuple(pg_type_for_duckdb(str(t))
-                                               for t in signature.types))
-        if spec.format is copy.CopyFormat.BINARY:
-            self._open = self.cursor.sql(spec.select_sql()).to_arrow_reader(BATCH_ROWS)
-            return CopyOut(None, columns, 0, self._open)
-        fd, path = tempfile.mkstemp(prefix="quackml-copy-", suffix=".txt")
-        os.close(fd)
-        try:
-            self.cursor.execute(spec.dump_sql(path))
-            rows = self.cursor.fetchall()
-            row = rows[0] if rows else None
-        except BaseException:
-            os.unlink(path)
-            raise
-        return CopyOut(path, columns, int(row[0]) if row else 0)
+                                               for t in signature.types),
+                          tuple(str(t) for t in signature.types))
+        self._open = self.cursor.sql(spec.select_sql()).to_arrow_reader(BATCH_ROWS)
+        return CopyOut(spec, columns, self._open)
 
     def copy_from(self, request: CopyIn, path: str) -> Command:
-        """Load the rows the client sent (collected in ``path``)."""
+        """Load the rows the client sent (collected in ``path``) in one statement."""
         spec = request.spec
+        transcoded: str | None = None
         try:
             if spec.format is copy.CopyFormat.BINARY:
-                count = 0
-                with open(path, "rb") as f:
-                    for columns in copy.read_binary(f, request.oids):
-                        try:
-                            batch = pa.table({f"c{i}": pa.array(col)
-                                              for i, col in enumerate(columns)})
-                        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                            raise DataException(f"binary COPY data: {exc}",
-                                                sqlstate="22P04") from exc
-                        self.cursor.register("__quackml_copy_batch", batch)
-                        try:
-                            self.cursor.execute(
-                                f"INSERT INTO {spec.target} SELECT * FROM __quackml_copy_batch")
-                            self.cursor.fetchall()
-                        finally:
-                            self.cursor.unregister("__quackml_copy_batch")
-                        count += batch.num_rows
-                return Command(f"COPY {count}")
-            self.cursor.execute(spec.load_sql(path))
+                return self._copy_binary(request, path)
+            if spec.format is copy.CopyFormat.TEXT and _text_has_escapes(path, spec):
+                fd, transcoded = tempfile.mkstemp(prefix="quackml-copy-", suffix=".csv")
+                with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
+                    csv = copy.transcode_text(spec, request.columns, source, target)
+                sql = spec.insert_sql(transcoded, request.types, csv)
+            elif copy.needs_conversion(request.types):
+                sql = spec.insert_sql(path, request.types)
+            else:
+                sql = spec.load_sql(path)
+            try:
+                self.cursor.execute(sql)
+            except duckdb.InvalidInputException as exc:   # the CSV reader's errors
+                first = str(exc).split("\n", 1)[0]
+                raise DataException(f"COPY from stdin: {first}", sqlstate="22P04") from exc
             rows = self.cursor.fetchall()
             row = rows[0] if rows else None
         except BaseException:
             self.failed()
             raise
+        finally:
+            if transcoded is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(transcoded)
         return Command(f"COPY {int(row[0]) if row else 0}")
+
+    def _copy_binary(self, request: CopyIn, path: str) -> Command:
+        spec = request.spec
+        count = 0
+        with open(path, "rb") as f:
+            for columns in copy.read_binary(f, request.oids):
+                try:
+                    batch = pa.table({f"c{i}": pa.array(col)
+                                      for i, col in enumerate(columns)})
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                    raise DataException(f"binary COPY data: {exc}",
+                                        sqlstate="22P04") from exc
+                self.cursor.register("__quackml_copy_batch", batch)
+                try:
+                    self.cursor.execute(
+                        f"INSERT INTO {spec.target} SELECT * FROM __quackml_copy_batch")
+                    self.cursor.fetchall()
+                finally:
+                    self.cursor.unregister("__quackml_copy_batch")
+                count += batch.num_rows
+        return Command(f"COPY {count}")
 
     # -- client parameters -------------------------------------------------
     def _publish_params(self) -> None:

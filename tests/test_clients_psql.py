@@ -98,4 +98,4 @@ def test_copy_in_and_out(server: RunningServer, tmp_path) -> None:  # type: igno
     assert out.count("COPY 2") == 2
     assert out.splitlines()[-4:] == ["1", "2", "3", "4"]
     assert out_csv.read_text().splitlines() == [
-        "a,b,c", "1,x y,true", "2,,false", '3,"q,r",true', "4,,false"]
+        "a,b,c", "1,x y,t", "2,,f", '3,"q,r",t', "4,,f"]   # PostgreSQL's booleans

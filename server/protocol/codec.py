@@ -78,6 +78,12 @@ def _offsets(arr: pa.Array) -> np.ndarray:
     )
 
 
+def values_bytes(arr: pa.Array) -> memoryview:
+    """The bytes of all values of a string/binary array, back to back."""
+    off = _offsets(arr)
+    return memoryview(arr.buffers()[2])[off[0] : off[-1]]
+
+
 def _as_binary(arr: pa.Array) -> pa.Array:
     t = arr.type
     if pa.types.is_binary(t):
@@ -715,8 +721,21 @@ def _assemble(values: list[pa.Array], n: int) -> bytes:
             args.append(_fixed_binary(prefixes[i].astype(">i4").tobytes(), 4, n, None))
         args.append(v)
     out = args[0] if len(args) == 1 else pc.binary_join_element_wise(*args, b"")
-    off = _offsets(out)
-    return bytes(memoryview(out.buffers()[2])[off[0] : off[-1]])
+    return bytes(values_bytes(out))
+
+
+def tagged_messages(tag: bytes, bodies: pa.Array) -> bytes:
+    """One message per value of ``bodies`` (no NULLs): ``tag``, int32 length, body."""
+    bodies = _as_binary(bodies)
+    n = len(bodies)
+    if n == 0:
+        return b""
+    lens = np.diff(_offsets(bodies)) + 4
+    head = np.empty(n, dtype=np.dtype([("t", "S1"), ("l", ">i4")]))
+    head["t"] = tag
+    head["l"] = lens
+    out = pc.binary_join_element_wise(_fixed_binary(head.tobytes(), 5, n, None), bodies, b"")
+    return bytes(values_bytes(out))
 
 
 class BatchEncoder:

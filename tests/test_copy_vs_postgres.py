@@ -1,0 +1,117 @@
+"""COPY text and CSV, byte for byte against a real PostgreSQL.
+
+A throwaway PostgreSQL cluster (Debian's postgresql package, started here)
+and QuackML hold the same rows of awkward values: tabs, newlines and
+backslashes in strings, NULLs, booleans, NaN and infinities, arrays, bytea,
+dates and timestamps. COPY TO STDOUT must write what PostgreSQL writes,
+and what PostgreSQL writes must load back into QuackML as the same rows.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import RunningServer
+from tests.pgcluster import postgres
+
+COLUMNS = ("i integer, s varchar, b boolean, d date, f double precision, "
+           "n numeric(10,3), arr integer[], sa varchar[], bb bytea, ts timestamp")
+ROWS = [
+    (1, "plain", True, "2020-01-02", 1.5, "12.345", [1, 2], ["a", "b"], b"AB",
+     "2020-01-02 03:04:05.25"),
+    (2, None, False, None, None, None, None, None, None, None),
+    (3, "tab\there\nnew line\\ back\rslash", True, "1999-12-31", float("nan"), "-0.001", [],
+     ["x y", 'q"uote', "c,omma"], b"\x00\xff\\", "1999-12-31 23:59:59"),
+    (4, "", False, "2024-02-29", float("inf"), "0", [None, 3], [None], b"", None),
+    (5, "comma, \"quote\" and 'single'", None, "2001-01-01", -0.0, "1000.5", [-7], ["{}"],
+     b"\n", "2001-01-01 00:00:00"),
+]
+OPTIONS = ["", "WITH (FORMAT csv)", "WITH (FORMAT csv, HEADER)", "WITH (DELIMITER '|')",
+           "WITH (FORMAT csv, DELIMITER ';', NULL 'NULL')", "WITH (NULL 'nil')"]
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[str]:
+    if shutil.which("runuser") is None and not list(Path("/usr/lib/postgresql").glob("*/bin")):
+        pytest.fail("PostgreSQL is not installed: run `make system-deps`")
+    folder = Path(tempfile.mkdtemp(prefix="quackml-pg-"))
+    try:
+        with postgres(folder) as dsn:
+            yield dsn
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fill(conn: psycopg.Connection, table: str) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"CREATE TABLE {table} ({COLUMNS})")
+    with conn.cursor() as cur:
+        cur.executemany(f"INSERT INTO {table} VALUES "
+                        "(%s, %s, %s, %s::date, %s, %s::numeric(10,3), %s, %s, %s, %s::timestamp)",
+                        ROWS)
+
+
+def _copy_out(conn: psycopg.Connection, sql: str) -> bytes:
+    out = bytearray()
+    with conn.cursor() as cur, cur.copy(sql) as copy:
+        for data in copy:
+            out += data
+    return bytes(out)
+
+
+def _copy_in(conn: psycopg.Connection, sql: str, data: bytes) -> None:
+    with conn.cursor() as cur, cur.copy(sql) as copy:
+        copy.write(data)
+
+
+def _rows(conn: psycopg.Connection, table: str) -> str:
+    return repr(conn.execute(f"SELECT * FROM {table} ORDER BY i").fetchall())
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_copy_out_matches_postgres(server: RunningServer, pg: str, options: str) -> None:
+    with psycopg.connect(pg, autocommit=True) as p, server.connect() as q:
+        for conn in (p, q):
+            _fill(conn, "copy_cmp")
+        sql = f"COPY (SELECT * FROM copy_cmp ORDER BY i) TO STDOUT {options}"
+        expected = _copy_out(p, sql)
+        assert _copy_out(q, sql) == expected
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_postgres_output_loads_back(server: RunningServer, pg: str, options: str) -> None:
+    with psycopg.connect(pg, autocommit=True) as p, server.connect() as q:
+        _fill(p, "copy_src")
+        data = _copy_out(p, f"COPY (SELECT * FROM copy_src ORDER BY i) TO STDOUT {options}")
+        q.execute("DROP TABLE IF EXISTS copy_dst")
+        q.execute(f"CREATE TABLE copy_dst ({COLUMNS})")
+        _copy_in(q, f"COPY copy_dst FROM STDIN {options}", data)
+        assert _rows(q, "copy_dst") == _rows(p, "copy_src")
+
+
+def test_text_escapes_decoded(server: RunningServer) -> None:
+    with server.connect() as q:
+        q.execute("CREATE OR REPLACE TABLE copy_esc (i integer, s varchar)")
+        _copy_in(q, "COPY copy_esc FROM STDIN",
+                 b"1\ta\\tb\\\\c\\nd\n2\t\\101\\x42\\q\n3\t\\\\N\n4\t\\N\n")
+        assert q.execute("SELECT i, s FROM copy_esc ORDER BY i").fetchall() == [
+            (1, "a\tb\\c\nd"), (2, "ABq"), (3, "\\N"), (4, None)]
+
+
+def test_copy_column_count_errors(server: RunningServer) -> None:
+    with server.connect() as q:
+        q.execute("CREATE OR REPLACE TABLE copy_bad (i integer, s varchar)")
+        for data in (b"1\tx\textra\n", b"1\n"):
+            with pytest.raises(psycopg.errors.BadCopyFileFormat):
+                _copy_in(q, "COPY copy_bad FROM STDIN", data)
+        with pytest.raises(psycopg.errors.BadCopyFileFormat, match="line 2"):
+            _copy_in(q, "COPY copy_bad FROM STDIN", b"1\t\\\\x\n2\ty\tz\n")
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            _copy_in(q, "COPY copy_bad FROM STDIN", b"one\tx\n")
+        assert q.execute("SELECT count(*) FROM copy_bad").fetchone() == (0,)
