@@ -135,6 +135,31 @@ def copy_data(rows: int) -> list[bytes]:
     return ["".join(lines[k:k + 10_000]).encode() for k in range(0, rows, 10_000)]
 
 
+def duckdb_point_queries(rows: int, seconds: float = 3.0) -> float:
+    """The ceiling for point queries: DuckDB in this process, no wire, no server.
+
+    DuckDB's Python API plans every execute() afresh (it keeps no prepared
+    plan to reuse), which is most of a QuackML point query's time."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE wire_t (i INTEGER PRIMARY KEY, d DOUBLE, s VARCHAR, dt DATE, "
+                "b BOOLEAN)")
+    con.execute("INSERT INTO wire_t SELECT g::INTEGER, g * 0.5, 'name ' || g, "
+                f"DATE '2020-01-01' + (g % 1000)::INTEGER, g % 2 = 0 FROM range({rows}) t(g)")
+    done, i = 0, 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(50):
+            con.execute("SELECT s FROM wire_t WHERE i = $1", [(i * 7919) % rows]).fetchone()
+            i += 1
+        done += 50
+    rate = done / (time.perf_counter() - start)
+    con.close()
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -170,6 +195,11 @@ def main() -> None:
     for label, unit, _fn in measures:
         pg, q = figures["PostgreSQL"][label], figures["QuackML"][label]
         print(f"{label:<24} {pg:>10,.0f} {unit:<4}{q:>10,.0f} {unit:<4}{q / pg:>6.2f}x")
+    if "point" in parts:
+        alone = duckdb_point_queries(rows)
+        pg = figures["PostgreSQL"]["point query, 1 client"]
+        print(f"{'point, DuckDB alone':<24} {pg:>10,.0f} q/s {alone:>10,.0f} q/s "
+              f"{alone / pg:>6.2f}x   (the same query in-process, no wire: the ceiling)")
 
 
 if __name__ == "__main__":
