@@ -6,7 +6,7 @@ the end) and QuackML as a subprocess, loads a 1,000,000-row, 5-column table
 
 - streaming the whole table: rows/s, text and binary results;
 - a prepared point query with one parameter: queries/s from 1 and 8 clients;
-- COPY FROM STDIN of the same 1,000,000 rows (text format).
+- COPY FROM STDIN of the same 1,000,000 rows (text format), and COPY TO STDOUT.
 
 Prints each figure and the ratio QuackML / PostgreSQL. Run: `make bench`
 (or `.venv/bin/python bench/wire.py [--rows N] [--only stream|point|copy ...]`).
@@ -129,6 +129,18 @@ def copy_in(dsn: str, data: list[bytes], rows: int) -> float:
         return rows / elapsed
 
 
+def copy_out(dsn: str, rows: int) -> float:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.cursor()
+        start = time.perf_counter()
+        lines = 0
+        with cur.copy("COPY wire_t TO STDOUT") as copy:
+            for data in copy:
+                lines += bytes(data).count(b"\n")
+        assert lines == rows, (lines, rows)
+        return rows / (time.perf_counter() - start)
+
+
 def copy_data(rows: int) -> list[bytes]:
     lines = [f"{g}\t{g * 0.5}\tname {g}\t2020-{1 + g % 12:02d}-{1 + g % 28:02d}\t"
              f"{'t' if g % 2 == 0 else 'f'}\n" for g in range(rows)]
@@ -176,8 +188,10 @@ def main() -> None:
         ("point query, 1 client", "q/s", lambda dsn: point_queries(dsn, 1, rows)),
         ("point query, 8 clients", "q/s", lambda dsn: point_queries(dsn, 8, rows)),
         ("COPY FROM STDIN", "rows/s", lambda dsn: copy_in(dsn, data, rows)),
+        ("COPY TO STDOUT", "rows/s", lambda dsn: copy_out(dsn, rows)),
     ]
-    part_of = {"stream text": "stream", "stream binary": "stream", "COPY FROM STDIN": "copy"}
+    part_of = {"stream text": "stream", "stream binary": "stream", "COPY FROM STDIN": "copy",
+               "COPY TO STDOUT": "copy"}
     measures = [m for m in measures if part_of.get(m[0], "point") in parts]
     with tempfile.TemporaryDirectory(prefix="quackml-wire-") as tmp:
         folder = Path(tmp)

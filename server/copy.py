@@ -232,10 +232,20 @@ def conversion(column: str, duckdb_type: str) -> str:
 
 
 def _contains_any(values: pa.Array, chars: Sequence[str]) -> pa.Array:
-    found = pc.match_substring(values, chars[0])
-    for ch in chars[1:]:
-        found = pc.or_(found, pc.match_substring(values, ch))
-    return pc.fill_null(found, False)
+    """Per value: whether it holds any of ``chars`` (one regex pass)."""
+    pattern = "[" + "".join(f"\\x{{{ord(ch):x}}}" for ch in chars) + "]"
+    found = pc.match_substring_regex(values, pattern)
+    return pc.fill_null(found, False) if found.null_count else found
+
+
+# every character the text of a number, date, time or boolean can hold
+_PLAIN_CHARS = "0123456789+-.:eE NaInfitytfBC"
+
+
+def _plain_type(t: pa.DataType) -> bool:
+    pt = pa.types
+    return bool(pt.is_integer(t) or pt.is_floating(t) or pt.is_decimal(t) or pt.is_boolean(t)
+                or pt.is_date(t) or pt.is_timestamp(t) or pt.is_time(t))
 
 
 class RowEncoder:
@@ -245,6 +255,10 @@ class RowEncoder:
         self._spec = spec
         self._names = schema.names
         self._encoders = [codec.text_encoder(f.type) for f in schema]
+        # columns whose text never needs escaping or quoting: numbers, dates, booleans
+        plain = not (set(spec.delimiter + spec.quote) & set(_PLAIN_CHARS)) and (
+            spec.format is not CopyFormat.CSV or spec.null == "")
+        self._plain = [plain and _plain_type(f.type) for f in schema]
 
     def header(self) -> bytes | None:
         if not self._spec.header:
@@ -254,8 +268,12 @@ class RowEncoder:
 
     def lines(self, batch: pa.RecordBatch) -> pa.Array:
         """One string per row, newline included."""
-        columns = [self._field(enc(batch.column(i))) for i, enc in enumerate(self._encoders)]
+        columns = [self._plain_field(enc(batch.column(i))) if self._plain[i] else
+                   self._field(enc(batch.column(i))) for i, enc in enumerate(self._encoders)]
         return self._join(columns)
+
+    def _plain_field(self, text: pa.Array) -> pa.Array:
+        return pc.fill_null(text, self._spec.null) if text.null_count else text
 
     def _join(self, columns: list[pa.Array]) -> pa.Array:
         joined = columns[0] if len(columns) == 1 else \
@@ -282,7 +300,7 @@ class RowEncoder:
                     text = pc.replace_substring(text, raw, escaped)
                 if spec.delimiter not in "\\\n\r\t":
                     text = pc.replace_substring(text, spec.delimiter, "\\" + spec.delimiter)
-        return pc.fill_null(text, spec.null)
+        return pc.fill_null(text, spec.null) if text.null_count else text
 
 
 _SIMPLE_ESCAPES = (("\\t", "\t"), ("\\n", "\n"), ("\\r", "\r"), ("\\b", "\b"),
