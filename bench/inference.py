@@ -32,8 +32,24 @@ One run, in this order (nothing runs concurrently):
    ``CREATE TABLE scored AS SELECT id, f(...) FROM big`` over a table ``big``
    of ``--memory-rows`` rows (default 10,000,000) made with ``random()``.
 
+Then (section ``pool``) the models only the library can score, whose
+predict holds the GIL: scikit-learn MLP, linear learner (logistic
+regression), random forest (as AutoML's ``rf``, 100 trees) and KMEANS,
+trained on wa_churn as ``automl`` trains them (one-hot and scaling
+Pipelines on category codes) and scored on ``churn_big`` (``--rows`` rows):
+
+   (p1) one 2,048-row vector scored in this process and through a one-worker
+   :class:`inference.procpool.ScoringPool` (Arrow IPC over a socket pair),
+   ms per vector, and their difference (the round trip);
+   (p2) ``SELECT sum(f(...)) FROM churn_big`` through psycopg at DuckDB
+   threads 1 and 2, with ``--scoring-pool off`` (in process) and
+   ``--scoring-pool on`` (``--scoring-workers``, default 2), rows/s and the
+   ratio pool / in process. ``inference/procpool.py`` ``POOL_BY_DEFAULT``
+   records the kinds where the pool won at 2 threads.
+
     .venv/bin/python bench/inference.py [--rows 1000000] [--library-rows 200000]
-        [--point-queries 300] [--memory-rows 10000000]
+        [--point-queries 300] [--memory-rows 10000000] [--only trees|pool]
+        [--scoring-workers 2]
 
 Prints figures; it is not a test. Machines are shared and noisy: compare
 numbers within one run.
@@ -66,7 +82,9 @@ sys.path.insert(0, str(REPO))
 from bench.byom import install_model  # noqa: E402
 from catalog.artifact import ModelArtifact, estimator_input  # noqa: E402
 from catalog.frames import fit_categories, to_frame  # noqa: E402
-from catalog.spec import Column, ProblemType  # noqa: E402
+from catalog.spec import Column, FeatureKind, ProblemType  # noqa: E402
+from inference.evaluators import LibraryEvaluator  # noqa: E402
+from inference.procpool import ScoringPool  # noqa: E402
 from server.engine import Engine  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
@@ -212,11 +230,11 @@ def prepare_database(folder: Path, models: dict[str, ModelArtifact], x: np.ndarr
 
 
 class ServerProcess:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, *extra: str):
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
         cmd = [sys.executable, "-m", "server", "serve", "--port", "0",
                "--database", str(folder / "bench.duckdb"), "--data-dir", str(folder / "data"),
-               "--no-samples", "--training-workers", "1", "--log-level", "WARNING"]
+               "--no-samples", "--training-workers", "1", "--log-level", "WARNING", *extra]
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
@@ -359,13 +377,195 @@ def report(f: Figures, rows: int, library_rows: int, memory_rows: int) -> None:
           f"({memory_rows:,} rows x 20 DOUBLE, LightGBM): {f.memory_mb:.0f} MB")
 
 
+# -- section "pool": GIL-bound models in process vs the scoring pool ------------
+
+POOL_KINDS = ("mlp", "linear_learner", "rf", "kmeans")
+POOL_VECTOR = 2048
+CHURN_TARGET = Column("churn", "BOOLEAN")
+
+
+def train_sklearn(kind: str, table: pa.Table, features: list[Column],
+                  target: Column = CHURN_TARGET) -> ModelArtifact:
+    """A scikit-learn model of ``kind`` as ``automl`` packs it: MLP and linear learner
+    Pipelines (automl.learners) and AutoML's random forest on category codes, KMEANS
+    (numeric features only) as AUTO OFF MODEL_TYPE KMEANS fits it. A numeric target
+    other than BOOLEAN makes a regression model, any other a classifier."""
+    from sklearn.cluster import KMeans
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    from automl.learners import linear_pipeline, mlp_pipeline
+
+    if kind == "kmeans":
+        numeric = [f for f in features if f.kind is FeatureKind.NUMERIC]
+        frame = to_frame([table.column(f.name) for f in numeric], numeric,
+                         [None] * len(numeric))
+        est = Pipeline([("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
+                        ("kmeans", KMeans(n_clusters=5, n_init=1, random_state=0))]).fit(frame)
+        return ModelArtifact(
+            features=tuple(numeric), target=Column("cluster", "BIGINT"),
+            problem_type=ProblemType.REGRESSION, labels=(),
+            categories=(None,) * len(numeric), estimator=est, metric_name="none",
+            metric_value=0.0, learner="kmeans")
+    categories = fit_categories(table, features)
+    frame = estimator_input(to_frame([table.column(f.name) for f in features], features,
+                                     categories), True)
+    values = table.column(target.name).to_pylist()
+    classify = target.type == "BOOLEAN" or target.kind is not FeatureKind.NUMERIC
+    labels: tuple[object, ...] = ()
+    if classify:
+        labels = tuple(sorted(set(values)))
+        y = np.array([labels.index(v) for v in values])
+    else:
+        y = np.asarray(values, dtype=np.float64)
+    model: object
+    if kind == "mlp":
+        model = mlp_pipeline(classify, width=32, layers=1, alpha=1e-4, learning_rate_init=1e-3)
+    elif kind == "linear_learner":
+        model = linear_pipeline(classify, C=1.0, alpha=1.0)
+    elif kind == "rf":
+        forest = RandomForestClassifier if classify else RandomForestRegressor
+        model = forest(n_estimators=100, max_leaf_nodes=64, n_jobs=2, random_state=0)
+    else:
+        raise ValueError(kind)
+    est = model.fit(frame, y)  # type: ignore[attr-defined]
+    problem = (ProblemType.REGRESSION if not classify else
+               ProblemType.BINARY if len(labels) == 2 else ProblemType.MULTICLASS)
+    return ModelArtifact(
+        features=tuple(features), target=target, problem_type=problem, labels=labels,
+        categories=categories, estimator=est, metric_name="none", metric_value=0.0,
+        category_codes=True, learner=kind)
+
+
+def pool_models() -> tuple[dict[str, ModelArtifact], pa.Table]:
+    """The GIL-bound models, and 2,048 wa_churn rows to score one vector with."""
+    con = duckdb.connect(":memory:")
+    table = con.sql(f"{churn_query()} WHERE split = 'train'").to_arrow_table()
+    relation = con.sql(churn_query())
+    columns = [Column(n, str(t)) for n, t in zip(relation.columns, relation.types, strict=True)]
+    con.close()
+    features = [c for c in columns if c.name != "churn"]
+    models = {kind: train_sklearn(kind, table, features) for kind in POOL_KINDS}
+    return models, table.slice(0, POOL_VECTOR)
+
+
+def vector_ms(models: dict[str, ModelArtifact], vector: pa.Table, folder: Path,
+              repeat: int = 30) -> dict[str, tuple[float, float]]:
+    """(in process, one-worker pool) ms to score one vector, best of ``repeat``."""
+    from catalog.artifact import write_artifact
+
+    pool = ScoringPool(1)
+    out = {}
+    try:
+        for kind, artifact in models.items():
+            path = str(folder / f"{kind}.pkl")
+            sha = write_artifact(artifact, path)
+            args = [vector.column(f.name).combine_chunks() for f in artifact.features]
+            local = LibraryEvaluator(artifact)
+            key = f"{sha}:{path}"
+            pool.register(key)
+            pool.score(key, path, sha, "predict", args, kind)  # spawn, load
+            times = {}
+            for where in ("local", "pool"):
+                best = float("inf")
+                for _ in range(repeat):
+                    t = time.perf_counter()
+                    if where == "local":
+                        local.predict(args)
+                    else:
+                        pool.score(key, path, sha, "predict", args, kind)
+                    best = min(best, time.perf_counter() - t)
+                times[where] = best * 1000
+            out[kind] = (times["local"], times["pool"])
+    finally:
+        pool.close()
+    return out
+
+
+def prepare_pool_database(folder: Path, models: dict[str, ModelArtifact], rows: int) -> None:
+    settings = Settings(database=str(folder / "bench.duckdb"), data_dir=str(folder / "data"),
+                        samples=False, training_workers=1, scoring_workers=0)
+    engine = Engine(settings)
+    try:
+        copies = rows // 7043 + 1
+        engine.con.execute(f"CREATE TABLE churn_big AS SELECT c.* EXCLUDE (churn) FROM "
+                           f"({churn_query()}) c, range({copies}) LIMIT {rows}")
+        for kind, artifact in models.items():
+            install_model(engine, f"m_{kind}", f"f_{kind}", artifact)
+        engine.con.execute("CHECKPOINT")
+    finally:
+        engine.close()
+
+
+def measure_pool(server: ServerProcess, models: dict[str, ModelArtifact], rows: int
+                 ) -> dict[tuple[str, int], float]:
+    out = {}
+    with server.connect() as c:
+        for threads in (2, 1):
+            c.execute(f"SET threads = {threads}")
+            for kind, artifact in models.items():
+                cols = ", ".join(f'"{f.name}"' for f in artifact.features)
+                value = f"f_{kind}({cols})"
+                if artifact.problem_type is not ProblemType.REGRESSION:
+                    value += "::INT"
+                q = f"SELECT sum({value}) FROM churn_big"
+                timed(c, f"{q} WHERE rowid < 100000")  # load (and start the workers)
+                out[(kind, threads)] = rows / timed(c, q)
+        c.execute("RESET threads")
+    return out
+
+
+def run_pool_section(rows: int, workers: int) -> None:
+    print("training the scikit-learn models (wa_churn) ...", flush=True)
+    models, vector = pool_models()
+    figures: dict[str, dict[tuple[str, int], float]] = {}
+    with tempfile.TemporaryDirectory(prefix="quackml-bench-pool-") as tmp:
+        folder = Path(tmp)
+        per_vector = vector_ms(models, vector, folder)
+        print(f"writing churn_big ({rows:,} rows), installing the models ...", flush=True)
+        prepare_pool_database(folder, models, rows)
+        for mode in ("off", "on"):
+            server = ServerProcess(folder, "--scoring-pool", mode,
+                                   "--scoring-workers", str(workers))
+            try:
+                figures[mode] = measure_pool(server, models, rows)
+            finally:
+                server.stop()
+    print(f"\nGIL-bound models (scikit-learn, wa_churn: 19 features, 10 categorical; "
+          f"KMEANS: its 9 numeric ones), {rows:,} rows, scoring pool of {workers} "
+          f"worker(s); cores {os.cpu_count()}")
+    print(f"{'(p1) one 2,048-row vector, ms':34}{'in process':>12}{'pool':>10}"
+          f"{'round trip':>12}")
+    for kind, (local, pooled) in per_vector.items():
+        print(f"{'    ' + kind:34}{local:>12.2f}{pooled:>10.2f}{pooled - local:>12.2f}")
+    print(f"{'(p2) sum(f(...)), rows/s':34}{'threads':>8}{'in process':>14}{'pool':>14}"
+          f"{'pool/in':>10}")
+    for kind in models:
+        for threads in (1, 2):
+            local = figures["off"][(kind, threads)]
+            pooled = figures["on"][(kind, threads)]
+            print(f"{'    ' + kind:34}{threads:>8}{local:>14,.0f}{pooled:>14,.0f}"
+                  f"{pooled / local:>9.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--library-rows", type=int, default=200_000)
     parser.add_argument("--point-queries", type=int, default=300)
     parser.add_argument("--memory-rows", type=int, default=10_000_000)
+    parser.add_argument("--only", choices=("trees", "pool"),
+                        help="run one section: trees (LightGBM/XGBoost, (a)-(e)) or pool")
+    parser.add_argument("--scoring-workers", type=int, default=2)
     args = parser.parse_args()
+    if args.only != "pool":
+        run_trees_section(args)
+    if args.only != "trees":
+        run_pool_section(args.rows, args.scoring_workers)
+
+
+def run_trees_section(args: argparse.Namespace) -> None:
     x, y = make_data(args.rows)
     print(f"training the models ({TRAIN_ROWS:,} rows) ...", flush=True)
     models = train_models(x, y)

@@ -4,6 +4,7 @@ Tables (in the same reserved schema as ``models``):
 
 - ``users``: one row per user or role; ``password`` holds a SCRAM-SHA-256
   verifier (RFC 5803 form, as PostgreSQL stores it), never a password;
+  ``file_access`` is the FILEACCESS attribute (may read and write server files);
 - ``role_members``: ``GRANT role TO user``;
 - ``privileges``: ``CREATE MODEL`` (no model) and ``EXECUTE`` on a model, granted
   to a user, a role, or PUBLIC.
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS {schema}.users (
     superuser  BOOLEAN NOT NULL,
     can_login  BOOLEAN NOT NULL
 );
+ALTER TABLE {schema}.users ADD COLUMN IF NOT EXISTS file_access BOOLEAN DEFAULT false;
 CREATE TABLE IF NOT EXISTS {schema}.role_members (
     role_name  VARCHAR NOT NULL,
     member     VARCHAR NOT NULL
@@ -92,6 +94,7 @@ class User:
     verifier: Verifier | None
     superuser: bool
     can_login: bool
+    file_access: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class UserStore:
         self._con = con.cursor()
         self._lock = threading.RLock()
         self._schema = qualified_schema
+        # bumped by every change of a user's attributes: sessions re-read theirs then
+        self.generation = 0
         with self._lock:
             self._con.execute(_DDL.format(schema=qualified_schema))
             create_privileges_view(self._con, f"{qualified_schema}.privileges",
@@ -119,24 +124,30 @@ class UserStore:
     def get(self, name: str) -> User | None:
         with self._lock:
             rows = self._con.execute(
-                f"SELECT name, password, superuser, can_login FROM {self._schema}.users "
-                "WHERE name = ?", [name]).fetchall()
+                f"SELECT name, password, superuser, can_login, file_access "
+                f"FROM {self._schema}.users WHERE name = ?", [name]).fetchall()
         if not rows:
             return None
-        name_, password, superuser, can_login = rows[0]
+        name_, password, superuser, can_login, file_access = rows[0]
         return User(str(name_), Verifier.decode(str(password)) if password else None,
-                    bool(superuser), bool(can_login))
+                    bool(superuser), bool(can_login), bool(file_access))
 
     def create(self, name: str, password: str | None, *, superuser: bool,
-               can_login: bool) -> None:
+               can_login: bool, file_access: bool = False) -> None:
         verifier = Verifier.make(password).encode() if password is not None else None
         with self._lock:
-            self._con.execute(f"INSERT INTO {self._schema}.users VALUES (?, ?, ?, ?)",
-                              [name, verifier, superuser, can_login])
+            self._con.execute(f"INSERT INTO {self._schema}.users (name, password, superuser, "
+                              "can_login, file_access) VALUES (?, ?, ?, ?, ?)",
+                              [name, verifier, superuser, can_login, file_access])
+            self.generation += 1
 
     def alter(self, name: str, *, password: str | None = None,
-              superuser: bool | None = None) -> None:
+              superuser: bool | None = None, file_access: bool | None = None) -> None:
         with self._lock:
+            self.generation += 1
+            if file_access is not None:
+                self._con.execute(f"UPDATE {self._schema}.users SET file_access = ? "
+                                  "WHERE name = ?", [file_access, name])
             if password is not None:
                 self._con.execute(f"UPDATE {self._schema}.users SET password = ? WHERE name = ?",
                                   [Verifier.make(password).encode(), name])
@@ -146,6 +157,7 @@ class UserStore:
 
     def drop(self, name: str) -> None:
         with self._lock:
+            self.generation += 1
             self._con.execute("BEGIN")
             try:
                 for table, column in (("users", "name"), ("role_members", "member"),

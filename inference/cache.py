@@ -12,7 +12,13 @@ A loaded model carries its evaluator (see :mod:`inference.evaluators`):
 - otherwise pylignum's interpreter (or the library's predict for models
   pylignum cannot take) at once, while the trees are compiled in a
   background thread; the compiled evaluator replaces it when ready.
-  :meth:`ModelCache.warm` starts that as soon as a model becomes READY.
+  :meth:`ModelCache.warm` starts that as soon as a model becomes READY;
+- for models only the library can score, with a scoring pool configured and
+  the model kind's default (or ``--scoring-pool``) asking for it, the
+  library's predict in the worker processes of :mod:`inference.procpool`
+  (started at the first such model; warming loads the model in every
+  worker). Dropping, replacing or evicting the model releases the workers'
+  copies too.
 
 Invariants: the cache's lock is held only to look entries up and update
 them, never while an artifact loads, a model compiles or an evaluator runs;
@@ -26,7 +32,10 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 from catalog.artifact import ModelArtifact, read_artifact
 from catalog.errors import ModelNotFound, ModelNotReady
@@ -34,6 +43,7 @@ from catalog.spec import ModelState
 from inference import compiled
 from inference.errors import CompilationFailed
 from inference.evaluators import Evaluator, LibraryEvaluator, tree_library
+from inference.procpool import PoolEvaluator, ScoringPool, wants_pool
 
 log = logging.getLogger("quackml.inference")
 
@@ -56,13 +66,21 @@ class LoadedModel:
     size: int
     compile_done: threading.Event = field(default_factory=threading.Event)
     compile_error: str | None = None
+    # The artifact's labels as an Arrow array, per return type (built at the first call).
+    labels_arrow: dict[pa.DataType, pa.Array] = field(default_factory=dict)
 
 
 class ModelCache:
-    def __init__(self, max_bytes: int, compile_trees: bool = True, compiler: str = "auto"):
+    def __init__(self, max_bytes: int, compile_trees: bool = True, compiler: str = "auto",
+                 scoring_workers: int = 0, scoring_pool: str = "auto"):
+        """``scoring_workers`` 0: no scoring pool (every library model in process);
+        ``scoring_pool``: "auto" (the per-kind defaults of inference.procpool), "on", "off"."""
         self._max_bytes = max_bytes
         self._compile_trees = compile_trees
         self.compiler = compiler
+        self._scoring_workers = scoring_workers
+        self._scoring_mode = scoring_pool
+        self._pool: ScoringPool | None = None
         self._entries: dict[str, CacheEntry] = {}
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
@@ -72,13 +90,15 @@ class ModelCache:
         """Record (or replace) a model's state; drops any loaded artifact."""
         with self._lock:
             self._entries[function_name] = entry
-            self._loaded.pop(function_name, None)
+            dropped = self._loaded.pop(function_name, None)
+        _release([dropped])
 
     def remove(self, function_name: str) -> None:
         with self._lock:
             self._entries.pop(function_name, None)
-            self._loaded.pop(function_name, None)
+            dropped = self._loaded.pop(function_name, None)
             self._load_locks.pop(function_name, None)
+        _release([dropped])
 
     def get(self, function_name: str) -> LoadedModel:
         """The loaded model; raises ModelNotReady or ModelNotFound."""
@@ -102,11 +122,13 @@ class ModelCache:
                 if hit is not None:
                     return hit
             loaded, needs_compile = self._load(entry)
+            evicted: list[LoadedModel] = []
             with self._lock:
                 current = self._entries.get(function_name) is entry
                 if current:
                     self._loaded[function_name] = loaded
-                    self._evict()
+                    evicted = self._evict()
+            _release(evicted if current else [loaded])  # a dropped load: its pool copies
         if needs_compile and current:
             threading.Thread(target=self._compile, args=(function_name, entry, loaded),
                              name=f"compile-{function_name}", daemon=True).start()
@@ -124,7 +146,9 @@ class ModelCache:
         """Load and compile the model in the background (e.g. as soon as it is READY)."""
         def run() -> None:
             try:
-                self.prepare(function_name)
+                loaded = self.prepare(function_name)
+                if isinstance(loaded.evaluator, PoolEvaluator):
+                    loaded.evaluator.preload()
             except (ModelNotFound, ModelNotReady):
                 pass  # dropped or replaced meanwhile: nothing to warm
             except Exception:  # a thread must not die silently
@@ -140,6 +164,19 @@ class ModelCache:
         with self._lock:
             return list(self._loaded)
 
+    @property
+    def pool(self) -> ScoringPool | None:
+        """The scoring pool, once a model needed it."""
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the scoring pool's workers (the server is stopping)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            self._scoring_workers = 0
+        if pool is not None:
+            pool.close()
+
     # -- internals ---------------------------------------------------------
     def _load(self, entry: CacheEntry) -> tuple[LoadedModel, bool]:
         """Read the artifact and pick its evaluator; True when it should be compiled."""
@@ -149,6 +186,8 @@ class ModelCache:
         size = os.path.getsize(path)
         evaluator: Evaluator = LibraryEvaluator(artifact)
         if not self._compile_trees or tree_library(artifact) is None:
+            if tree_library(artifact) is None:
+                evaluator = self._library_evaluator(artifact, entry)
             return LoadedModel(artifact, evaluator, size), False
         try:
             cached = compiled.load_cached(artifact, path, entry.artifact_sha256)
@@ -164,10 +203,22 @@ class ModelCache:
         except (CompilationFailed, RuntimeError, ValueError) as exc:
             log.warning("pylignum cannot serve %s, using the library: %s",
                         entry.model_name, exc)
-            return LoadedModel(artifact, evaluator, size), False
+            return LoadedModel(artifact, self._library_evaluator(artifact, entry), size), False
         if interpreted is not None:
             evaluator = interpreted
         return LoadedModel(artifact, evaluator, size), True
+
+    def _library_evaluator(self, artifact: ModelArtifact, entry: CacheEntry) -> Evaluator:
+        """The library's predict: in the scoring pool when configured and wanted."""
+        assert entry.artifact_path is not None and entry.artifact_sha256 is not None
+        if self._scoring_workers <= 0 or not wants_pool(artifact, self._scoring_mode):
+            return LibraryEvaluator(artifact)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ScoringPool(self._scoring_workers)
+            pool = self._pool
+        return PoolEvaluator(artifact, entry.artifact_path, entry.artifact_sha256, pool,
+                             entry.model_name)
 
     def _compile(self, function_name: str, entry: CacheEntry, loaded: LoadedModel) -> None:
         assert entry.artifact_path is not None and entry.artifact_sha256 is not None
@@ -185,17 +236,31 @@ class ModelCache:
                 log.debug("compilation of dropped model %s abandoned: %s",
                           entry.model_name, exc)
         else:
+            evicted: list[LoadedModel] = []
             with self._lock:
                 if self._entries.get(function_name) is entry:
                     loaded.evaluator = evaluator
                     loaded.size += compiled.stored_bytes(entry.artifact_path)
-                    self._evict()
+                    evicted = self._evict()
+            _release(evicted)
             log.info("model %s compiled (%s)", entry.model_name, evaluator.kind)
         finally:
             loaded.compile_done.set()
 
-    def _evict(self) -> None:
+    def _evict(self) -> list[LoadedModel]:
+        """Drop least-recently-used models beyond the bound (under the lock); the caller
+        releases the returned models' pool copies after the lock."""
         total = sum(m.size for m in self._loaded.values())
+        out = []
         while total > self._max_bytes and len(self._loaded) > 1:
             _, evicted = self._loaded.popitem(last=False)
             total -= evicted.size
+            out.append(evicted)
+        return out
+
+
+def _release(models: Sequence[LoadedModel | None]) -> None:
+    """Make the scoring pool's workers forget these models (never under the cache's lock)."""
+    for model in models:
+        if model is not None and isinstance(model.evaluator, PoolEvaluator):
+            model.evaluator.release()

@@ -18,3 +18,10 @@ class CompilationFailed(InferenceError):
     """A model could not be compiled (or its compiled form did not reproduce the
     library's predictions); the library evaluator serves it instead. Never reaches
     a client."""
+
+
+class ScoringWorkerDied(InferenceError):
+    """A scoring pool worker process died while it scored a vector (see
+    inference.procpool); it has been replaced, the query may be run again."""
+
+    sqlstate = "58000"  # system_error

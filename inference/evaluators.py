@@ -120,14 +120,18 @@ class TreeEvaluator:
     def _binary_labels(self, raw: np.ndarray) -> np.ndarray:
         """:func:`decide` on [1 - p, p] without building the probability matrix
         (same arithmetic, same comparisons, so the same labels)."""
+        threshold = self._artifact.threshold
         if self._library == "xgboost":
             p32 = raw.astype(np.float32)
+            if threshold is None:
+                # float32 -> float64 is exact and monotonic: comparing in float32 is the
+                # same comparison, without two conversions.
+                return (p32 > np.float32(1.0) - p32).astype(np.int64)
             q = (np.float32(1.0) - p32).astype(np.float64)
             p = p32.astype(np.float64)
         else:
             p = raw
             q = 1.0 - p
-        threshold = self._artifact.threshold
         if threshold is not None:
             positive = self._artifact.positive_index
             chosen = p if positive == 1 else q

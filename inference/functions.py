@@ -48,7 +48,9 @@ def predict_arrow(model: LoadedModel, args: Sequence[pa.Array],
         if pa.types.is_integer(out_type):
             values = np.rint(values)
         return pa.array(values).cast(out_type, safe=False)
-    labels = pa.array(list(artifact.labels), type=out_type)
+    labels = model.labels_arrow.get(out_type)
+    if labels is None:
+        labels = model.labels_arrow[out_type] = pa.array(list(artifact.labels), type=out_type)
     return labels.take(pa.array(np.asarray(raw, dtype=np.int64)))
 
 
@@ -97,6 +99,7 @@ class PredictionFunctions:
         self._con = con
         self._cache = cache
         self._registered: set[str] = set()
+        self._lowered: frozenset[str] = frozenset()   # the same names, lower case
 
     def names(self, function_name: str, classification: bool) -> list[str]:
         names = [function_name]
@@ -135,12 +138,18 @@ class PredictionFunctions:
                                   null_handling="special", exception_handling="default",
                                   side_effects=False)
         self._registered.add(name)
+        self._lowered = frozenset(n.lower() for n in self._registered)
 
     def unregister(self, function_name: str) -> None:
         for name in (function_name, function_name + PROBABILITIES_SUFFIX):
             if name in self._registered:
                 self._con.remove_function(name)
                 self._registered.discard(name)
+        self._lowered = frozenset(n.lower() for n in self._registered)
 
     def is_registered(self, name: str) -> bool:
         return name in self._registered
+
+    def is_model_function(self, name: str) -> bool:
+        """Whether calling ``name`` (DuckDB names are case-insensitive) calls a model."""
+        return name.lower() in self._lowered

@@ -3,7 +3,8 @@
 Recognises, case-insensitively:
 
 - ``CREATE USER name [WITH] [PASSWORD 'p' | PASSWORD DISABLE | SUPERUSER |
-  NOSUPERUSER | CREATEUSER | NOCREATEUSER]...``, ``CREATE ROLE name``;
+  NOSUPERUSER | CREATEUSER | NOCREATEUSER | FILEACCESS | NOFILEACCESS]...``,
+  ``CREATE ROLE name``;
 - ``ALTER USER name [WITH] ...`` (same options);
 - ``DROP USER [IF EXISTS] name [, ...]``, ``DROP ROLE [IF EXISTS] name [, ...]``;
 - ``GRANT [ROLE] r TO user``, ``REVOKE [ROLE] r FROM user``;
@@ -35,6 +36,7 @@ class CreateUser:
     password: str | None
     superuser: bool
     role: bool          # CREATE ROLE: cannot log in
+    file_access: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class AlterUser:
     name: str
     password: str | None
     superuser: bool | None
+    file_access: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,8 @@ class _AccessParser(_Parser):
             return self.create_user(role=True)
         if self.accept("ALTER", "USER") or self.accept("ALTER", "ROLE"):
             name = self.identifier("a user name")
-            password, superuser = self.user_options()
-            return AlterUser(name, password, superuser)
+            password, superuser, file_access = self.user_options()
+            return AlterUser(name, password, superuser, file_access)
         if self.accept("DROP", "USER") or self.accept("DROP", "ROLE"):
             role = self.tokens[1].text.upper() == "ROLE"
             if_exists = self.accept("IF", "EXISTS")
@@ -119,13 +122,14 @@ class _AccessParser(_Parser):
 
     def create_user(self, role: bool) -> CreateUser:
         name = self.identifier("a role name" if role else "a user name")
-        password, superuser = self.user_options()
-        return CreateUser(name, password, bool(superuser), role)
+        password, superuser, file_access = self.user_options()
+        return CreateUser(name, password, bool(superuser), role, bool(file_access))
 
-    def user_options(self) -> tuple[str | None, bool | None]:
+    def user_options(self) -> tuple[str | None, bool | None, bool | None]:
         self.accept("WITH")
         password: str | None = None
         superuser: bool | None = None
+        file_access: bool | None = None
         while self.peek() is not None:
             if self.accept("PASSWORD"):
                 if self.accept("DISABLE"):
@@ -135,11 +139,16 @@ class _AccessParser(_Parser):
                 superuser = True
             elif self.accept("NOSUPERUSER") or self.accept("NOCREATEUSER"):
                 superuser = False
+            elif self.accept("FILEACCESS"):
+                file_access = True
+            elif self.accept("NOFILEACCESS"):
+                file_access = False
             elif self.accept("LOGIN") or self.accept("NOLOGIN"):
                 continue
             else:
-                raise self.error("syntax error: expected PASSWORD, SUPERUSER or NOSUPERUSER")
-        return password, superuser
+                raise self.error("syntax error: expected PASSWORD, SUPERUSER, NOSUPERUSER, "
+                                 "FILEACCESS or NOFILEACCESS")
+        return password, superuser, file_access
 
     def grantees(self) -> tuple[Grantee, ...]:
         out = []

@@ -40,16 +40,19 @@ class Engine:
         config: dict[str, str | bool | int | float | list[str]] = {}
         if settings.duckdb_threads > 0:
             config["threads"] = str(settings.duckdb_threads)
-        if settings.session_memory_limit:
-            config["memory_limit"] = settings.session_memory_limit
+        if settings.memory_limit:
+            config["memory_limit"] = settings.memory_limit
         self.con = duckdb.connect(database, config=config)
+        self.cursor().close()   # a bad --session-memory-limit stops the start
         self.store = ModelStore(self.con)
         server_context(settings)   # a bad --tls-cert/--tls-key stops the start, not a client
         self.users = UserStore(self.con, self.store.qualified_schema)
         if self.users.get(settings.superuser) is None:   # first start: the bootstrap superuser
             self.users.create(settings.superuser, settings.superuser_password or None,
                               superuser=True, can_login=True)
-        self.cache = ModelCache(settings.model_cache_mb * 1024 * 1024)
+        self.cache = ModelCache(settings.model_cache_mb * 1024 * 1024,
+                                scoring_workers=settings.scoring_workers,
+                                scoring_pool=settings.scoring_pool)
         self.functions = PredictionFunctions(self.con, self.cache)
         self._functions_lock = threading.Lock()
         self.pool = TrainingPool(settings.training_workers, self._on_training_finished,
@@ -72,7 +75,14 @@ class Engine:
 
     # -- sessions ----------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        return self.con.cursor()
+        """A session's own DuckDB connection, with the per-session memory limit
+        (DuckDB's connection-local operator_memory_limit) applied."""
+        cursor = self.con.cursor()
+        # DuckDB's terminal progress bar would print into the server's output
+        cursor.execute("SET enable_progress_bar = false")
+        if self.settings.session_memory_limit:
+            cursor.execute("SET operator_memory_limit = ?", [self.settings.session_memory_limit])
+        return cursor
 
     # -- models --------------------------------------------------------------
     def publish(self, record: ModelRecord) -> None:
@@ -175,6 +185,7 @@ class Engine:
         """Kill training workers (their models stay TRAINING and are resumed at the
         next start), checkpoint the WAL into the database file and close it."""
         self.pool.shutdown()
+        self.cache.close()
         self.store.close()
         try:
             self.con.execute("CHECKPOINT")

@@ -77,7 +77,8 @@ FIXED = {"client_encoding": {"UTF8", "UNICODE", "UTF-8"},
 
 # The emulated objects. Macros take the PostgreSQL argument lists clients use.
 _MACROS: dict[str, str] = {
-    "pg_get_userbyid": "(role_oid) AS 'quackml'",
+    "pg_get_userbyid": f"(role_oid) AS coalesce((SELECT first(rolname) FROM {SCHEMA}.pg_roles "
+                       "WHERE oid = role_oid), 'quackml')",
     "pg_encoding_to_char": "(enc) AS 'UTF8'",
     "pg_char_to_encoding": "(name) AS 6",
     "version": f"() AS 'PostgreSQL {PG_VERSION} (QuackML, DuckDB ' || "
@@ -132,8 +133,11 @@ _MACROS: dict[str, str] = {
     "pg_indexes_size": "(o) AS 0",
     "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s "
                    "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
-    "current_setting": "(name) AS getvariable('quackml_params')[lower(name)], "
-                       "(name, missing_ok) AS getvariable('quackml_params')[lower(name)]",
+    # a client parameter, else DuckDB's own setting (operator_memory_limit, threads ...)
+    "current_setting": "(n) AS coalesce(getvariable('quackml_params')[lower(n)], "
+                       "(SELECT first(s.value) FROM duckdb_settings() s WHERE s.name = lower(n))), "
+                       "(n, missing_ok) AS coalesce(getvariable('quackml_params')[lower(n)], "
+                       "(SELECT first(s.value) FROM duckdb_settings() s WHERE s.name = lower(n)))",
     "pg_get_expr": "(node, rel) AS node::VARCHAR, (node, rel, pretty) AS node::VARCHAR",
     "set_config": "(name, value, is_local) AS value",
     "regtype_name": f"(o) AS (SELECT first(typname) FROM {SCHEMA}.pg_type WHERE oid = o)",
@@ -156,19 +160,25 @@ _MACROS: dict[str, str] = {
 
 _VIEWS: dict[str, str] = {
     "pg_roles": """
-        SELECT 10::INTEGER AS oid, 'quackml' AS rolname, true AS rolsuper, true AS rolinherit,
-               true AS rolcreaterole, true AS rolcreatedb, true AS rolcanlogin,
+        SELECT CASE WHEN name = 'quackml' THEN 10
+                    ELSE (16384 + hash(name) % 1000000000) END::INTEGER AS oid,
+               name AS rolname, superuser AS rolsuper, true AS rolinherit,
+               superuser AS rolcreaterole, superuser AS rolcreatedb, can_login AS rolcanlogin,
                false AS rolreplication, -1 AS rolconnlimit, '********' AS rolpassword,
-               NULL::TIMESTAMPTZ AS rolvaliduntil, true AS rolbypassrls,
-               NULL::VARCHAR[] AS rolconfig""",
+               NULL::TIMESTAMPTZ AS rolvaliduntil, superuser AS rolbypassrls,
+               NULL::VARCHAR[] AS rolconfig
+        FROM {users}""",
     "pg_user": """
-        SELECT 'quackml' AS usename, 10::INTEGER AS usesysid, true AS usecreatedb,
-               true AS usesuper, false AS userepl, true AS usebypassrls,
-               '********' AS passwd, NULL::TIMESTAMPTZ AS valuntil, NULL::VARCHAR[] AS useconfig""",
+        SELECT rolname AS usename, oid AS usesysid, rolcreatedb AS usecreatedb,
+               rolsuper AS usesuper, false AS userepl, rolbypassrls AS usebypassrls,
+               '********' AS passwd, NULL::TIMESTAMPTZ AS valuntil, NULL::VARCHAR[] AS useconfig
+        FROM {schema}.pg_roles WHERE rolcanlogin""",
     "pg_authid": "SELECT * FROM quackml_pg.pg_roles",
     "pg_auth_members": """
-        SELECT NULL::INTEGER AS roleid, NULL::INTEGER AS member, NULL::INTEGER AS grantor,
-               NULL::BOOLEAN AS admin_option WHERE false""",
+        SELECT r.oid AS roleid, u.oid AS member, 10::INTEGER AS grantor,
+               false AS admin_option
+        FROM {role_members} m JOIN {schema}.pg_roles r ON r.rolname = m.role_name
+             JOIN {schema}.pg_roles u ON u.rolname = m.member""",
     "pg_am": """
         SELECT * FROM (VALUES (2::INTEGER, 'heap', 'heap_tableam_handler', 't'),
                               (403::INTEGER, 'btree', 'bthandler', 'i'))
@@ -420,8 +430,11 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
         database = con.execute("SELECT current_database()").fetchall()[0][0]
         models = f'"{database}".{MODELS_SCHEMA}.models'
         # views that others read first
-        for name in sorted(_VIEWS, key=lambda v: v != "quackml_indexes"):
+        first = ("quackml_indexes", "pg_roles")
+        for name in sorted(_VIEWS, key=lambda v: v not in first):
             body = _VIEWS[name].replace("{models}", models)
+            body = body.replace("{users}", f'"{database}".{MODELS_SCHEMA}.users')
+            body = body.replace("{role_members}", f'"{database}".{MODELS_SCHEMA}.role_members')
             body = body.replace("{reserved}", MODELS_SCHEMA).replace("{schema}", SCHEMA)
             con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.{name} AS {body}")
         for name, body in _MACROS.items():

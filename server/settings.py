@@ -50,6 +50,13 @@ def _queue_full(text: str) -> str:
     return value
 
 
+def _scoring_pool(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("auto", "on", "off"):
+        raise ValueError(f"not a scoring pool mode (auto, on, off): {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -61,6 +68,8 @@ class Settings:
     training_threads: int = max(1, _cores() // max(1, _cores() - 1))
     duckdb_threads: int = 0
     model_cache_mb: int = 1024
+    scoring_workers: int = min(2, _cores())
+    scoring_pool: str = "auto"
     log_level: str = "INFO"
     auth: str = "trust"
     superuser: str = "quackml"
@@ -70,6 +79,7 @@ class Settings:
     tls_required_remote: bool = True
     max_connections: int = 100
     statement_timeout_ms: int = 0
+    memory_limit: str = ""
     session_memory_limit: str = ""
     training_queue_size: int = 16
     training_queue_full: str = "error"
@@ -92,6 +102,12 @@ SETTINGS: tuple[Setting, ...] = (
             "DuckDB worker threads; 0 keeps DuckDB's default (all cores)"),
     Setting("model_cache_mb", "QUACKML_MODEL_CACHE_MB", int,
             "memory bound of the loaded-model cache shared by all sessions"),
+    Setting("scoring_workers", "QUACKML_SCORING_WORKERS", int,
+            "processes that score scikit-learn models for the prediction functions "
+            "(default min(2, cores)); 0 scores every model in the server process"),
+    Setting("scoring_pool", "QUACKML_SCORING_POOL", _scoring_pool,
+            "which library-scored models use those processes: auto (the measured default "
+            "per model kind), on (all), off (none)"),
     Setting("log_level", "QUACKML_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
     Setting("auth", "QUACKML_AUTH", _auth,
             "client authentication: trust (loopback only), scram-sha-256, md5 or password"),
@@ -108,8 +124,13 @@ SETTINGS: tuple[Setting, ...] = (
             "client connections at once; more are refused with 53300"),
     Setting("statement_timeout_ms", "QUACKML_STATEMENT_TIMEOUT_MS", int,
             "cancel statements running longer than this (57014); 0 means no limit"),
+    Setting("memory_limit", "QUACKML_MEMORY_LIMIT", str,
+            "DuckDB's memory_limit for the whole server (e.g. 8GB); past it statements "
+            "fail with 53200; empty keeps DuckDB's default (80% of RAM)"),
     Setting("session_memory_limit", "QUACKML_SESSION_MEMORY_LIMIT", str,
-            "DuckDB memory_limit (e.g. 4GB); empty keeps DuckDB's default"),
+            "memory each session's sorts and hash tables may use before they spill to "
+            "disk (DuckDB's per-connection operator_memory_limit, e.g. 1GB); empty: no "
+            "per-session limit"),
     Setting("training_queue_size", "QUACKML_TRAINING_QUEUE_SIZE", int,
             "training jobs that may wait for a free worker"),
     Setting("training_queue_full", "QUACKML_TRAINING_QUEUE_FULL", _queue_full,

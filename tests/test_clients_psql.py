@@ -99,3 +99,16 @@ def test_copy_in_and_out(server: RunningServer, tmp_path) -> None:  # type: igno
     assert out.splitlines()[-4:] == ["1", "2", "3", "4"]
     assert out_csv.read_text().splitlines() == [
         "a,b,c", "1,x y,t", "2,,f", '3,"q,r",t', "4,,f"]   # PostgreSQL's booleans
+
+
+def test_du_lists_users_roles_and_membership(server: RunningServer) -> None:
+    ok(server, "-c", "DROP USER IF EXISTS du_alice", "-c", "DROP ROLE IF EXISTS du_team",
+       "-c", "CREATE USER du_alice PASSWORD 'pw'", "-c", "CREATE ROLE du_team",
+       "-c", "GRANT du_team TO du_alice")
+    rows = {line.split("|")[0]: line.split("|")[1:]
+            for line in ok(server, "-A", "-t", "-c", r"\du").splitlines()}
+    assert rows["du_alice"] == ["", "{du_team}"]
+    assert rows["du_team"] == ["Cannot login", "{}"]
+    assert "Superuser" in rows["quackml"][0]
+    ok(server, "-c", "DROP USER du_alice", "-c", "DROP ROLE du_team")
+    assert "du_alice" not in ok(server, "-A", "-t", "-c", r"\du")

@@ -94,7 +94,7 @@ def test_timeout_values_read_as_postgresql_does() -> None:
 
 
 def test_memory_limit_gives_53200_and_server_stays_usable(tmp_path: Path) -> None:
-    with running(tmp_path, session_memory_limit="64MB", duckdb_threads=2) as (_, dsn), \
+    with running(tmp_path, memory_limit="64MB", duckdb_threads=2) as (_, dsn), \
             psycopg.connect(dsn, autocommit=True) as c:
         limit = c.execute("SELECT value FROM duckdb_settings() "
                           "WHERE name = 'memory_limit'").fetchone()

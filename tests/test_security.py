@@ -232,6 +232,25 @@ def test_psql_with_pgpassword(secured: Secured) -> None:
     "LOAD httpfs",
     "SET allowed_directories = ['/']",
     "CREATE TABLE leak AS SELECT * FROM read_csv('/etc/passwd')",
+    # files named like tables, and statements wrapped in EXPLAIN ANALYZE or PREPARE
+    'SELECT * FROM "/tmp/quackml-leak.csv"',
+    "SELECT 1 FROM range(1) t, '/tmp/quackml-leak.csv'",
+    "SELECT 1 FROM range(1) t JOIN \"quackml-leak.csv\" ON true",
+    "SELECT 1 FROM range(1) t JOIN range(2) u ON t.range = u.range, '/etc/passwd'",
+    "EXPLAIN ANALYZE COPY (SELECT 1) TO '/tmp/quackml-leak.csv'",
+    "EXPLAIN (ANALYZE) COPY (SELECT 1) TO '/tmp/quackml-leak.csv'",
+    "PREPARE leak AS COPY (SELECT 1) TO '/tmp/quackml-leak.csv'",
+    "EXPLAIN ANALYZE SET threads = 1",
+    "CREATE PERSISTENT SECRET leak (TYPE s3, KEY_ID 'a', SECRET 'b')",
+    "SELECT * FROM query_table('quackml.users')",
+    # settings that reach other sessions or raise the session's own memory limit
+    "SET operator_memory_limit = '100GB'",
+    "RESET operator_memory_limit",
+    "SET memory_limit = '100GB'",
+    "RESET memory_limit",
+    "SET GLOBAL threads = 1",
+    "SET temp_directory = '/tmp/elsewhere'",
+    "PRAGMA threads = 1",
     "CREATE USER mallory PASSWORD 'x'",
     "GRANT CREATE MODEL TO PUBLIC",
 ])
@@ -453,3 +472,131 @@ def test_tampered_artifact_is_XX001_and_never_loaded(secured: Secured) -> None:
             c.execute("SELECT tamper_km_f(1.0, 2.0)")
         assert info.value.sqlstate == "XX001"
         assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+# -- FILEACCESS ----------------------------------------------------------------------
+def test_fileaccess_attribute_lets_one_user_reach_files(secured: Secured,
+                                                        tmp_path: Path) -> None:
+    data = tmp_path / "in.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    out = tmp_path / "out.csv"
+    read = f"SELECT sum(a + b) FROM read_csv('{data}')"
+    write = f"COPY (SELECT 42 AS x) TO '{out}'"
+    with admin(secured) as c:
+        c.execute("CREATE USER hank PASSWORD 'h-pw'")
+        c.execute("CREATE USER ivy PASSWORD 'i-pw' FILEACCESS")
+    with secured.connect("hank", "h-pw") as hank, admin(secured) as su:
+        for sql in (read, write, f"SELECT * FROM '{data}'"):
+            with pytest.raises(psycopg.Error) as info:
+                hank.execute(sql)
+            assert info.value.sqlstate == "42501", sql
+        # only a superuser grants or removes it, even for oneself
+        for sql in ("ALTER USER hank FILEACCESS", "ALTER USER ivy NOFILEACCESS"):
+            with pytest.raises(psycopg.Error) as info:
+                hank.execute(sql)
+            assert info.value.sqlstate == "42501", sql
+        assert su.execute("ALTER USER hank FILEACCESS").statusmessage == "ALTER USER"
+        # applies at once, in the open session
+        assert hank.execute(read).fetchone() == (10,)
+        hank.execute(write)
+        assert out.read_text().strip().splitlines() == ["x", "42"]
+        assert hank.execute(f"SELECT count(*) FROM '{data}'").fetchone() == (2,)
+        # what needs a superuser still does: DuckDB settings, SQL text, the catalog
+        for sql in ("SET threads = 1", "SELECT * FROM query_table('quackml.users')",
+                    "SELECT * FROM quackml.users", "CREATE USER x PASSWORD 'x'"):
+            with pytest.raises(psycopg.Error) as info:
+                hank.execute(sql)
+            assert info.value.sqlstate == "42501", sql
+        su.execute("ALTER USER hank NOFILEACCESS")
+        with pytest.raises(psycopg.Error) as info:
+            hank.execute(read)
+        assert info.value.sqlstate == "42501"
+    assert sqlstate_of(secured, "ivy", read, "i-pw") is None   # CREATE USER ... FILEACCESS
+    assert secured.server.engine is not None
+    assert secured.server.engine.users.get("ivy").file_access    # type: ignore[union-attr]
+    assert not secured.server.engine.users.get("hank").file_access  # type: ignore[union-attr]
+
+
+# -- model functions through views and macros ------------------------------------------
+def test_views_and_macros_do_not_bypass_execute(secured: Secured) -> None:
+    with admin(secured) as c:
+        c.execute("CREATE USER gina PASSWORD 'g-pw'")
+        c.execute("CREATE TABLE IF NOT EXISTS pts3 AS SELECT (i % 3)::DOUBLE AS a, "
+                  "(i % 17)::DOUBLE AS b FROM range(600) t(i)")
+        c.execute(KMEANS.format(name="adm_km", fn="adm_km_f").replace("FROM pts", "FROM pts3"))
+        wait_ready(c, "adm_km")
+    gina = secured.connect("gina", "g-pw")
+    try:
+        assert gina.execute("SELECT count(*) FROM pts3").fetchone() == (600,)
+        with admin(secured) as c:   # made after gina's session started
+            c.execute("CREATE VIEW km_view AS SELECT adm_km_f(a, b) AS cluster FROM pts3")
+            c.execute("CREATE VIEW km_view2 AS SELECT count(*) AS n FROM km_view")
+            c.execute("CREATE MACRO km_macro(x, y) AS adm_km_f(x, y)")
+            c.execute("CREATE MACRO km_outer(x) AS km_macro(x, 1.0) + 0")
+            c.execute("CREATE MACRO km_table() AS TABLE SELECT * FROM km_view2")
+            c.execute("CREATE VIEW km_explained AS SELECT explain_model('adm_km') AS e")
+            c.execute("BEGIN")
+            c.execute("CREATE VIEW km_late AS SELECT adm_km_f(1.0, 2.0) AS cluster")
+            assert gina.execute("SELECT 1").fetchone() == (1,)   # checked meanwhile
+            c.execute("COMMIT")
+            c.execute("CREATE VIEW km_before_rename AS SELECT adm_km_f(a, b) FROM pts3")
+            c.execute("ALTER VIEW km_before_rename RENAME TO km_renamed")
+            c.execute("CREATE SCHEMA IF NOT EXISTS gina_s")
+            c.execute("CREATE VIEW gina_s.km_hidden AS SELECT adm_km_f(a, b) FROM pts3")
+        through = ["SELECT * FROM km_renamed", "SELECT * FROM gina_s.km_hidden",
+                   "SELECT * FROM km_view", "SELECT n FROM km_view2",
+                   "SELECT km_macro(1.0, 2.0)", "SELECT km_outer(1.0)",
+                   "SELECT * FROM km_table()", "SELECT * FROM km_explained",
+                   "SELECT * FROM km_late", "SELECT * FROM pts3 WHERE a IN (SELECT cluster "
+                   "FROM main.km_view)",
+                   "CREATE TEMP VIEW gina_v AS SELECT * FROM km_view"]
+        for sql in through:
+            with pytest.raises(psycopg.Error) as info:
+                gina.execute(sql)
+            assert info.value.sqlstate == "42501", sql
+            assert "no EXECUTE privilege on model public.adm_km" in str(info.value), sql
+        # a view over no model stays usable
+        with admin(secured) as c:
+            c.execute("CREATE VIEW plain_view AS SELECT a FROM pts3")
+        assert gina.execute("SELECT count(*) FROM plain_view").fetchone() == (600,)
+
+        with admin(secured) as c:
+            c.execute("GRANT EXECUTE ON MODEL adm_km TO gina")
+        assert gina.execute("SELECT count(*) FROM km_view").fetchone() == (600,)
+        assert gina.execute("SELECT n FROM km_view2").fetchone() == (600,)
+        assert gina.execute("SELECT km_macro(1.0, 2.0)").fetchone() is not None
+        assert gina.execute("SELECT km_outer(1.0)").fetchone() is not None
+        assert gina.execute("SELECT * FROM km_table()").fetchone() == (600,)
+        assert gina.execute("SELECT * FROM km_late").fetchone() is not None
+        assert gina.execute("SELECT e FROM km_explained").fetchone() is not None
+
+        with admin(secured) as c:
+            c.execute("REVOKE EXECUTE ON MODEL adm_km FROM gina")
+        with pytest.raises(psycopg.Error) as info:
+            gina.execute("SELECT * FROM km_table()")
+        assert info.value.sqlstate == "42501"
+    finally:
+        gina.close()
+
+
+def test_probabilities_function_needs_execute(secured: Secured) -> None:
+    """A classifier's second function, f_probabilities, is the model's too."""
+    with admin(secured) as c:
+        c.execute("CREATE USER jack PASSWORD 'j-pw'")
+        c.execute("CREATE TABLE IF NOT EXISTS cls_t AS SELECT (i % 7)::DOUBLE AS a, "
+                  "(i % 13)::DOUBLE AS b, (i % 7) > 3 AS y FROM range(600) t(i)")
+        c.execute("CREATE MODEL cls_m FROM cls_t TARGET y FUNCTION cls_f IAM_ROLE default "
+                  "AUTO OFF MODEL_TYPE XGBOOST "
+                  "OBJECTIVE 'binary:logistic' SETTINGS (S3_BUCKET 'b', MAX_RUNTIME 60)")
+        wait_ready(c, "cls_m")
+        assert c.execute("SELECT cls_f_probabilities(1.0, 2.0)").fetchone() is not None
+    with secured.connect("jack", "j-pw") as jack:
+        for sql in ("SELECT cls_f(1.0, 2.0)", "SELECT cls_f_probabilities(1.0, 2.0)",
+                    "SELECT (cls_f_probabilities(a, b)).labels FROM cls_t"):
+            with pytest.raises(psycopg.Error) as info:
+                jack.execute(sql)
+            assert info.value.sqlstate == "42501", sql
+        with admin(secured) as c:
+            c.execute("GRANT EXECUTE ON MODEL cls_m TO jack")
+        assert jack.execute("SELECT len((cls_f_probabilities(1.0, 2.0)).labels)"
+                            ).fetchone() == (2,)
