@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from automl.errors import TrainingQueueFull, TrainingWaitCancelled
 from automl.worker import read_result, run_job
 from catalog.spec import TrainingFailure, TrainingJob, TrainingResult
+from catalog.workers import exit_with_parent
 
 log = logging.getLogger("quackml.training")
 
@@ -195,14 +196,7 @@ def _run_guarded(job: TrainingJob, result_path: str, server_pid: int) -> None:
     """The worker's entry point: run the job, and exit at once if the server
     process dies (kill -9 leaves no one to read the result; a restarted server
     resumes the job itself and must not race an orphan for the same files)."""
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != server_pid:
-                os._exit(3)
-            time.sleep(0.5)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    exit_with_parent(server_pid)
     run_job(job, result_path)
 
 

@@ -48,7 +48,6 @@ import multiprocessing.connection
 import os
 import pickle
 import threading
-import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ import pyarrow as pa
 
 from catalog.artifact import ModelArtifact
 from catalog.frames import flatten
+from catalog.workers import exit_with_parent
 from inference.errors import ScoringWorkerDied
 
 log = logging.getLogger("quackml.inference")
@@ -129,14 +129,7 @@ def wants_pool(artifact: ModelArtifact, mode: str) -> bool:
 def _worker_main(conn: multiprocessing.connection.Connection, server_pid: int) -> None:
     """Serve requests until the socket closes or the server dies."""
     _one_thread()
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != server_pid:
-                os._exit(3)
-            time.sleep(0.5)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    exit_with_parent(server_pid)
     # An estimator with n_jobs > 1 that _one_thread did not reach predicts with one
     # thread in a daemon process anyway, and would warn at every call.
     warnings.filterwarnings("ignore", message="Loky-backed parallel loops cannot be called")
