@@ -48,6 +48,8 @@ def predict_arrow(model: LoadedModel, args: Sequence[pa.Array],
         if pa.types.is_integer(out_type):
             values = np.rint(values)
         return pa.array(values).cast(out_type, safe=False)
+    if len(raw) <= 16:   # point queries: a list costs less than a take kernel
+        return pa.array([artifact.labels[i] for i in np.asarray(raw).tolist()], type=out_type)
     labels = model.labels_arrow.get(out_type)
     if labels is None:
         labels = model.labels_arrow[out_type] = pa.array(list(artifact.labels), type=out_type)

@@ -31,6 +31,7 @@ import decimal
 import functools
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -663,7 +664,10 @@ _SMALL_BATCH = 16
 
 
 def _assemble_small(values: list[pa.Array], n: int, ncols: int) -> bytes:
-    columns = [_as_binary(v).to_pylist() for v in values]
+    return _assemble_rows([_as_binary(v).to_pylist() for v in values], n, ncols)
+
+
+def _assemble_rows(columns: list[list[bytes | None]], n: int, ncols: int) -> bytes:
     out = bytearray()
     for r in range(n):
         body = bytearray(ncols.to_bytes(2, "big"))
@@ -678,6 +682,27 @@ def _assemble_small(values: list[pa.Array], n: int, ncols: int) -> bytes:
         out += (len(body) + 4).to_bytes(4, "big")
         out += body
     return bytes(out)
+
+
+# Text of one value for the common scalar types, for batches of a few rows
+# (point queries), where a Python call per value costs less than the Arrow
+# kernels of the column encoders; the same text as those (tests compare them).
+ScalarText = Callable[[Any], bytes]
+
+
+def _scalar_text(t: pa.DataType) -> ScalarText | None:
+    pt = pa.types
+    if pt.is_boolean(t):
+        return lambda v: b"t" if v else b"f"
+    if pt.is_integer(t):
+        return lambda v: str(v).encode()
+    if pt.is_float64(t):
+        return lambda v: pg_float_text(v).encode()
+    if pt.is_float32(t):
+        return lambda v: pg_float_text(v, True).encode()
+    if pt.is_string(t) or pt.is_large_string(t):
+        return str.encode
+    return None
 
 
 def _assemble(values: list[pa.Array], n: int) -> bytes:
@@ -741,7 +766,7 @@ def tagged_messages(tag: bytes, bodies: pa.Array) -> bytes:
 class BatchEncoder:
     """Encodes record batches of one schema into DataRow messages."""
 
-    __slots__ = ("_encoders", "fields", "schema")
+    __slots__ = ("_encoders", "_scalar", "fields", "schema")
 
     def __init__(self, schema: pa.Schema, formats: Sequence[int]) -> None:
         ncols = len(schema)
@@ -758,6 +783,7 @@ class BatchEncoder:
         self.schema = schema
         self.fields: list[Field] = []
         self._encoders: list[ValueEncoder] = []
+        self._scalar: list[ScalarText | None] = []
         for f, fmt in zip(schema, wanted, strict=True):
             if fmt not in (0, 1):
                 raise FormatCodeError(f"unsupported format code: {fmt}", sqlstate="22023")
@@ -766,6 +792,7 @@ class BatchEncoder:
             if enc is None:
                 enc, fmt = text_encoder(f.type), 0
             self._encoders.append(enc)
+            self._scalar.append(_scalar_text(f.type) if fmt == 0 else None)
             self.fields.append(Field(f.name, oid, size, typmod, fmt))
 
     def encode(self, batch: pa.RecordBatch) -> bytes:
@@ -773,6 +800,16 @@ class BatchEncoder:
         n = batch.num_rows
         if n == 0:
             return b""
+        if n <= _SMALL_BATCH:
+            columns: list[list[bytes | None]] = []
+            for i, enc in enumerate(self._encoders):
+                scalar = self._scalar[i]
+                if scalar is None:
+                    columns.append(_as_binary(enc(batch.column(i))).to_pylist())
+                else:
+                    columns.append([None if v is None else scalar(v)
+                                    for v in batch.column(i).to_pylist()])
+            return _assemble_rows(columns, n, len(columns))
         values = [enc(batch.column(i)) for i, enc in enumerate(self._encoders)]
         return _assemble(values, n)
 
