@@ -25,8 +25,9 @@ One run, in this order (nothing runs concurrently):
    (b) ``SELECT sum(f(c1, ..., c20)::INT) FROM t`` at DuckDB threads 1 and 2
    (``SET threads``), as rows/s and as ratios to (a);
    (c) ``SELECT id, f(...) FROM t`` streamed to psycopg, rows/s;
-   (d) a prepared ``SELECT f(...) FROM t WHERE id = $1`` (random ids), p50 and
-   p99 latency, next to the same query without the function;
+   (d) a prepared ``SELECT f(...) FROM t WHERE id = $1`` (random ids; ``id`` is
+   t's primary key, as a table looked up by id has), p50 and p99 latency, next
+   to the same query without the function;
    the wa_churn model's ``sum(f(...)::INT)`` rows/s next to the bare-tree figure;
    the server's peak resident-memory growth during
    ``CREATE TABLE scored AS SELECT id, f(...) FROM big`` over a table ``big``
@@ -210,6 +211,7 @@ def prepare_database(folder: Path, models: dict[str, ModelArtifact], x: np.ndarr
         arrow = pa.table(data)
         engine.con.register("arrow_t", arrow)
         engine.con.execute("CREATE TABLE t AS SELECT * FROM arrow_t")
+        engine.con.execute("ALTER TABLE t ADD PRIMARY KEY (id)")
         engine.con.unregister("arrow_t")
         copies = len(x) // 7043 + 1
         engine.con.execute(f"CREATE TABLE churn_big AS SELECT c.* EXCLUDE (churn) FROM "
