@@ -59,6 +59,8 @@ class CopyInProgress:
     path: str
     file: typing.BinaryIO
     remaining: list[Statement] | None   # simple query: the statements after the COPY
+    # text format: whether the data holds a backslash escape (noted as CopyData arrives)
+    escapes: bool = False
 
 
 @dataclass
@@ -380,6 +382,8 @@ class Connection:
         match msg:
             case m.CopyData(data=data):
                 state.file.write(data)
+                if not state.escapes and state.request.spec.format is copy.CopyFormat.TEXT:
+                    state.escapes = copy.has_escapes(data, state.request.spec.null.encode())
                 return True
             case m.Flush() | m.Sync():
                 return True   # ignored during COPY, as PostgreSQL does
@@ -387,7 +391,7 @@ class Connection:
                 state.file.close()
                 try:
                     result: Result | BaseException = self.session.copy_from(
-                        state.request, state.path)
+                        state.request, state.path, state.escapes)
                 except (ConnectionError, OSError):
                     raise
                 except BaseException as exc:  # noqa: BLE001 - becomes an ErrorResponse

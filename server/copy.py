@@ -401,9 +401,11 @@ def transcode_text(spec: CopySpec, ncols: int, source: BinaryIO, target: BinaryI
     while True:
         chunk = source.read(chunk_bytes)
         data = tail + chunk
-        cut = data.rfind(b"\n") + 1 if chunk else len(data)
-        if not chunk and data and not data.endswith(b"\n"):
-            data += b"\n"
+        if chunk:
+            cut = data.rfind(b"\n") + 1   # whole lines now, the rest with the next chunk
+        else:
+            if data and not data.endswith(b"\n"):
+                data += b"\n"              # the last line may lack its newline
             cut = len(data)
         body, tail = data[:cut], data[cut:]
         if body:

@@ -161,16 +161,6 @@ class Description:
     columns: tuple[tuple[str, str], ...] | None      # (name, DuckDB type); None: no rows
 
 
-def _text_has_escapes(path: str, spec: copy.CopySpec, chunk_bytes: int = 8 << 20) -> bool:
-    """Whether a COPY text file needs decoding (a backslash outside NULL markers)."""
-    null = spec.null.encode()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            if copy.has_escapes(chunk, null):
-                return True
-    return False
-
-
 class Session:
     def __init__(self, engine: Engine, user: str, database: str,
                  startup: dict[str, str] | None = None):
@@ -394,14 +384,15 @@ class Session:
         self._open = self.cursor.sql(spec.select_sql()).to_arrow_reader(BATCH_ROWS)
         return CopyOut(spec, columns, self._open)
 
-    def copy_from(self, request: CopyIn, path: str) -> Command:
-        """Load the rows the client sent (collected in ``path``) in one statement."""
+    def copy_from(self, request: CopyIn, path: str, escapes: bool) -> Command:
+        """Load the rows the client sent (collected in ``path``) in one statement;
+        ``escapes``: text data with backslash escapes, which DuckDB's reader cannot take."""
         spec = request.spec
         transcoded: str | None = None
         try:
             if spec.format is copy.CopyFormat.BINARY:
                 return self._copy_binary(request, path)
-            if spec.format is copy.CopyFormat.TEXT and _text_has_escapes(path, spec):
+            if spec.format is copy.CopyFormat.TEXT and escapes:
                 fd, transcoded = tempfile.mkstemp(prefix="quackml-copy-", suffix=".csv")
                 with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
                     csv = copy.transcode_text(spec, request.columns, source, target)

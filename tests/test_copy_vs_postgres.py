@@ -115,3 +115,14 @@ def test_copy_column_count_errors(server: RunningServer) -> None:
         with pytest.raises(psycopg.errors.InvalidTextRepresentation):
             _copy_in(q, "COPY copy_bad FROM STDIN", b"one\tx\n")
         assert q.execute("SELECT count(*) FROM copy_bad").fetchone() == (0,)
+
+
+def test_escapes_found_in_any_copydata_message(server: RunningServer) -> None:
+    """Escapes are noted message by message: one in a late message still decodes."""
+    with server.connect() as q:
+        q.execute("CREATE OR REPLACE TABLE copy_split (i integer, s varchar)")
+        with q.cursor() as cur, cur.copy("COPY copy_split FROM STDIN") as copy:
+            copy.write(b"1\tplain\n2\t\\N\n")
+            copy.write(b"3\ttab\\there\n")
+        assert q.execute("SELECT i, s FROM copy_split ORDER BY i").fetchall() == [
+            (1, "plain"), (2, None), (3, "tab\there")]

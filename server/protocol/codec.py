@@ -663,10 +663,6 @@ def binary_encoder(t: pa.DataType) -> ValueEncoder | None:
 _SMALL_BATCH = 16
 
 
-def _assemble_small(values: list[pa.Array], n: int, ncols: int) -> bytes:
-    return _assemble_rows([_as_binary(v).to_pylist() for v in values], n, ncols)
-
-
 def _assemble_rows(columns: list[list[bytes | None]], n: int, ncols: int) -> bytes:
     out = bytearray()
     for r in range(n):
@@ -709,7 +705,7 @@ def _assemble(values: list[pa.Array], n: int) -> bytes:
     """Concatenate DataRow messages for ``n`` rows from per-column wire values."""
     ncols = len(values)
     if n <= _SMALL_BATCH:
-        return _assemble_small(values, n, ncols)
+        return _assemble_rows([_as_binary(v).to_pylist() for v in values], n, ncols)
     total = np.full(n, 6 + 4 * ncols, dtype=np.int64)
     pieces: list[pa.Array] = []
     prefixes: list[np.ndarray] = []
