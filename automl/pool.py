@@ -12,6 +12,13 @@ most ``workers + queue_size`` jobs running, waiting or reserved); when none is
 free it raises ``TrainingQueueFull`` or, with ``wait``, blocks until a slot
 frees or its ``cancelled`` event is set. ``submit(..., reserved=True)`` uses
 the slot; ``release`` gives it back. Jobs resumed at start-up bypass the bound.
+
+Fair use: ``reserve(user=..., key=..., per_user=n)`` also bounds the jobs one
+user holds (reserved, waiting or running) to ``n``; past it the reservation
+fails at once with ``TrainingQueueFull``, also under ``wait`` (the user's own
+jobs are what is in the way). A reserved job is the user's from ``reserve`` on
+(by its key) until it finishes, is cancelled or its slot is released. Jobs
+resumed at start-up belong to no one and count only towards the overall bound.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import multiprocessing.connection
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,6 +68,8 @@ class TrainingPool:
         self._queue: deque[tuple[str, TrainingJob, str]] = deque()
         self._running: dict[str, _Running] = {}
         self._reserved = 0
+        self._reserved_by: Counter[tuple[str, str]] = Counter()  # (key, user): slots
+        self._owners: dict[str, str] = {}   # key of a waiting or running job -> user
         self._lock = threading.Lock()
         self._slot_freed = threading.Condition(self._lock)
         self._wake_r, self._wake_w = _CTX.Pipe(duplex=False)
@@ -68,13 +77,28 @@ class TrainingPool:
         self._thread = threading.Thread(target=self._loop, name="training-pool", daemon=True)
         self._thread.start()
 
-    def reserve(self, *, wait: bool, cancelled: threading.Event | None = None) -> None:
-        """Take a slot for a job about to be submitted (see the module docstring)."""
+    def reserve(self, *, wait: bool, cancelled: threading.Event | None = None,
+                user: str | None = None, key: str | None = None, per_user: int = 0) -> None:
+        """Take a slot for a job about to be submitted (see the module docstring).
+        With ``user``, ``key`` and ``per_user`` > 0 the user may hold at most
+        ``per_user`` jobs; ``key`` is the one the job will be submitted under."""
         with self._lock:
-            while len(self._queue) + len(self._running) + self._reserved >= \
-                    self._workers + self._queue_size:
+            while True:
                 if self._closed:
                     raise TrainingQueueFull("the server is shutting down")
+                if user is not None and per_user > 0:
+                    held = self._held_by(user)
+                    if held >= per_user:
+                        raise TrainingQueueFull(
+                            f'user "{user}" already has {held} training jobs running or '
+                            f"queued, the most one user may have "
+                            f"(training_queue_per_user is {per_user})",
+                            hint="wait until one finishes (SHOW MODEL shows its state) or "
+                                 "DROP MODEL one; the operator sets "
+                                 "--training-queue-per-user")
+                if len(self._queue) + len(self._running) + self._reserved < \
+                        self._workers + self._queue_size:
+                    break
                 if not wait:
                     raise TrainingQueueFull(
                         f"the training queue is full ({self._workers} running, "
@@ -87,11 +111,16 @@ class TrainingPool:
                         "waiting for a training queue slot)")
                 self._slot_freed.wait(timeout=0.1)
             self._reserved += 1
+            if user is not None and key is not None:
+                self._reserved_by[key, user] += 1
 
-    def release(self) -> None:
-        """Give back a reserved slot that will not be used."""
+    def release(self, key: str | None = None, user: str | None = None) -> None:
+        """Give back a reserved slot that will not be used (``key`` and ``user`` as
+        given to ``reserve``)."""
         with self._lock:
             self._reserved = max(0, self._reserved - 1)
+            if key is not None and user is not None:
+                self._unreserve(key, user)
             self._slot_freed.notify_all()
 
     def submit(self, key: str, job: TrainingJob, result_path: str,
@@ -99,8 +128,24 @@ class TrainingPool:
         with self._lock:
             if reserved:
                 self._reserved = max(0, self._reserved - 1)
+                owner = next((u for k, u in self._reserved_by if k == key), None)
+                if owner is not None:
+                    self._unreserve(key, owner)
+                    self._owners[key] = owner
             self._queue.append((key, job, result_path))
         self._wake()
+
+    def _unreserve(self, key: str, user: str) -> None:
+        """One reserved slot of (key, user) less (lock held)."""
+        if self._reserved_by[key, user] > 1:
+            self._reserved_by[key, user] -= 1
+        else:
+            self._reserved_by.pop((key, user), None)
+
+    def _held_by(self, user: str) -> int:
+        """Jobs the user holds: reserved slots, waiting and running jobs (lock held)."""
+        return sum(n for (_, u), n in self._reserved_by.items() if u == user) + \
+            sum(1 for u in self._owners.values() if u == user)
 
     def queued(self, key: str) -> bool:
         with self._lock:
@@ -112,9 +157,12 @@ class TrainingPool:
             for item in list(self._queue):
                 if item[0] == key:
                     self._queue.remove(item)
+                    self._owners.pop(key, None)
                     self._slot_freed.notify_all()
                     return True
             running = self._running.pop(key, None)
+            if running is not None:
+                self._owners.pop(key, None)
             self._slot_freed.notify_all()
         if running is None:
             return False
@@ -128,6 +176,7 @@ class TrainingPool:
             running = list(self._running.values())
             self._running.clear()
             self._queue.clear()
+            self._owners.clear()
             self._slot_freed.notify_all()
         for r in running:
             _kill(r.process)
@@ -176,6 +225,7 @@ class TrainingPool:
             if self._running.get(running.key) is not running:
                 return  # cancelled meanwhile
             del self._running[running.key]
+            self._owners.pop(running.key, None)
             self._slot_freed.notify_all()
         running.process.join(timeout=5)
         outcome = forced or read_result(running.result_path)
