@@ -3,7 +3,9 @@
 Runs in its own thread with its own ``Session`` (and DuckDB cursor), so a
 slow query never blocks other clients. Handles start-up (SSLRequest answered
 with TLS when a certificate is configured, else 'N'; GSSENC refused; client
-authentication through ``server.auth``), the simple and extended query protocols
+authentication through ``server.security.auth``, with the size limits of
+start-up and password messages; the listener enforces the authentication
+timeout and the cap on connections not yet logged in), the simple and extended query protocols
 (with error recovery up to Sync), cancel requests, and streams results
 batch by batch. Every error becomes an ErrorResponse with a SQLSTATE; only a
 broken protocol closes the connection.
@@ -25,12 +27,13 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from server import auth, copy, errors, pgcatalog, tls
+from server import copy, errors, pgcatalog
 from server.errors import ServerError, SyntaxError_
 from server.pgtypes import Oid, decode_param, pg_type_for_duckdb
 from server.protocol import codec
 from server.protocol import messages as m
 from server.results import Command, CopyIn, CopyOut, Deallocate, Result, Rows, Stream
+from server.security import auth, tls
 from server.session import Session
 from server.sqltext import Statement, split
 
@@ -90,6 +93,7 @@ class Connection:
         self.tls = False
         self.exchange: auth.Exchange | None = None
         self.startup_params: dict[str, str] = {}
+        self._message_limit: int | None = None   # the reader's own, while authenticating
         # read by the listener's watchdog (statement timeout, client hang-up)
         self.busy_since: float | None = None
         self.timed_out = False
@@ -138,8 +142,11 @@ class Connection:
                 try:
                     messages = reader.feed(data)
                 except m.ProtocolViolation as exc:
-                    self.send_error(exc)
-                    self.flush()
+                    if self.session is None:
+                        self.refuse(exc)   # before login: FATAL, as PostgreSQL sends it
+                    else:
+                        self.send_error(exc)
+                        self.flush()
                     return
                 for msg in messages:
                     self.timed_out = False
@@ -172,11 +179,11 @@ class Connection:
                 self.server.cancel(pid, secret)
                 return False
             case m.StartupMessage(params=params):
-                return self.startup(params)
+                return self.startup(params, reader)
             case m.Terminate():
                 return False
             case m.PasswordMessage(data=data) if self.exchange is not None:
-                return self.password(data)
+                return self.password(data, reader)
         if self.session is None:
             self.send_error(ServerError("expected a startup message", sqlstate="08P01"))
             return False
@@ -239,7 +246,11 @@ class Connection:
                                         sqlstate="08P01"))
             return False
         self.sock.sendall(b"S")
-        self.sock = context.wrap_socket(self.sock, server_side=True)
+        # self.sock is the TLS socket before the handshake, so that the listener's
+        # authentication_timeout (a shutdown of self.sock) also ends a stalled handshake
+        self.sock = context.wrap_socket(self.sock, server_side=True,
+                                        do_handshake_on_connect=False)
+        self.sock.do_handshake()
         self.tls = True
         return True
 
@@ -250,8 +261,10 @@ class Connection:
             return ""
         return str(peer[0]) if isinstance(peer, tuple) else str(peer)
 
-    def startup(self, params: dict[str, str]) -> bool:
-        """Check the client may connect, then authenticate it (or admit it at once)."""
+    def startup(self, params: dict[str, str], reader: m.MessageReader) -> bool:
+        """Check the client may connect, then authenticate it (or admit it at once).
+        Until the password checks out, no message may be larger than a password
+        message may be (``auth.MAX_AUTH_MESSAGE``; 08P01 past it)."""
         settings = self.server.settings
         user = params.get("user", "quackml")
         self.startup_params = params
@@ -270,10 +283,12 @@ class Connection:
             if method not in auth.METHODS:
                 raise auth.Rejected(f"unknown authentication method {method!r}")
             self.exchange = auth.Exchange.start(user, self.server.engine.users.get(user),
-                                                method)
+                                                method, self.server.auth_secret)
         except ServerError as exc:
             self.refuse(exc)
             return False
+        self._message_limit = reader.max_message_size
+        reader.max_message_size = auth.MAX_AUTH_MESSAGE + 4   # + the length word
         if self.exchange.step is auth.Step.CLEARTEXT:
             self.send(m.authentication_cleartext())
         else:
@@ -281,12 +296,12 @@ class Connection:
         self.flush()
         return True
 
-    def refuse(self, exc: ServerError) -> None:
+    def refuse(self, exc: ServerError | m.ProtocolViolation) -> None:
         """A start-up or authentication failure: FATAL, as PostgreSQL sends it."""
         fields = errors.translate(exc)
         self.send_fatal(fields.sqlstate, fields.message)
 
-    def password(self, data: bytes) -> bool:
+    def password(self, data: bytes, reader: m.MessageReader) -> bool:
         """A PasswordMessage (or SASL response) during authentication."""
         exchange = self.exchange
         assert exchange is not None
@@ -303,14 +318,22 @@ class Connection:
         if reply is not None:
             self.send(m.authentication_sasl_final(reply))
         self.exchange = None
+        if self._message_limit is not None:
+            reader.max_message_size = self._message_limit
         return self.admit(self.startup_params)
 
     def admit(self, params: dict[str, str]) -> bool:
         user = params.get("user", "quackml")
         database = params.get("database", user)
         assert self.server.engine is not None
-        if not self.server.admit(self.pid, self.secret, self):   # max_connections
-            self.send_fatal("53300", "sorry, too many clients already")
+        # under trust every (loopback) client is a superuser, as Access decides
+        privileged = self.server.settings.auth == "trust"
+        if not privileged:
+            record = self.server.engine.users.get(user)
+            privileged = record is not None and record.superuser
+        refusal = self.server.admit(self.pid, self.secret, self, superuser=privileged)
+        if refusal is not None:   # max_connections, superuser_reserved_connections
+            self.send_fatal("53300", refusal)
             return False
         self.session = Session(self.server.engine, user, database, params)
         default_timeout = self.server.settings.statement_timeout_ms

@@ -23,8 +23,8 @@ from catalog.store import ModelRecord, ModelStore
 from catalog.users import UserStore
 from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
+from server.security.tls import server_context
 from server.settings import Settings
-from server.tls import server_context
 
 log = logging.getLogger("quackml.engine")
 

@@ -5,7 +5,22 @@ returns; ``Server.port`` is then the bound port. Cancel requests are matched
 to connections by (pid, secret) from BackendKeyData.
 
 Overload and shutdown: at most ``max_connections`` sessions are admitted
-(``admit``; the connection refuses the rest with FATAL 53300). A watchdog
+(``admit``; the connection refuses the rest with FATAL 53300), and of those
+the last ``superuser_reserved_connections`` only to superusers (53300 for
+others), so an administrator can always get in.
+
+Before login: at most ``max_startup_connections`` connections may be in
+start-up or authentication at once, each with its thread. More are turned
+away by a small fixed pool (``_TURN_AWAY_WORKERS`` threads): it reads the
+client's start-up packet for at most ``_TURN_AWAY_S`` seconds (answering 'N'
+to SSLRequest, serving CancelRequest) and answers FATAL 53300, so a client
+learns why; past ``_TURN_AWAY_BACKLOG`` such sockets waiting, a new one is
+closed at once. So idle unauthenticated sockets cannot tie up threads. A
+connection that has not finished start-up and authentication
+(TLS handshake included) within ``authentication_timeout`` seconds of its
+accept is closed by the watchdog without a message, as PostgreSQL closes it
+(the client may be in the middle of a TLS handshake or a SASL exchange). A
+watchdog
 thread interrupts statements that outlive their session's statement_timeout
 (57014) and statements whose client has hung up (the session's resources are
 freed at once rather than when the query ends). ``stop()`` stops accepting,
@@ -23,10 +38,13 @@ import select
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from server.engine import Engine
 from server.errors import UDF_ERROR_CLASSES
+from server.protocol import messages as m
+from server.security import auth
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,6 +54,9 @@ log = logging.getLogger("quackml.server")
 
 _WATCH_EVERY_S = 0.02
 _HANGUP_CHECK_AFTER_S = 0.1   # statements shorter than this never pay for a poll
+_TURN_AWAY_WORKERS = 2
+_TURN_AWAY_BACKLOG = 32
+_TURN_AWAY_S = 1.0
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?)\s*(ms|s|min|h|d)?\s*", re.IGNORECASE)
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0}
 
@@ -72,6 +93,12 @@ class Server:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._threads: dict[int, threading.Thread] = {}
+        # connections in start-up or authentication: pid -> (accept time, connection);
+        # the time becomes inf once the watchdog closed it for authentication_timeout
+        self._startup: dict[int, tuple[float, Connection]] = {}
+        self.auth_secret = b""   # the mock-salt secret (server.security.auth)
+        self._turn_away = ThreadPoolExecutor(_TURN_AWAY_WORKERS, "turn-away")
+        self._turning_away = 0
 
     @property
     def stopping(self) -> bool:
@@ -90,6 +117,12 @@ class Server:
             loaded = load_samples(self.engine.con)
             self.engine.store.set_meta("samples_loaded", ",".join(loaded))
         self.engine.recover()
+        self.auth_secret = auth.server_secret(self.engine.data_dir)
+        if self.settings.superuser_reserved_connections >= self.settings.max_connections:
+            log.warning("superuser_reserved_connections (%d) is not below max_connections "
+                        "(%d): one slot stays open to non-superusers",
+                        self.settings.superuser_reserved_connections,
+                        self.settings.max_connections)
         self._sock = socket.create_server((self.settings.host, self.settings.port),
                                           reuse_port=False, backlog=128)
         self._thread = threading.Thread(target=self._accept_loop, name="accept", daemon=True)
@@ -109,22 +142,81 @@ class Server:
                 continue
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
+                starting = len(self._startup)
                 self._next_pid += 1
                 pid = self._next_pid
+            if starting >= self.settings.max_startup_connections:
+                self._refuse(client)
+                continue
             conn = Connection(client, self, pid, secrets.randbits(31))
             thread = threading.Thread(target=conn.run, name=f"conn-{pid}", daemon=True)
             with self._lock:
                 self._threads[pid] = thread
+                self._startup[pid] = (time.monotonic(), conn)
             thread.start()
 
-    def admit(self, pid: int, secret: int, conn: Connection) -> bool:
-        """Register a connection that finished start-up, unless max_connections
-        sessions are already open (the caller then refuses it with 53300)."""
+    def _refuse(self, client: socket.socket) -> None:
+        """Past max_startup_connections: FATAL 53300 from the turn-away pool, or
+        closed at once when its backlog is full."""
         with self._lock:
-            if len(self._connections) >= self.settings.max_connections:
-                return False
+            full = self._turning_away >= _TURN_AWAY_BACKLOG
+            if not full:
+                self._turning_away += 1
+        if full:
+            with contextlib.suppress(OSError):
+                client.close()
+            return
+        self._turn_away.submit(self._turn_away_one, client)
+
+    def _turn_away_one(self, client: socket.socket) -> None:
+        reader = m.MessageReader()
+        deadline = time.monotonic() + _TURN_AWAY_S
+        try:
+            while True:
+                client.settimeout(max(0.001, deadline - time.monotonic()))
+                data = client.recv(m.MAX_STARTUP_PACKET)
+                if not data:
+                    return
+                messages = reader.feed(data)
+                if not messages:
+                    continue
+                match messages[0]:
+                    case m.SSLRequest() | m.GSSENCRequest():
+                        client.sendall(b"N")
+                        messages = reader.feed(b"")   # resume decoding after it
+                        if not messages:
+                            continue
+                    case m.CancelRequest(pid=pid, secret=secret):
+                        self.cancel(pid, secret)
+                        return
+                client.sendall(m.error_response({
+                    "S": "FATAL", "V": "FATAL", "C": "53300",
+                    "M": "sorry, too many clients are logging in already"}))
+                return
+        except (OSError, m.ProtocolViolation):
+            return   # a timeout, a hang-up or garbage: just close
+        finally:
+            with contextlib.suppress(OSError):
+                client.close()
+            with self._lock:
+                self._turning_away -= 1
+
+    def admit(self, pid: int, secret: int, conn: Connection, *, superuser: bool) -> str | None:
+        """Register a connection that finished start-up and authentication; or,
+        when max_connections sessions are open (or all but the slots reserved for
+        superusers, for a non-superuser), the message to refuse it with (53300)."""
+        limit = self.settings.max_connections
+        reserved = max(0, min(self.settings.superuser_reserved_connections, limit - 1))
+        with self._lock:
+            self._startup.pop(pid, None)
+            used = len(self._connections)
+            if used >= limit:
+                return "sorry, too many clients already"
+            if not superuser and used >= limit - reserved:
+                return ("remaining connection slots are reserved for roles with the "
+                        "SUPERUSER attribute")
             self._connections[pid] = (secret, conn)
-            return True
+            return None
 
     def register(self, pid: int, secret: int, conn: Connection) -> None:
         with self._lock:
@@ -134,10 +226,12 @@ class Server:
         with self._lock:
             self._connections.pop(pid, None)
             self._threads.pop(pid, None)
+            self._startup.pop(pid, None)
 
     def _watch(self) -> None:
         """Interrupt statements past their timeout or whose client hung up."""
         while not self._stopping.wait(_WATCH_EVERY_S):
+            self._close_late_logins()
             with self._lock:
                 conns = [c for _, c in self._connections.values()]
             now = time.monotonic()
@@ -166,6 +260,20 @@ class Server:
                                  "interrupting it", c.pid)
                         c.session.interrupt()
 
+    def _close_late_logins(self) -> None:
+        """Close connections past authentication_timeout: shutting the socket down
+        wakes the connection's thread (in recv, send or the TLS handshake) and it ends."""
+        deadline = time.monotonic() - self.settings.authentication_timeout
+        with self._lock:
+            late = [(pid, c) for pid, (since, c) in self._startup.items() if since <= deadline]
+            for pid, c in late:
+                self._startup[pid] = (float("inf"), c)
+        for pid, c in late:
+            log.info("connection %s did not authenticate within authentication_timeout "
+                     "(%g s): closing it", pid, self.settings.authentication_timeout)
+            with contextlib.suppress(OSError):
+                c.sock.shutdown(socket.SHUT_RDWR)
+
     def cancel(self, pid: int, secret: int) -> None:
         with self._lock:
             entry = self._connections.get(pid)
@@ -181,6 +289,11 @@ class Server:
         with self._lock:
             conns = [c for _, c in self._connections.values()]
             threads = list(self._threads.values())
+            starting = [c for _, c in self._startup.values()]
+        for c in starting:   # not logged in yet: nothing to tell them
+            with contextlib.suppress(OSError):
+                c.sock.shutdown(socket.SHUT_RDWR)
+        self._turn_away.shutdown(wait=False, cancel_futures=True)
         for c in conns:
             if c.session is not None:
                 c.session.interrupt()

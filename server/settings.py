@@ -12,7 +12,6 @@ import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from urllib.parse import urlsplit
 
 
 def _cores() -> int:
@@ -58,21 +57,6 @@ def _scoring_pool(text: str) -> str:
     return value
 
 
-def _url_prefixes(text: str) -> str:
-    """Comma-separated http(s) URL prefixes, each with a host (empty: none)."""
-    for prefix in (p.strip() for p in text.split(",")):
-        if not prefix:
-            continue
-        try:
-            parts = urlsplit(prefix)
-            parts.port  # noqa: B018 -- raises ValueError for a bad port
-        except ValueError as exc:
-            raise ValueError(f"not a URL: {prefix!r} ({exc})") from None
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http:// or https:// URL with a host: {prefix!r}")
-    return text.strip()
-
-
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -94,15 +78,14 @@ class Settings:
     tls_key: str = ""
     tls_required_remote: bool = True
     max_connections: int = 100
+    superuser_reserved_connections: int = 3
+    max_startup_connections: int = 64
+    authentication_timeout: float = 60.0
     statement_timeout_ms: int = 0
     memory_limit: str = ""
     session_memory_limit: str = ""
     training_queue_size: int = 16
     training_queue_full: str = "error"
-    training_queue_per_user: int = 4
-    max_runtime_limit: int = 0
-    sagemaker_allowed_urls: str = ""
-    file_dir: str = ""
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -142,6 +125,15 @@ SETTINGS: tuple[Setting, ...] = (
             "refuse non-TLS connections from non-loopback addresses"),
     Setting("max_connections", "QUACKML_MAX_CONNECTIONS", int,
             "client connections at once; more are refused with 53300"),
+    Setting("superuser_reserved_connections", "QUACKML_SUPERUSER_RESERVED_CONNECTIONS", int,
+            "of max_connections, slots only superusers may take; others get 53300 "
+            "(at most max_connections - 1 are reserved)"),
+    Setting("max_startup_connections", "QUACKML_MAX_STARTUP_CONNECTIONS", int,
+            "connections that have not finished start-up and authentication at once; "
+            "more get FATAL 53300 and are closed"),
+    Setting("authentication_timeout", "QUACKML_AUTHENTICATION_TIMEOUT", float,
+            "seconds a client has to finish start-up and authentication (TLS handshake "
+            "included); then the connection is closed"),
     Setting("statement_timeout_ms", "QUACKML_STATEMENT_TIMEOUT_MS", int,
             "cancel statements running longer than this (57014); 0 means no limit"),
     Setting("memory_limit", "QUACKML_MEMORY_LIMIT", str,
@@ -155,19 +147,6 @@ SETTINGS: tuple[Setting, ...] = (
             "training jobs that may wait for a free worker"),
     Setting("training_queue_full", "QUACKML_TRAINING_QUEUE_FULL", _queue_full,
             "when the queue is full: error (CREATE MODEL fails with 53000) or wait"),
-    Setting("training_queue_per_user", "QUACKML_TRAINING_QUEUE_PER_USER", int,
-            "training jobs (running and queued) one non-superuser may have at once; more "
-            "fail with 53000; 0: no per-user limit"),
-    Setting("max_runtime_limit", "QUACKML_MAX_RUNTIME_LIMIT", int,
-            "largest MAX_RUNTIME (seconds) a CREATE MODEL may ask for (more fails with 22023; "
-            "no MAX_RUNTIME given trains for at most this long); 0: no limit"),
-    Setting("sagemaker_allowed_urls", "QUACKML_SAGEMAKER_ALLOWED_URLS", _url_prefixes,
-            "comma-separated URL prefixes that superusers may name in CREATE MODEL ... "
-            "SAGEMAKER; empty: none (the server calls no remote endpoint)"),
-    Setting("file_dir", "QUACKML_FILE_DIR", str,
-            "the operator's import/export folder: the only place server-side files are read "
-            "from or written to by SQL (model files of CREATE MODEL ... FROM 'file'); "
-            "empty: none"),
 )
 
 

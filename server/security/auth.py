@@ -13,23 +13,44 @@ Methods (``--auth``):
 
 An unknown user, a role that cannot log in, a user without a password and a
 wrong password all fail the same way (28P01, same message, after a full
-exchange against a throwaway verifier), so nothing tells which users exist.
+exchange against a mock verifier), so nothing tells which users exist. The
+mock verifier's salt is HMAC-SHA256(server secret, user name) cut to the
+length of a real salt, with the real iteration count, as PostgreSQL derives
+its mock salt: the same name always gets the same salt (also across restarts)
+and different names get different ones, as real users do. The server secret
+is 32 random bytes made at the first start and kept in ``auth_secret`` in the
+data directory (mode 0600, written atomically).
+
+Limits before login (PostgreSQL's): a PasswordMessage or SASL response over
+``MAX_AUTH_MESSAGE`` bytes is a protocol violation (08P01).
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import ipaddress
+import os
 import secrets
 import struct
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from scramp import ScramException, ScramMechanism
 
-from catalog.users import User, Verifier
+from catalog.artifact import fsync_path
+from catalog.users import ITERATIONS, User, Verifier
 from server.errors import ServerError
 
 METHODS = ("trust", "scram-sha-256", "md5", "password")
+SECRET_FILE = "auth_secret"
+SECRET_BYTES = 32
+SALT_BYTES = 32   # what Verifier.make (scramp's make_auth_info) gives a real user
+# PasswordMessage / SASLInitialResponse / SASLResponse bodies: a SCRAM message is
+# about 100 bytes; PostgreSQL before 14 read password packets up to 1000 bytes.
+MAX_AUTH_MESSAGE = 1000
 
 
 class AuthFailed(ServerError):
@@ -46,14 +67,42 @@ class Step(enum.Enum):
     CLEARTEXT = "cleartext"
 
 
-_DUMMY: Verifier | None = None
+# keys of the mock verifiers: no password matches them (a fresh random pair per process)
+_MOCK_KEYS = (secrets.token_bytes(32), secrets.token_bytes(32))
 
 
-def _dummy() -> Verifier:
-    global _DUMMY
-    if _DUMMY is None:
-        _DUMMY = Verifier.make(secrets.token_hex(16))
-    return _DUMMY
+def server_secret(data_dir: Path) -> bytes:
+    """The server secret behind mock salts: read from the data directory, or made
+    (32 random bytes, mode 0600, temp file + fsync + rename) at the first start."""
+    path = data_dir / SECRET_FILE
+    try:
+        secret = path.read_bytes()
+    except FileNotFoundError:
+        secret = secrets.token_bytes(SECRET_BYTES)
+        fd, tmp = tempfile.mkstemp(prefix=".auth_secret-", suffix=".tmp", dir=data_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:   # mkstemp makes it 0600
+                f.write(secret)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        fsync_path(data_dir)
+        return secret
+    if len(secret) != SECRET_BYTES:
+        raise SystemExit(f"quackml: {path} is damaged ({len(secret)} bytes, not "
+                         f"{SECRET_BYTES}); remove it to make a new one")
+    return secret
+
+
+def mock_verifier(secret: bytes, user: str) -> Verifier:
+    """What an unknown user (or one that cannot log in with a password) is checked
+    against: a salt stable per name that looks like a real one, real iterations."""
+    salt = hmac.new(secret, user.encode(),
+                    hashlib.sha256).digest()[:SALT_BYTES]
+    return Verifier(salt, _MOCK_KEYS[0], _MOCK_KEYS[1], ITERATIONS)
 
 
 def is_loopback(address: str) -> bool:
@@ -74,13 +123,14 @@ class Exchange:
     user: str
     record: User | None
     method: str
+    secret: bytes = field(repr=False)
     step: Step = Step.CLEARTEXT
     done: bool = False
     _scram: object = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, user: str, record: User | None, method: str) -> Exchange:
-        ex = cls(user, record, method)
+    def start(cls, user: str, record: User | None, method: str, secret: bytes) -> Exchange:
+        ex = cls(user, record, method, secret)
         if method in ("scram-sha-256", "md5"):
             ex.step = Step.SASL_INITIAL
             verifier = ex.verifier()
@@ -92,7 +142,7 @@ class Exchange:
     def verifier(self) -> Verifier:
         r = self.record
         if r is None or r.verifier is None or not r.can_login:
-            return _dummy()
+            return mock_verifier(self.secret, self.user)
         return r.verifier
 
     def valid_account(self) -> bool:
@@ -103,6 +153,9 @@ class Exchange:
         return AuthFailed(f'password authentication failed for user "{self.user}"')
 
     def feed(self, data: bytes) -> bytes | None:
+        if len(data) > MAX_AUTH_MESSAGE:
+            raise ServerError(f"invalid password packet size: {len(data)} bytes "
+                              f"(at most {MAX_AUTH_MESSAGE})", sqlstate="08P01")
         match self.step:
             case Step.CLEARTEXT:
                 password = data.split(b"\x00", 1)[0].decode("utf-8", "replace")

@@ -1,0 +1,1 @@
+"""Security: authentication, TLS, privilege decisions and what SQL may do (the firewall)."""
