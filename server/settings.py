@@ -12,6 +12,7 @@ import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from urllib.parse import urlsplit
 
 
 def _cores() -> int:
@@ -57,6 +58,21 @@ def _scoring_pool(text: str) -> str:
     return value
 
 
+def _url_prefixes(text: str) -> str:
+    """Comma-separated http(s) URL prefixes, each with a host (empty: none)."""
+    for prefix in (p.strip() for p in text.split(",")):
+        if not prefix:
+            continue
+        try:
+            parts = urlsplit(prefix)
+            parts.port  # noqa: B018 -- raises ValueError for a bad port
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {prefix!r} ({exc})") from None
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http:// or https:// URL with a host: {prefix!r}")
+    return text.strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -86,6 +102,10 @@ class Settings:
     session_memory_limit: str = ""
     training_queue_size: int = 16
     training_queue_full: str = "error"
+    training_queue_per_user: int = 4
+    max_runtime_limit: int = 0
+    sagemaker_allowed_urls: str = ""
+    file_dir: str = ""
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -147,6 +167,19 @@ SETTINGS: tuple[Setting, ...] = (
             "training jobs that may wait for a free worker"),
     Setting("training_queue_full", "QUACKML_TRAINING_QUEUE_FULL", _queue_full,
             "when the queue is full: error (CREATE MODEL fails with 53000) or wait"),
+    Setting("training_queue_per_user", "QUACKML_TRAINING_QUEUE_PER_USER", int,
+            "training jobs (running and queued) one non-superuser may have at once; more "
+            "fail with 53000; 0: no per-user limit"),
+    Setting("max_runtime_limit", "QUACKML_MAX_RUNTIME_LIMIT", int,
+            "largest MAX_RUNTIME (seconds) a CREATE MODEL may ask for (more fails with 22023; "
+            "no MAX_RUNTIME given trains for at most this long); 0: no limit"),
+    Setting("sagemaker_allowed_urls", "QUACKML_SAGEMAKER_ALLOWED_URLS", _url_prefixes,
+            "comma-separated URL prefixes that superusers may name in CREATE MODEL ... "
+            "SAGEMAKER; empty: none (the server calls no remote endpoint)"),
+    Setting("file_dir", "QUACKML_FILE_DIR", str,
+            "the operator's import/export folder: the only place server-side files are read "
+            "from or written to by SQL (model files of CREATE MODEL ... FROM 'file'); "
+            "empty: none"),
 )
 
 
