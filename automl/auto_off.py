@@ -32,7 +32,7 @@ from automl.hyperparams import (
 from automl.preprocessors import KMEANS_TRANSFORMERS, parse_preprocessors
 from automl.problem import detect_problem, encode_labels
 from automl.progress import ProgressWriter
-from catalog.artifact import ModelArtifact, write_artifact
+from catalog.artifact import ARTIFACT_FILE, ModelArtifact, write_artifact
 from catalog.estimators import HardLabelClassifier
 from catalog.frames import to_frame
 from catalog.preprocessing import FramePreprocessor, PreprocessedEstimator
@@ -44,7 +44,6 @@ from catalog.spec import (
     TrainingResult,
 )
 
-ARTIFACT_FILE = "model.pkl"
 CLUSTER_COLUMN = Column("cluster_id", "INTEGER")
 
 

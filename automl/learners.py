@@ -6,7 +6,7 @@ model input is float64 (see catalog.frames), so the integer columns are
 exactly the categorical ones. Each learner fits a plain scikit-learn
 ``Pipeline``: one-hot for the categorical codes, median imputation and
 standard scaling for the numbers, then the model. Only that fitted Pipeline
-goes into the artifact; it unpickles without ``automl`` or ``flaml``.
+goes into the artifact (as skops); it loads without ``automl`` or ``flaml``.
 """
 
 from __future__ import annotations

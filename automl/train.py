@@ -57,17 +57,16 @@ from automl.problem import (
     resolve_objective,
 )
 from automl.progress import ProgressWriter, TrialLogTailer
-from catalog.artifact import ModelArtifact, estimator_input, write_artifact
+from catalog.artifact import ARTIFACT_FILE, ModelArtifact, estimator_input, write_artifact
 from catalog.frames import fit_categories, to_frame
 from catalog.preprocessing import FramePreprocessor, PreprocessedEstimator
 from catalog.spec import Column, FeatureKind, ProblemType, TrainingJob, TrainingResult
 
 LEARNERS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree")
-ARTIFACT_FILE = "model.pkl"
 TRIAL_LOG_FILE = "trials.jsonl"
 SPLIT_RATIO = 0.2
 # Seconds kept back from FLAML's budget for what follows the search: the
-# artifact check, pickling and the fsyncs.
+# artifact check, serializing and the fsyncs.
 SAVE_RESERVE_S = 0.5
 # Below this, FLAML cannot fit even its cheapest first trial.
 MIN_SEARCH_S = 0.2
@@ -77,7 +76,7 @@ MIN_ID_ROWS = 50
 
 
 def train(job: TrainingJob, progress: ProgressWriter | None = None) -> TrainingResult:
-    """Train the model ``job`` describes; write ``model.pkl`` into ``job.output_dir``."""
+    """Train the model ``job`` describes; write its artifact into ``job.output_dir``."""
     progress = progress or ProgressWriter(job.progress_path, job.time_budget_s)
     if not job.auto or job.model_type == "KMEANS":
         from automl.auto_off import train_auto_off

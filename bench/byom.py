@@ -16,12 +16,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from catalog.artifact import ModelArtifact, write_artifact
+from catalog.artifact import ARTIFACT_FILE, ModelArtifact, write_artifact
 from catalog.spec import ModelState, Settings
 from catalog.store import ModelRecord
 from server.engine import Engine
-
-ARTIFACT_FILE = "model.pkl"
 
 
 def install_model(engine: Engine, name: str, function_name: str, artifact: ModelArtifact,

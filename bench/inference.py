@@ -461,7 +461,7 @@ def vector_ms(models: dict[str, ModelArtifact], vector: pa.Table, folder: Path,
     out = {}
     try:
         for kind, artifact in models.items():
-            path = str(folder / f"{kind}.pkl")
+            path = str(folder / f"{kind}.json")
             sha = write_artifact(artifact, path)
             args = [vector.column(f.name).combine_chunks() for f in artifact.features]
             local = LibraryEvaluator(artifact)

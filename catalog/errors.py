@@ -35,6 +35,13 @@ class ArtifactCorrupt(CatalogError):
     sqlstate = "XX001"  # data_corrupted
 
 
+class ArtifactOutdated(CatalogError):
+    """An artifact in a format this server no longer reads (a pickle from an earlier
+    version): the model has to be trained again."""
+
+    sqlstate = "55000"  # object_not_in_prerequisite_state
+
+
 class ModelFileMissing(CatalogError):
     """CREATE MODEL ... FROM 'model file' names a file the server cannot read."""
 

@@ -6,8 +6,10 @@ applies the same fitted transformers. Columns in a set are replaced by the
 transformers' outputs (float64 columns named ``<set>__<n>``); columns in no
 set pass through unchanged (AUTO ON still preprocesses them automatically).
 
-It lives in ``catalog`` because the server unpickles artifacts without
-``automl``; the transformers are scikit-learn's.
+It lives in ``catalog`` because the server reads artifacts without
+``automl``; the transformers are scikit-learn's. An artifact stores the
+column sets as JSON and each fitted pipeline as a skops file (see
+catalog.formats).
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ or replaced while it loaded or compiled never re-enters the cache.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -183,7 +182,7 @@ class ModelCache:
         assert entry.artifact_path is not None and entry.artifact_sha256 is not None
         path = entry.artifact_path
         artifact = read_artifact(path, entry.artifact_sha256)
-        size = os.path.getsize(path)
+        size = artifact.stored_bytes
         evaluator: Evaluator = LibraryEvaluator(artifact)
         if not self._compile_trees or tree_library(artifact) is None:
             if tree_library(artifact) is None:

@@ -1,8 +1,8 @@
 """Tree models compiled to native code with pylignum, cached beside the artifact.
 
-For an artifact ``model.pkl`` the compiled form is three files in the same
-folder: ``model.pkl.lignum.bin`` (pylignum's model), ``model.pkl.lignum.so``
-(the trees as native code) and ``model.pkl.lignum.json``, the manifest,
+For an artifact ``artifact.json`` the compiled form is three files in the same
+folder: ``artifact.json.lignum.bin`` (pylignum's model), ``artifact.json.lignum.so``
+(the trees as native code) and ``artifact.json.lignum.json``, the manifest,
 written last. The manifest names the artifact's sha256, the pylignum
 version and the sha256 of the other two files.
 

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from catalog.artifact import ModelArtifact
+from catalog.estimators import LightGBMBooster
 from catalog.spec import ProblemType
 from inference.inputs import TreeInputs
 
@@ -64,7 +65,7 @@ class LibraryEvaluator:
 def tree_library(artifact: ModelArtifact) -> str | None:
     """"lightgbm" or "xgboost" when pylignum can take the estimator, else None."""
     module = type(artifact.estimator).__module__.split(".")[0]
-    if module == "lightgbm":
+    if module == "lightgbm" or isinstance(artifact.estimator, LightGBMBooster):
         return "lightgbm"
     has_categories = any(c is not None for c in artifact.categories)
     if module == "xgboost" and (artifact.category_codes or not has_categories):

@@ -224,10 +224,12 @@ def small_artifact() -> ModelArtifact:
 
 def test_artifact_round_trip(tmp_path: Path) -> None:
     artifact = small_artifact()
-    path = str(tmp_path / "model.pkl")
+    path = str(tmp_path / "artifact.json")
     sha = write_artifact(artifact, path)
     assert sha == hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    assert [p.name for p in tmp_path.iterdir()] == ["model.pkl"]  # no temp file left
+    # the manifest and the LightGBM model text; no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact.estimator.txt",
+                                                          "artifact.json"]
     loaded = read_artifact(path, sha)
     frame = loaded.frame([pa.array([1.0, -1.0]), pa.array([1.0, -1.0])])
     assert loaded.decode(loaded.predict_frame(frame)) == [True, False]
@@ -246,7 +248,7 @@ class _Tripwire:
 
 
 def test_artifact_tamper_detected_before_unpickling(tmp_path: Path) -> None:
-    path = tmp_path / "model.pkl"
+    path = tmp_path / "artifact.json"
     sha = write_artifact(small_artifact(), str(path))
     tripwire = tmp_path / "unpickled"
     path.write_bytes(pickle.dumps(_Tripwire(str(tripwire))))
@@ -256,7 +258,7 @@ def test_artifact_tamper_detected_before_unpickling(tmp_path: Path) -> None:
     assert "checksum" in info.value.message
     assert not tripwire.exists()
     with pytest.raises(ArtifactCorrupt, match="missing"):
-        read_artifact(str(tmp_path / "absent.pkl"), sha)
+        read_artifact(str(tmp_path / "absent.json"), sha)
 
 
 # ---------------------------------------------------------------- problem, objective, metric
@@ -393,7 +395,7 @@ def test_churn_test_accuracy_and_bool_labels(churn: WorkerRun) -> None:
     result = read_result(churn.result_path)
     assert isinstance(result, TrainingResult)
     artifact = load(result, job)
-    assert os.path.getsize(os.path.join(job.output_dir, "model.pkl")) < 5_000_000
+    assert sum(p.stat().st_size for p in Path(job.output_dir).glob("artifact*")) < 5_000_000
     predicted, actual = predict_test(artifact, data)
     assert all(type(v) is bool for v in predicted)
     accuracy = np.mean([p == a for p, a in zip(predicted, actual, strict=True)])

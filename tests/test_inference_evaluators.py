@@ -118,7 +118,7 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     name, library = request.param
     artifact, test = train_artifact(name, library)
     folder = tmp_path_factory.mktemp(f"{name}-{library}")
-    path = str(folder / "model.pkl")
+    path = str(folder / "artifact.json")
     sha = write_artifact(artifact, path)
     return artifact, test, path, sha
 
@@ -160,7 +160,7 @@ def test_interpreter_matches_library(case: tuple[ModelArtifact, pa.Table, str, s
 @needs_cc
 def test_compiled_once_then_loaded_from_checked_files(tmp_path: Path) -> None:
     artifact, test = train_artifact("wa_churn", "lightgbm", trees=10)
-    path = str(tmp_path / "model.pkl")
+    path = str(tmp_path / "artifact.json")
     sha = write_artifact(artifact, path)
     assert compiled.load_cached(artifact, path, sha) is None
     compiled.compile_and_store(artifact, path, sha)
@@ -185,7 +185,7 @@ def test_compiled_once_then_loaded_from_checked_files(tmp_path: Path) -> None:
 
 def test_compiler_failure_falls_back(tmp_path: Path) -> None:
     artifact, test = train_artifact("credit_data", "xgboost", trees=10)
-    path = str(tmp_path / "model.pkl")
+    path = str(tmp_path / "artifact.json")
     sha = write_artifact(artifact, path)
     with pytest.raises(CompilationFailed):
         compiled.compile_and_store(artifact, path, sha, compiler="/nonexistent/cc")
@@ -208,7 +208,7 @@ def test_models_pylignum_cannot_take_use_the_library(tmp_path: Path) -> None:
     y = np.arange(len(frame)) % 2
     artifact.estimator = RandomForestClassifier(n_estimators=5, random_state=0).fit(
         estimator_input(frame, True), y)
-    path = str(tmp_path / "model.pkl")
+    path = str(tmp_path / "artifact.json")
     sha = write_artifact(artifact, path)
     cache = ModelCache(1 << 30)
     cache.set_entry("f", CacheEntry("public.rf", _ready(), None, path, sha))

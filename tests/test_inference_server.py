@@ -183,7 +183,7 @@ def test_drop_model_invalidates_and_replace_serves_the_new_model(
         assert [r[0] for r in c.execute(query).fetchall()] == oracle(first)[0]
         assert "churn_tmp" in engine.cache.loaded_functions()
         engine.cache.prepare("churn_tmp", timeout=120)
-        assert compiled.CompiledPaths.beside(str(folder / "model.pkl")).manifest.exists()
+        assert compiled.CompiledPaths.beside(str(folder / "artifact.json")).manifest.exists()
         c.execute("DROP MODEL churn_tmp")
         assert "churn_tmp" not in engine.cache.loaded_functions()
         assert not folder.exists()
@@ -212,7 +212,7 @@ def test_fallback_when_compilation_fails(served: Served,
         loaded = engine.cache.prepare("churn_nocc", timeout=120)
         assert loaded.compile_error is not None
         assert loaded.evaluator.kind == "lignum-interpreter"
-        path = str(engine.model_dir(record) / "model.pkl")
+        path = str(engine.model_dir(record) / "artifact.json")
         assert not compiled.CompiledPaths.beside(path).manifest.exists()
     finally:
         engine.cache.compiler = "auto"
@@ -234,7 +234,7 @@ def test_compiled_once_across_restarts(tmp_path: Path,
     finally:
         first.server.stop()
     library = compiled.CompiledPaths.beside(
-        str(first.engine.model_dir(record) / "model.pkl")).library
+        str(first.engine.model_dir(record) / "artifact.json")).library
     stamp = library.stat().st_mtime_ns
     second = start(tmp_path)
     try:
@@ -261,7 +261,7 @@ def test_create_model_is_compiled_when_ready(server: RunningServer) -> None:
         show: dict[str, str] = dict(c.execute("SHOW MODEL hpc_compiled").fetchall())
         learner = show["Model Type"]
         folder = next(server.data_dir.glob("models/*/hpc_compiled/v1-*"))
-        manifest = folder / "model.pkl.lignum.json"
+        manifest = folder / "artifact.json.lignum.json"
         if "lgbm" in learner or "xgb" in learner:
             deadline = time.monotonic() + 60
             while not manifest.exists() and time.monotonic() < deadline:
