@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import duckdb
 import numpy as np
@@ -38,11 +39,13 @@ from catalog.errors import (
 )
 from catalog.imported import ImportedBooster, RemoteEndpoint, detect_library
 from catalog.spec import Column, FeatureKind, ModelState, ProblemType, feature_kind
+from catalog.spec import Settings as ModelSettings
 from catalog.store import ModelRecord
 from server.errors import (
     DataException,
     DatatypeMismatch,
     FeatureNotSupported,
+    InsufficientPrivilege,
     InvalidParameterValue,
     SyntaxError_,
     UndefinedColumn,
@@ -75,6 +78,51 @@ def quote_ident(name: str) -> str:
 
 def _schema(name: QualifiedName) -> str:
     return name.schema or DEFAULT_SCHEMA
+
+
+def _endpoint(url: str) -> tuple[SplitResult, int] | None:
+    """An http(s) URL taken apart with its effective port, or None when it is not one
+    that can be compared safely (no host, a bad port, spaces, control characters,
+    backslashes or non-ASCII, which parsers and HTTP clients read differently)."""
+    if any(c.isspace() or not " " < c < "\x7f" or c == "\\" for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts, port or (443 if scheme == "https" else 80)
+
+
+def endpoint_allowed(url: str, allowed: str) -> bool:
+    """Whether a SAGEMAKER URL falls under one of the comma-separated URL prefixes of
+    the sagemaker_allowed_urls setting: the same scheme, host, port and user info,
+    and a path inside the prefix's path (at a ``/`` boundary, with no ``.`` or ``..``
+    segments). Parsed, never compared as text, so ``http://allowed@evil/`` and
+    ``http://allowed.evil/`` do not pass for ``http://allowed/``."""
+    candidate = _endpoint(url)
+    if candidate is None:
+        return False
+    parts, port = candidate
+    path = parts.path or "/"
+    if any(seg in (".", "..") for seg in unquote(path).split("/")):
+        return False
+    for prefix in (p.strip() for p in allowed.split(",")):
+        entry = _endpoint(prefix) if prefix else None
+        if entry is None:
+            continue
+        allow, allow_port = entry
+        allow_path = allow.path or "/"
+        if (parts.scheme.lower(), parts.hostname, port, parts.username, parts.password) != \
+                (allow.scheme.lower(), allow.hostname, allow_port, allow.username,
+                 allow.password):
+            continue
+        if path == allow_path or path.startswith(allow_path.rstrip("/") + "/"):
+            return True
+    return False
 
 
 class MLHandlers:
@@ -110,17 +158,41 @@ class MLHandlers:
         if store.get(schema, name) is not None:
             raise DuplicateModel(f'model "{schema}.{name}" already exists')
         self._check_function_free(function_name, session)
-        # a slot in the bounded training queue first: 53000 (or a cancellable
-        # wait) before any work, given back if anything below fails
-        pool = self.engine.pool
+        stmt, notices = self._limit_runtime(stmt)
+        # a slot in the bounded training queue first, within the user's share of it:
+        # 53000 (or a cancellable wait) before any work, given back if anything fails
+        pool, settings = self.engine.pool, self.engine.settings
+        key = f"{schema}.{name}"   # the job's key: ModelRecord.qualified_name
         session.cancel_requested.clear()
-        pool.reserve(wait=self.engine.settings.training_queue_full == "wait",
-                     cancelled=session.cancel_requested)
+        # superusers are exempt, as from PostgreSQL's per-role CONNECTION LIMIT
+        per_user = 0 if session.access.superuser else settings.training_queue_per_user
+        pool.reserve(wait=settings.training_queue_full == "wait",
+                     cancelled=session.cancel_requested, user=session.user, key=key,
+                     per_user=per_user)
         try:
-            return self._create_trained(stmt, session, kind, schema, name, function_name)
+            result = self._create_trained(stmt, session, kind, schema, name, function_name)
         except BaseException:
-            pool.release()
+            pool.release(key, session.user)
             raise
+        return replace(result, notices=(*result.notices, *notices))
+
+    def _limit_runtime(self, stmt: CreateModel) -> tuple[CreateModel, tuple[str, ...]]:
+        """Hold MAX_RUNTIME to the server's max_runtime_limit: a larger one given is an
+        error (22023); the default one is lowered to the limit, with a NOTICE. The
+        grammar fills in the default, so a MAX_RUNTIME written as the default value
+        counts as not given."""
+        limit = self.engine.settings.max_runtime_limit
+        asked = stmt.settings.max_runtime
+        if limit <= 0 or asked <= limit:
+            return stmt, ()
+        default = ModelSettings().max_runtime
+        if asked != default:
+            raise InvalidParameterValue(
+                f"MAX_RUNTIME {asked} exceeds the server's limit of {limit} seconds "
+                f"(max_runtime_limit)", hint=f"lower MAX_RUNTIME to {limit} or less")
+        return (replace(stmt, settings=replace(stmt.settings, max_runtime=limit)),
+                (f"MAX_RUNTIME defaults to {default} seconds, more than the server's "
+                 f"max_runtime_limit: training for at most {limit} seconds",))
 
     def _create_trained(self, stmt: CreateModel, session: Session, kind: str, schema: str,
                         name: str, function_name: str) -> Command:
@@ -278,22 +350,27 @@ class MLHandlers:
                 hint="return a numeric type")
         estimator: ImportedBooster | RemoteEndpoint
         if stmt.source_file is not None:
-            path = Path(stmt.source_file).expanduser()
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise ModelFileMissing(f"cannot read model file {stmt.source_file!r}: "
-                                    f"{exc.strerror or exc}") from None
+            data = self._read_model_file(stmt.source_file, session)
             library = detect_library(data)
             estimator = ImportedBooster(library, data, len(features))
             model_type = f"IMPORTED {library.upper()}"
         else:
             assert stmt.sagemaker is not None
             url = stmt.sagemaker.split(":'", 1)[0]
+            if not session.access.superuser:
+                raise InsufficientPrivilege(
+                    "permission denied: a SAGEMAKER endpoint makes the server call an "
+                    "address; only superusers may create one")
             if not url.lower().startswith(("http://", "https://")):
                 raise InvalidParameterValue(
                     f"SAGEMAKER endpoint {url!r} is not an http:// or https:// URL",
                     hint="QuackML calls the endpoint over HTTP with CSV rows")
+            if not endpoint_allowed(url, self.engine.settings.sagemaker_allowed_urls):
+                raise InsufficientPrivilege(
+                    f"permission denied: SAGEMAKER endpoint {url!r} is not on the server's "
+                    f"list of allowed endpoints",
+                    hint="the operator lists URL prefixes in --sagemaker-allowed-urls "
+                         "(QUACKML_SAGEMAKER_ALLOWED_URLS); empty allows none")
             estimator = RemoteEndpoint(url, stmt.settings.max_batch_rows)
             model_type = "SAGEMAKER"
         target = Column("prediction", returns)
@@ -318,6 +395,41 @@ class MLHandlers:
         record = replace(record, artifact_file=ARTIFACT_FILE, artifact_sha256=sha256)
         self._insert_and_register(record)
         return Command("CREATE MODEL")
+
+    def _read_model_file(self, name: str, session: Session) -> bytes:
+        """The bytes of a bring-your-own model file, read only from inside the
+        operator's file_dir and only for superusers and FILEACCESS users. ``name`` is
+        taken relative to file_dir (an absolute one must lie inside it); symlinks are
+        followed before the check, so none leads out. Errors name the file as the user
+        wrote it, never its server path."""
+        if not session.access.file_access:
+            raise InsufficientPrivilege(
+                f"permission denied: reading model file {name!r} needs a superuser or the "
+                f"FILEACCESS attribute")
+        file_dir = self.engine.settings.file_dir
+        if not file_dir:
+            raise InsufficientPrivilege(
+                "permission denied: model files are read only from the server's file "
+                "directory, and none is configured",
+                hint="the operator sets --file-dir (QUACKML_FILE_DIR) and copies model "
+                     "files into it")
+        outside = InsufficientPrivilege(
+            f"permission denied: model file {name!r} is not inside the server's file "
+            f"directory", hint="name a file inside --file-dir by its path relative to it")
+        try:
+            root = Path(file_dir).resolve()
+            path = (root / name).resolve()     # an absolute name replaces root
+        except (OSError, RuntimeError, ValueError):
+            raise outside from None
+        if not path.is_relative_to(root) or path == root:
+            raise outside
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise ModelFileMissing(f"cannot read model file {name!r}: "
+                                   f"{exc.strerror or type(exc).__name__}") from None
 
     @staticmethod
     def _duckdb_type(sql_type: str, session: Session) -> str:

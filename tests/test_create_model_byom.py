@@ -1,6 +1,10 @@
 """Bring your own model, written the way the Redshift ML docs write it: a local XGBoost
 or LightGBM model file (imported, READY at once) and a remote endpoint (an HTTP server
-started by the test that takes CSV rows and answers one value per line)."""
+started by the test that takes CSV rows and answers one value per line).
+
+The server of this module has a --file-dir (the model files are read from there) and
+lists the test's endpoint in --sagemaker-allowed-urls; tests/attack/test_fair_use.py
+shows what happens outside both."""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ import psycopg
 import pytest
 import xgboost as xgb
 
+from server.listener import Server
+from server.settings import Settings
 from tests.conftest import RunningServer
 
 
@@ -28,7 +34,7 @@ def _data() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("byom")
+    folder = tmp_path_factory.mktemp("byom")   # the server's --file-dir
     X, y = _data()
     booster = xgb.train({"max_depth": 3, "eta": 0.3}, xgb.DMatrix(X, label=y),
                         num_boost_round=20)
@@ -47,9 +53,11 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_local_model_file_is_ready_at_once(conn: psycopg.Connection, server: RunningServer,
                                            model_files: dict[str, Path], kind: str) -> None:
     path = model_files[kind]
+    # a name relative to --file-dir, or an absolute path inside it
+    name = str(path) if kind == "json" else path.name
     conn.execute(f"""
         CREATE MODEL byom_{kind}
-        FROM '{path}'
+        FROM '{name}'
         FUNCTION byom_{kind}_predict (float8, float8, float8)
         RETURNS float8
         IAM_ROLE default
@@ -57,7 +65,7 @@ def test_local_model_file_is_ready_at_once(conn: psycopg.Connection, server: Run
     values = dict(conn.execute(f"SHOW MODEL byom_{kind}").fetchall())
     assert values["Model State"] == "READY"
     assert values["Function Parameter Types"] == "float8 float8 float8"
-    assert values["Model File"] == str(path)
+    assert values["Model File"] == name
     assert values["Model Type"] == ("imported lightgbm" if kind == "lgbm" else "imported xgboost")
     assert "HYPERPARAMETERS:" not in values
     X, _ = _data()
@@ -88,8 +96,10 @@ def test_local_model_errors(conn: psycopg.Connection, model_files: dict[str, Pat
          "RETURNS float8", "22023"),
         (f"CREATE MODEL byom_bad FROM '{model_files['json']}' FUNCTION byom_bad_f (float8) "
          "RETURNS float8", "22023"),  # the model takes 3 features
-        ("CREATE MODEL byom_bad FROM '/no/such/model.json' FUNCTION byom_bad_f (float8) "
+        ("CREATE MODEL byom_bad FROM 'no_such_model.json' FUNCTION byom_bad_f (float8) "
          "RETURNS float8", "58P01"),
+        ("CREATE MODEL byom_bad FROM '/no/such/model.json' FUNCTION byom_bad_f (float8) "
+         "RETURNS float8", "42501"),   # outside --file-dir
         (f"CREATE MODEL byom_bad FROM '{model_files['json']}' FUNCTION byom_bad_f "
          "(float8, float8, nosuchtype) RETURNS float8", "42704"),
         (f"CREATE MODEL byom_bad FROM '{model_files['json']}' FUNCTION byom_bad_f", "42601"),
@@ -131,6 +141,23 @@ def endpoint() -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path],
+           endpoint: str) -> Iterator[RunningServer]:
+    """A trust-auth server (every client a superuser) whose --file-dir holds the model
+    files and whose --sagemaker-allowed-urls lists the test endpoint and a closed port."""
+    folder = tmp_path_factory.mktemp("byom-server")
+    srv = Server(Settings(host="127.0.0.1", port=0, database=str(folder / "db.duckdb"),
+                          data_dir=str(folder / "data"), samples=False, training_workers=1,
+                          training_threads=1, file_dir=str(model_files["json"].parent),
+                          sagemaker_allowed_urls=f"{endpoint}, http://127.0.0.1:9/nothing"))
+    srv.start()
+    try:
+        yield RunningServer("127.0.0.1", srv.port, folder / "data")
+    finally:
+        srv.stop()
 
 
 def test_remote_model_in_batches(conn: psycopg.Connection, endpoint: str) -> None:
