@@ -1,70 +1,62 @@
-"""The model catalog: one row per model in ``quackml.models``.
+"""The model catalog: one row per model in the security catalog's ``models`` table.
 
-The catalog lives in a reserved schema of the same DuckDB database as the
-user's data, so models and the tables they came from are backed up together.
-Only the server process opens the database; all writes go through one
-``ModelStore`` guarded by a lock (one writer), each a single statement in
-autocommit, so a crash never leaves a half-written row.
+The catalog is a SQLite file in the data directory (``catalog.db.CatalogDB``), out of
+SQL's reach: user SQL runs against DuckDB, which cannot open it, so no
+statement can change a model's owner, artifact path or checksum. All writes
+go through one ``ModelStore`` under the catalog's lock (one writer); a
+replace is one transaction, so a crash never leaves a half-written row.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
-import duckdb
-
+from catalog.db import CatalogDB
 from catalog.spec import Column, ModelState, ProblemType, Settings, TrainingResult
-from catalog.views import create_views
-
-SCHEMA = "quackml"
 
 _DDL = """
-CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {schema}.models (
-    schema_name     VARCHAR NOT NULL,
-    model_name      VARCHAR NOT NULL,
+CREATE TABLE IF NOT EXISTS models (
+    schema_name     TEXT NOT NULL,
+    model_name      TEXT NOT NULL,
     version         INTEGER NOT NULL,
-    owner           VARCHAR NOT NULL,
-    created_at      TIMESTAMPTZ NOT NULL,
-    state           VARCHAR NOT NULL,
-    failure_reason  VARCHAR,
-    statement       VARCHAR NOT NULL,
-    source_query    VARCHAR,
-    source_table    VARCHAR,
-    target          VARCHAR,
-    target_type     VARCHAR,
-    function_name   VARCHAR NOT NULL,
-    features        VARCHAR NOT NULL,   -- JSON [[name, duckdb type], ...]
-    iam_role        VARCHAR,
-    settings        VARCHAR NOT NULL,   -- JSON of catalog.spec.Settings
-    model_type      VARCHAR,
-    problem_type    VARCHAR,
-    objective       VARCHAR,
-    metric_name     VARCHAR,
-    metric_value    DOUBLE,
-    labels          VARCHAR,            -- JSON list, model index order
-    rows_total      BIGINT,
-    rows_used       BIGINT,
-    model_dir       VARCHAR NOT NULL,   -- relative to the data dir
-    artifact_file   VARCHAR,
-    artifact_sha256 VARCHAR,
-    best_learner    VARCHAR,
+    owner           TEXT NOT NULL,
+    created_at      TEXT NOT NULL,      -- ISO 8601 with time zone
+    state           TEXT NOT NULL,
+    failure_reason  TEXT,
+    statement       TEXT NOT NULL,
+    source_query    TEXT,
+    source_table    TEXT,
+    target          TEXT,
+    target_type     TEXT,
+    function_name   TEXT NOT NULL,
+    features        TEXT NOT NULL,      -- JSON [[name, duckdb type], ...]
+    iam_role        TEXT,
+    settings        TEXT NOT NULL,      -- JSON of catalog.spec.Settings
+    model_type      TEXT,
+    problem_type    TEXT,
+    objective       TEXT,
+    metric_name     TEXT,
+    metric_value    REAL,
+    labels          TEXT,               -- JSON list, model index order
+    rows_total      INTEGER,
+    rows_used       INTEGER,
+    model_dir       TEXT NOT NULL,      -- relative to the data dir
+    artifact_file   TEXT,
+    artifact_sha256 TEXT,
+    best_learner    TEXT,
     trials          INTEGER,
-    train_seconds   DOUBLE,
-    finished_at     TIMESTAMPTZ,
-    auto            BOOLEAN,
-    hyperparameters VARCHAR,            -- JSON [[key, value], ...] as written
-    preprocessors   VARCHAR
+    train_seconds   REAL,
+    finished_at     TEXT,
+    auto            INTEGER,
+    hyperparameters TEXT,               -- JSON [[key, value], ...] as written
+    preprocessors   TEXT,
+    PRIMARY KEY (schema_name, model_name)
 );
-ALTER TABLE {schema}.models ADD COLUMN IF NOT EXISTS auto BOOLEAN;
-ALTER TABLE {schema}.models ADD COLUMN IF NOT EXISTS hyperparameters VARCHAR;
-ALTER TABLE {schema}.models ADD COLUMN IF NOT EXISTS preprocessors VARCHAR;
-CREATE TABLE IF NOT EXISTS {schema}.meta (key VARCHAR NOT NULL, value VARCHAR);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
@@ -125,6 +117,10 @@ def _to_row(r: ModelRecord) -> list[object]:
             v = json.dumps([list(x) for x in v] if name == "hyperparameters" else list(v))
         elif name in ("state", "problem_type") and v is not None:
             v = str(v)
+        elif isinstance(v, datetime):
+            v = v.isoformat()
+        elif isinstance(v, bool):
+            v = int(v)
         row.append(v)
     return row
 
@@ -139,77 +135,57 @@ def _from_row(row: tuple[object, ...]) -> ModelRecord:
     d["auto"] = True if d["auto"] is None else bool(d["auto"])
     d["state"] = ModelState(str(d["state"]))
     d["problem_type"] = ProblemType(str(d["problem_type"])) if d["problem_type"] else None
+    for name in ("created_at", "finished_at"):
+        if d[name] is not None and not isinstance(d[name], datetime):
+            d[name] = datetime.fromisoformat(str(d[name]))
     return ModelRecord(**d)  # type: ignore[arg-type]
 
 
 class ModelStore:
-    """Reads and writes ``quackml.models`` through its own DuckDB cursor."""
+    """Reads and writes the ``models`` and ``meta`` tables of the security catalog."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
-        self._con = con.cursor()
-        self._lock = threading.RLock()
-        with self._lock:
-            rows = self._con.execute("SELECT current_database()").fetchall()
-            # Qualified by the database: a file named quackml.duckdb is a
-            # catalog called "quackml", which would make "quackml.models" ambiguous.
-            database = str(rows[0][0]).replace('"', '""')
-            self._schema = f'"{database}".{SCHEMA}'
-            self._con.execute(_DDL.format(schema=self._schema))
-            create_views(self._con, f"{self._schema}.models")
+    def __init__(self, db: CatalogDB):
+        self._db = db
+        db.script(_DDL)
 
     @property
-    def qualified_schema(self) -> str:
-        """The catalog schema, qualified by the database (for sibling stores)."""
-        return self._schema
+    def db(self) -> CatalogDB:
+        return self._db
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the writer lock across a read-check-write sequence."""
-        with self._lock:
+        """Hold the writer lock across a read-check-write sequence (one transaction)."""
+        with self._db.transaction():
             yield
 
-    def get(self, schema: str, name: str) -> ModelRecord | None:
-        with self._lock:
-            rows = self._con.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM {self._schema}.models "
-                "WHERE schema_name = ? AND model_name = ?", [schema, name]).fetchall()
-        return _from_row(rows[0]) if rows else None
-
-    def all(self) -> list[ModelRecord]:
-        with self._lock:
-            rows = self._con.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM {self._schema}.models "
-                "ORDER BY schema_name, model_name").fetchall()
+    def _select(self, where: str = "", params: tuple[object, ...] = ()) -> list[ModelRecord]:
+        rows = self._db.query(f"SELECT {', '.join(_COLUMNS)} FROM models {where}", params)
         return [_from_row(r) for r in rows]
 
+    def get(self, schema: str, name: str) -> ModelRecord | None:
+        found = self._select("WHERE schema_name = ? AND model_name = ?", (schema, name))
+        return found[0] if found else None
+
+    def all(self) -> list[ModelRecord]:
+        return self._select("ORDER BY schema_name, model_name")
+
     def by_function(self, function_name: str) -> ModelRecord | None:
-        with self._lock:
-            rows = self._con.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM {self._schema}.models WHERE function_name = ?",
-                [function_name]).fetchall()
-        return _from_row(rows[0]) if rows else None
+        found = self._select("WHERE function_name = ?", (function_name,))
+        return found[0] if found else None
 
     def insert(self, record: ModelRecord) -> None:
-        with self._lock:
-            self._con.execute(
-                f"INSERT INTO {self._schema}.models ({', '.join(_COLUMNS)}) VALUES "
-                f"({', '.join('?' for _ in _COLUMNS)})", _to_row(record))
+        self._db.execute(f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES "
+                         f"({', '.join('?' for _ in _COLUMNS)})", _to_row(record))
 
     def _replace(self, record: ModelRecord) -> None:
-        with self._lock:
-            self._con.execute("BEGIN")
-            try:
-                self._con.execute(f"DELETE FROM {self._schema}.models WHERE schema_name = ? "
-                                  "AND model_name = ?", [record.schema_name, record.model_name])
-                self.insert(record)
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
+        with self._db.transaction():
+            self._db.execute("DELETE FROM models WHERE schema_name = ? AND model_name = ?",
+                             (record.schema_name, record.model_name))
+            self.insert(record)
 
     def mark_ready(self, schema: str, name: str, result: TrainingResult,
                    finished_at: datetime) -> ModelRecord | None:
-        with self._lock:
+        with self._db.transaction():
             record = self.get(schema, name)
             if record is None:
                 return None
@@ -224,7 +200,7 @@ class ModelStore:
 
     def mark_failed(self, schema: str, name: str, reason: str,
                     finished_at: datetime) -> ModelRecord | None:
-        with self._lock:
+        with self._db.transaction():
             record = self.get(schema, name)
             if record is None:
                 return None
@@ -234,22 +210,13 @@ class ModelStore:
             return record
 
     def delete(self, schema: str, name: str) -> None:
-        with self._lock:
-            self._con.execute(f"DELETE FROM {self._schema}.models WHERE schema_name = ? "
-                              "AND model_name = ?", [schema, name])
+        self._db.execute("DELETE FROM models WHERE schema_name = ? AND model_name = ?",
+                         (schema, name))
 
     def meta(self, key: str) -> str | None:
         """A server-wide marker (e.g. whether the sample tables were loaded)."""
-        with self._lock:
-            rows = self._con.execute(f"SELECT value FROM {self._schema}.meta WHERE key = ?",
-                                     [key]).fetchall()
+        rows = self._db.query("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._con.execute(f"DELETE FROM {self._schema}.meta WHERE key = ?", [key])
-            self._con.execute(f"INSERT INTO {self._schema}.meta VALUES (?, ?)", [key, value])
-
-    def close(self) -> None:
-        with self._lock:
-            self._con.close()
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))

@@ -1,6 +1,7 @@
-"""Users, roles and model privileges, kept in the catalog schema.
+"""Users, roles and model privileges, kept in the security catalog (``catalog.db``),
+out of SQL's reach.
 
-Tables (in the same reserved schema as ``models``):
+Tables:
 
 - ``users``: one row per user or role; ``password`` holds a SCRAM-SHA-256
   verifier (RFC 5803 form, as PostgreSQL stores it), never a password;
@@ -9,9 +10,10 @@ Tables (in the same reserved schema as ``models``):
 - ``privileges``: ``CREATE MODEL`` (no model) and ``EXECUTE`` on a model, granted
   to a user, a role, or PUBLIC.
 
-All writes go through one ``UserStore`` guarded by a lock, each a single
-statement in autocommit. Membership is one level deep (a role granted to a
-user), as Redshift roles are used for model privileges.
+All writes go through one ``UserStore`` under the catalog's lock; a change
+that touches several rows (DROP USER) is one transaction. Membership is one
+level deep (a role granted to a user), as Redshift roles are used for model
+privileges.
 """
 
 from __future__ import annotations
@@ -19,32 +21,31 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
 from dataclasses import dataclass
 
-import duckdb
 from scramp import ScramMechanism
 
-from catalog.views import create_privileges_view
+from catalog.db import CatalogDB
 
 _DDL = """
-CREATE TABLE IF NOT EXISTS {schema}.users (
-    name       VARCHAR PRIMARY KEY,
-    password   VARCHAR,            -- SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey
-    superuser  BOOLEAN NOT NULL,
-    can_login  BOOLEAN NOT NULL
+CREATE TABLE IF NOT EXISTS users (
+    name        TEXT PRIMARY KEY,
+    password    TEXT,               -- SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey
+    superuser   INTEGER NOT NULL,
+    can_login   INTEGER NOT NULL,
+    file_access INTEGER NOT NULL DEFAULT 0
 );
-ALTER TABLE {schema}.users ADD COLUMN IF NOT EXISTS file_access BOOLEAN DEFAULT false;
-CREATE TABLE IF NOT EXISTS {schema}.role_members (
-    role_name  VARCHAR NOT NULL,
-    member     VARCHAR NOT NULL
+CREATE TABLE IF NOT EXISTS role_members (
+    role_name  TEXT NOT NULL,
+    member     TEXT NOT NULL,
+    PRIMARY KEY (role_name, member)
 );
-CREATE TABLE IF NOT EXISTS {schema}.privileges (
-    privilege     VARCHAR NOT NULL,   -- CREATE MODEL | EXECUTE
-    schema_name   VARCHAR,            -- NULL for CREATE MODEL
-    model_name    VARCHAR,
-    grantee       VARCHAR NOT NULL,   -- user or role name; 'public' for PUBLIC
-    grantee_type  VARCHAR NOT NULL    -- user | role | public
+CREATE TABLE IF NOT EXISTS privileges (
+    privilege     TEXT NOT NULL,    -- CREATE MODEL | EXECUTE
+    schema_name   TEXT,             -- NULL for CREATE MODEL
+    model_name    TEXT,
+    grantee       TEXT NOT NULL,    -- user or role name; 'public' for PUBLIC
+    grantee_type  TEXT NOT NULL     -- user | role | public
 );
 """
 
@@ -107,119 +108,109 @@ class Grant:
 
 
 class UserStore:
-    """Reads and writes the user, role and privilege tables through its own cursor."""
+    """Reads and writes the user, role and privilege tables of the security catalog."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, qualified_schema: str):
-        self._con = con.cursor()
-        self._lock = threading.RLock()
-        self._schema = qualified_schema
-        # bumped by every change of a user's attributes: sessions re-read theirs then
-        self.generation = 0
-        with self._lock:
-            self._con.execute(_DDL.format(schema=qualified_schema))
-            create_privileges_view(self._con, f"{qualified_schema}.privileges",
-                                   f"{qualified_schema}.models")
+    def __init__(self, db: CatalogDB):
+        self._db = db
+        db.script(_DDL)
+
+    @property
+    def generation(self) -> int:
+        """Moves with every catalog change: sessions re-read their attributes then."""
+        return self._db.generation
 
     # -- users and roles -------------------------------------------------------
     def get(self, name: str) -> User | None:
-        with self._lock:
-            rows = self._con.execute(
-                f"SELECT name, password, superuser, can_login, file_access "
-                f"FROM {self._schema}.users WHERE name = ?", [name]).fetchall()
+        rows = self._db.query("SELECT name, password, superuser, can_login, file_access "
+                              "FROM users WHERE name = ?", (name,))
         if not rows:
             return None
         name_, password, superuser, can_login, file_access = rows[0]
         return User(str(name_), Verifier.decode(str(password)) if password else None,
                     bool(superuser), bool(can_login), bool(file_access))
 
+    def all(self) -> list[User]:
+        return [u for u in (self.get(str(r[0])) for r in
+                            self._db.query("SELECT name FROM users ORDER BY name"))
+                if u is not None]
+
     def create(self, name: str, password: str | None, *, superuser: bool,
                can_login: bool, file_access: bool = False) -> None:
         verifier = Verifier.make(password).encode() if password is not None else None
-        with self._lock:
-            self._con.execute(f"INSERT INTO {self._schema}.users (name, password, superuser, "
-                              "can_login, file_access) VALUES (?, ?, ?, ?, ?)",
-                              [name, verifier, superuser, can_login, file_access])
-            self.generation += 1
+        self._db.execute("INSERT INTO users (name, password, superuser, can_login, file_access) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         (name, verifier, superuser, can_login, file_access))
 
     def alter(self, name: str, *, password: str | None = None,
               superuser: bool | None = None, file_access: bool | None = None) -> None:
-        with self._lock:
-            self.generation += 1
+        with self._db.transaction():
             if file_access is not None:
-                self._con.execute(f"UPDATE {self._schema}.users SET file_access = ? "
-                                  "WHERE name = ?", [file_access, name])
+                self._db.execute("UPDATE users SET file_access = ? WHERE name = ?",
+                                 (file_access, name))
             if password is not None:
-                self._con.execute(f"UPDATE {self._schema}.users SET password = ? WHERE name = ?",
-                                  [Verifier.make(password).encode(), name])
+                self._db.execute("UPDATE users SET password = ? WHERE name = ?",
+                                 (Verifier.make(password).encode(), name))
             if superuser is not None:
-                self._con.execute(f"UPDATE {self._schema}.users SET superuser = ? "
-                                  "WHERE name = ?", [superuser, name])
+                self._db.execute("UPDATE users SET superuser = ? WHERE name = ?",
+                                 (superuser, name))
 
     def drop(self, name: str) -> None:
-        with self._lock:
-            self.generation += 1
-            self._con.execute("BEGIN")
-            try:
-                for table, column in (("users", "name"), ("role_members", "member"),
-                                      ("role_members", "role_name"), ("privileges", "grantee")):
-                    self._con.execute(f"DELETE FROM {self._schema}.{table} WHERE {column} = ?",
-                                      [name])
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
+        with self._db.transaction():
+            for table, column in (("users", "name"), ("role_members", "member"),
+                                  ("role_members", "role_name"), ("privileges", "grantee")):
+                self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
 
     def count(self) -> int:
-        with self._lock:
-            rows = self._con.execute(f"SELECT count(*) FROM {self._schema}.users").fetchall()
-        return int(rows[0][0])
+        rows = self._db.query("SELECT count(*) FROM users")
+        return int(str(rows[0][0]))
 
     def add_member(self, role: str, member: str) -> None:
-        with self._lock:
-            self.remove_member(role, member)
-            self._con.execute(f"INSERT INTO {self._schema}.role_members VALUES (?, ?)",
-                              [role, member])
+        self._db.execute("INSERT OR IGNORE INTO role_members VALUES (?, ?)", (role, member))
 
     def remove_member(self, role: str, member: str) -> None:
-        with self._lock:
-            self._con.execute(f"DELETE FROM {self._schema}.role_members "
-                              "WHERE role_name = ? AND member = ?", [role, member])
+        self._db.execute("DELETE FROM role_members WHERE role_name = ? AND member = ?",
+                         (role, member))
 
     def roles_of(self, member: str) -> set[str]:
-        with self._lock:
-            rows = self._con.execute(f"SELECT role_name FROM {self._schema}.role_members "
-                                     "WHERE member = ?", [member]).fetchall()
+        rows = self._db.query("SELECT role_name FROM role_members WHERE member = ?", (member,))
         return {str(r[0]) for r in rows}
+
+    def memberships(self) -> list[tuple[str, str]]:
+        """(role, member) pairs."""
+        return [(str(r), str(m)) for r, m in
+                self._db.query("SELECT role_name, member FROM role_members ORDER BY 1, 2")]
 
     # -- privileges ------------------------------------------------------------
     def grant(self, g: Grant) -> None:
-        with self._lock:
+        with self._db.transaction():
             self.revoke(g)
-            self._con.execute(f"INSERT INTO {self._schema}.privileges VALUES (?, ?, ?, ?, ?)",
-                              [g.privilege, g.schema_name, g.model_name, g.grantee,
-                               g.grantee_type])
+            self._db.execute("INSERT INTO privileges VALUES (?, ?, ?, ?, ?)",
+                             (g.privilege, g.schema_name, g.model_name, g.grantee,
+                              g.grantee_type))
 
     def revoke(self, g: Grant) -> None:
-        with self._lock:
-            self._con.execute(
-                f"DELETE FROM {self._schema}.privileges WHERE privilege = ? "
-                "AND schema_name IS NOT DISTINCT FROM ? AND model_name IS NOT DISTINCT FROM ? "
-                "AND grantee = ? AND grantee_type = ?",
-                [g.privilege, g.schema_name, g.model_name, g.grantee, g.grantee_type])
+        self._db.execute(
+            "DELETE FROM privileges WHERE privilege = ? AND schema_name IS ? "
+            "AND model_name IS ? AND grantee = ? AND grantee_type = ?",
+            (g.privilege, g.schema_name, g.model_name, g.grantee, g.grantee_type))
+
+    def grants(self) -> list[Grant]:
+        return [Grant(str(p), None if s is None else str(s), None if m is None else str(m),
+                      str(g), str(t)) for p, s, m, g, t in self._db.query(
+                          "SELECT privilege, schema_name, model_name, grantee, grantee_type "
+                          "FROM privileges ORDER BY 1, 2, 3, 4")]
 
     def forget_model(self, schema: str, name: str) -> None:
-        with self._lock:
-            self._con.execute(f"DELETE FROM {self._schema}.privileges WHERE schema_name = ? "
-                              "AND model_name = ?", [schema, name])
+        self._db.execute("DELETE FROM privileges WHERE schema_name = ? AND model_name = ?",
+                         (schema, name))
 
     def has(self, user: str, privilege: str, schema: str | None = None,
             name: str | None = None) -> bool:
         """Whether ``user`` holds the privilege directly, through a role, or via PUBLIC."""
         identities = [user, *self.roles_of(user)]
-        with self._lock:
-            rows = self._con.execute(
-                f"SELECT count(*) FROM {self._schema}.privileges WHERE privilege = ? "
-                "AND schema_name IS NOT DISTINCT FROM ? AND model_name IS NOT DISTINCT FROM ? "
-                "AND (grantee_type = 'public' OR grantee IN (SELECT unnest(?::VARCHAR[])))",
-                [privilege, schema, name, identities]).fetchall()
-        return int(rows[0][0]) > 0
+        marks = ", ".join("?" for _ in identities)
+        rows = self._db.query(
+            "SELECT count(*) FROM privileges WHERE privilege = ? AND schema_name IS ? "
+            f"AND model_name IS ? AND (grantee_type = 'public' OR grantee IN ({marks}))",
+            (privilege, schema, name, *identities))
+        return int(str(rows[0][0])) > 0

@@ -1,58 +1,139 @@
-"""The ML system views, as DuckDB views over the model catalog.
+"""What SQL users see of the security catalog: read-only views served by the server.
 
-Created (or replaced) at start-up in the database's default schema, so
-``SELECT * FROM svv_ml_model_info`` works from every session and the views
-join and filter like tables:
+The catalog lives in ``catalog.db`` (SQLite), which DuckDB cannot open. The
+server registers four table-valued functions in DuckDB, each a Python
+function that returns the rows of one catalog table *as the server reads
+them*, limited to what any user may see (never verifiers, artifact paths or
+checksums):
+
+- ``quackml_ml_models()``: schema_name, model_name, owner, state, version, function_name;
+- ``quackml_roles()``: name, superuser, can_login;
+- ``quackml_role_members()``: role_name, member;
+- ``quackml_model_grants()``: privilege, schema_name, model_name, grantee, grantee_type.
+
+They return a list of structs (DuckDB has no Python table functions); views
+unnest it. Nothing writes through them: a view over a function result has no
+table to write to. The rows are cached per catalog generation, so a query
+pays for a catalog read only after a change.
+
+Views (created or replaced at start-up in the database's default schema, so
+``SELECT * FROM svv_ml_model_info`` works from every session and they join
+and filter like tables):
 
 - ``svv_ml_model_info``: database_name, schema_name, user_name, model_name,
   life_cycle, is_refreshable, model_state;
 - ``stv_ml_model_info``: the same without database_name;
 - ``svv_ml_model_privileges``: namespace_name, model_name, model_version,
-  privilege_type, identity_id, identity_name, identity_type, admin_option.
-  one row per EXECUTE grant (created by ``catalog.users.UserStore``; owners
-  and superusers hold every privilege implicitly and are not listed).
+  privilege_type, identity_id, identity_name, identity_type, admin_option:
+  one row per EXECUTE grant (owners and superusers hold every privilege
+  implicitly and are not listed).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import duckdb
 
-_MODEL_STATE = """CASE state WHEN 'READY' THEN 'Model is Ready'
-                             WHEN 'TRAINING' THEN 'Training'
-                             ELSE 'Failed' END"""
+from catalog.store import ModelStore
+from catalog.users import UserStore
+
+# function name -> (DuckDB struct fields)
+FUNCTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "quackml_ml_models": (("schema_name", "VARCHAR"), ("model_name", "VARCHAR"),
+                          ("owner", "VARCHAR"), ("state", "VARCHAR"), ("version", "INTEGER"),
+                          ("function_name", "VARCHAR")),
+    "quackml_roles": (("name", "VARCHAR"), ("superuser", "BOOLEAN"), ("can_login", "BOOLEAN")),
+    "quackml_role_members": (("role_name", "VARCHAR"), ("member", "VARCHAR")),
+    "quackml_model_grants": (("privilege", "VARCHAR"), ("schema_name", "VARCHAR"),
+                             ("model_name", "VARCHAR"), ("grantee", "VARCHAR"),
+                             ("grantee_type", "VARCHAR")),
+}
+VIEWS = ("svv_ml_model_info", "stv_ml_model_info", "svv_ml_model_privileges")
+
+_MODEL_STATE = """CASE m.state WHEN 'READY' THEN 'Model is Ready'
+                               WHEN 'TRAINING' THEN 'Training'
+                               ELSE 'Failed' END"""
 
 
-def create_views(con: duckdb.DuckDBPyConnection, qualified_models: str) -> None:
-    """(Re)create the views over the catalog table ``qualified_models``."""
-    # A view that names "db".quackml.models directly fails to bind when the database
-    # itself is called quackml (catalog and schema names clash); query_table resolves
-    # the qualified name when the view runs.
-    models_table = "query_table('" + qualified_models.replace("'", "''") + "')"
+def rows_of(function: str) -> str:
+    """A FROM item with the rows of one catalog function, columns as its struct fields."""
+    return f"(SELECT unnest({function}(), recursive := true))"
+
+
+class CatalogRows:
+    """The rows each function returns, read from the stores once per catalog generation."""
+
+    def __init__(self, models: ModelStore, users: UserStore):
+        self._models = models
+        self._users = users
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._rows: dict[str, list[dict[str, object]]] = {}
+
+    def rows(self, function: str) -> list[dict[str, object]]:
+        with self._lock:
+            generation = self._models.db.generation
+            if generation != self._generation:
+                self._rows = self._read()
+                self._generation = generation
+            return self._rows[function]
+
+    def _read(self) -> dict[str, list[dict[str, object]]]:
+        return {
+            "quackml_ml_models": [
+                {"schema_name": r.schema_name, "model_name": r.model_name, "owner": r.owner,
+                 "state": str(r.state), "version": r.version,
+                 "function_name": r.function_name} for r in self._models.all()],
+            "quackml_roles": [{"name": u.name, "superuser": u.superuser,
+                               "can_login": u.can_login} for u in self._users.all()],
+            "quackml_role_members": [{"role_name": r, "member": m}
+                                     for r, m in self._users.memberships()],
+            "quackml_model_grants": [
+                {"privilege": g.privilege, "schema_name": g.schema_name,
+                 "model_name": g.model_name, "grantee": g.grantee,
+                 "grantee_type": g.grantee_type} for g in self._users.grants()],
+        }
+
+
+def register_functions(con: duckdb.DuckDBPyConnection, rows: CatalogRows) -> None:
+    """Register the catalog functions on the shared connection (visible to every cursor)."""
+    for name, fields in FUNCTIONS.items():
+        struct = ", ".join(f'"{f}" {t}' for f, t in fields)
+        return_type = con.sqltype(f"STRUCT({struct})[]")
+
+        # side_effects: read at every query, never folded into a plan
+        con.create_function(name, _fetcher(rows, name), [], return_type,  # type: ignore[call-overload]
+                            type="native", side_effects=True)
+
+
+def _fetcher(rows: CatalogRows, name: str) -> Callable[[], list[dict[str, object]]]:
+    def fetch() -> list[dict[str, object]]:
+        return rows.rows(name)
+    return fetch
+
+
+def create_views(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create the ML views over the catalog functions."""
+    models = rows_of("quackml_ml_models")
     con.execute(f"""
         CREATE OR REPLACE VIEW svv_ml_model_info AS
-        SELECT current_database() AS database_name, schema_name, owner AS user_name,
-               model_name, 'ACTIVE' AS life_cycle, false AS is_refreshable,
+        SELECT current_database() AS database_name, m.schema_name, m.owner AS user_name,
+               m.model_name, 'ACTIVE' AS life_cycle, false AS is_refreshable,
                {_MODEL_STATE} AS model_state
-        FROM {models_table}""")
+        FROM {models} m""")
     con.execute(f"""
         CREATE OR REPLACE VIEW stv_ml_model_info AS
-        SELECT schema_name, owner AS user_name, model_name, 'ACTIVE' AS life_cycle,
+        SELECT m.schema_name, m.owner AS user_name, m.model_name, 'ACTIVE' AS life_cycle,
                false AS is_refreshable, {_MODEL_STATE} AS model_state
-        FROM {models_table}""")
-
-
-def create_privileges_view(con: duckdb.DuckDBPyConnection, qualified_privileges: str,
-                           qualified_models: str) -> None:
-    """(Re)create ``svv_ml_model_privileges`` over the privilege table: one row per
-    EXECUTE grant on a model (ALL is recorded as EXECUTE, the only model privilege)."""
-    privileges = "query_table('" + qualified_privileges.replace("'", "''") + "')"
-    models = "query_table('" + qualified_models.replace("'", "''") + "')"
+        FROM {models} m""")
     con.execute(f"""
         CREATE OR REPLACE VIEW svv_ml_model_privileges AS
         SELECT p.schema_name AS namespace_name, p.model_name, m.version AS model_version,
                p.privilege AS privilege_type, NULL::INTEGER AS identity_id,
                p.grantee AS identity_name, p.grantee_type AS identity_type,
                false AS admin_option
-        FROM {privileges} p JOIN {models} m
+        FROM {rows_of("quackml_model_grants")} p JOIN {models} m
           ON m.schema_name = p.schema_name AND m.model_name = p.model_name
         WHERE p.privilege = 'EXECUTE'""")

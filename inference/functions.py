@@ -136,9 +136,12 @@ class PredictionFunctions:
         if name in self._registered:
             self._con.remove_function(name)
             self._registered.discard(name)
+        # side_effects: DuckDB never evaluates the call while binding or planning (constant
+        # folding), so a model never runs before the privilege check, and the call stays
+        # in the plan the check reads (server.security.firewall)
         self._con.create_function(name, fn, params, returns, type="arrow",  # type: ignore[call-overload]
                                   null_handling="special", exception_handling="default",
-                                  side_effects=False)
+                                  side_effects=True)
         self._registered.add(name)
         self._lowered = frozenset(n.lower() for n in self._registered)
 

@@ -341,7 +341,7 @@ class Connection:
             self.session.params["statement_timeout"] = str(default_timeout)
         self.send(m.authentication_ok())
         p = self.session.params
-        superuser = "on" if self.session.access.superuser else "off"
+        superuser = "on" if self.session.privileges.superuser else "off"
         for k, v in (("server_version", SERVER_VERSION), ("server_encoding", "UTF8"),
                      ("client_encoding", "UTF8"), ("DateStyle", p["datestyle"]),
                      ("TimeZone", p["timezone"]), ("integer_datetimes", "on"),
@@ -385,7 +385,10 @@ class Connection:
 
     # -- COPY ------------------------------------------------------------------
     def start_copy_in(self, request: CopyIn, remaining: list[Statement] | None) -> None:
-        fd, path = tempfile.mkstemp(prefix="quackml-copy-", suffix=".txt")
+        # in DuckDB's temporary directory, the one folder DuckDB reads for the server
+        assert self.server.engine is not None
+        fd, path = tempfile.mkstemp(prefix="quackml-copy-", suffix=".txt",
+                                    dir=self.server.engine.staging_dir)
         self.copy_in = CopyInProgress(request, path, os.fdopen(fd, "wb"), remaining)
         fmt = 1 if request.spec.format is copy.CopyFormat.BINARY else 0
         self.send(m.copy_in_response(fmt, request.columns, [fmt] * request.columns))

@@ -12,21 +12,58 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+from duckdb import _seam
 
 from automl.pool import Outcome, TrainingPool
+from catalog import legacy, views
+from catalog.db import FILE_NAME as CATALOG_FILE
+from catalog.db import CatalogDB
 from catalog.spec import Column, ModelState, TrainingFailure, TrainingJob, TrainingResult
 from catalog.store import ModelRecord, ModelStore
 from catalog.users import UserStore
 from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
+from server import pgcatalog
+from server.security.firewall import Firewall
+from server.security.privileges import reserved_names
 from server.security.tls import server_context
 from server.settings import Settings
 
 log = logging.getLogger("quackml.engine")
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How DuckDB was closed at start-up (reported by docs/security.md's checks)."""
+    allowed_directories: tuple[str, ...]
+    locked: bool
+
+
+def sandbox(con: duckdb.DuckDBPyConnection, settings: Settings) -> Sandbox:
+    """Close DuckDB's doors for every connection, now and later: no file, network or
+    extension access but the operator's import/export directory (``--file-dir``),
+    and, unless a per-session memory limit must still be applied to each new
+    session's connection, a locked configuration. Irreversible while the database
+    is open (DuckDB refuses to turn external access back on)."""
+    # DuckDB's terminal progress bar would print into the server's output
+    con.execute("SET enable_progress_bar = false")
+    allowed: tuple[str, ...] = ()
+    if settings.file_dir:
+        folder = Path(settings.file_dir).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        allowed = (str(folder).rstrip("/") + "/",)
+        con.execute("SET allowed_directories = ?", [list(allowed)])
+    con.execute("SET enable_external_access = false")
+    # operator_memory_limit is set per connection, which a locked configuration refuses
+    locked = not settings.session_memory_limit
+    if locked:
+        con.execute("SET lock_configuration = true")
+    return Sandbox(allowed, locked)
 
 
 class Engine:
@@ -37,19 +74,43 @@ class Engine:
         database = settings.database
         if database != ":memory:":
             Path(database).resolve().parent.mkdir(parents=True, exist_ok=True)
-        config: dict[str, str | bool | int | float | list[str]] = {}
+        config: dict[str, str | bool | int | float | list[str]] = {
+            # extensions are never installed or loaded behind the operator's back
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
         if settings.duckdb_threads > 0:
             config["threads"] = str(settings.duckdb_threads)
         if settings.memory_limit:
             config["memory_limit"] = settings.memory_limit
         self.con = duckdb.connect(database, config=config)
+        # DuckDB always admits its own temporary directory: the server stages the rows
+        # of COPY FROM STDIN there (the only files it asks DuckDB to read)
+        self.staging_dir = Path(
+            str(self.con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+            or (self.data_dir / "duckdb.tmp")).resolve()
+        self.con.execute("SET temp_directory = ?", [str(self.staging_dir)])
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        self.staging_dir.chmod(0o700)
         self.cursor().close()   # a bad --session-memory-limit stops the start
-        self.store = ModelStore(self.con)
+        # the security catalog: a file DuckDB cannot open (see docs/security.md)
+        self.catalog_db = CatalogDB(self.data_dir / CATALOG_FILE)
+        self.store = ModelStore(self.catalog_db)
         server_context(settings)   # a bad --tls-cert/--tls-key stops the start, not a client
-        self.users = UserStore(self.con, self.store.qualified_schema)
+        self.users = UserStore(self.catalog_db)
+        legacy.migrate(self.con, self.catalog_db)
         if self.users.get(settings.superuser) is None:   # first start: the bootstrap superuser
             self.users.create(settings.superuser, settings.superuser_password or None,
                               superuser=True, can_login=True)
+        views.register_functions(self.con, views.CatalogRows(self.store, self.users))
+        views.create_views(self.con)
+        pgcatalog.install(self.con)
+        if settings.samples and self.store.meta("samples_loaded") is None:
+            from server.samples import load_samples
+            self.store.set_meta("samples_loaded", ",".join(load_samples(self.con)))
+        self.sandbox = sandbox(self.con, settings)
+        self.firewall = Firewall(lambda: self.catalog_db.generation)
+        self._reserved: tuple[int, frozenset[str]] | None = None
         self.cache = ModelCache(settings.model_cache_mb * 1024 * 1024,
                                 scoring_workers=settings.scoring_workers,
                                 scoring_pool=settings.scoring_pool)
@@ -73,13 +134,20 @@ class Engine:
     def snapshot_path(self, record: ModelRecord) -> Path:
         return self.model_dir(record) / "snapshot.parquet"
 
+    def reserved_names(self) -> frozenset[str]:
+        """Names no user object may take (built-ins, models' functions, server objects),
+        read again when DuckDB's catalog changed."""
+        version = _seam.catalog_version(self.con)
+        if self._reserved is None or self._reserved[0] != version:
+            names = reserved_names(self.con, pgcatalog.FUNCTIONS | pgcatalog.RELATIONS)
+            self._reserved = (version, names)
+        return self._reserved[1]
+
     # -- sessions ----------------------------------------------------------
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A session's own DuckDB connection, with the per-session memory limit
         (DuckDB's connection-local operator_memory_limit) applied."""
         cursor = self.con.cursor()
-        # DuckDB's terminal progress bar would print into the server's output
-        cursor.execute("SET enable_progress_bar = false")
         if self.settings.session_memory_limit:
             cursor.execute("SET operator_memory_limit = ?", [self.settings.session_memory_limit])
         return cursor
@@ -186,7 +254,7 @@ class Engine:
         next start), checkpoint the WAL into the database file and close it."""
         self.pool.shutdown()
         self.cache.close()
-        self.store.close()
+        self.catalog_db.close()
         try:
             self.con.execute("CHECKPOINT")
         except duckdb.Error as exc:

@@ -111,11 +111,7 @@ class Server:
 
     def start(self) -> None:
         _register_udf_errors()
-        self.engine = Engine(self.settings)
-        if self.settings.samples and self.engine.store.meta("samples_loaded") is None:
-            from server.samples import load_samples
-            loaded = load_samples(self.engine.con)
-            self.engine.store.set_meta("samples_loaded", ",".join(loaded))
+        self.engine = Engine(self.settings)   # loads the sample tables into a new database
         self.engine.recover()
         self.auth_secret = auth.server_secret(self.engine.data_dir)
         if self.settings.superuser_reserved_connections >= self.settings.max_connections:

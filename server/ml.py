@@ -143,7 +143,7 @@ class MLHandlers:
 
     # -- CREATE MODEL ------------------------------------------------------
     def create_model(self, stmt: CreateModel, session: Session) -> Command:
-        session.access.require_create_model()
+        session.privileges.require_create_model()
         self._refuse_unsupported(stmt)
         if stmt.source_file is not None or stmt.sagemaker is not None:
             return self.create_imported(stmt, session)
@@ -165,7 +165,7 @@ class MLHandlers:
         key = f"{schema}.{name}"   # the job's key: ModelRecord.qualified_name
         session.cancel_requested.clear()
         # superusers are exempt, as from PostgreSQL's per-role CONNECTION LIMIT
-        per_user = 0 if session.access.superuser else settings.training_queue_per_user
+        per_user = 0 if session.privileges.superuser else settings.training_queue_per_user
         pool.reserve(wait=settings.training_queue_full == "wait",
                      cancelled=session.cancel_requested, user=session.user, key=key,
                      per_user=per_user)
@@ -357,7 +357,7 @@ class MLHandlers:
         else:
             assert stmt.sagemaker is not None
             url = stmt.sagemaker.split(":'", 1)[0]
-            if not session.access.superuser:
+            if not session.privileges.superuser:
                 raise InsufficientPrivilege(
                     "permission denied: a SAGEMAKER endpoint makes the server call an "
                     "address; only superusers may create one")
@@ -402,7 +402,7 @@ class MLHandlers:
         taken relative to file_dir (an absolute one must lie inside it); symlinks are
         followed before the check, so none leads out. Errors name the file as the user
         wrote it, never its server path."""
-        if not session.access.file_access:
+        if not session.privileges.file_access:
             raise InsufficientPrivilege(
                 f"permission denied: reading model file {name!r} needs a superuser or the "
                 f"FILEACCESS attribute")
@@ -446,10 +446,13 @@ class MLHandlers:
     def _check_function_free(self, function_name: str, session: Session) -> None:
         if self.engine.store.by_function(function_name) is not None:
             raise DuplicateFunction(f'function "{function_name}" is already a model function')
+        # DuckDB resolves function names case-insensitively: compare lower-case, against
+        # every function the session could see and the names the server reserves
+        names = (function_name.lower(), function_name.lower() + "_probabilities")
         rows = session.cursor.execute(
-            "SELECT count(*) FROM duckdb_functions() WHERE function_name IN (?, ?)",
-            [function_name, function_name + "_probabilities"]).fetchall()
-        if rows and rows[0][0]:
+            "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) IN (?, ?)",
+            list(names)).fetchall()
+        if (rows and rows[0][0]) or any(n in self.engine.reserved_names() for n in names):
             raise DuplicateFunction(f'function "{function_name}" already exists')
 
     @staticmethod
@@ -494,7 +497,7 @@ class MLHandlers:
 
     def show_model(self, name: QualifiedName, session: Session) -> Rows:
         record = model_or_error(self.engine, name)
-        rows = session.access.visible_rows(record, model_rows(record, self.engine))
+        rows = session.privileges.visible_rows(record, model_rows(record, self.engine))
         return Rows([ResultColumn("Key", Oid.VARCHAR), ResultColumn("Value", Oid.VARCHAR)],
                     rows, f"SELECT {len(rows)}")
 
@@ -509,7 +512,7 @@ class MLHandlers:
                     return Command("DROP MODEL",
                                    (f'model "{schema}.{name}" does not exist, skipping',))
                 raise ModelNotFound(f'model "{schema}.{name}" does not exist')
-            session.access.require_drop(record)
+            session.privileges.require_drop(record)
             self.engine.pool.cancel(record.qualified_name)
             store.delete(schema, name)
             self.engine.users.forget_model(schema, name)

@@ -22,7 +22,7 @@ import threading
 import duckdb
 from sqlglot.tokens import Token, TokenType
 
-from catalog.store import SCHEMA as MODELS_SCHEMA
+from catalog.views import rows_of
 from server.pgtypes import ELEMENT_OF, Oid, pg_type_len, pg_type_name
 from server.sqltext import Statement
 
@@ -96,8 +96,7 @@ _MACROS: dict[str, str] = {
     "pg_table_is_visible": "(rel_oid) AS (SELECT bool_or(list_contains("
                            "current_schemas(true), n.nspname)) FROM pg_catalog.pg_class c "
                            "JOIN pg_catalog.pg_namespace n "
-                           "ON n.oid = c.relnamespace WHERE c.oid = rel_oid "
-                           f"AND n.nspname <> '{MODELS_SCHEMA}')",
+                           "ON n.oid = c.relnamespace WHERE c.oid = rel_oid)",
     "array_to_string": "(arr, sep) AS list_aggr(arr, 'string_agg', sep)",
     "pg_type_is_visible": "(type_oid) AS true",
     "pg_get_indexdef": f"(idx) AS (SELECT first(indexdef) FROM {SCHEMA}.quackml_indexes "
@@ -134,10 +133,10 @@ _MACROS: dict[str, str] = {
     "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s "
                    "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
     # a client parameter, else DuckDB's own setting (operator_memory_limit, threads ...)
-    "current_setting": "(n) AS coalesce(getvariable('quackml_params')[lower(n)], "
-                       "(SELECT first(s.value) FROM duckdb_settings() s WHERE s.name = lower(n))), "
-                       "(n, missing_ok) AS coalesce(getvariable('quackml_params')[lower(n)], "
-                       "(SELECT first(s.value) FROM duckdb_settings() s WHERE s.name = lower(n)))",
+    # client parameters only: DuckDB's own settings (paths among them) are not shown
+    # through it (superusers read duckdb_settings())
+    "current_setting": "(n) AS getvariable('quackml_params')[lower(n)], "
+                       "(n, missing_ok) AS getvariable('quackml_params')[lower(n)]",
     "pg_get_expr": "(node, rel) AS node::VARCHAR, (node, rel, pretty) AS node::VARCHAR",
     "set_config": "(name, value, is_local) AS value",
     "regtype_name": f"(o) AS (SELECT first(typname) FROM {SCHEMA}.pg_type WHERE oid = o)",
@@ -223,8 +222,7 @@ _VIEWS: dict[str, str] = {
                             c.reloptions::VARCHAR[] AS reloptions,
                             'd' AS relreplident),
                false AS relforcerowsecurity
-        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname <> '{reserved}'
+        FROM pg_catalog.pg_class c
         UNION ALL BY NAME
         SELECT i.indexrelid AS oid, i.relname, i.relnamespace, 'i' AS relkind,
                403::UINTEGER AS relam, 10 AS relowner, 'p' AS relpersistence,
@@ -427,15 +425,14 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
         if present[0][0]:
             return
         con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCHEMA}")
-        database = con.execute("SELECT current_database()").fetchall()[0][0]
-        models = f'"{database}".{MODELS_SCHEMA}.models'
+        models = rows_of("quackml_ml_models")
         # views that others read first
         first = ("quackml_indexes", "pg_roles")
         for name in sorted(_VIEWS, key=lambda v: v not in first):
             body = _VIEWS[name].replace("{models}", models)
-            body = body.replace("{users}", f'"{database}".{MODELS_SCHEMA}.users')
-            body = body.replace("{role_members}", f'"{database}".{MODELS_SCHEMA}.role_members')
-            body = body.replace("{reserved}", MODELS_SCHEMA).replace("{schema}", SCHEMA)
+            body = body.replace("{users}", rows_of("quackml_roles"))
+            body = body.replace("{role_members}", rows_of("quackml_role_members"))
+            body = body.replace("{schema}", SCHEMA)
             con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.{name} AS {body}")
         for name, body in _MACROS.items():
             con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")

@@ -23,9 +23,7 @@ import duckdb
 import pyarrow as pa
 from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
-from catalog.store import SCHEMA as CATALOG_SCHEMA
 from server import accessgrammar, copy, cursors, grammar, params, pgcatalog
-from server.access import Access
 from server.engine import Engine
 from server.errors import (
     DataException,
@@ -33,8 +31,9 @@ from server.errors import (
     InFailedTransaction,
     InvalidParameterValue,
     ServerError,
+    SyntaxError_,
 )
-from server.ml import MLHandlers
+from server.ml import MLHandlers, model_or_error
 from server.pgtypes import Oid, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -46,6 +45,9 @@ from server.results import (
     Rows,
     Stream,
 )
+from server.security.firewall import prepared_name
+from server.security.privileges import Privileges
+from server.security.roles import Roles
 from server.sqltext import Statement
 
 BATCH_ROWS = 16_384
@@ -167,21 +169,25 @@ class Session:
         self.engine = engine
         self.user = user
         self.database = database
-        pgcatalog.install(engine.con)
         self.cursor = engine.cursor()
         self.params: dict[str, str] = dict(pgcatalog.CLIENT_PARAMS)
         self._publish_params()
-        # current_user and session_user are the start-up (authenticated) user
-        self.cursor.execute("SET VARIABLE quackml_user = ?", [user])
+        # current_user and session_user are the start-up (authenticated) user, as a
+        # constant: no SQL can change them (the firewall refuses macros of these names)
+        literal = "'" + user.replace("'", "''") + "'"
         for name in ("current_user", "session_user"):
-            self.cursor.execute(f"CREATE TEMP MACRO {name}() AS getvariable('quackml_user')")
+            self.cursor.execute(f"CREATE TEMP MACRO {name}() AS {literal}")
         for name, value in (startup or {}).items():
             if name.lower() in pgcatalog.CLIENT_PARAMS and name.lower() not in pgcatalog.FIXED:
                 with contextlib.suppress(InvalidParameterValue):
                     self._set_param(name.lower(), value)
         self.status = "I"
         self.ml = MLHandlers(engine)
-        self.access = Access(engine, user)
+        self.privileges = Privileges(engine, user)
+        self.roles = Roles(engine.users, self.privileges, engine.settings.superuser,
+                           lambda name: model_or_error(engine, name))
+        # SQL PREPARE name AS stmt: the text of stmt, checked again at every EXECUTE
+        self._sql_prepared: dict[str, str] = {}
         self._types: OrderedDict[str, duckdb.StatementType | None] = OrderedDict()
         # client text -> plain DuckDB statement (see ``run``), most recent last
         self._plain: OrderedDict[str, _Plain] = OrderedDict()
@@ -241,7 +247,8 @@ class Session:
             if plain is not None:
                 if self.status == "T":
                     self._block_statements += 1
-                self.check_access(stmt)
+                if not self.privileges.superuser:
+                    self.check_text(plain.stmt.text)
                 return self._run_plain(plain, params_)
             if tx in (TxKind.SAVEPOINT, TxKind.RELEASE, TxKind.ROLLBACK_TO):
                 return self._savepoint(tx, _savepoint_name(stmt))
@@ -252,7 +259,7 @@ class Session:
             if stmt.words(1) == ("DEALLOCATE",):
                 return _deallocate(stmt)
             if accessgrammar.is_access_statement(stmt):
-                return self.access.handle(accessgrammar.parse(stmt))
+                return self.roles.handle(accessgrammar.parse(stmt))
             self.check_access(stmt)
             cursor_stmt = cursors.parse(stmt)
             if cursor_stmt is not None:
@@ -271,10 +278,16 @@ class Session:
             raise
 
     def check_access(self, stmt: Statement) -> None:
-        """Refuse (42501) SQL a non-superuser may not run; free for superusers."""
-        if not self.access.superuser and params.parse(stmt) is None:   # client SET/SHOW: fine
-            self.access.check_sql(stmt, self.statement_type(stmt.text),
-                                  copy.parse(stmt) is not None)
+        """Refuse (42501) SQL a non-superuser may not run, decided on the text DuckDB will
+        run (after the catalog rewrite); free for superusers. Client SET/SHOW of session
+        parameters, cursors and COPY with the client are checked where they run."""
+        if self.privileges.superuser or params.parse(stmt) is not None \
+                or cursors.parse(stmt) is not None or copy.parse(stmt) is not None:
+            return
+        self.check_text(self.duckdb_text(stmt))
+
+    def check_text(self, text: str) -> None:
+        self.privileges.check_sql(self.cursor, text, self._sql_prepared)
 
     # -- SQL cursors -------------------------------------------------------------
     def _cursor(self, action: cursors.CursorStatement, bound: Sequence[object]) -> Result:
@@ -282,6 +295,7 @@ class Session:
             case cursors.Declare(name=name, query=query, hold=hold):
                 if name in self.cursors:
                     raise ServerError(f'cursor "{name}" already exists', sqlstate="42P03")
+                self.check_text(self.duckdb_text(query))
                 own = self.engine.cursor()
                 try:
                     relation = own.sql(self.duckdb_text(query), params=list(bound) or None)
@@ -375,6 +389,9 @@ class Session:
 
     # -- COPY ------------------------------------------------------------------
     def _copy(self, spec: copy.CopySpec) -> CopyIn | CopyOut:
+        # the client's rows or query, checked as the statement DuckDB will run on them
+        self.check_text(f"INSERT INTO {spec.target} {spec.probe_sql()}" if spec.from_client
+                        else spec.select_sql())
         signature = _seam.bind(self.cursor, spec.probe_sql())
         columns = len(signature.names)
         if spec.from_client:
@@ -389,11 +406,14 @@ class Session:
         ``escapes``: text data with backslash escapes, which DuckDB's reader cannot take."""
         spec = request.spec
         transcoded: str | None = None
+        if os.path.getsize(path) == 0:
+            return Command("COPY 0")   # no rows (DuckDB's CSV sniffer refuses an empty file)
         try:
             if spec.format is copy.CopyFormat.BINARY:
                 return self._copy_binary(request, path)
             if spec.format is copy.CopyFormat.TEXT and escapes:
-                fd, transcoded = tempfile.mkstemp(prefix="quackml-copy-", suffix=".csv")
+                fd, transcoded = tempfile.mkstemp(prefix="quackml-copy-", suffix=".csv",
+                                                  dir=self.engine.staging_dir)
                 with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
                     csv = copy.transcode_text(spec, request.columns, source, target)
                 sql = spec.insert_sql(transcoded, request.types, csv)
@@ -401,6 +421,8 @@ class Session:
                 sql = spec.insert_sql(path, request.types)
             else:
                 sql = spec.load_sql(path)
+            if _seam.statement_count(self.cursor, sql) != 1:   # a target DuckDB reads otherwise
+                raise SyntaxError_("COPY target is not a table name")
             try:
                 self.cursor.execute(sql)
             except duckdb.InvalidInputException as exc:   # the CSV reader's errors
@@ -468,8 +490,7 @@ class Session:
         existing = {r[0] for r in self.cursor.execute(
             "SELECT DISTINCT schema_name FROM duckdb_schemas() "
             "WHERE database_name = current_database()").fetchall()}
-        # never the model catalog's schema: it is reached qualified, by superusers only
-        keep = [v for v in wanted if v in existing and v != CATALOG_SCHEMA]
+        keep = [v for v in wanted if v in existing]
         if keep:
             self.cursor.execute("SET search_path = ?", [",".join(keep)])
 
@@ -530,6 +551,9 @@ class Session:
                                       BATCH_ROWS).arrow_reader()
             return Stream(self._open)
         self.cursor.execute(stmt.text, bound)
+        if stype is duckdb.StatementType.PREPARE:
+            name, inner = prepared_name(stmt.text)
+            self._sql_prepared[name] = inner
         description = self.cursor.description
         if stype in _ROWSET_TYPES and description and \
                 [d[0] for d in description] != ["Success"]:

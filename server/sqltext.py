@@ -1,9 +1,12 @@
-"""Splitting a query string into statements with a real SQL tokenizer.
+"""Splitting a query string into statements where DuckDB's own parser splits it.
 
-sqlglot's PostgreSQL tokenizer understands quotes, dollar quotes, escape
-strings and comments, so a ``;`` inside any of them never splits. Each piece
-keeps its exact original text (user SQL reaches DuckDB as written) and its
-offset in the query string, for error positions.
+The split points are the ``;`` tokens of DuckDB's tokenizer (``duckdb.tokenize``),
+so the server and the engine can never disagree on where a statement ends,
+whatever the quoting (DuckDB's strings, dollar quotes, backquotes, comments).
+Each piece keeps its exact original text (user SQL reaches DuckDB as written)
+and its offset in the query string, for error positions. Its tokens, for the
+ML and access grammars, come from sqlglot's PostgreSQL tokenizer; a piece that
+tokenizer cannot read is kept without tokens, and DuckDB reports the error.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import duckdb
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokens import Token
 
 
 class _Tokenizer(Postgres.Tokenizer):
@@ -62,28 +66,49 @@ _CACHED_TEXT_MAX = 4096
 
 
 def _split(sql: str) -> tuple[Statement, ...]:
-    try:
-        tokens = tokenize(sql)
-    except TokenError:
-        return (Statement(sql, 0, (), untokenized=True),) if sql.strip() else ()
     statements: list[Statement] = []
-    current: list[Token] = []
     start = 0
-    for tok in tokens:
-        if tok.token_type is TokenType.SEMICOLON:
-            statements.append(_make(sql, start, tok.start, current))
-            current = []
-            start = tok.end + 1
-        else:
-            current.append(tok)
-    statements.append(_make(sql, start, len(sql), current))
+    for end in _semicolons(sql):
+        statements.append(_piece(sql, start, end))
+        start = end + 1
+    statements.append(_piece(sql, start, len(sql)))
     return tuple(s for s in statements if not s.is_empty)
+
+
+def _semicolons(sql: str) -> list[int]:
+    """Offsets of the statement-ending semicolons, as DuckDB's tokenizer reads them."""
+    raw = duckdb.tokenize(sql)
+    found: list[int] = []
+    for i, (start, kind) in enumerate(raw):
+        if kind != duckdb.token_type.operator:
+            continue
+        end = raw[i + 1][0] if i + 1 < len(raw) else len(sql)
+        found.extend(start + j for j, ch in enumerate(sql[start:end]) if ch == ";")
+    return found
+
+
+def _piece(sql: str, start: int, end: int) -> Statement:
+    text = sql[start:end]
+    stripped = len(text) - len(text.lstrip())
+    offset = start + stripped
+    text = text.strip()
+    if not text:
+        return Statement("", offset, ())
+    try:
+        tokens = tokenize(text)
+    except TokenError:
+        return Statement(text, offset, (), untokenized=True)
+    if not tokens:   # only comments
+        return Statement("", offset, ())
+    return Statement(text, offset, tuple(_shift(t, offset) for t in tokens))
+
+
+def _shift(tok: Token, offset: int) -> Token:
+    """A token with positions relative to the whole query string."""
+    return Token(tok.token_type, tok.text, tok.line, tok.col, tok.start + offset,
+                 tok.end + offset, tok.comments)
 
 
 _split_cached = functools.lru_cache(maxsize=512)(_split)
 
 
-def _make(sql: str, start: int, end: int, tokens: list[Token]) -> Statement:
-    text = sql[start:end]
-    stripped = len(text) - len(text.lstrip())
-    return Statement(text.strip(), start + stripped, tuple(tokens))

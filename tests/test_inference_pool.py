@@ -69,7 +69,8 @@ def models() -> dict[str, ModelArtifact]:
 class Pooled:
     def __init__(self, folder: Path, models: dict[str, ModelArtifact]):
         settings = Settings(host="127.0.0.1", port=0, database=str(folder / "db.duckdb"),
-                            data_dir=str(folder / "data"), samples=False, training_workers=1,
+                            data_dir=str(folder / "data"), samples=False,
+                            file_dir=str(DATA), training_workers=1,
                             training_threads=1, duckdb_threads=2, scoring_workers=2,
                             scoring_pool="on")
         self.server = Server(settings)
@@ -208,7 +209,7 @@ def test_drop_model_frees_the_workers(pooled: Pooled, models: dict[str, ModelArt
     install_model(pooled.engine, "m_dropme", "f_dropme", artifact)
     cols = ", ".join(f'"{f.name}"' for f in artifact.features)
     with pooled.running.connect() as c:
-        c.execute("SET threads = 2")
+        # two DuckDB threads (duckdb_threads=2): the locked configuration takes no SET
         c.execute(f"SELECT sum(f_dropme({cols})::INT) FROM churn, range(4)").fetchall()
         key = pooled.engine.cache.get("f_dropme").evaluator.key  # type: ignore[attr-defined]
         # The idle workers are asked: the one(s) that scored it hold it.
@@ -250,7 +251,8 @@ def test_per_kind_defaults_and_no_pool_without_workers(
         assert wants_pool(artifact, "off") is False
         assert wants_pool(artifact, "on") is True
     settings = Settings(host="127.0.0.1", port=0, database=str(tmp_path / "db.duckdb"),
-                        data_dir=str(tmp_path / "data"), samples=False, training_workers=1,
+                        data_dir=str(tmp_path / "data"), samples=False,
+                        file_dir=str(DATA), training_workers=1,
                         training_threads=1, scoring_workers=0)
     srv = Server(settings)
     srv.start()
@@ -291,6 +293,7 @@ def _scoring_workers(server_pid: int) -> list[int]:
 def test_workers_exit_when_the_server_is_killed(tmp_path: Path) -> None:
     hpc = DATA / "hpc_data.csv"
     proc = start_server_process(tmp_path / "db.duckdb", tmp_path / "data", "--no-samples",
+                                "--file-dir", str(DATA),
                                 "--scoring-workers", "2", "--training-workers", "1")
     try:
         with psycopg.connect(proc.dsn(), autocommit=True) as c:

@@ -53,8 +53,8 @@ class Served:
 
 def start(folder: Path, samples: bool = False) -> Served:
     settings = Settings(host="127.0.0.1", port=0, database=str(folder / "db.duckdb"),
-                        data_dir=str(folder / "data"), samples=samples, training_workers=1,
-                        training_threads=1)
+                        data_dir=str(folder / "data"), samples=samples, file_dir=str(DATA),
+                        training_workers=1, training_threads=1)
     srv = Server(settings)
     srv.start()
     return Served(RunningServer("127.0.0.1", srv.port, folder / "data"), srv)

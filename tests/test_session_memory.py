@@ -46,7 +46,8 @@ def _connect(srv: Server, user: str, password: str) -> psycopg.Connection:
 
 
 def _limit(c: psycopg.Connection) -> str | None:
-    row = c.execute("SELECT current_setting('operator_memory_limit')").fetchone()
+    # DuckDB's own current_setting (unqualified, the name answers client parameters)
+    row = c.execute("SELECT system.main.current_setting('operator_memory_limit')").fetchone()
     assert row is not None
     return row[0]
 
@@ -55,14 +56,13 @@ def test_every_session_has_the_limit(limited: Server) -> None:
     with _connect(limited, ADMIN, ADMIN_PW) as su, _connect(limited, "walt", "w-pw") as walt:
         assert _limit(su) == "19.0 MiB"
         assert _limit(walt) == "19.0 MiB"
-        assert walt.execute("SHOW operator_memory_limit").fetchone() == ("19.0 MiB",)
         # the global limit is DuckDB's own: no --memory-limit was given
-        row = walt.execute("SELECT value FROM duckdb_settings() "
-                           "WHERE name = 'memory_limit'").fetchone()
+        row = walt.execute("SELECT system.main.current_setting('memory_limit')").fetchone()
         assert row is not None and row[0] != "19.0 MiB"
         # a server-side cursor (DECLARE) runs on its own DuckDB connection: limited too
         with walt.transaction(), walt.cursor(name="walt_cur") as cur:
-            cur.execute("SELECT current_setting('operator_memory_limit') FROM range(3)")
+            cur.execute("SELECT system.main.current_setting('operator_memory_limit') "
+                        "FROM range(3)")
             assert cur.fetchall() == [("19.0 MiB",)] * 3
 
 

@@ -1,0 +1,141 @@
+"""Privilege decisions: one object per session answers "may this user do that?".
+
+``Privileges`` is what handlers receive (never the session): the user, whether
+they are a superuser or hold FILEACCESS, model privileges (owner, EXECUTE,
+CREATE MODEL), and ``check_sql``, which asks the firewall
+(``server.security.firewall``) about SQL bound for DuckDB. Under ``--auth
+trust`` every client is a superuser (trust admits loopback clients only).
+Whether the user is a superuser is read when the session starts (ALTER USER
+... SUPERUSER applies to new sessions); FILEACCESS and grants are read again
+whenever the security catalog changed, so REVOKE applies at the next statement.
+Denials are 42501.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from catalog.store import ModelRecord
+from catalog.views import FUNCTIONS as CATALOG_FUNCTIONS
+from catalog.views import VIEWS as ML_VIEWS
+from inference.functions import PROBABILITIES_SUFFIX
+from server.errors import ServerError
+from server.security.firewall import Policy, Subject, denied
+
+if TYPE_CHECKING:
+    from server.engine import Engine
+
+_OWNER_ONLY_ROWS = frozenset({"IAM Role", "S3 Bucket", "KMS Key", "Estimated Cost"})
+# names every session relies on, defined by the server per session or emulated
+_SESSION_NAMES = frozenset({"current_user", "session_user", "user", "current_role",
+                            "current_database", "current_schema", "current_catalog",
+                            "version", "explain_model"})
+
+
+class Privileges:
+    def __init__(self, engine: Engine, user: str):
+        self.engine = engine
+        self.user = user
+        if engine.settings.auth == "trust":
+            self.superuser = True
+        else:
+            record = engine.users.get(user)
+            self.superuser = record is not None and record.superuser
+        self._generation = -1
+        self._file_access = self.superuser
+
+    @property
+    def file_access(self) -> bool:
+        """Whether the user may read and write files in the import/export directory
+        (FILEACCESS): read again after any catalog change, so ALTER USER applies at once."""
+        if self.superuser:
+            return True
+        generation = self.engine.users.generation
+        if generation != self._generation:
+            record = self.engine.users.get(self.user)
+            self._file_access = record is not None and record.file_access
+            self._generation = generation
+        return self._file_access
+
+    # -- models ----------------------------------------------------------------------
+    def owns_or_super(self, record: ModelRecord) -> bool:
+        return record.owner == self.user or self.superuser
+
+    def can_execute(self, record: ModelRecord) -> bool:
+        return self.owns_or_super(record) or self.engine.users.has(
+            self.user, "EXECUTE", record.schema_name, record.model_name)
+
+    def require_create_model(self) -> None:
+        if not self.superuser and not self.engine.users.has(self.user, "CREATE MODEL"):
+            raise denied("CREATE MODEL needs the CREATE MODEL privilege "
+                         f'(GRANT CREATE MODEL TO "{self.user}")')
+
+    def require_drop(self, record: ModelRecord) -> None:
+        if not self.owns_or_super(record):
+            raise denied(f"only the owner or a superuser may drop model "
+                         f"{record.qualified_name}")
+
+    def require_execute(self, record: ModelRecord) -> None:
+        if not self.can_execute(record):
+            raise denied(f"no EXECUTE privilege on model {record.qualified_name}")
+
+    def require_superuser(self, what: str) -> None:
+        if not self.superuser:
+            raise denied(f"{what} needs a superuser")
+
+    def visible_rows(self, record: ModelRecord,
+                     rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """SHOW MODEL rows: the owner-only ones only for owners, superusers, grantees."""
+        if self.can_execute(record):
+            return rows
+        return [r for r in rows if r[0] not in _OWNER_ONLY_ROWS]
+
+    # -- SQL bound for DuckDB ----------------------------------------------------------
+    def check_sql(self, cursor: duckdb.DuckDBPyConnection, text: str,
+                  prepared: Mapping[str, str] | None = None) -> None:
+        """Refuse (42501) what this user may not run; free for superusers."""
+        if self.superuser:
+            return
+        engine = self.engine
+        engine.firewall.check(cursor, text, Subject(self.user, self.file_access),
+                              Policy(self._model_check, engine.reserved_names,
+                                     engine.settings.file_dir or None), prepared)
+
+    def _model_check(self, name: str) -> bool:
+        """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL target)."""
+        if name.startswith("explain_model:"):
+            from server.grammar import QualifiedName
+            from server.ml import model_or_error
+            schema, _, model = name.removeprefix("explain_model:").rpartition(".")
+            self.require_execute(model_or_error(self.engine, QualifiedName(schema or None,
+                                                                           model)))
+            return True
+        functions = self.engine.functions
+        if not functions.is_model_function(name):
+            return False
+        store = self.engine.store
+        record = store.by_function(name) or store.by_function(
+            name.removesuffix(PROBABILITIES_SUFFIX))
+        if record is None:   # a function that outlived its model: nothing to run
+            raise denied(f"function {name} belongs to no model")
+        self.require_execute(record)
+        return True
+
+
+def reserved_names(con: duckdb.DuckDBPyConnection, pg_names: frozenset[str]) -> frozenset[str]:
+    """Names no user object may take: DuckDB's built-in functions and types, the
+    server's functions (models' prediction functions are registered as built-ins),
+    the ML views and the pg_catalog emulation objects."""
+    rows = con.execute(
+        "SELECT lower(function_name) FROM duckdb_functions() WHERE database_name = 'system' "
+        "UNION SELECT lower(type_name) FROM duckdb_types() WHERE database_name = 'system' "
+        "UNION SELECT lower(keyword_name) FROM duckdb_keywords() "
+        "WHERE keyword_category <> 'unreserved'").fetchall()
+    return frozenset(str(r[0]) for r in rows) | pg_names | _SESSION_NAMES | \
+        frozenset(ML_VIEWS) | frozenset(CATALOG_FUNCTIONS)
+
+
+__all__ = ["Privileges", "ServerError", "reserved_names"]

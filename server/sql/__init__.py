@@ -1,0 +1,1 @@
+"""Pure SQL text work on DuckDB's own parser: splitting, classification, grammars."""
