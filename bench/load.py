@@ -1,15 +1,22 @@
-"""Load: many concurrent clients mixing small queries, prediction queries and
-inserts while a CREATE MODEL trains (issue 6).
+"""Load: many concurrent non-superuser clients mixing small queries, prediction
+queries and inserts while a CREATE MODEL trains (issues 6 and 10).
 
 Starts ``quackml serve`` as a subprocess (port 0, throwaway database and data
-dir, sample tables), trains a first model with a small budget and waits for
-READY, then starts a second CREATE MODEL (budget = the run length) and runs
-``--clients`` psycopg clients for ``--seconds``. Each client loops over: a
+dir, sample tables, SCRAM-SHA-256 with a bootstrap superuser). The superuser
+trains a first model with a small budget and waits for READY, creates
+``--users`` users with passwords, grants them EXECUTE on that model and, if
+the server has table grants, SELECT on the tables they read and INSERT on the
+one they write (it tries, and prints what the server answered). It then
+starts a second CREATE MODEL (budget = the run length) and runs ``--clients``
+psycopg clients for ``--seconds``, client n logged in as user n % users, so
+every statement goes through the SQL firewall. Each client loops over: a
 point query on a 100,000-row table (50%), a prediction query scoring the
 credit rows of one seniority (25%) and a single-row INSERT of its own
 sequence (25%). It prints queries/s, p50/p99 latency per kind, errors, the
 server's peak resident memory (VmHWM, training workers excluded) and checks
-that every acknowledged insert is in the table afterwards.
+that every acknowledged insert is in the table afterwards. It exits with
+status 1 unless there were zero errors and nothing was lost.
+``--as-superuser`` runs the clients as the superuser instead, for comparison.
 """
 
 from __future__ import annotations
@@ -29,16 +36,19 @@ from pathlib import Path
 import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
+SUPERUSER, SUPERUSER_PW = "bench", "bench-su-pw"
+USER_PW = "load-user-pw"
 FEATURES = ("seniority, home, time, age, marital, records, job, expenses, income, assets, "
             "debt, amount, price")
 
 
 def start_server(folder: Path) -> tuple[subprocess.Popen[str], int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
+    env["QUACKML_SUPERUSER_PASSWORD"] = SUPERUSER_PW
     cmd = [sys.executable, "-m", "server", "serve", "--port", "0",
            "--database", str(folder / "load.duckdb"), "--data-dir", str(folder / "data"),
            "--training-workers", "1", "--training-threads", "2", "--max-connections", "200",
-           "--log-level", "WARNING"]
+           "--log-level", "WARNING", "--auth", "scram-sha-256", "--superuser", SUPERUSER]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -66,14 +76,43 @@ def wait_ready(c: psycopg.Connection, model: str) -> str:
         time.sleep(0.2)
 
 
+def create_users(c: psycopg.Connection, users: list[str]) -> None:
+    """The clients' users: EXECUTE on the first model, and table grants if the
+    server has them (a server without refuses the GRANT; say so and go on)."""
+    names = ", ".join(users)
+    for user in users:
+        c.execute(f"CREATE USER {user} PASSWORD '{USER_PW}'")
+    c.execute(f"GRANT EXECUTE ON MODEL load_first TO {names}")
+    for grant in (f"GRANT SELECT ON points, credit TO {names}",
+                  f"GRANT SELECT, INSERT ON events TO {names}"):
+        try:
+            c.execute(grant)
+            print(f"{grant}: granted", flush=True)
+        except psycopg.Error as exc:
+            print(f"{grant}: refused with {exc.sqlstate} "
+                  f"({str(exc).splitlines()[0][:60]}), skipped", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--users", type=int, default=8,
+                        help="non-superusers the clients log in as (client n: user n %% users)")
+    parser.add_argument("--as-superuser", action="store_true",
+                        help="run the clients as the superuser (no firewall), for comparison")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="quackml-load-"))
     proc, port = start_server(folder)
-    dsn = f"host=127.0.0.1 port={port} user=bench dbname=quackml"
+    server = f"host=127.0.0.1 port={port} dbname=quackml"
+    dsn = f"{server} user={SUPERUSER} password={SUPERUSER_PW}"
+    users = [f"load_user{k}" for k in range(args.users)]
+
+    def client_dsn(n: int) -> str:
+        if args.as_superuser:
+            return dsn
+        return f"{server} user={users[n % len(users)]} password={USER_PW}"
+
     try:
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute("CREATE TABLE points AS SELECT i AS id, i * 0.5 AS v "
@@ -82,6 +121,8 @@ def main() -> None:
             c.execute("CREATE MODEL load_first FROM (SELECT * EXCLUDE (split) FROM credit) "
                       "TARGET status FUNCTION predict_load SETTINGS (MAX_RUNTIME 5)")
             print(f"first model: {wait_ready(c, 'load_first')}", flush=True)
+            if not args.as_superuser:
+                create_users(c, users)
             c.execute("CREATE MODEL load_during FROM (SELECT * EXCLUDE (split) FROM credit) "
                       f"TARGET status FUNCTION predict_during SETTINGS "
                       f"(MAX_RUNTIME {max(5, int(args.seconds))})")
@@ -95,7 +136,7 @@ def main() -> None:
             rng = random.Random(n)
             mine: dict[str, list[float]] = defaultdict(list)
             try:
-                conn = psycopg.connect(dsn, autocommit=True)
+                conn = psycopg.connect(client_dsn(n), autocommit=True)
             except psycopg.Error as exc:
                 with lock:
                     errors[f"connect: {exc.sqlstate}"] += 1
@@ -142,8 +183,9 @@ def main() -> None:
             training = dict(c.execute("SHOW MODEL load_during").fetchall())["Model State"]
         missing = sum(max(0, a - rows.get(i, 0)) for i, a in enumerate(acknowledged))
         total = sum(len(v) for v in latencies.values())
-        print(f"\n{args.clients} clients for {elapsed:.1f} s; CREATE MODEL load_during "
-              f"was {training} at the end")
+        who = "the superuser" if args.as_superuser else f"{len(users)} non-superusers"
+        print(f"\n{args.clients} clients as {who} for {elapsed:.1f} s; CREATE MODEL "
+              f"load_during was {training} at the end")
         print(f"{'kind':<8} {'queries':>9} {'q/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
         for kind in ("point", "predict", "insert"):
             v = sorted(latencies[kind])
@@ -160,9 +202,13 @@ def main() -> None:
         print(f"server peak RSS: {peak_rss_mb(proc.pid):.0f} MB")
         print(f"inserts acknowledged: {sum(acknowledged)}, present: {sum(rows.values())}, "
               f"missing: {missing}")
+        failed = sum(errors.values()) > 0 or missing > 0
+        print("FAIL: errors or lost inserts" if failed else "OK: zero errors, nothing lost")
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

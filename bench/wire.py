@@ -1,12 +1,21 @@
 """Wire benchmark: QuackML vs a throwaway PostgreSQL 15, same tables, same client.
 
 Starts PostgreSQL (initdb in a temporary folder, 127.0.0.1 only, stopped at
-the end) and QuackML as a subprocess, loads a 1,000,000-row, 5-column table
-(int, double, varchar, date, bool) in both, and measures with psycopg 3:
+the end) and QuackML as a subprocess (SCRAM-SHA-256, a bootstrap superuser),
+loads a 1,000,000-row, 5-column table (int, double, varchar, date, bool) in
+both, and measures with psycopg 3:
 
 - streaming the whole table: rows/s, text and binary results;
 - a prepared point query with one parameter: queries/s from 1 and 8 clients;
 - COPY FROM STDIN of the same 1,000,000 rows (text format), and COPY TO STDOUT.
+
+QuackML's figures are the superuser's. The point query is also run, against
+the same server and interleaved with the superuser's runs, as a non-superuser
+(``CREATE USER``; ``GRANT SELECT ON wire_t`` if the server has table grants),
+whose every statement goes through the SQL firewall (a cached decision for a
+repeated text). The one-time cost of a firewall check is shown as the mean
+latency of distinct unprepared point-query texts (a new literal each time, so
+the decision cache misses) for both users, next to one text repeated.
 
 Prints each figure and the ratio QuackML / PostgreSQL. Run: `make bench`
 (or `.venv/bin/python bench/wire.py [--rows N] [--only stream|point|copy ...]`).
@@ -33,14 +42,19 @@ sys.path.insert(0, str(REPO))
 
 from tests.pgcluster import postgres  # noqa: E402
 
+SUPERUSER, SUPERUSER_PW = "bench", "bench-su-pw"
+USER, USER_PW = "bench_user", "bench-user-pw"
+
 
 @contextmanager
 def quackml(folder: Path) -> Iterator[str]:
+    """A QuackML server with SCRAM-SHA-256; yields the superuser's DSN."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
+    env["QUACKML_SUPERUSER_PASSWORD"] = SUPERUSER_PW
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", "0", "--database",
          str(folder / "bench.duckdb"), "--data-dir", str(folder / "qdata"), "--no-samples",
-         "--training-workers", "1"],
+         "--training-workers", "1", "--auth", "scram-sha-256", "--superuser", SUPERUSER],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     port = None
@@ -53,7 +67,8 @@ def quackml(folder: Path) -> Iterator[str]:
             port = int(found.group(1))
     threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
     try:
-        yield f"host=127.0.0.1 port={port} user=bench dbname=quackml"
+        yield f"host=127.0.0.1 port={port} user={SUPERUSER} password={SUPERUSER_PW} " \
+            "dbname=quackml"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -111,6 +126,52 @@ def point_queries(dsn: str, clients: int, rows: int, seconds: float = 3.0) -> fl
     for t in threads:
         t.join()
     return sum(counts) / (time.perf_counter() - start)
+
+
+def non_superuser(dsn: str) -> tuple[str, str]:
+    """Create the non-superuser and try to grant it SELECT on wire_t (servers
+    without table grants refuse the GRANT: 42601, 0A000). Returns its DSN and
+    what became of the grant, which the report prints."""
+    grant = f"GRANT SELECT ON wire_t TO {USER}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE USER {USER} PASSWORD '{USER_PW}'")
+        try:
+            conn.execute(grant)
+            outcome = f"{grant}: granted"
+        except psycopg.Error as exc:   # no table grants in this server (yet)
+            outcome = (f"{grant}: refused with {exc.sqlstate} "
+                       f"({str(exc).splitlines()[0][:60]}), skipped")
+    user_dsn = dsn.replace(f"user={SUPERUSER} password={SUPERUSER_PW}",
+                           f"user={USER} password={USER_PW}")
+    return user_dsn, outcome
+
+
+def statement_latency(dsns: dict[str, str], rows: int, n: int,
+                      fresh: bool) -> dict[str, float]:
+    """Mean seconds per unprepared point query for each DSN, ``n`` each, in
+    interleaved rounds of 50. ``fresh``: a new literal, so a new statement text,
+    every time (no cached plan or firewall decision can serve it); otherwise one
+    text repeated. The users take turns, in alternating order."""
+    conns = {who: psycopg.connect(dsn, autocommit=True) for who, dsn in dsns.items()}
+    spent = dict.fromkeys(dsns, 0.0)
+    try:
+        for conn in conns.values():   # warm-up: connection, first plan, first decision
+            conn.execute("SELECT s FROM wire_t WHERE i = 1", prepare=False).fetchone()
+        users = list(enumerate(conns.items()))
+        for start in range(0, n, 50):
+            for j, (who, conn) in users[::-1] if start % 100 else users:   # take turns
+                cur = conn.cursor()
+                began = time.perf_counter()
+                for k in range(start, min(n, start + 50)):
+                    # distinct texts across users too, in case anything is cached by text alone
+                    key = (k * 7919 + 13 + j * 104_729) % rows if fresh else 1
+                    cur.execute(f"SELECT s FROM wire_t WHERE i = {key}", prepare=False)
+                    cur.fetchone()
+                spent[who] += time.perf_counter() - began
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return {who: t / n for who, t in spent.items()}
 
 
 def copy_in(dsn: str, data: list[bytes], rows: int) -> float:
@@ -177,11 +238,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--only", choices=("stream", "point", "copy"), action="append",
                         help="measure only these parts (repeatable; default: all)")
+    parser.add_argument("--texts", type=int, default=1000,
+                        help="statement texts per user for the first-execution cost")
     args = parser.parse_args()
     rows = args.rows
     parts = set(args.only or ("stream", "point", "copy"))
     data = copy_data(rows) if "copy" in parts else []
-    figures: dict[str, dict[str, float]] = {"PostgreSQL": {}, "QuackML": {}}
+    figures: dict[str, dict[str, float]] = {"PostgreSQL": {}, "QuackML": {},
+                                            "non-superuser": {}}
     measures: list[tuple[str, str, Callable[[str], float]]] = [
         ("stream text", "rows/s", lambda dsn: stream(dsn, False)),
         ("stream binary", "rows/s", lambda dsn: stream(dsn, True)),
@@ -193,6 +257,8 @@ def main() -> None:
     part_of = {"stream text": "stream", "stream binary": "stream", "COPY FROM STDIN": "copy",
                "COPY TO STDOUT": "copy"}
     measures = [m for m in measures if part_of.get(m[0], "point") in parts]
+    latency: dict[str, dict[str, float]] = {}
+    grant = ""
     with tempfile.TemporaryDirectory(prefix="quackml-wire-") as tmp:
         folder = Path(tmp)
         folder.chmod(0o755)   # the postgres user must reach its data folder
@@ -202,18 +268,55 @@ def main() -> None:
                              ("QuackML", quackml(folder / "q"))):
             with server as dsn:
                 load(dsn, rows, name == "PostgreSQL")
+                dsns = {name: dsn}
+                if name == "QuackML" and "point" in parts:
+                    dsns["non-superuser"], grant = non_superuser(dsn)
                 for label, _unit, fn in measures:
-                    fn(dsn)  # warm-up (caches, prepared statements)
-                    figures[name][label] = max(fn(dsn) for _ in range(2))
+                    # the point query runs for each user; the users take turns (one
+                    # order, then the other), so that a noisy neighbour weighs on both
+                    who_runs = dsns if part_of.get(label, "point") == "point" else {name: dsn}
+                    for d in who_runs.values():
+                        fn(d)  # warm-up (caches, prepared statements, firewall decisions)
+                    for turn in range(2):
+                        order = list(who_runs.items())
+                        for who, d in order[::-1] if turn else order:
+                            figures[who][label] = max(figures[who].get(label, 0.0), fn(d))
+                if "point" in parts:
+                    latency[name] = statement_latency(dsns, rows, args.texts, fresh=True)
+                    latency[name + " repeated"] = statement_latency(dsns, rows, args.texts,
+                                                                    fresh=False)
     print(f"{'measure':<24} {'PostgreSQL':>14} {'QuackML':>14} {'ratio':>7}")
     for label, unit, _fn in measures:
         pg, q = figures["PostgreSQL"][label], figures["QuackML"][label]
         print(f"{label:<24} {pg:>10,.0f} {unit:<4}{q:>10,.0f} {unit:<4}{q / pg:>6.2f}x")
-    if "point" in parts:
-        alone = duckdb_point_queries(rows)
-        pg = figures["PostgreSQL"]["point query, 1 client"]
-        print(f"{'point, DuckDB alone':<24} {pg:>10,.0f} q/s {alone:>10,.0f} q/s "
-              f"{alone / pg:>6.2f}x   (the same query in-process, no wire: the ceiling)")
+    if "point" not in parts:
+        return
+    alone = duckdb_point_queries(rows)
+    pg = figures["PostgreSQL"]["point query, 1 client"]
+    print(f"{'point, DuckDB alone':<24} {pg:>10,.0f} q/s {alone:>10,.0f} q/s "
+          f"{alone / pg:>6.2f}x   (the same query in-process, no wire: the ceiling)")
+    print(f"\nQuackML as a non-superuser ({USER}, SCRAM; {grant}); the superuser's column "
+          "above is the same server, same run:")
+    print(f"{'measure':<24} {'PostgreSQL':>14} {'non-superuser':>14} {'ratio':>7}"
+          f" {'non-super/super':>16}")
+    for label in ("point query, 1 client", "point query, 8 clients"):
+        pg, q = figures["PostgreSQL"][label], figures["QuackML"][label]
+        ns = figures["non-superuser"][label]
+        print(f"{label:<24} {pg:>10,.0f} q/s {ns:>10,.0f} q/s {ns / pg:>6.2f}x "
+              f"{ns / q:>15.2f}x")
+    fresh, same = latency["QuackML"], latency["QuackML repeated"]
+    pg_fresh = latency["PostgreSQL"]["PostgreSQL"]
+    pg_same = latency["PostgreSQL repeated"]["PostgreSQL"]
+    print(f"\nUnprepared point query, mean ms per query over {args.texts} per user "
+          "(new text: a new literal each time, so no cached firewall decision):")
+    print(f"{'':<24} {'PostgreSQL':>11} {'superuser':>11} {'non-superuser':>14} "
+          f"{'difference':>11}")
+    for label, q, pgl in (("new text each time", fresh, pg_fresh),
+                          ("one text repeated", same, pg_same)):
+        su, ns = q["QuackML"] * 1000, q["non-superuser"] * 1000
+        print(f"{label:<24} {pgl * 1000:>11.3f} {su:>11.3f} {ns:>14.3f} {ns - su:>+11.3f}")
+    print(f"one firewall check (new text, non-superuser minus superuser): "
+          f"{(fresh['non-superuser'] - fresh['QuackML']) * 1000:.3f} ms")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ Recognises, case-insensitively:
 - ``GRANT [ROLE] r TO user``, ``REVOKE [ROLE] r FROM user``;
 - ``GRANT CREATE MODEL TO grantee [, ...]``, ``REVOKE CREATE MODEL FROM ...``;
 - ``GRANT { EXECUTE | ALL [PRIVILEGES] } ON MODEL m [, ...] TO grantee [, ...]``
-  and its REVOKE, where a grantee is ``user``, ``ROLE r`` or ``PUBLIC``.
+  and its REVOKE, where a grantee is ``user``, ``ROLE r`` or ``PUBLIC``;
+- ``GRANT { SELECT | INSERT | UPDATE | DELETE | TRUNCATE } [, ...] | ALL [PRIVILEGES]
+  ON { [TABLE] t [, ...] | ALL TABLES IN SCHEMA s [, ...] } TO grantee [, ...]``;
+- ``GRANT { USAGE | CREATE } [, ...] | ALL [PRIVILEGES] ON SCHEMA s [, ...] TO ...``;
+- ``ALTER { TABLE | VIEW | SEQUENCE | SCHEMA | MACRO | FUNCTION } name OWNER TO user``.
 
 Every GRANT and REVOKE is claimed here (DuckDB has neither); errors carry
 the position like the ML grammar's.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.errors import InvalidGrantOperation
 from server.grammar import QualifiedName, _Parser
 from server.sqltext import Statement
 
@@ -74,8 +79,37 @@ class GrantOnModel:
     revoke: bool
 
 
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+SCHEMA_PRIVILEGES = ("USAGE", "CREATE")
+
+
+@dataclass(frozen=True)
+class GrantOnTable:
+    privileges: tuple[str, ...]          # from TABLE_PRIVILEGES
+    tables: tuple[QualifiedName, ...]    # empty with in_schemas
+    in_schemas: tuple[str, ...]          # ALL TABLES IN SCHEMA s, ...
+    grantees: tuple[Grantee, ...]
+    revoke: bool
+
+
+@dataclass(frozen=True)
+class GrantOnSchema:
+    privileges: tuple[str, ...]          # from SCHEMA_PRIVILEGES
+    schemas: tuple[str, ...]
+    grantees: tuple[Grantee, ...]
+    revoke: bool
+
+
+@dataclass(frozen=True)
+class AlterOwner:
+    kind: str                            # TABLE, VIEW, SEQUENCE, SCHEMA, MACRO, FUNCTION
+    name: QualifiedName
+    owner: str
+
+
 AccessStatement = (CreateUser | AlterUser | DropUser | GrantRole | GrantCreateModel
-                   | GrantOnModel)
+                   | GrantOnModel | GrantOnTable | GrantOnSchema | AlterOwner)
+_OWNED_KINDS = ("TABLE", "VIEW", "SEQUENCE", "SCHEMA", "MACRO", "FUNCTION")
 
 
 def is_access_statement(stmt: Statement) -> bool:
@@ -84,6 +118,9 @@ def is_access_statement(stmt: Statement) -> bool:
         return False
     if w[0] in ("GRANT", "REVOKE"):
         return True
+    if w[0] == "ALTER" and len(w) == 2 and w[1] in _OWNED_KINDS:
+        tail = [t.text.upper() for t in stmt.tokens[-3:-1]]
+        return tail == ["OWNER", "TO"]
     return len(w) == 2 and w[0] in ("CREATE", "ALTER", "DROP") and w[1] in ("USER", "ROLE")
 
 
@@ -98,6 +135,13 @@ class _AccessParser(_Parser):
             return self.create_user(role=False)
         if self.accept("CREATE", "ROLE"):
             return self.create_user(role=True)
+        for kind in _OWNED_KINDS:
+            if self.accept("ALTER", kind):
+                owned = self.qualified(f"a {kind.lower()} name")
+                self.expect("OWNER", "TO")
+                owner = self.identifier("a user name")
+                self.end()
+                return AlterOwner(kind, owned, owner)
         if self.accept("ALTER", "USER") or self.accept("ALTER", "ROLE"):
             name = self.identifier("a user name")
             password, superuser, file_access = self.user_options()
@@ -112,6 +156,22 @@ class _AccessParser(_Parser):
         if not revoke:
             self.expect("GRANT")
         return self.grant(revoke)
+
+    def privilege_list(self) -> tuple[str, ...] | None:
+        """SELECT, INSERT, ... or ALL [PRIVILEGES]; None if the next words are no list."""
+        if self.accept("ALL"):
+            self.accept("PRIVILEGES")
+            return ("ALL",)
+        found: list[str] = []
+        while (word := self.word()) is not None and word in (*TABLE_PRIVILEGES,
+                                                              *SCHEMA_PRIVILEGES):
+            found.append(word)
+            self.i += 1
+            tok = self.peek()
+            if tok is None or tok.text != ",":
+                break
+            self.i += 1
+        return tuple(found) or None
 
     def names(self, what: str) -> list[str]:
         out = [self.identifier(what)]
@@ -172,6 +232,28 @@ class _AccessParser(_Parser):
         if self.accept("CREATE", "MODEL"):
             self.expect(to)
             return GrantCreateModel(self.grantees(), revoke)
+        start = self.i
+        privileges = self.privilege_list()
+        if privileges is not None and self.accept("ON"):
+            if self.accept("SCHEMA"):
+                wanted = _expand(privileges, SCHEMA_PRIVILEGES, "schema")
+                schemas = self.names("a schema name")
+                self.expect(to)
+                return GrantOnSchema(wanted, tuple(schemas), self.grantees(), revoke)
+            if not self.at("MODEL"):
+                wanted = _expand(privileges, TABLE_PRIVILEGES, "table")
+                if self.accept("ALL", "TABLES", "IN", "SCHEMA"):
+                    in_schemas = tuple(self.names("a schema name"))
+                    self.expect(to)
+                    return GrantOnTable(wanted, (), in_schemas, self.grantees(), revoke)
+                self.accept("TABLE")
+                tables = [self.qualified("a table name")]
+                while self.peek() is not None and self.peek().text == ",":  # type: ignore[union-attr]
+                    self.i += 1
+                    tables.append(self.qualified("a table name"))
+                self.expect(to)
+                return GrantOnTable(wanted, tuple(tables), (), self.grantees(), revoke)
+        self.i = start
         if self.accept("EXECUTE") or (self.accept("ALL") and (self.accept("PRIVILEGES") or True)):
             self.expect("ON", "MODEL")
             models = [self.qualified("a model name")]
@@ -186,3 +268,12 @@ class _AccessParser(_Parser):
         members = self.names("a user name")
         self.end()
         return GrantRole(role, tuple(members), revoke)
+
+
+def _expand(privileges: tuple[str, ...], valid: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if privileges == ("ALL",):
+        return valid
+    for p in privileges:
+        if p not in valid:
+            raise InvalidGrantOperation(f"invalid privilege type {p} for {what}")
+    return tuple(dict.fromkeys(privileges))

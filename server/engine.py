@@ -21,6 +21,7 @@ from duckdb import _seam
 
 from automl.pool import Outcome, TrainingPool
 from catalog import legacy, views
+from catalog.acl import Acl
 from catalog.db import FILE_NAME as CATALOG_FILE
 from catalog.db import CatalogDB
 from catalog.spec import Column, ModelState, TrainingFailure, TrainingJob, TrainingResult
@@ -99,6 +100,8 @@ class Engine:
         server_context(settings)   # a bad --tls-cert/--tls-key stops the start, not a client
         self.users = UserStore(self.catalog_db)
         legacy.migrate(self.con, self.catalog_db)
+        self.database_name = str(self.con.execute("SELECT current_database()").fetchall()[0][0])
+        self.acl = Acl(self.catalog_db, self.database_name, settings.superuser)
         if self.users.get(settings.superuser) is None:   # first start: the bootstrap superuser
             self.users.create(settings.superuser, settings.superuser_password or None,
                               superuser=True, can_login=True)

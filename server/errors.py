@@ -73,6 +73,14 @@ class InsufficientPrivilege(ServerError):
     sqlstate = "42501"
 
 
+class InvalidSchemaName(ServerError):
+    sqlstate = "3F000"
+
+
+class InvalidGrantOperation(ServerError):
+    sqlstate = "0LP01"
+
+
 class DuplicateObject(ServerError):
     sqlstate = "42710"
 

@@ -202,6 +202,8 @@ class MLHandlers:
             assert stmt.source_table is not None
             parts = [p for p in (stmt.source_table.schema, stmt.source_table.name) if p]
             query = "SELECT * FROM " + ".".join(quote_ident(p) for p in parts)
+        # the FROM query runs as the user: checked as any statement of theirs
+        session.privileges.check_sql(session.cursor, query)
         relation = session.cursor.sql(query)
         columns = [Column(n, str(t)) for n, t in zip(relation.columns, relation.types,
                                                      strict=True)]

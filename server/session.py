@@ -45,9 +45,9 @@ from server.results import (
     Rows,
     Stream,
 )
-from server.security.firewall import prepared_name
+from server.security.firewall import Effect, prepared_name
 from server.security.privileges import Privileges
-from server.security.roles import Roles
+from server.security.roles import DuckDBObjects, Roles
 from server.sqltext import Statement
 
 BATCH_ROWS = 16_384
@@ -184,8 +184,8 @@ class Session:
         self.status = "I"
         self.ml = MLHandlers(engine)
         self.privileges = Privileges(engine, user)
-        self.roles = Roles(engine.users, self.privileges, engine.settings.superuser,
-                           lambda name: model_or_error(engine, name))
+        self.roles = Roles(engine.users, engine.acl, self.privileges, engine.settings.superuser,
+                           lambda name: model_or_error(engine, name), DuckDBObjects(self.cursor))
         # SQL PREPARE name AS stmt: the text of stmt, checked again at every EXECUTE
         self._sql_prepared: dict[str, str] = {}
         self._types: OrderedDict[str, duckdb.StatementType | None] = OrderedDict()
@@ -247,9 +247,10 @@ class Session:
             if plain is not None:
                 if self.status == "T":
                     self._block_statements += 1
-                if not self.privileges.superuser:
-                    self.check_text(plain.stmt.text)
-                return self._run_plain(plain, params_)
+                effects = () if self.privileges.superuser else self.check_text(plain.stmt.text)
+                result = self._run_plain(plain, params_)
+                self.privileges.record(effects)
+                return result
             if tx in (TxKind.SAVEPOINT, TxKind.RELEASE, TxKind.ROLLBACK_TO):
                 return self._savepoint(tx, _savepoint_name(stmt))
             if tx is not None:
@@ -260,7 +261,7 @@ class Session:
                 return _deallocate(stmt)
             if accessgrammar.is_access_statement(stmt):
                 return self.roles.handle(accessgrammar.parse(stmt))
-            self.check_access(stmt)
+            effects = self.check_access(stmt)
             cursor_stmt = cursors.parse(stmt)
             if cursor_stmt is not None:
                 return self._cursor(cursor_stmt, params_)
@@ -272,22 +273,26 @@ class Session:
             spec = copy.parse(stmt)
             if spec is not None:
                 return self._copy(spec)
-            return self._duckdb(stmt, params_)
+            result = self._duckdb(stmt, params_)
+            self.privileges.record(effects)
+            return result
         except BaseException:
             self.failed()
             raise
 
-    def check_access(self, stmt: Statement) -> None:
+    def check_access(self, stmt: Statement) -> tuple[Effect, ...]:
         """Refuse (42501) SQL a non-superuser may not run, decided on the text DuckDB will
         run (after the catalog rewrite); free for superusers. Client SET/SHOW of session
-        parameters, cursors and COPY with the client are checked where they run."""
+        parameters, cursors and COPY with the client are checked where they run.
+        Returns the ownership changes to record once the statement succeeded."""
         if self.privileges.superuser or params.parse(stmt) is not None \
-                or cursors.parse(stmt) is not None or copy.parse(stmt) is not None:
-            return
-        self.check_text(self.duckdb_text(stmt))
+                or cursors.parse(stmt) is not None or copy.parse(stmt) is not None \
+                or grammar.is_ml_statement(stmt):
+            return ()
+        return self.check_text(self.duckdb_text(stmt))
 
-    def check_text(self, text: str) -> None:
-        self.privileges.check_sql(self.cursor, text, self._sql_prepared)
+    def check_text(self, text: str) -> tuple[Effect, ...]:
+        return self.privileges.check_sql(self.cursor, text, self._sql_prepared)
 
     # -- SQL cursors -------------------------------------------------------------
     def _cursor(self, action: cursors.CursorStatement, bound: Sequence[object]) -> Result:

@@ -265,6 +265,7 @@ def test_model_privileges(secured: Secured) -> None:
         c.execute("GRANT ROLE analysts TO frank")
         c.execute("CREATE TABLE pts AS SELECT (i % 7)::DOUBLE AS a, (i % 13)::DOUBLE AS b "
                   "FROM range(600) t(i)")
+        c.execute("GRANT SELECT ON pts TO erin, frank")   # table privileges as in PostgreSQL
     erin = secured.connect("erin", "erin-pw")
     frank = secured.connect("frank", "frank-pw")
     try:
@@ -437,6 +438,7 @@ def test_views_and_macros_do_not_bypass_execute(secured: Secured) -> None:
         c.execute("CREATE USER gina PASSWORD 'g-pw'")
         c.execute("CREATE TABLE IF NOT EXISTS pts3 AS SELECT (i % 3)::DOUBLE AS a, "
                   "(i % 17)::DOUBLE AS b FROM range(600) t(i)")
+        c.execute("GRANT SELECT ON pts3 TO gina")
         c.execute(KMEANS.format(name="adm_km", fn="adm_km_f").replace("FROM pts", "FROM pts3"))
         wait_ready(c, "adm_km")
     gina = secured.connect("gina", "g-pw")
@@ -499,6 +501,7 @@ def test_probabilities_function_needs_execute(secured: Secured) -> None:
         c.execute("CREATE USER jack PASSWORD 'j-pw'")
         c.execute("CREATE TABLE IF NOT EXISTS cls_t AS SELECT (i % 7)::DOUBLE AS a, "
                   "(i % 13)::DOUBLE AS b, (i % 7) > 3 AS y FROM range(600) t(i)")
+        c.execute("GRANT SELECT ON cls_t TO jack")
         c.execute("CREATE MODEL cls_m FROM cls_t TARGET y FUNCTION cls_f IAM_ROLE default "
                   "AUTO OFF MODEL_TYPE XGBOOST "
                   "OBJECTIVE 'binary:logistic' SETTINGS (S3_BUCKET 'b', MAX_RUNTIME 60)")

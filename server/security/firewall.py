@@ -96,6 +96,11 @@ RESERVED_CATALOGS = frozenset({"system", "quackml_pg"})
 _OWN_ERRORS = frozenset({"binder", "catalog", "parser", "syntax", "conversion",
                          "out of range", "mismatch type"})
 RESERVED_PREFIX = "quackml_"
+_KINDS = {"TABLE_ENTRY": "table", "VIEW_ENTRY": "view", "MACRO_ENTRY": "macro",
+          "TABLE_MACRO_ENTRY": "macro", "SEQUENCE_ENTRY": "sequence", "TYPE_ENTRY": "type",
+          "INDEX_ENTRY": "index", "SCHEMA_ENTRY": "schema", "ALTER_TABLE": "table",
+          "ALTER_VIEW": "view", "ALTER_SEQUENCE": "sequence", "SET_COMMENT": "object",
+          "ALTER_SCHEMA": "schema", "ALTER_MACRO": "macro"}
 
 
 def denied(what: str, hint: str | None = None) -> InsufficientPrivilege:
@@ -109,6 +114,9 @@ class Subject:
     file_access: bool
 
 
+Path = tuple[str, str, str]   # database, schema, name ('' for a schema)
+
+
 @dataclass(frozen=True)
 class Policy:
     """What the firewall asks of the rest of the server (all cheap after the first call).
@@ -117,11 +125,30 @@ class Policy:
       function; return False if the name is no model's function;
     - ``reserved_names()``: names no object may take (built-ins, models' functions,
       ML views, emulation objects), lower-case;
-    - ``file_dir``: the operator's import/export directory, or None.
+    - ``file_dir``: the operator's import/export directory, or None;
+    - ``table_check(privilege, path)``: raise 42501 unless the user holds the table
+      privilege (SELECT, INSERT, ...) on the table or view and USAGE on its schema;
+    - ``owner_check(path, what, missing_ok)``: raise 42501 unless the user owns the
+      object (or, with ``missing_ok``, it does not exist);
+    - ``create_check(database, schema)``: raise 42501 without CREATE on the schema.
     """
     model_check: Callable[[str], bool]
     reserved_names: Callable[[], frozenset[str]]
     file_dir: str | None
+    table_check: Callable[[str, Path], None]
+    owner_check: Callable[[Path, str, bool], None]
+    create_check: Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A change of ownership a statement makes once it succeeded: ``create`` (the
+    user owns the new object), ``drop`` (owner and grants go), ``rename``."""
+    action: str          # create | drop | rename
+    kind: str            # table | view | macro | sequence | type | schema | index
+    path: Path
+    new_name: str = ""
+    replace: bool = False
 
 
 class Firewall:
@@ -130,33 +157,38 @@ class Firewall:
     def __init__(self, generation: Callable[[], int], size: int = 4096):
         self._generation = generation
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, str, int, int], ServerError | None] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, int, int],
+                                 tuple[ServerError | None, tuple[Effect, ...]]] = OrderedDict()
         self._size = size
 
     def check(self, cursor: duckdb.DuckDBPyConnection, text: str, subject: Subject,
-              policy: Policy, prepared: Mapping[str, str] | None = None) -> None:
-        """Raise 42501 (or the statement's own bind error) unless ``subject`` may run ``text``."""
+              policy: Policy, prepared: Mapping[str, str] | None = None) -> tuple[Effect, ...]:
+        """Raise 42501 (or the statement's own bind error) unless ``subject`` may run
+        ``text``; the ownership changes it makes if it succeeds."""
         key = (subject.user, text, _seam.catalog_version(cursor), self._generation())
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
-                cached = self._cache[key]
+                cached, effects = self._cache[key]
                 if cached is not None:
                     raise cached
-                return
+                return effects
         error: ServerError | None = None
+        check = _Check(cursor, subject, policy, prepared or {})
         try:
-            _Check(cursor, subject, policy, prepared or {}).statement(text, depth=0)
+            check.statement(text, depth=0)
         except ServerError as exc:
             error = exc
+        effects = tuple(check.effects)
         cacheable = not text.lstrip()[:7].upper().startswith("EXECUTE")
         if cacheable:
             with self._lock:
-                self._cache[key] = error
+                self._cache[key] = (error, effects)
                 if len(self._cache) > self._size:
                     self._cache.popitem(last=False)
         if error is not None:
             raise error
+        return effects
 
 
 class _Check:
@@ -166,6 +198,8 @@ class _Check:
         self.subject = subject
         self.policy = policy
         self.prepared = prepared
+        self.effects: list[Effect] = []
+        self.truncate = False
 
     # -- statements --------------------------------------------------------------
     def statement(self, text: str, depth: int) -> None:
@@ -180,6 +214,8 @@ class _Check:
                          hint="send one statement at a time")
         self._sql_running(text)
         stype = parsed[0].type
+        first = _tokens(text)[:1]
+        self.truncate = bool(first) and first[0][0].upper() == "TRUNCATE"
         match stype:
             case duckdb.StatementType.EXPLAIN:
                 self.statement(_after_explain(text), depth + 1)
@@ -263,7 +299,12 @@ class _Check:
             case "LOGICAL_COPY_TO_FILE":
                 self._file(str(op.get("file_path", "")))
             case "LOGICAL_INSERT" | "LOGICAL_UPDATE" | "LOGICAL_DELETE" | "LOGICAL_MERGE_INTO":
-                self._target(_path(op.get("table_info", {})), "write into")
+                path = _path(op.get("table_info", {}))
+                self._target(path, "write into")
+                privilege = {"LOGICAL_INSERT": "INSERT", "LOGICAL_UPDATE": "UPDATE",
+                             "LOGICAL_DELETE": "TRUNCATE" if self.truncate else "DELETE",
+                             "LOGICAL_MERGE_INTO": "UPDATE"}[kind]
+                self._table(privilege, path)
             case "LOGICAL_CREATE_TABLE" | "LOGICAL_CREATE_VIEW" | "LOGICAL_CREATE_MACRO" \
                     | "LOGICAL_CREATE_SCHEMA" | "LOGICAL_CREATE_SEQUENCE" \
                     | "LOGICAL_CREATE_TYPE" | "LOGICAL_CREATE_INDEX" | "LOGICAL_DROP" \
@@ -284,8 +325,7 @@ class _Check:
         if hidden is None:
             raise denied(f"table function {name}() needs a superuser")
         if name == "seq_scan":
-            data = op.get("function_data") or {}
-            self._target(_path(data), "read")
+            self._table("SELECT", _path(op.get("function_data") or {}))
         if hidden:
             names = [str(n).lower() for n in op.get("names", [])]
             for col in op.get("column_indexes", []):
@@ -314,6 +354,10 @@ class _Check:
                 os.path.realpath(folder):
             raise denied("files outside the import/export directory are out of reach")
 
+    def _table(self, privilege: str, path: list[str]) -> None:
+        if len(path) == 3 and path[0].lower() not in ("temp", *RESERVED_CATALOGS):
+            self.policy.table_check(privilege, (path[0], path[1], path[2]))
+
     def _target(self, path: list[str], what: str) -> None:
         if path and path[0].lower() in RESERVED_CATALOGS and what != "read":
             raise denied(f"cannot {what} {'.'.join(path)}: it belongs to the server")
@@ -324,18 +368,49 @@ class _Check:
         catalog = path[0].lower() if path else str(info.get("catalog", "")).lower()
         if catalog in RESERVED_CATALOGS:
             raise denied(f"{'.'.join(path) or name} belongs to the server")
+        temporary = catalog == "temp" or bool(info.get("temporary"))
+        replace = info.get("on_conflict") == "REPLACE_ON_CONFLICT"
         if kind == "LOGICAL_CREATE_SCHEMA":
-            schema = path[1].lower() if len(path) > 1 else name
-            if schema in ("pg_catalog", "information_schema") or \
-                    schema.startswith(RESERVED_PREFIX):
+            schema = path[1] if len(path) > 1 else name
+            if schema.lower() in ("pg_catalog", "information_schema") or \
+                    schema.lower().startswith(RESERVED_PREFIX):
                 raise denied(f'schema name "{schema}" is reserved')
+            if info.get("on_conflict") != "IGNORE_ON_CONFLICT":
+                self.effects.append(Effect("create", "schema", (path[0], schema, "")))
+            return
+        if kind == "LOGICAL_DROP" and str(info.get("type")) == "SCHEMA_ENTRY":
+            if len(path) >= 2:
+                schema_path = (path[0], path[1], "")
+                self.policy.owner_check(schema_path, "schema", False)
+                self.effects.append(Effect("drop", "schema", schema_path))
             return
         if kind == "LOGICAL_CREATE_INDEX":
+            if len(path) == 3 and not temporary:
+                table = (path[0], path[1], str(info.get("table", "")))
+                self.policy.owner_check(table, "table", False)
             return
         if name.startswith(RESERVED_PREFIX) or name in self.policy.reserved_names():
             raise denied(f'"{name}" is the name of a built-in or server object: '
                          "another user's statements would change meaning",
                          hint="choose another name")
+        if temporary or len(path) != 3:
+            return   # the session's own temporary objects; an IF EXISTS of nothing
+        target: Path = (path[0], path[1], path[2])
+        what = _KINDS.get(str(info.get("type", "")), "object")
+        if kind == "LOGICAL_DROP":
+            self.policy.owner_check(target, what, False)
+            self.effects.append(Effect("drop", what, target))
+        elif kind == "LOGICAL_ALTER":
+            self.policy.owner_check(target, what, False)
+            new_name = str(info.get("new_table_name") or info.get("new_view_name") or "")
+            if new_name and info.get("alter_table_type") in (None, "RENAME_TABLE"):
+                self.effects.append(Effect("rename", what, target, new_name))
+        else:
+            self.policy.create_check(target[0], target[1])
+            if replace:   # replacing another user's object is dropping it
+                self.policy.owner_check(target, what, True)
+            if info.get("on_conflict") != "IGNORE_ON_CONFLICT":
+                self.effects.append(Effect("create", what, target, replace=replace))
 
     def _expression(self, expr: Any) -> None:
         for node in _walk(expr):

@@ -22,8 +22,8 @@ from catalog.store import ModelRecord
 from catalog.views import FUNCTIONS as CATALOG_FUNCTIONS
 from catalog.views import VIEWS as ML_VIEWS
 from inference.functions import PROBABILITIES_SUFFIX
-from server.errors import ServerError
-from server.security.firewall import Policy, Subject, denied
+from server.errors import InsufficientPrivilege, ServerError
+from server.security.firewall import Effect, Path, Policy, Subject, denied
 
 if TYPE_CHECKING:
     from server.engine import Engine
@@ -95,14 +95,61 @@ class Privileges:
 
     # -- SQL bound for DuckDB ----------------------------------------------------------
     def check_sql(self, cursor: duckdb.DuckDBPyConnection, text: str,
-                  prepared: Mapping[str, str] | None = None) -> None:
-        """Refuse (42501) what this user may not run; free for superusers."""
+                  prepared: Mapping[str, str] | None = None) -> tuple[Effect, ...]:
+        """Refuse (42501) what this user may not run; free for superusers. Returns the
+        ownership changes the statement makes (``record`` them once it succeeded)."""
         if self.superuser:
-            return
+            return ()
         engine = self.engine
-        engine.firewall.check(cursor, text, Subject(self.user, self.file_access),
-                              Policy(self._model_check, engine.reserved_names,
-                                     engine.settings.file_dir or None), prepared)
+        policy = Policy(self._model_check, engine.reserved_names,
+                        engine.settings.file_dir or None, self._table_check,
+                        lambda path, what, missing_ok: self._owner_check(
+                            cursor, path, what, missing_ok), self._create_check)
+        return engine.firewall.check(cursor, text, Subject(self.user, self.file_access),
+                                     policy, prepared)
+
+    def record(self, effects: tuple[Effect, ...]) -> None:
+        """Apply a succeeded statement's ownership changes to the catalog."""
+        acl = self.engine.acl
+        for e in effects:
+            match e.action:
+                case "create":
+                    # a new object (or one this user replaced): its grants start afresh
+                    acl.forget(e.path)
+                    acl.set_owner(e.path, e.kind, self.user)
+                case "drop":
+                    acl.forget(e.path)
+                case "rename":
+                    acl.rename(e.path, e.new_name)
+
+    def identities(self) -> list[str]:
+        return [self.user, *self.engine.users.roles_of(self.user)]
+
+    def _table_check(self, privilege: str, path: Path) -> None:
+        acl = self.engine.acl
+        identities = self.identities()
+        # PostgreSQL's words: "permission denied for table t"
+        if not acl.has_schema(identities, path[0], path[1], "USAGE"):
+            raise InsufficientPrivilege(f"permission denied for schema {path[1]}")
+        if not acl.has_table(identities, path, privilege):
+            raise InsufficientPrivilege(
+                f"permission denied for table {path[2]}",
+                detail=f"{privilege} on {path[1]}.{path[2]} is not granted to {self.user}",
+                hint=f'the owner grants it: GRANT {privilege} ON {path[1]}.{path[2]} '
+                     f'TO "{self.user}"')
+
+    def _create_check(self, database: str, schema: str) -> None:
+        if not self.engine.acl.has_schema(self.identities(), database, schema, "CREATE"):
+            raise denied(f"CREATE in schema {schema}")
+
+    def _owner_check(self, cursor: duckdb.DuckDBPyConnection, path: Path, what: str,
+                     missing_ok: bool) -> None:
+        if self.engine.acl.owner(path) in self.identities():
+            return
+        if missing_ok and not _exists(cursor, path):
+            return
+        name = f"{path[1]}.{path[2]}" if path[2] else path[1]
+        raise InsufficientPrivilege(f"must be owner of {what} {name}")
 
     def _model_check(self, name: str) -> bool:
         """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL target)."""
@@ -123,6 +170,20 @@ class Privileges:
             raise denied(f"function {name} belongs to no model")
         self.require_execute(record)
         return True
+
+
+def _exists(cursor: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """Whether a table, view, macro, sequence or type of that name is in DuckDB's catalog."""
+    rows = cursor.execute(
+        "SELECT count(*) FROM (SELECT database_name, schema_name, table_name AS name "
+        "FROM duckdb_tables() UNION ALL SELECT database_name, schema_name, view_name "
+        "FROM duckdb_views() UNION ALL SELECT database_name, schema_name, function_name "
+        "FROM duckdb_functions() WHERE NOT internal UNION ALL SELECT database_name, "
+        "schema_name, sequence_name FROM duckdb_sequences() UNION ALL SELECT database_name, "
+        "schema_name, type_name FROM duckdb_types()) "
+        "WHERE lower(database_name) = lower(?) AND lower(schema_name) = lower(?) "
+        "AND lower(name) = lower(?)", list(path)).fetchall()
+    return bool(rows and rows[0][0])
 
 
 def reserved_names(con: duckdb.DuckDBPyConnection, pg_names: frozenset[str]) -> frozenset[str]:

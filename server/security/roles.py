@@ -9,33 +9,68 @@ the session.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
+import duckdb
+
+from catalog.acl import Acl, Path
 from catalog.store import ModelRecord
 from catalog.users import Grant, UserStore
 from server.accessgrammar import (
     AccessStatement,
+    AlterOwner,
     AlterUser,
     CreateUser,
     DropUser,
     GrantCreateModel,
     Grantee,
     GrantOnModel,
+    GrantOnSchema,
+    GrantOnTable,
     GrantRole,
 )
-from server.errors import DuplicateObject, UndefinedObject
+from server.errors import (
+    DuplicateObject,
+    InsufficientPrivilege,
+    InvalidSchemaName,
+    UndefinedObject,
+    UndefinedTable,
+)
 from server.grammar import QualifiedName
 from server.results import Command
 from server.security.firewall import denied
 from server.security.privileges import Privileges
 
 
+class Objects(Protocol):
+    """How the handler finds tables and schemas in DuckDB's catalog (the session's cursor)."""
+
+    def relation(self, name: QualifiedName) -> tuple[Path, str]:
+        """The path and kind (table | view) of a table or view; 42P01 if none."""
+        ...
+
+    def relations_in(self, schema: str) -> list[tuple[Path, str]]:
+        """The tables and views of a schema; 3F000 if no such schema."""
+        ...
+
+    def schema(self, name: str) -> Path:
+        """The path of a schema; 3F000 if none."""
+        ...
+
+    def any_object(self, kind: str, name: QualifiedName) -> Path:
+        """The path of a sequence, macro or function; 42704 if none."""
+        ...
+
+
 class Roles:
-    def __init__(self, users: UserStore, privileges: Privileges, bootstrap: str,
-                 model: Callable[[QualifiedName], ModelRecord]):
+    def __init__(self, users: UserStore, acl: Acl, privileges: Privileges, bootstrap: str,
+                 model: Callable[[QualifiedName], ModelRecord], objects: Objects):
         self.users = users
+        self.acl = acl
         self.privileges = privileges
         self.bootstrap = bootstrap
         self.model = model
+        self.objects = objects
 
     def handle(self, statement: AccessStatement) -> Command:
         users = self.users
@@ -70,6 +105,7 @@ class Roles:
                     if name == self.bootstrap or name == self.privileges.user:
                         raise denied(f'"{name}" cannot be dropped (bootstrap or current user)')
                     users.drop(name)
+                    self.acl.forget_user(name)
                 return Command("DROP ROLE" if role else "DROP USER", tuple(notices))
             case GrantRole(role=role, members=members, revoke=revoke):
                 self._require_superuser("GRANT/REVOKE of roles")
@@ -97,7 +133,56 @@ class Roles:
                         self._grant(Grant("EXECUTE", record.schema_name, record.model_name,
                                           *self._grantee(g)), revoke)
                 return Command("REVOKE" if revoke else "GRANT")
+            case GrantOnTable(privileges=privileges, tables=tables, in_schemas=in_schemas,
+                              grantees=grantees, revoke=revoke):
+                targets = [self.objects.relation(t) for t in tables]
+                for schema in in_schemas:
+                    targets.extend(self.objects.relations_in(schema))
+                for path, kind in targets:
+                    self._require_owner(path, kind)
+                for path, _kind in targets:
+                    for g in grantees:
+                        grantee, grantee_type = self._grantee(g)
+                        for privilege in privileges:
+                            self.acl.grant_table(path, privilege, grantee, grantee_type,
+                                                 revoke)
+                return Command("REVOKE" if revoke else "GRANT")
+            case GrantOnSchema(privileges=privileges, schemas=schemas, grantees=grantees,
+                               revoke=revoke):
+                paths = [self.objects.schema(s_) for s_ in schemas]
+                for path in paths:
+                    self._require_owner(path, "schema")
+                for path in paths:
+                    for g in grantees:
+                        grantee, grantee_type = self._grantee(g)
+                        for privilege in privileges:
+                            self.acl.grant_schema(path[0], path[1], privilege, grantee,
+                                                  grantee_type, revoke)
+                return Command("REVOKE" if revoke else "GRANT")
+            case AlterOwner(kind=kind, name=name, owner=owner):
+                if kind in ("TABLE", "VIEW"):
+                    path, found = self.objects.relation(name)
+                elif kind == "SCHEMA":
+                    path, found = self.objects.schema(name.name), "schema"
+                else:
+                    path, found = self.objects.any_object(kind, name), kind.lower()
+                self._require_owner(path, found)
+                self._existing(owner)
+                if not self.privileges.superuser and \
+                        owner not in (self.privileges.user,
+                                      *self.users.roles_of(self.privileges.user)):
+                    raise denied(f'must be able to SET ROLE "{owner}"')
+                self.acl.set_owner(path, found, owner)
+                return Command(f"ALTER {kind}")
         raise AssertionError(statement)
+
+    def _require_owner(self, path: Path, what: str) -> None:
+        if self.privileges.superuser:
+            return
+        if self.acl.owner(path) not in (self.privileges.user,
+                                        *self.users.roles_of(self.privileges.user)):
+            name = f"{path[1]}.{path[2]}" if path[2] else path[1]
+            raise InsufficientPrivilege(f"must be owner of {what} {name}")
 
     def _grant(self, grant: Grant, revoke: bool) -> None:
         if revoke:
@@ -116,3 +201,64 @@ class Roles:
 
     def _require_superuser(self, what: str) -> None:
         self.privileges.require_superuser(what)
+
+
+class DuckDBObjects:
+    """``Objects`` answered from DuckDB's catalog through a session's cursor (the names
+    the session can see: its search path, PostgreSQL's ``public`` as ``main``)."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection):
+        self.cursor = cursor
+
+    def _schema_name(self, schema: str | None) -> str:
+        if schema is None:
+            return str(self.cursor.execute("SELECT current_schema()").fetchall()[0][0])
+        return "main" if schema.lower() == "public" else schema
+
+    def relation(self, name: QualifiedName) -> tuple[Path, str]:
+        schema = self._schema_name(name.schema)
+        rows = self._relations("AND lower(schema_name) = lower(?) AND lower(name) = lower(?)",
+                               [schema, name.name])
+        if not rows:
+            shown = f"{name.schema}.{name.name}" if name.schema else name.name
+            raise UndefinedTable(f'relation "{shown}" does not exist')
+        return rows[0]
+
+    def relations_in(self, schema: str) -> list[tuple[Path, str]]:
+        path = self.schema(schema)
+        return self._relations("AND lower(schema_name) = lower(?)", [path[1]])
+
+    def _relations(self, where: str, params: list[object]) -> list[tuple[Path, str]]:
+        rows = self.cursor.execute(
+            "SELECT database_name, schema_name, name, kind FROM ("
+            "SELECT database_name, schema_name, table_name AS name, 'table' AS kind "
+            "FROM duckdb_tables() WHERE NOT temporary UNION ALL "
+            "SELECT database_name, schema_name, view_name, 'view' FROM duckdb_views() "
+            "WHERE NOT internal AND NOT temporary) "
+            f"WHERE database_name = current_database() {where} ORDER BY 3", params).fetchall()
+        return [((str(d), str(s), str(n)), str(k)) for d, s, n, k in rows]
+
+    def schema(self, name: str) -> Path:
+        schema = self._schema_name(name)
+        rows = self.cursor.execute(
+            "SELECT database_name, schema_name FROM duckdb_schemas() "
+            "WHERE database_name = current_database() AND lower(schema_name) = lower(?)",
+            [schema]).fetchall()
+        if not rows:
+            raise InvalidSchemaName(f'schema "{name}" does not exist')
+        return (str(rows[0][0]), str(rows[0][1]), "")
+
+    def any_object(self, kind: str, name: QualifiedName) -> Path:
+        schema = self._schema_name(name.schema)
+        if kind == "SEQUENCE":
+            query = ("SELECT database_name, schema_name, sequence_name FROM duckdb_sequences() "
+                     "WHERE lower(sequence_name) = lower(?)")
+        else:
+            query = ("SELECT database_name, schema_name, function_name FROM duckdb_functions() "
+                     "WHERE NOT internal AND lower(function_name) = lower(?)")
+        rows = self.cursor.execute(
+            f"SELECT * FROM ({query}) t(d, s, n) WHERE d = current_database() "
+            "AND lower(s) = lower(?)", [name.name, schema]).fetchall()
+        if not rows:
+            raise UndefinedObject(f'{kind.lower()} "{name.name}" does not exist')
+        return (str(rows[0][0]), str(rows[0][1]), str(rows[0][2]))

@@ -69,6 +69,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             c.execute(f"GRANT CREATE MODEL TO {MALLORY}")
             c.execute("CREATE TABLE pts AS SELECT (i % 3)::DOUBLE AS a, (i % 17)::DOUBLE AS b "
                       "FROM range(600) t(i)")
+            c.execute(f"GRANT SELECT ON pts TO {MALLORY}")
             c.execute(f"CREATE MODEL {MODEL} FROM pts FUNCTION {FUNCTION} IAM_ROLE default "
                       "AUTO OFF MODEL_TYPE KMEANS HYPERPARAMETERS DEFAULT EXCEPT (K '3') "
                       "SETTINGS (S3_BUCKET 'b')")

@@ -268,6 +268,20 @@ def test_model_functions_through_views_macros_and_protocols(target: Target) -> N
             c.execute(f"REVOKE EXECUTE ON MODEL {MODEL} FROM {MALLORY}")
 
 
+def test_create_model_from_query_is_checked(target: Target,  # noqa: F811
+                                            mallory: psycopg.Connection) -> None:
+    """CREATE MODEL runs its FROM query as the user: the same checks apply."""
+    for query in (f"SELECT a, b, {F}(a, b) AS k FROM pts",
+                  f"SELECT * FROM read_blob('{target.database}')",
+                  "SELECT * FROM query('SELECT 1 AS a, 2 AS b')"):
+        sql = (f"CREATE MODEL stolen_m FROM ({query}) FUNCTION stolen_f IAM_ROLE default "
+               "AUTO OFF MODEL_TYPE KMEANS HYPERPARAMETERS DEFAULT EXCEPT (K '2') "
+               "SETTINGS (S3_BUCKET 'b')")
+        assert sqlstate(mallory, sql) == "42501", query
+    assert mallory.execute("SELECT count(*) FROM svv_ml_model_info "
+                           "WHERE model_name = 'stolen_m'").fetchone() == (0,)
+
+
 def test_revoke_after_prepare(target: Target) -> None:  # noqa: F811
     with target.admin() as c:
         c.execute(f"GRANT EXECUTE ON MODEL {MODEL} TO {MALLORY}")
