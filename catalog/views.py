@@ -9,9 +9,12 @@ checksums):
 - ``quackml_ml_models()``: schema_name, model_name, owner, state, version, function_name;
 - ``quackml_roles()``: name, superuser, can_login;
 - ``quackml_role_members()``: role_name, member;
-- ``quackml_model_grants()``: privilege, schema_name, model_name, grantee, grantee_type.
+- ``quackml_model_grants()``: privilege, schema_name, model_name, grantee, grantee_type;
+- ``quackml_table_grants()``: database_name, schema_name, name, privilege, grantee,
+  grantee_type (``information_schema.table_privileges``, ``pg_class.relacl``);
+- ``quackml_owners()``: database_name, schema_name, name, kind, owner.
 
-They return a list of structs (DuckDB has no Python table functions); views
+(Six in all.) They return a list of structs (DuckDB has no Python table functions); views
 unnest it. Nothing writes through them: a view over a function result has no
 table to write to. The rows are cached per catalog generation, so a query
 pays for a catalog read only after a change.
@@ -36,6 +39,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from catalog.acl import Acl
 from catalog.store import ModelStore
 from catalog.users import UserStore
 
@@ -49,7 +53,16 @@ FUNCTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "quackml_model_grants": (("privilege", "VARCHAR"), ("schema_name", "VARCHAR"),
                              ("model_name", "VARCHAR"), ("grantee", "VARCHAR"),
                              ("grantee_type", "VARCHAR")),
+    "quackml_table_grants": (("database_name", "VARCHAR"), ("schema_name", "VARCHAR"),
+                             ("name", "VARCHAR"), ("privilege", "VARCHAR"),
+                             ("grantee", "VARCHAR"), ("grantee_type", "VARCHAR")),
+    "quackml_owners": (("database_name", "VARCHAR"), ("schema_name", "VARCHAR"),
+                       ("name", "VARCHAR"), ("kind", "VARCHAR"), ("owner", "VARCHAR")),
+    "quackml_relacl": (("database_name", "VARCHAR"), ("schema_name", "VARCHAR"),
+                       ("name", "VARCHAR"), ("acl", "VARCHAR[]")),
 }
+# PostgreSQL's aclitem letters
+_ACL_LETTERS = {"INSERT": "a", "SELECT": "r", "UPDATE": "w", "DELETE": "d", "TRUNCATE": "D"}
 VIEWS = ("svv_ml_model_info", "stv_ml_model_info", "svv_ml_model_privileges")
 
 _MODEL_STATE = """CASE m.state WHEN 'READY' THEN 'Model is Ready'
@@ -65,9 +78,10 @@ def rows_of(function: str) -> str:
 class CatalogRows:
     """The rows each function returns, read from the stores once per catalog generation."""
 
-    def __init__(self, models: ModelStore, users: UserStore):
+    def __init__(self, models: ModelStore, users: UserStore, acl: Acl):
         self._models = models
         self._users = users
+        self._acl = acl
         self._lock = threading.Lock()
         self._generation = -1
         self._rows: dict[str, list[dict[str, object]]] = {}
@@ -94,7 +108,35 @@ class CatalogRows:
                 {"privilege": g.privilege, "schema_name": g.schema_name,
                  "model_name": g.model_name, "grantee": g.grantee,
                  "grantee_type": g.grantee_type} for g in self._users.grants()],
+            "quackml_table_grants": [
+                {"database_name": g.path[0], "schema_name": g.path[1], "name": g.path[2],
+                 "privilege": g.privilege, "grantee": g.grantee,
+                 "grantee_type": g.grantee_type} for g in self._acl.table_grants()],
+            "quackml_relacl": self._relacl(),
+            "quackml_owners": [
+                {"database_name": p[0], "schema_name": p[1], "name": p[2], "kind": k,
+                 "owner": o} for p, k, o in self._acl.owners()],
         }
+
+
+    def _relacl(self) -> list[dict[str, object]]:
+        """pg_class.relacl: ``grantee=letters/owner`` items (PUBLIC is an empty grantee),
+        the owner's own first, for every table or view with a grant (NULL: defaults)."""
+        granted: dict[tuple[str, str, str], dict[str, str]] = {}
+        for g in self._acl.table_grants():
+            who = "" if g.grantee_type == "public" else g.grantee
+            letters = granted.setdefault(g.path, {})
+            letters[who] = letters.get(who, "") + _ACL_LETTERS[g.privilege]
+        out: list[dict[str, object]] = []
+        for path, by_grantee in granted.items():
+            owner = self._acl.owner(path)
+            items = [f"{owner}=arwdD/{owner}"]
+            for who, held in sorted(by_grantee.items()):
+                ordered = "".join(c for c in "arwdD" if c in held)
+                items.append(f"{who}={ordered}/{owner}")
+            out.append({"database_name": path[0], "schema_name": path[1], "name": path[2],
+                        "acl": items})
+        return out
 
 
 def register_functions(con: duckdb.DuckDBPyConnection, rows: CatalogRows) -> None:

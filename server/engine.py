@@ -30,6 +30,7 @@ from catalog.users import UserStore
 from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
 from server import pgcatalog
+from server.errors import hide_paths
 from server.security.firewall import Firewall
 from server.security.privileges import reserved_names
 from server.security.tls import server_context
@@ -93,6 +94,10 @@ class Engine:
         self.con.execute("SET temp_directory = ?", [str(self.staging_dir)])
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         self.staging_dir.chmod(0o700)
+        hide_paths({str(self.staging_dir): "<temporary directory>",
+                    str(self.data_dir): "<data directory>",
+                    "" if database == ":memory:" else str(Path(database).resolve()):
+                        "<database file>"})
         self.cursor().close()   # a bad --session-memory-limit stops the start
         # the security catalog: a file DuckDB cannot open (see docs/security.md)
         self.catalog_db = CatalogDB(self.data_dir / CATALOG_FILE)
@@ -105,9 +110,9 @@ class Engine:
         if self.users.get(settings.superuser) is None:   # first start: the bootstrap superuser
             self.users.create(settings.superuser, settings.superuser_password or None,
                               superuser=True, can_login=True)
-        views.register_functions(self.con, views.CatalogRows(self.store, self.users))
+        views.register_functions(self.con, views.CatalogRows(self.store, self.users, self.acl))
         views.create_views(self.con)
-        pgcatalog.install(self.con)
+        pgcatalog.install(self.con, settings.superuser)
         if settings.samples and self.store.meta("samples_loaded") is None:
             from server.samples import load_samples
             self.store.set_meta("samples_loaded", ",".join(load_samples(self.con)))

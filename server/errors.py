@@ -183,8 +183,35 @@ def _duckdb_sqlstate(exc: duckdb.Error, text: str) -> str:
     return "XX000"
 
 
+# Server paths (data directory, database file, DuckDB's temporary directory) and the
+# words shown instead: no client sees where the server keeps its state.
+_HIDDEN: list[tuple[str, str]] = []
+
+
+def hide_paths(paths: dict[str, str]) -> None:
+    """Register server paths to replace in every error sent to a client (longest first)."""
+    for path, label in paths.items():
+        if path and (path, label) not in _HIDDEN:
+            _HIDDEN.append((path, label))
+    _HIDDEN.sort(key=lambda p: len(p[0]), reverse=True)
+
+
+def _hidden(text: str | None) -> str | None:
+    if text is None:
+        return None
+    for path, label in _HIDDEN:
+        text = text.replace(path, label)
+    return text
+
+
 def translate(exc: BaseException) -> ErrorFields:
-    """Turn any exception into ErrorResponse fields."""
+    """Turn any exception into ErrorResponse fields (server paths replaced by names)."""
+    fields = _translate(exc)
+    return ErrorFields(fields.severity, fields.sqlstate, _hidden(fields.message) or "",
+                       _hidden(fields.detail), _hidden(fields.hint), fields.position)
+
+
+def _translate(exc: BaseException) -> ErrorFields:
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(sqlstate, str) and len(sqlstate) == 5 and not isinstance(exc, duckdb.Error):
         message = getattr(exc, "message", None) or str(exc)

@@ -220,9 +220,11 @@ _VIEWS: dict[str, str] = {
         SELECT c.* REPLACE (c.oid::UINTEGER AS oid, c.relnamespace::UINTEGER AS relnamespace,
                             c.reltype::UINTEGER AS reltype,
                             c.reloptions::VARCHAR[] AS reloptions,
-                            'd' AS relreplident),
+                            'd' AS relreplident, a.acl AS relacl),
                false AS relforcerowsecurity
         FROM pg_catalog.pg_class c
+        LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN {relacl} a ON a.schema_name = n.nspname AND a.name = c.relname
         UNION ALL BY NAME
         SELECT i.indexrelid AS oid, i.relname, i.relnamespace, 'i' AS relkind,
                403::UINTEGER AS relam, 10 AS relowner, 'p' AS relpersistence,
@@ -231,6 +233,17 @@ _VIEWS: dict[str, str] = {
                false AS relhastriggers, 0::UINTEGER AS reltype, 0 AS reloftype,
                0 AS reltablespace, 'd' AS relreplident
         FROM {schema}.quackml_indexes i""",
+    # information_schema.table_privileges (reached through the rewrite): explicit grants,
+    # and the owner's own privileges on objects that have any
+    "table_privileges": """
+        SELECT coalesce(o.owner, '{bootstrap}') AS grantor,
+               CASE g.grantee_type WHEN 'public' THEN 'PUBLIC' ELSE g.grantee END AS grantee,
+               g.database_name AS table_catalog, g.schema_name AS table_schema,
+               g.name AS table_name, g.privilege AS privilege_type, 'NO' AS is_grantable,
+               CASE g.privilege WHEN 'SELECT' THEN 'YES' ELSE 'NO' END AS with_hierarchy
+        FROM {table_grants} g
+        LEFT JOIN {owners} o ON o.database_name = g.database_name
+             AND o.schema_name = g.schema_name AND o.name = g.name""",
     "quackml_indexes": """
         -- DuckDB's primary keys and unique constraints as PostgreSQL indexes
         SELECT (k.table_oid * 100 + k.constraint_index)::UINTEGER AS indexrelid,
@@ -406,7 +419,9 @@ _VIEWS["pg_namespace"] = f"""
 # Names the rewrite qualifies; macros may be called unqualified, views only
 # through pg_catalog or unqualified right after FROM / JOIN.
 FUNCTIONS = frozenset(_MACROS)
-RELATIONS = frozenset(_VIEWS)
+# reached as information_schema.name only: DuckDB's information_schema lacks them
+INFORMATION_SCHEMA = frozenset({"table_privileges"})
+RELATIONS = frozenset(_VIEWS) - INFORMATION_SCHEMA
 _CASTS = {"regclass": "UINTEGER", "regtype": "UINTEGER", "regproc": "UINTEGER",
           "regprocedure": "UINTEGER", "regnamespace": "UINTEGER", "regrole": "UINTEGER",
           "oid": "UINTEGER", "name": "VARCHAR", "char": "VARCHAR", "\"char\"": "VARCHAR"}
@@ -417,7 +432,7 @@ _TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | {"pg_catalog", "information_sc
 _lock = threading.Lock()
 
 
-def install(con: duckdb.DuckDBPyConnection) -> None:
+def install(con: duckdb.DuckDBPyConnection, bootstrap: str) -> None:
     """Attach ``quackml_pg`` and create the emulated objects (once per database)."""
     with _lock:
         present = con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = ? "
@@ -432,6 +447,10 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
             body = _VIEWS[name].replace("{models}", models)
             body = body.replace("{users}", rows_of("quackml_roles"))
             body = body.replace("{role_members}", rows_of("quackml_role_members"))
+            body = body.replace("{relacl}", rows_of("quackml_relacl"))
+            body = body.replace("{table_grants}", rows_of("quackml_table_grants"))
+            body = body.replace("{owners}", rows_of("quackml_owners"))
+            body = body.replace("{bootstrap}", bootstrap.replace("'", "''"))
             body = body.replace("{schema}", SCHEMA)
             con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.{name} AS {body}")
         for name, body in _MACROS.items():
@@ -497,6 +516,13 @@ def rewrite(stmt: Statement) -> str | None:
             # CAST(x AS REGCLASS) -> CAST(x AS UINTEGER)
             edits.append((tok.start, tok.end, _CASTS[low]))
             i += 1
+            continue
+        if low == "information_schema" and nxt is not None and \
+                nxt.token_type is TokenType.DOT and i + 2 < n and \
+                tokens[i + 2].text.lower() in INFORMATION_SCHEMA:
+            # information_schema.table_privileges -> quackml_pg.table_privileges
+            edits.append((tok.start, tok.end, SCHEMA))
+            i += 3
             continue
         if low == "information_schema" and nxt is not None and \
                 nxt.token_type is TokenType.DOT and i + 2 < n and \

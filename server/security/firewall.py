@@ -315,6 +315,8 @@ class _Check:
             self.statement(_after_as(str((op.get("info") or {}).get("sql", ""))), 1)
         for expr in _expressions(op):
             self._expression(expr)
+        if kind == "LOGICAL_DELETE" and self.truncate:
+            return   # TRUNCATE's only child scans the table it empties: no SELECT needed
         for child in op.get("children", []):
             self._operator(child)
 

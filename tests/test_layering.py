@@ -1,0 +1,90 @@
+"""The import rules of DESIGN.md, checked on the source: a test fails when an import
+breaks the layering (module-level and function-level imports alike)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("server", "catalog", "automl", "inference")
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module a file imports, anywhere in it (``from x import y`` gives x and x.y)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def project_imports(path: Path) -> set[str]:
+    return {m for m in imports_of(path) if m.split(".")[0] in PACKAGES}
+
+
+def modules(folder: str) -> list[Path]:
+    return sorted((REPO / folder).rglob("*.py"))
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(REPO).with_suffix("").parts)
+
+
+def _allowed(imported: str, prefixes: tuple[str, ...]) -> bool:
+    return any(imported == p or imported.startswith(p + ".") for p in prefixes)
+
+
+# (folder, what its modules may import from the four packages)
+RULES = [
+    # the pure layers: nothing else of the server but errors
+    ("server/protocol", ("server.protocol", "server.errors")),
+    ("server/sql", ("server.sql", "server.errors", "catalog.spec")),
+    # the security layer: decisions and DDL over the catalog, the sql layer and results
+    ("server/security", ("server.security", "server.errors", "server.sql", "server.protocol",
+                         "server.results", "server.settings", "catalog", "inference.functions",
+                         "server.ml", "server.engine")),
+    # packages below the server
+    ("catalog", ("catalog",)),
+    ("automl", ("automl", "catalog")),
+    ("inference", ("inference", "catalog")),
+]
+
+
+@pytest.mark.parametrize(("folder", "allowed"), RULES, ids=[r[0] for r in RULES])
+def test_layering(folder: str, allowed: tuple[str, ...]) -> None:
+    broken = [f"{_module_name(path)} imports {imported}"
+              for path in modules(folder)
+              for imported in sorted(project_imports(path))
+              if not _allowed(imported, allowed)]
+    assert broken == []
+
+
+def test_security_reaches_server_modules_only_for_types() -> None:
+    """security/ names the engine and the model lookup only under TYPE_CHECKING or
+    inside a function (the model lookup of EXPLAIN_MODEL): never at module level."""
+    for path in modules("server/security"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module in ("server.engine",
+                                                                     "server.ml"):
+                raise AssertionError(f"{_module_name(path)} imports {node.module} at "
+                                     "module level")
+
+
+def test_connection_does_not_import_the_listener() -> None:
+    assert not any(m.startswith("server.listener")
+                   for m in project_imports(REPO / "server" / "connection.py"))
+
+
+def test_the_rules_can_fail(tmp_path: Path) -> None:
+    """The scanner sees imports in functions too (a check that cannot fail is no check)."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    from server.session import Session\n    return Session\n")
+    assert "server.session" in project_imports(sample)
+    assert not _allowed("server.session", ("server.sql", "server.errors"))
