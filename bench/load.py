@@ -3,19 +3,19 @@ queries and inserts while a CREATE MODEL trains (issues 6 and 10).
 
 Starts ``quackml serve`` as a subprocess (port 0, throwaway database and data
 dir, sample tables, SCRAM-SHA-256 with a bootstrap superuser). The superuser
-trains a first model with a small budget and waits for READY, creates
-``--users`` users with passwords, grants them EXECUTE on that model and, if
-the server has table grants, SELECT on the tables they read and INSERT on the
-one they write (it tries, and prints what the server answered). It then
+trains a first model (MODEL_TYPE XGBOOST, a small budget) and waits for READY,
+creates ``--users`` users with passwords, grants them EXECUTE on that model
+and, if the server has table grants, SELECT on the tables they read and INSERT
+on the one they write (it tries, and prints what the server answered). It then
 starts a second CREATE MODEL (budget = the run length) and runs ``--clients``
 psycopg clients for ``--seconds``, client n logged in as user n % users, so
-every statement goes through the SQL firewall. Each client loops over: a
-point query on a 100,000-row table (50%), a prediction query scoring the
-credit rows of one seniority (25%) and a single-row INSERT of its own
-sequence (25%). It prints queries/s, p50/p99 latency per kind, errors, the
-server's peak resident memory (VmHWM, training workers excluded) and checks
-that every acknowledged insert is in the table afterwards. It exits with
-status 1 unless there were zero errors and nothing was lost.
+every statement goes through the SQL firewall. Each client loops over: a point
+query on a 100,000-row table (50%), a prediction query scoring the credit rows
+of one seniority (25%) and a single-row INSERT of its own sequence (25%). It
+prints queries/s, p50/p99 latency per kind, errors, the server's peak resident
+memory (VmHWM, training workers excluded) and checks that every acknowledged
+insert is in the table afterwards. It exits with status 1 unless there were
+zero errors and nothing was lost.
 ``--as-superuser`` runs the clients as the superuser instead, for comparison.
 """
 
@@ -118,9 +118,15 @@ def main() -> None:
             c.execute("CREATE TABLE points AS SELECT i AS id, i * 0.5 AS v "
                       "FROM range(100000) t(i)")
             c.execute("CREATE TABLE events (client INTEGER, seq INTEGER, ts TIMESTAMP)")
+            # MODEL_TYPE XGBOOST: the learner the search may pick changes what a prediction
+            # costs (a random forest's is many times an XGBoost model's); pin it so that
+            # runs compare
             c.execute("CREATE MODEL load_first FROM (SELECT * EXCLUDE (split) FROM credit) "
-                      "TARGET status FUNCTION predict_load SETTINGS (MAX_RUNTIME 5)")
-            print(f"first model: {wait_ready(c, 'load_first')}", flush=True)
+                      "TARGET status FUNCTION predict_load MODEL_TYPE XGBOOST "
+                      "SETTINGS (MAX_RUNTIME 5)")
+            state = wait_ready(c, "load_first")
+            learner = dict(c.execute("SHOW MODEL load_first").fetchall())["Model Type"]
+            print(f"first model: {state}, model type {learner}", flush=True)
             if not args.as_superuser:
                 create_users(c, users)
             c.execute("CREATE MODEL load_during FROM (SELECT * EXCLUDE (split) FROM credit) "
