@@ -23,22 +23,42 @@ import time
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
 from server import copy, errors, pgcatalog
 from server.errors import ServerError, SyntaxError_
-from server.pgtypes import Oid, decode_param, pg_type_for_duckdb
 from server.protocol import codec
 from server.protocol import messages as m
+from server.protocol.types import Oid, decode_param, pg_type_for_duckdb
 from server.results import Command, CopyIn, CopyOut, Deallocate, Result, Rows, Stream
 from server.security import auth, tls
 from server.session import Session
-from server.sqltext import Statement, split
+from server.sql.text import Statement, split
 
 if TYPE_CHECKING:
-    from server.listener import Server
+    from server.engine import Engine
+    from server.settings import Settings
+
+
+class Listener(Protocol):
+    """What a connection needs of the server that accepted it (the listener implements
+    it; the connection never imports the listener)."""
+
+    engine: Engine | None
+    settings: Settings
+    auth_secret: bytes
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def admit(self, pid: int, secret: int, conn: Connection, *,
+              superuser: bool) -> str | None: ...
+
+    def forget(self, pid: int) -> None: ...
+
+    def cancel(self, pid: int, secret: int) -> None: ...
 
 log = logging.getLogger("quackml.connection")
 
@@ -79,7 +99,7 @@ class Portal:
 
 
 class Connection:
-    def __init__(self, sock: socket.socket, server: Server, pid: int, secret: int):
+    def __init__(self, sock: socket.socket, server: Listener, pid: int, secret: int):
         self.sock = sock
         self.server = server
         self.pid = pid

@@ -21,7 +21,7 @@ the same text encoders as a DataRow (``server.protocol.codec``), so ``t``/``f``,
 escaped (text) or quoted (CSV) and sent one CopyData per row.
 
 The binary format is decoded and encoded here: incoming tuples are decoded
-with the Bind parameter decoders (``server.pgtypes``) into column batches;
+with the Bind parameter decoders (``server.protocol.types``) into column batches;
 outgoing tuples are the binary DataRow bodies of ``server.protocol.codec``
 (a binary COPY tuple and a DataRow have the same layout), re-tagged.
 """
@@ -40,9 +40,9 @@ import pyarrow.compute as pc
 from sqlglot.tokens import Token, TokenType
 
 from server.errors import DataException, FeatureNotSupported, SyntaxError_
-from server.pgtypes import decode_param
 from server.protocol import codec
-from server.sqltext import Statement
+from server.protocol.types import decode_param
+from server.sql.text import Statement
 
 
 class CopyFormat(enum.Enum):

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from server.errors import FeatureNotSupported, ServerError, SyntaxError_
-from server.sqltext import Statement, split
+from server.sql.text import Statement, split
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
 from server import pgcatalog
 from server.errors import hide_paths
-from server.security.firewall import Firewall
 from server.security.privileges import reserved_names
 from server.security.tls import server_context
 from server.settings import Settings
@@ -117,7 +116,10 @@ class Engine:
             from server.samples import load_samples
             self.store.set_meta("samples_loaded", ",".join(load_samples(self.con)))
         self.sandbox = sandbox(self.con, settings)
-        self.firewall = Firewall(lambda: self.catalog_db.generation)
+        # moves with every statement that may change what a name binds to (DDL, ATTACH,
+        # SET, transaction ends) and with function (un)registration: firewall caches
+        self._ddl_generation = 0
+        self._ddl_lock = threading.Lock()
         self._reserved: tuple[int, frozenset[str]] | None = None
         self.cache = ModelCache(settings.model_cache_mb * 1024 * 1024,
                                 scoring_workers=settings.scoring_workers,
@@ -141,6 +143,14 @@ class Engine:
 
     def snapshot_path(self, record: ModelRecord) -> Path:
         return self.model_dir(record) / "snapshot.parquet"
+
+    def catalog_changed(self) -> None:
+        """Something may bind differently now: cached privilege decisions are stale."""
+        with self._ddl_lock:
+            self._ddl_generation += 1
+
+    def decision_generation(self) -> tuple[int, int]:
+        return self._ddl_generation, self.catalog_db.generation
 
     def reserved_names(self) -> frozenset[str]:
         """Names no user object may take (built-ins, models' functions, server objects),
@@ -175,10 +185,12 @@ class Engine:
         with self._functions_lock:
             self.functions.register(record.function_name, record.features, record.target_type,
                                     record.problem_type.is_classification)
+        self.catalog_changed()
 
     def unregister_functions(self, record: ModelRecord) -> None:
         with self._functions_lock:
             self.functions.unregister(record.function_name)
+        self.catalog_changed()
         self.cache.remove(record.function_name)
 
     def job_for(self, record: ModelRecord) -> TrainingJob:

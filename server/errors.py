@@ -196,6 +196,11 @@ def hide_paths(paths: dict[str, str]) -> None:
     _HIDDEN.sort(key=lambda p: len(p[0]), reverse=True)
 
 
+def hide(text: str) -> str:
+    """``text`` with server paths replaced by names (for messages shown to clients)."""
+    return _hidden(text) or ""
+
+
 def _hidden(text: str | None) -> str | None:
     if text is None:
         return None

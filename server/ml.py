@@ -49,11 +49,12 @@ from server.errors import (
     InvalidParameterValue,
     SyntaxError_,
     UndefinedColumn,
+    hide,
 )
-from server.grammar import CreateModel, DropModel, MLStatement, QualifiedName, ShowModel
-from server.pgtypes import Oid, pg_type_for_duckdb, pg_type_name
+from server.protocol.types import Oid, pg_type_for_duckdb, pg_type_name
 from server.results import Column as ResultColumn
 from server.results import Command, Result, Rows
+from server.sql.ml_grammar import CreateModel, DropModel, MLStatement, QualifiedName, ShowModel
 
 if TYPE_CHECKING:
     from server.engine import Engine
@@ -611,7 +612,7 @@ def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
         ("Model State", record.state.value),
     ]
     if record.state is ModelState.FAILED:
-        rows.append(("Failure Reason", record.failure_reason or "unknown"))
+        rows.append(("Failure Reason", hide(record.failure_reason or "unknown")))
     rows.append(("Training Job Status", _status(record, engine)))
     if not byom:
         rows.append((metric, _fmt(record.metric_value)))

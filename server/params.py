@@ -16,7 +16,7 @@ from sqlglot.tokens import TokenType
 
 from server.errors import InvalidParameterValue
 from server.pgcatalog import CLIENT_PARAMS
-from server.sqltext import Statement
+from server.sql.text import Statement
 
 _ALIASES = {"time zone": "timezone", "names": "client_encoding",
             "transaction isolation level": "transaction_isolation",

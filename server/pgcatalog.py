@@ -7,7 +7,7 @@ lives in a reserved in-memory database, ``quackml_pg``, attached once per
 engine: never in the user's database file.
 
 A statement reaches those objects through ``rewrite``: it walks the
-statement's *tokens* (from ``server.sqltext``, never a regex over the text)
+statement's *tokens* (from ``server.sql.text``, never a regex over the text)
 and, only where a token names an emulated object, splices a new qualifier
 in; ``OPERATOR(pg_catalog.~)`` becomes ``~`` and ``COLLATE
 pg_catalog.default`` is dropped (DuckDB has neither). Every other byte of
@@ -23,8 +23,8 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from catalog.views import rows_of
-from server.pgtypes import ELEMENT_OF, Oid, pg_type_len, pg_type_name
-from server.sqltext import Statement
+from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
+from server.sql.text import Statement
 
 SCHEMA = "quackml_pg"
 PG_VERSION = "15.0"
@@ -519,15 +519,9 @@ def rewrite(stmt: Statement) -> str | None:
             continue
         if low == "information_schema" and nxt is not None and \
                 nxt.token_type is TokenType.DOT and i + 2 < n and \
-                tokens[i + 2].text.lower() in INFORMATION_SCHEMA:
+                tokens[i + 2].text.lower() in FUNCTIONS | INFORMATION_SCHEMA:
+            # information_schema._pg_expandarray(...) -> quackml_pg._pg_expandarray(...),
             # information_schema.table_privileges -> quackml_pg.table_privileges
-            edits.append((tok.start, tok.end, SCHEMA))
-            i += 3
-            continue
-        if low == "information_schema" and nxt is not None and \
-                nxt.token_type is TokenType.DOT and i + 2 < n and \
-                tokens[i + 2].text.lower() in FUNCTIONS:
-            # information_schema._pg_expandarray(...) -> quackml_pg._pg_expandarray(...)
             edits.append((tok.start, tok.end, SCHEMA))
             i += 3
             continue

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
-from server import accessgrammar, copy, cursors, grammar, params, pgcatalog
+from server import copy, cursors, params, pgcatalog
 from server.engine import Engine
 from server.errors import (
     DataException,
@@ -34,7 +34,7 @@ from server.errors import (
     SyntaxError_,
 )
 from server.ml import MLHandlers, model_or_error
-from server.pgtypes import Oid, pg_type_for_duckdb
+from server.protocol.types import Oid, pg_type_for_duckdb
 from server.results import (
     Column,
     Command,
@@ -48,7 +48,8 @@ from server.results import (
 from server.security.firewall import Effect, prepared_name
 from server.security.privileges import Privileges
 from server.security.roles import DuckDBObjects, Roles
-from server.sqltext import Statement
+from server.sql import access_grammar, ml_grammar
+from server.sql.text import Statement
 
 BATCH_ROWS = 16_384
 
@@ -56,6 +57,12 @@ BATCH_ROWS = 16_384
 _ROWSET_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN,
                  duckdb.StatementType.PRAGMA, duckdb.StatementType.CALL,
                  duckdb.StatementType.EXECUTE, duckdb.StatementType.RELATION}
+# Statement types that never change what a name binds to (others may: DDL, ATTACH,
+# SET, PREPARE ... and privilege decisions cached on them are then stale).
+_DATA_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.INSERT,
+               duckdb.StatementType.UPDATE, duckdb.StatementType.DELETE,
+               duckdb.StatementType.COPY, duckdb.StatementType.EXPLAIN,
+               duckdb.StatementType.MERGE_INTO}
 _SKIP_WORDS = {"OR", "REPLACE", "TEMP", "TEMPORARY", "UNIQUE", "IF", "NOT", "EXISTS",
                "PERSISTENT", "MATERIALIZED"}
 
@@ -259,14 +266,14 @@ class Session:
                 self._block_statements += 1
             if stmt.words(1) == ("DEALLOCATE",):
                 return _deallocate(stmt)
-            if accessgrammar.is_access_statement(stmt):
-                return self.roles.handle(accessgrammar.parse(stmt))
+            if access_grammar.is_access_statement(stmt):
+                return self.roles.handle(access_grammar.parse(stmt))
             effects = self.check_access(stmt)
             cursor_stmt = cursors.parse(stmt)
             if cursor_stmt is not None:
                 return self._cursor(cursor_stmt, params_)
-            if grammar.is_ml_statement(stmt):
-                return self.ml.handle(grammar.parse(stmt), self)
+            if ml_grammar.is_ml_statement(stmt):
+                return self.ml.handle(ml_grammar.parse(stmt), self)
             action = params.parse(stmt)
             if action is not None:
                 return self._param(action)
@@ -287,7 +294,7 @@ class Session:
         Returns the ownership changes to record once the statement succeeded."""
         if self.privileges.superuser or params.parse(stmt) is not None \
                 or cursors.parse(stmt) is not None or copy.parse(stmt) is not None \
-                or grammar.is_ml_statement(stmt):
+                or ml_grammar.is_ml_statement(stmt):
             return ()
         return self.check_text(self.duckdb_text(stmt))
 
@@ -372,6 +379,7 @@ class Session:
             return Command(tx.value, ("there is no transaction in progress",))
         failed = self.status == "E"
         self.status = "I"
+        self.engine.catalog_changed()   # DDL in the block took effect or was undone
         self._close_cursors(everything=False)
         self.cursor.execute("ROLLBACK" if failed or tx is TxKind.ROLLBACK else "COMMIT")
         return Command("ROLLBACK" if failed else tx.value)
@@ -380,7 +388,7 @@ class Session:
     def describe(self, stmt: Statement) -> Description:
         """Parameter and result types of a statement, from DuckDB's binder:
         the statement is bound, never run."""
-        if grammar.is_ml_statement(stmt) or params.parse(stmt) is not None or \
+        if ml_grammar.is_ml_statement(stmt) or params.parse(stmt) is not None or \
                 copy.parse(stmt) is not None or transaction_kind(stmt) is not None:
             return Description((), None)
         self.check_access(stmt)
@@ -555,7 +563,11 @@ class Session:
             self._open = _seam.submit(self.cursor, stmt.text, bound, "stream",
                                       BATCH_ROWS).arrow_reader()
             return Stream(self._open)
-        self.cursor.execute(stmt.text, bound)
+        try:
+            self.cursor.execute(stmt.text, bound)
+        finally:
+            if stype not in _DATA_TYPES:
+                self.engine.catalog_changed()   # names may bind differently now
         if stype is duckdb.StatementType.PREPARE:
             name, inner = prepared_name(stmt.text)
             self._sql_prepared[name] = inner

@@ -23,7 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.pq import Format
 
-from server.pgtypes import (
+from server.protocol import messages as m
+from server.protocol.codec import FormatCodeError, batch_encoder, pg_float_text
+from server.protocol.types import (
     Oid,
     ParamDecodeError,
     decode_param,
@@ -32,8 +34,6 @@ from server.pgtypes import (
     pg_type_for_duckdb,
     pg_type_name,
 )
-from server.protocol import messages as m
-from server.protocol.codec import FormatCodeError, batch_encoder, pg_float_text
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from server import copy, cursors, params, pgcatalog
 from server.errors import FeatureNotSupported
-from server.pgtypes import Oid
 from server.protocol import codec
-from server.sqltext import split
+from server.protocol.types import Oid
+from server.sql.text import split
 
 
 def one(sql: str):  # type: ignore[no-untyped-def]

@@ -37,14 +37,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from server.pgtypes import (
+from server.protocol.messages import Field
+from server.protocol.types import (
     PG_EPOCH_DAYS,
     PG_EPOCH_US,
     Oid,
     encode_numeric_binary,
     pg_type_for_arrow,
 )
-from server.protocol.messages import Field
 
 __all__ = ["BatchEncoder", "FormatCodeError", "batch_encoder", "pg_float_text"]
 

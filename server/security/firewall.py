@@ -26,9 +26,10 @@ Statements inside statements are checked as themselves: the statement an
 EXPLAIN or a PREPARE wraps here, the one an EXECUTE runs when it runs (the
 session passes the prepared text), the query of DECLARE CURSOR and of COPY.
 
-Decisions are cached by (user, statement text, DuckDB catalog version,
-security catalog generation): a repeated statement is checked once while
-nothing it could depend on changed. Superusers are not checked.
+Decisions are cached per session by (statement text, the engine's DDL
+generation, the security catalog's generation): a repeated statement is
+checked once while nothing it could depend on changed. Superusers are not
+checked.
 """
 
 from __future__ import annotations
@@ -152,12 +153,16 @@ class Effect:
 
 
 class Firewall:
-    """The one decision point for non-superusers' SQL; shared by all sessions."""
+    """The decision point for one session's SQL (non-superusers). Its cache is the
+    session's own: temporary objects and the search path are per session, so a
+    decision holds for that session only. ``generation()`` moves whenever a decision
+    could change: any DDL, ATTACH, SET or transaction end on any session (the
+    engine counts them), or any change of the security catalog."""
 
-    def __init__(self, generation: Callable[[], int], size: int = 4096):
+    def __init__(self, generation: Callable[[], tuple[int, int]], size: int = 1024):
         self._generation = generation
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, str, int, int],
+        self._cache: OrderedDict[tuple[str, tuple[int, int]],
                                  tuple[ServerError | None, tuple[Effect, ...]]] = OrderedDict()
         self._size = size
 
@@ -165,7 +170,7 @@ class Firewall:
               policy: Policy, prepared: Mapping[str, str] | None = None) -> tuple[Effect, ...]:
         """Raise 42501 (or the statement's own bind error) unless ``subject`` may run
         ``text``; the ownership changes it makes if it succeeds."""
-        key = (subject.user, text, _seam.catalog_version(cursor), self._generation())
+        key = (text, self._generation())
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -373,9 +378,15 @@ class _Check:
         temporary = catalog == "temp" or bool(info.get("temporary"))
         replace = info.get("on_conflict") == "REPLACE_ON_CONFLICT"
         if kind == "LOGICAL_CREATE_SCHEMA":
-            schema = path[1] if len(path) > 1 else name
-            if schema.lower() in ("pg_catalog", "information_schema") or \
-                    schema.lower().startswith(RESERVED_PREFIX):
+            # [database, schema, ''] normally; a schema named like a catalog comes as
+            # [name, '']
+            schema = path[1] if len(path) == 3 else next((p for p in path if p), name)
+            if len(path) != 3:
+                raise denied(f'schema name "{schema}" is reserved')
+            # names of catalogs too: a schema "temp" would make others' temp.x ambiguous
+            if schema.lower() in ("information_schema", "temp", "main", "system",
+                                  path[0].lower()) or \
+                    schema.lower().startswith((RESERVED_PREFIX, "pg_")):
                 raise denied(f'schema name "{schema}" is reserved')
             if info.get("on_conflict") != "IGNORE_ON_CONFLICT":
                 self.effects.append(Effect("create", "schema", (path[0], schema, "")))

@@ -23,7 +23,7 @@ from catalog.views import FUNCTIONS as CATALOG_FUNCTIONS
 from catalog.views import VIEWS as ML_VIEWS
 from inference.functions import PROBABILITIES_SUFFIX
 from server.errors import InsufficientPrivilege, ServerError
-from server.security.firewall import Effect, Path, Policy, Subject, denied
+from server.security.firewall import Effect, Firewall, Path, Policy, Subject, denied
 
 if TYPE_CHECKING:
     from server.engine import Engine
@@ -46,6 +46,7 @@ class Privileges:
             self.superuser = record is not None and record.superuser
         self._generation = -1
         self._file_access = self.superuser
+        self.firewall = Firewall(engine.decision_generation)
 
     @property
     def file_access(self) -> bool:
@@ -105,8 +106,8 @@ class Privileges:
                         engine.settings.file_dir or None, self._table_check,
                         lambda path, what, missing_ok: self._owner_check(
                             cursor, path, what, missing_ok), self._create_check)
-        return engine.firewall.check(cursor, text, Subject(self.user, self.file_access),
-                                     policy, prepared)
+        return self.firewall.check(cursor, text, Subject(self.user, self.file_access),
+                                   policy, prepared)
 
     def record(self, effects: tuple[Effect, ...]) -> None:
         """Apply a succeeded statement's ownership changes to the catalog."""
@@ -154,8 +155,8 @@ class Privileges:
     def _model_check(self, name: str) -> bool:
         """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL target)."""
         if name.startswith("explain_model:"):
-            from server.grammar import QualifiedName
             from server.ml import model_or_error
+            from server.sql.ml_grammar import QualifiedName
             schema, _, model = name.removeprefix("explain_model:").rpartition(".")
             self.require_execute(model_or_error(self.engine, QualifiedName(schema or None,
                                                                            model)))

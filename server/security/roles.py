@@ -16,7 +16,17 @@ import duckdb
 from catalog.acl import Acl, Path
 from catalog.store import ModelRecord
 from catalog.users import Grant, UserStore
-from server.accessgrammar import (
+from server.errors import (
+    DuplicateObject,
+    InsufficientPrivilege,
+    InvalidSchemaName,
+    UndefinedObject,
+    UndefinedTable,
+)
+from server.results import Command
+from server.security.firewall import denied
+from server.security.privileges import Privileges
+from server.sql.access_grammar import (
     AccessStatement,
     AlterOwner,
     AlterUser,
@@ -29,17 +39,7 @@ from server.accessgrammar import (
     GrantOnTable,
     GrantRole,
 )
-from server.errors import (
-    DuplicateObject,
-    InsufficientPrivilege,
-    InvalidSchemaName,
-    UndefinedObject,
-    UndefinedTable,
-)
-from server.grammar import QualifiedName
-from server.results import Command
-from server.security.firewall import denied
-from server.security.privileges import Privileges
+from server.sql.ml_grammar import QualifiedName
 
 
 class Objects(Protocol):

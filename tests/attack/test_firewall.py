@@ -328,6 +328,8 @@ def test_no_shadowing(target: Target, mallory: psycopg.Connection) -> None:  # n
                 "CREATE TYPE integer AS VARCHAR",
                 "CREATE TABLE quackml_anything (x INT)",
                 "CREATE SCHEMA pg_catalog", "CREATE SCHEMA quackml_x",
+                "CREATE SCHEMA temp", "CREATE SCHEMA pg_temp", "CREATE SCHEMA db",
+                "CREATE SCHEMA system",
                 "CREATE MACRO generate_series(a) AS TABLE SELECT 1",
                 "DROP MACRO current_user"):
         assert sqlstate(mallory, sql) == "42501", sql
@@ -386,3 +388,18 @@ def test_no_server_paths(target: Target, mallory: psycopg.Connection) -> None:  
     # client parameters still answer
     assert mallory.execute("SELECT current_setting('server_version_num')").fetchone() == \
         ("150000",)
+
+
+def test_a_decision_holds_for_its_session_only(target: Target) -> None:  # noqa: F811
+    """A temporary view of one session must not lend its decision to another session of
+    the same user, where the same text reads the real table."""
+    with target.admin() as c:
+        c.execute("CREATE OR REPLACE TABLE hidden_t AS SELECT 42 AS answer")
+    with target.mallory() as a, target.mallory() as b:
+        a.execute("CREATE TEMP VIEW hidden_t AS SELECT 1 AS answer FROM pts LIMIT 1")
+        assert a.execute("SELECT * FROM hidden_t").fetchone() == (1,)
+        assert sqlstate(b, "SELECT * FROM hidden_t") == "42501"
+        # and a grant made meanwhile is seen at once by the open session
+        with target.admin() as c:
+            c.execute(f"GRANT SELECT ON hidden_t TO {MALLORY}")
+        assert b.execute("SELECT * FROM hidden_t").fetchone() == (42,)

@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.errors import InvalidGrantOperation
-from server.grammar import QualifiedName, _Parser
-from server.sqltext import Statement
+from server.sql.ml_grammar import QualifiedName, _Parser
+from server.sql.text import Statement
 
 
 @dataclass(frozen=True)

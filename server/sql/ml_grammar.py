@@ -15,7 +15,7 @@ from sqlglot.tokens import Token, TokenType
 
 from catalog.spec import ProblemType, Settings
 from server.errors import InvalidParameterValue, SyntaxError_
-from server.sqltext import Statement
+from server.sql.text import Statement
 
 
 @dataclass(frozen=True)
