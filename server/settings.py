@@ -73,6 +73,12 @@ def _url_prefixes(text: str) -> str:
     return text.strip()
 
 
+def _help(setting: Setting, defaults: object) -> str:
+    """The --help line of a setting (argparse reads % as a format: escaped)."""
+    text = f"{setting.help} (env {setting.env}; default {getattr(defaults, setting.name)})"
+    return text.replace("%", "%%")
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -202,10 +208,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if s.parse is _bool:
             parser.add_argument(flag, dest=s.name, action=argparse.BooleanOptionalAction,
                                 default=None,
-                                help=f"{s.help} (env {s.env}; default {getattr(defaults, s.name)})")
+                                help=_help(s, defaults))
         else:
             parser.add_argument(flag, dest=s.name, type=s.parse, default=None,
-                                help=f"{s.help} (env {s.env}; default {getattr(defaults, s.name)})")
+                                help=_help(s, defaults))
 
 
 def load(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:

@@ -16,3 +16,17 @@ def test_package_imports_from_repo(name: str) -> None:
     module = importlib.import_module(name)
     assert module.__file__ is not None
     assert Path(module.__file__).resolve().parent == REPO / name
+
+
+def test_serve_help_lists_every_setting() -> None:
+    """`quackml serve --help` runs (a literal % in a help text once crashed it)."""
+    import subprocess
+    import sys
+
+    from server.settings import SETTINGS
+
+    out = subprocess.run([sys.executable, "-m", "server", "serve", "--help"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for setting in SETTINGS:
+        assert "--" + setting.name.replace("_", "-") in out.stdout, setting.name
