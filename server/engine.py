@@ -53,6 +53,10 @@ def sandbox(con: duckdb.DuckDBPyConnection, settings: Settings) -> Sandbox:
     is open (DuckDB refuses to turn external access back on)."""
     # DuckDB's terminal progress bar would print into the server's output
     con.execute("SET enable_progress_bar = false")
+    # PostgreSQL's arithmetic for every connection: 7/2 is 3 and a division by zero
+    # is an error (22012)
+    con.execute("SET GLOBAL integer_division = true")
+    con.execute("SET GLOBAL ieee_floating_point_ops = false")
     allowed: tuple[str, ...] = ()
     if settings.file_dir:
         folder = Path(settings.file_dir).resolve()

@@ -177,6 +177,8 @@ def _duckdb_sqlstate(exc: duckdb.Error, text: str) -> str:
         if "Conflict" in text or "conflict" in text:
             return "40001"
         return "25001" if "within a transaction" in text else "25000"
+    if isinstance(exc, duckdb.InvalidInputException) and "Division by zero" in text:
+        return "22012"
     for cls, code in _DUCKDB_CLASSES:
         if isinstance(exc, cls):
             return code

@@ -57,6 +57,11 @@ BATCH_ROWS = 16_384
 _ROWSET_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN,
                  duckdb.StatementType.PRAGMA, duckdb.StatementType.CALL,
                  duckdb.StatementType.EXECUTE, duckdb.StatementType.RELATION}
+# DML whose RETURNING rows are sent, with PostgreSQL's tag prefix ("INSERT 0 n")
+_RETURNING_TAGS = {duckdb.StatementType.INSERT: "INSERT 0",
+                   duckdb.StatementType.UPDATE: "UPDATE",
+                   duckdb.StatementType.DELETE: "DELETE",
+                   duckdb.StatementType.MERGE_INTO: "MERGE"}
 # Statement types that never change what a name binds to (others may: DDL, ATTACH,
 # SET, PREPARE ... and privilege decisions cached on them are then stale).
 _DATA_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.INSERT,
@@ -572,13 +577,17 @@ class Session:
             name, inner = prepared_name(stmt.text)
             self._sql_prepared[name] = inner
         description = self.cursor.description
-        if stype in _ROWSET_TYPES and description and \
+        returning = stype in _RETURNING_TAGS and bool(description) and \
+            [d[0] for d in description] != ["Count"]
+        if (stype in _ROWSET_TYPES or returning) and description and \
                 [d[0] for d in description] != ["Success"]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 table = self.cursor.to_arrow_table()
             assert table is not None
-            return Stream(table.to_reader(BATCH_ROWS))
+            # INSERT/UPDATE/DELETE ... RETURNING: the rows, tagged "INSERT 0 n" etc.
+            prefix = _RETURNING_TAGS[stype] if returning and stype is not None else "SELECT"
+            return Stream(table.to_reader(BATCH_ROWS), prefix)
         count = None
         if description and description[0][0] == "Count":
             rows = self.cursor.fetchall()

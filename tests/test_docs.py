@@ -37,6 +37,7 @@ PROVOKE = {
     "42704": "DROP MODEL docs_no_such_model",
     "22P02": "SELECT CAST('x' AS INTEGER)",
     "22003": "SELECT 2147483647::INTEGER + 1::INTEGER",
+    "22012": "SELECT 1 / 0",
     "22023": "CREATE MODEL docs_m FROM customers TARGET churn FUNCTION docs_f "
              "SETTINGS (MAX_RUNTIME -1)",
     "22000": "CREATE MODEL docs_m FROM (SELECT * FROM customers LIMIT 10) TARGET churn "

@@ -161,3 +161,25 @@ def test_explain_pragma_call_and_set(conn: psycopg.Connection) -> None:
     assert cur.statusmessage == "SET"
     cur = conn.execute("CHECKPOINT")
     assert cur.statusmessage == "CHECKPOINT"
+
+
+def test_returning_rows_tags_and_postgres_arithmetic(server: RunningServer) -> None:
+    """INSERT/UPDATE/DELETE ... RETURNING send their rows with PostgreSQL's tag, in the
+    simple and the extended protocol; 7/2 is 3 and 1/0 is 22012, as in PostgreSQL."""
+    with server.connect() as c:
+        c.execute("CREATE OR REPLACE TABLE ret_t (id INTEGER PRIMARY KEY, v TEXT)")
+        cur = c.execute("INSERT INTO ret_t VALUES (1, 'a'), (2, 'b') RETURNING id")
+        assert (cur.statusmessage, cur.fetchall()) == ("INSERT 0 2", [(1,), (2,)])
+        cur = c.execute("UPDATE ret_t SET v = %s WHERE id = %s RETURNING id, v", ["x", 1])
+        assert (cur.statusmessage, cur.fetchall()) == ("UPDATE 1", [(1, "x")])
+        cur = c.execute("INSERT INTO ret_t VALUES (2, 'z') ON CONFLICT (id) DO UPDATE "
+                        "SET v = excluded.v RETURNING v", prepare=True)
+        assert (cur.statusmessage, cur.fetchall()) == ("INSERT 0 1", [("z",)])
+        cur = c.execute("DELETE FROM ret_t RETURNING id")
+        assert cur.statusmessage == "DELETE 2" and sorted(cur.fetchall()) == [(1,), (2,)]
+        assert c.execute("DELETE FROM ret_t").statusmessage == "DELETE 0"
+        assert c.execute("SELECT 7 / 2, 7 % 3, 7.0 / 2").fetchone() == (3, 1, 3.5)
+        for sql in ("SELECT 1 / 0", "SELECT 1.5 / 0", "SELECT 7 % 0"):
+            with pytest.raises(psycopg.Error) as info:
+                c.execute(sql)
+            assert info.value.sqlstate == "22012", sql
