@@ -77,7 +77,7 @@ def parse(stmt: Statement) -> ParamAction | None:
             groups.append("")
         else:
             groups[-1] += tok.text
-    if groups == [""]:
+    if i >= len(tokens):   # (an empty string '' is a value: SET default_tablespace = '')
         raise InvalidParameterValue(f"SET {name} needs a value", sqlstate="42601")
     if len(groups) == 1 and tokens[i].token_type is not TokenType.STRING and \
             groups[0].upper() in ("DEFAULT", "LOCAL"):

@@ -63,6 +63,14 @@ CLIENT_PARAMS: dict[str, str] = {
     "geqo": "on",
     "jit": "off",
     "row_security": "on",
+    # set by pg_dump, pg_restore and pgbench scripts; kept, with no effect on DuckDB
+    "synchronize_seqscans": "on",
+    "check_function_bodies": "on",
+    "xmloption": "content",
+    "default_tablespace": "",
+    "default_table_access_method": "heap",
+    "escape_string_warning": "on",
+    "default_with_oids": "off",
 }
 # Parameters reported to the client with ParameterStatus when they change.
 REPORTED = {"application_name": "application_name", "client_encoding": "client_encoding",

@@ -183,3 +183,22 @@ def test_returning_rows_tags_and_postgres_arithmetic(server: RunningServer) -> N
             with pytest.raises(psycopg.Error) as info:
                 c.execute(sql)
             assert info.value.sqlstate == "22012", sql
+
+
+def test_settings_that_dump_tools_send(server: RunningServer) -> None:
+    """The SET lines at the top of a pg_dump script are accepted and read back."""
+    with server.connect() as c:
+        for sql in ("SET statement_timeout = 0", "SET lock_timeout = 0",
+                    "SET idle_in_transaction_session_timeout = 0",
+                    "SET client_encoding = 'UTF8'", "SET standard_conforming_strings = on",
+                    "SELECT pg_catalog.set_config('search_path', '', false)",
+                    "SET check_function_bodies = false", "SET xmloption = content",
+                    "SET client_min_messages = warning", "SET row_security = off",
+                    "SET default_tablespace = ''", "SET default_table_access_method = heap",
+                    "SET synchronize_seqscans = off"):
+            c.execute(sql)
+        assert c.execute("SHOW default_tablespace").fetchone() == ("",)
+        assert c.execute("SHOW xmloption").fetchone() == ("content",)
+        with pytest.raises(psycopg.Error) as info:
+            c.execute("SET xmloption")
+        assert info.value.sqlstate == "42601"
