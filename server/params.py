@@ -23,6 +23,16 @@ _ALIASES = {"time zone": "timezone", "names": "client_encoding",
             "session authorization": "session_authorization"}
 
 
+_TRANSACTION_FORMS = (
+    (("session", "characteristics", "as", "transaction", "isolation", "level"),
+     "default_transaction_isolation"),
+    (("characteristics", "as", "transaction", "isolation", "level"),
+     "default_transaction_isolation"),
+    (("transaction", "isolation", "level"), "transaction_isolation"),
+    (("transaction", "read"), "transaction_read_only"),
+)
+
+
 @dataclass(frozen=True)
 class SetParam:
     name: str            # lower-case PostgreSQL name
@@ -60,6 +70,15 @@ def parse(stmt: Statement) -> ParamAction | None:
             tokens[i].token_type is not TokenType.STRING:
         words.append(tokens[i].text.lower())
         i += 1
+    if verb == "SET":
+        # SET [SESSION CHARACTERISTICS AS] TRANSACTION ISOLATION LEVEL x | READ ONLY/WRITE:
+        # the level is recorded; DuckDB gives every transaction snapshot isolation
+        for prefix, param in _TRANSACTION_FORMS:
+            if words[:len(prefix)] == list(prefix) and len(words) > len(prefix):
+                value = " ".join(words[len(prefix):])
+                if param == "transaction_read_only":
+                    value = "on" if value == "only" else "off"
+                return SetParam(param, value)
     name = " ".join(words)
     name = _ALIASES.get(name, name)
     if verb == "SHOW":

@@ -195,8 +195,12 @@ def test_settings_that_dump_tools_send(server: RunningServer) -> None:
                     "SET check_function_bodies = false", "SET xmloption = content",
                     "SET client_min_messages = warning", "SET row_security = off",
                     "SET default_tablespace = ''", "SET default_table_access_method = heap",
-                    "SET synchronize_seqscans = off"):
+                    "SET synchronize_seqscans = off",
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                    "BEGIN ISOLATION LEVEL READ COMMITTED", "COMMIT"):
             c.execute(sql)
+        assert c.execute("SHOW transaction_isolation").fetchone() == ("repeatable read",)
         assert c.execute("SHOW default_tablespace").fetchone() == ("",)
         assert c.execute("SHOW xmloption").fetchone() == ("content",)
         with pytest.raises(psycopg.Error) as info:
