@@ -48,7 +48,7 @@ from server.results import (
 from server.security.firewall import Effect, prepared_name
 from server.security.privileges import Privileges
 from server.security.roles import DuckDBObjects, Roles
-from server.sql import access_grammar, ml_grammar
+from server.sql import access_grammar, ml_grammar, multi
 from server.sql.text import Statement
 
 BATCH_ROWS = 16_384
@@ -285,6 +285,9 @@ class Session:
             spec = copy.parse(stmt)
             if spec is not None:
                 return self._copy(spec)
+            several = multi.split_objects(stmt)
+            if several is not None:
+                return self._several(several)
             result = self._duckdb(stmt, params_)
             self.privileges.record(effects)
             return result
@@ -305,6 +308,27 @@ class Session:
 
     def check_text(self, text: str) -> tuple[Effect, ...]:
         return self.privileges.check_sql(self.cursor, text, self._sql_prepared)
+
+    def _several(self, several: multi.Split) -> Command:
+        """DROP/TRUNCATE of several objects: one DuckDB statement each, checked each,
+        all in one transaction (the client's, or one of its own)."""
+        own_block = self.status == "I"
+        if own_block:
+            self.cursor.execute("BEGIN TRANSACTION")
+        try:
+            for text in several.statements:
+                effects = () if self.privileges.superuser else self.check_text(text)
+                self.cursor.execute(text)
+                self.privileges.record(effects)
+            if own_block:
+                self.cursor.execute("COMMIT")
+        except BaseException:
+            if own_block:
+                self.cursor.execute("ROLLBACK")
+            raise
+        finally:
+            self.engine.catalog_changed()
+        return Command(several.tag)
 
     # -- SQL cursors -------------------------------------------------------------
     def _cursor(self, action: cursors.CursorStatement, bound: Sequence[object]) -> Result:

@@ -206,3 +206,24 @@ def test_settings_that_dump_tools_send(server: RunningServer) -> None:
         with pytest.raises(psycopg.Error) as info:
             c.execute("SET xmloption")
         assert info.value.sqlstate == "42601"
+
+
+def test_drop_and_truncate_of_several_objects(server: RunningServer) -> None:
+    """As pg_restore --clean and ORMs send them: one transaction, all or nothing."""
+    with server.connect() as c:
+        c.execute('CREATE OR REPLACE TABLE m1 (x INTEGER); '
+                  'CREATE OR REPLACE TABLE "M 2" (x INTEGER)')
+        c.execute('INSERT INTO m1 VALUES (1); INSERT INTO "M 2" VALUES (2)')
+        assert c.execute('TRUNCATE TABLE m1, "M 2" RESTART IDENTITY').statusmessage == \
+            "TRUNCATE TABLE"
+        assert c.execute('SELECT (SELECT count(*) FROM m1) + (SELECT count(*) FROM "M 2")'
+                         ).fetchone() == (0,)
+        with pytest.raises(psycopg.Error) as info:
+            c.execute('DROP TABLE m1, no_such_table, "M 2"')
+        assert info.value.sqlstate == "42P01"
+        assert c.execute("SELECT count(*) FROM m1").fetchone() == (0,)   # rolled back
+        assert c.execute('DROP TABLE IF EXISTS m1, no_such_table, "M 2"').statusmessage \
+            == "DROP TABLE"
+        with pytest.raises(psycopg.Error) as info:
+            c.execute("SELECT * FROM m1")
+        assert info.value.sqlstate == "42P01"
