@@ -17,7 +17,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import pyarrow as pa
@@ -49,7 +49,7 @@ from server.security.firewall import Effect, prepared_name
 from server.security.privileges import Privileges
 from server.security.roles import DuckDBObjects, Roles
 from server.sql import access_grammar, ml_grammar, multi
-from server.sql.text import Statement
+from server.sql.text import Statement, split
 
 BATCH_ROWS = 16_384
 
@@ -273,6 +273,11 @@ class Session:
                 return _deallocate(stmt)
             if access_grammar.is_access_statement(stmt):
                 return self.roles.handle(access_grammar.parse(stmt))
+            stripped = multi.without_storage_parameters(stmt)
+            if stripped is not None:   # CREATE TABLE ... WITH (fillfactor = 70)
+                result = self.run(split(stripped[0])[0], params_)
+                assert isinstance(result, Command)
+                return replace(result, notices=(stripped[1], *result.notices))
             effects = self.check_access(stmt)
             cursor_stmt = cursors.parse(stmt)
             if cursor_stmt is not None:

@@ -227,3 +227,14 @@ def test_drop_and_truncate_of_several_objects(server: RunningServer) -> None:
         with pytest.raises(psycopg.Error) as info:
             c.execute("SELECT * FROM m1")
         assert info.value.sqlstate == "42P01"
+
+
+def test_storage_parameters_are_accepted_with_a_notice(server: RunningServer) -> None:
+    with server.connect() as c:
+        notices: list[str] = []
+        c.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        c.execute("CREATE OR REPLACE TABLE ff (x INTEGER, y NUMERIC(10, 2)) "
+                  "WITH (fillfactor = 70, autovacuum_enabled = false)")
+        c.execute("INSERT INTO ff VALUES (1, 2.5)")
+        assert c.execute("SELECT x, y FROM ff").fetchone() is not None
+        assert any("fillfactor" in n for n in notices), notices

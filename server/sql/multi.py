@@ -92,3 +92,43 @@ def _text(stmt: Statement, name: tuple[Token, ...]) -> str:
     start = name[0].start - stmt.offset
     end = name[-1].end - stmt.offset + 1
     return stmt.text[start:end]
+
+
+def without_storage_parameters(stmt: Statement) -> tuple[str, str] | None:
+    """``CREATE TABLE t (...) WITH (fillfactor = 70, ...)``: the text without the WITH
+    clause (DuckDB has no storage parameters) and the notice to send, or None."""
+    tokens = stmt.tokens
+    words = [t.text.upper() for t in tokens[:6]]
+    if not words or words[0] != "CREATE" or "TABLE" not in words:
+        return None
+    depth = 0
+    for i, tok in enumerate(tokens):
+        if tok.token_type is TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type is TokenType.R_PAREN:
+            depth -= 1
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            after = tokens[i + 2] if i + 2 < len(tokens) else None
+            if depth == 0 and nxt is not None and nxt.text.upper() == "WITH" and \
+                    after is not None and after.token_type is TokenType.L_PAREN:
+                close = _closing(tokens, i + 2)
+                if close is None:
+                    return None
+                start = nxt.start - stmt.offset
+                end = tokens[close].end - stmt.offset + 1
+                text = stmt.text[:start] + stmt.text[end:]
+                ignored = stmt.text[after.start - stmt.offset:end]
+                return text, f"storage parameters {ignored} ignored: DuckDB has none"
+    return None
+
+
+def _closing(tokens: tuple[Token, ...], i: int) -> int | None:
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j].token_type is TokenType.L_PAREN:
+            depth += 1
+        elif tokens[j].token_type is TokenType.R_PAREN:
+            depth -= 1
+            if depth == 0:
+                return j
+    return None
