@@ -1,0 +1,1 @@
+"""What PostgreSQL clients expect of the server beyond the wire protocol itself."""
