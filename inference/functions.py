@@ -23,7 +23,7 @@ import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
 from catalog.artifact import ModelArtifact
-from catalog.spec import Column, ProblemType
+from catalog.spec import Column, FeatureKind, ProblemType
 from inference.cache import LoadedModel, ModelCache
 from inference.errors import WrongProblemType
 
@@ -37,6 +37,17 @@ def _arrow_type(duckdb_type: str) -> pa.DataType:
         return probe.sql(f"SELECT NULL::{duckdb_type} AS v").to_arrow_table().schema[0].type
     finally:
         probe.close()
+
+
+def _argument_type(feature: Column) -> str:
+    """The type a function argument is declared with for a feature. A numeric feature
+    takes DOUBLE, the widest of its kind: DuckDB then casts any integer, decimal or
+    float argument to it implicitly, as PostgreSQL casts a smallint, integer or numeric
+    argument (``f(5)`` with a SMALLINT feature, an INTEGER column for a DOUBLE one);
+    DuckDB casts no wider type to a narrower one, so a SMALLINT parameter would refuse
+    the INTEGER a client's ``5`` binds as. Every evaluator reads numeric features as
+    float64 (``catalog.frames``, ``inference.inputs``), so scores are unchanged."""
+    return "DOUBLE" if feature.kind is FeatureKind.NUMERIC else feature.type
 
 
 def predict_arrow(model: LoadedModel, args: Sequence[pa.Array],
@@ -111,7 +122,7 @@ class PredictionFunctions:
 
     def register(self, function_name: str, features: Sequence[Column], returns: str,
                  classification: bool) -> None:
-        params = [duckdb.sqltype(c.type) for c in features]
+        params = [duckdb.sqltype(_argument_type(c)) for c in features]
         out_type = _arrow_type(returns)
         cache = self._cache
 

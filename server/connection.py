@@ -31,7 +31,14 @@ from server import copy, errors, pgcatalog
 from server.errors import ServerError, SyntaxError_
 from server.protocol import codec
 from server.protocol import messages as m
-from server.protocol.types import Oid, decode_param, pg_type_for_duckdb
+from server.protocol.types import (
+    Oid,
+    TypedParam,
+    decode_param,
+    duckdb_param_type,
+    is_untyped,
+    pg_type_for_duckdb,
+)
 from server.results import Command, CopyIn, CopyOut, Deallocate, Result, Rows, Stream
 from server.security import auth, tls
 from server.session import Session
@@ -69,10 +76,11 @@ _FLUSH_AT = 256 * 1024
 @dataclass
 class Prepared:
     statement: Statement | None   # None: empty query
-    param_oids: tuple[int, ...]
+    param_oids: tuple[int, ...]   # as the client gave them (0 or unknown: untyped)
     encoder: tuple[tuple[int, ...], codec.BatchEncoder] | None = None
     row_description: bytes = b""   # the encoder's RowDescription message
-    arrays_inferred: bool = False   # see Connection.infer_array_params
+    # the DuckDB type of every parameter, from Session.describe (see Connection.param_types)
+    param_types: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -509,16 +517,19 @@ class Connection:
             raise ServerError(f'prepared statement "{msg.statement}" does not exist',
                               sqlstate="26000")
         formats = msg.param_formats
-        if not prepared.arrays_inferred and any(
-                raw is not None and raw[:1] == b"{" and
-                (prepared.param_oids[i] if i < len(prepared.param_oids) else 0) == 0
-                for i, raw in enumerate(msg.params)):
-            self.infer_array_params(prepared)
-        values = []
+        oids = prepared.param_oids
+        types = self.param_types(prepared) if any(
+            is_untyped(oids[i] if i < len(oids) else 0) for i in range(len(msg.params))) else ()
+        values: list[object] = []
         for i, raw in enumerate(msg.params):
-            oid = prepared.param_oids[i] if i < len(prepared.param_oids) else 0
+            oid = oids[i] if i < len(oids) else 0
             fmt = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
-            values.append(decode_param(raw, oid, fmt))
+            if is_untyped(oid) and i < len(types):
+                # typed from its context, as PostgreSQL types it at Parse
+                values.append(TypedParam(decode_param(raw, pg_type_for_duckdb(types[i]), fmt),
+                                         types[i]))
+            else:
+                values.append(decode_param(raw, oid, fmt))
         if msg.portal and msg.portal in self.portals:
             raise ServerError(f'portal "{msg.portal}" already exists', sqlstate="42P03")
         self.portals[msg.portal] = Portal(prepared, tuple(values), tuple(msg.result_formats))
@@ -556,36 +567,38 @@ class Connection:
         else:
             self.send(m.no_data())
 
-    def infer_array_params(self, prepared: Prepared) -> None:
-        """Type the untyped parameters DuckDB infers as arrays, so that a text
-        value such as ``{a,b}`` (psycopg sends lists of str untyped) is read as
-        PostgreSQL's array text, as PostgreSQL reads it."""
+    def param_types(self, prepared: Prepared) -> tuple[str, ...]:
+        """The DuckDB type of each parameter: the client's, or for those it left
+        untyped (OID 0 or unknown: node-postgres, pg8000, psycopg's str and lists) the
+        type their context gives (Session.describe); asked once per statement."""
         assert self.session is not None
-        prepared.arrays_inferred = True
-        if prepared.statement is None:
-            return
-        inferred = self.session.describe(prepared.statement).param_types
-        oids = list(prepared.param_oids) + [0] * (len(inferred) - len(prepared.param_oids))
-        for i, duckdb_type in enumerate(inferred):
-            if not oids[i] and duckdb_type.endswith("]"):
-                oids[i] = pg_type_for_duckdb(duckdb_type)
-        prepared.param_oids = tuple(oids)
+        if prepared.param_types is None:
+            if prepared.statement is None:
+                prepared.param_types = ()
+            else:
+                given = tuple(duckdb_param_type(oid) for oid in prepared.param_oids)
+                prepared.param_types = self.session.describe(prepared.statement,
+                                                             given).param_types
+        return prepared.param_types
 
     def describe_statement(self, prepared: Prepared) -> None:
         """ParameterDescription and RowDescription without running the statement;
-        parameter types the client left unspecified are DuckDB's inferred ones."""
+        parameter types the client left unspecified are those their context gives."""
         assert self.session is not None
         stmt = prepared.statement
         n_params = _count_params(stmt)
-        description = self.session.describe(stmt) if stmt is not None else None
+        description = self.session.describe(
+            stmt, tuple(duckdb_param_type(oid) for oid in prepared.param_oids)) \
+            if stmt is not None else None
         inferred = description.param_types if description is not None else ()
+        if description is not None:
+            prepared.param_types = inferred
         oids = []
         for i in range(n_params):
             given = prepared.param_oids[i] if i < len(prepared.param_oids) else 0
-            if not given and i < len(inferred) and inferred[i] != "UNKNOWN":
+            if is_untyped(given) and i < len(inferred) and inferred[i] != "VARCHAR":
                 given = pg_type_for_duckdb(inferred[i])
-            oids.append(given or int(Oid.TEXT))
-        prepared.param_oids = tuple(oids)
+            oids.append(int(Oid.TEXT) if is_untyped(given) else given)
         self.send(m.parameter_description(oids))
         if description is None or description.columns is None:
             self.send(m.no_data())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import os
 import tempfile
 import threading
@@ -34,7 +35,7 @@ from server.errors import (
     SyntaxError_,
 )
 from server.ml import MLHandlers, model_or_error
-from server.protocol.types import Oid, pg_type_for_duckdb
+from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
     Command,
@@ -48,7 +49,7 @@ from server.results import (
 from server.security.firewall import Effect, prepared_name
 from server.security.privileges import Privileges
 from server.security.roles import DuckDBObjects, Roles
-from server.sql import access_grammar, ml_grammar, multi
+from server.sql import access_grammar, ml_grammar, multi, param_context
 from server.sql.text import Statement, split
 
 BATCH_ROWS = 16_384
@@ -171,8 +172,40 @@ class _Plain:
 
 @dataclass(frozen=True)
 class Description:
-    param_types: tuple[str, ...]                     # DuckDB type names, UNKNOWN if not inferred
+    param_types: tuple[str, ...]                     # DuckDB type names (see Session.describe)
     columns: tuple[tuple[str, str], ...] | None      # (name, DuckDB type); None: no rows
+
+
+#: a value of each PostgreSQL type category DuckDB casts from text (see Session.describe)
+_SAMPLES: dict[int, str] = {
+    Oid.BOOL: "false", Oid.INT2: "0", Oid.INT4: "0", Oid.INT8: "0", Oid.OID: "0",
+    Oid.FLOAT4: "0", Oid.FLOAT8: "0", Oid.NUMERIC: "0", Oid.DATE: "2000-01-01",
+    Oid.TIMESTAMP: "2000-01-01 00:00:00", Oid.TIMESTAMPTZ: "2000-01-01 00:00:00+00",
+    Oid.TIME: "00:00:00", Oid.TIMETZ: "00:00:00+00", Oid.INTERVAL: "0 seconds",
+    Oid.UUID: "00000000-0000-0000-0000-000000000000", Oid.JSON: "null",
+    **{oid: "[]" for oid in (Oid.BOOL_ARRAY, Oid.INT2_ARRAY, Oid.INT4_ARRAY, Oid.INT8_ARRAY,
+                             Oid.TEXT_ARRAY, Oid.FLOAT4_ARRAY, Oid.FLOAT8_ARRAY,
+                             Oid.NUMERIC_ARRAY, Oid.DATE_ARRAY, Oid.TIMESTAMP_ARRAY,
+                             Oid.TIMESTAMPTZ_ARRAY, Oid.UUID_ARRAY, Oid.JSON_ARRAY)},
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _duckdb_type(name: str) -> duckdb.sqltypes.DuckDBPyType:
+    return duckdb.sqltype(name)
+
+
+def _bindable(params: Sequence[object]) -> list[object]:
+    """The values DuckDB binds: a parameter the client left untyped is bound as the
+    type its context gave it (decimals and text by their value, so that a numeric keeps
+    its own precision and a string stays a literal DuckDB may cast)."""
+    values = list(params)
+    for i, p in enumerate(values):
+        if isinstance(p, TypedParam):
+            t = p.duckdb_type
+            values[i] = p.value if t == "VARCHAR" or t.startswith("DECIMAL") \
+                else duckdb.Value(p.value, _duckdb_type(t))
+    return values
 
 
 class Session:
@@ -203,6 +236,9 @@ class Session:
         self._types: OrderedDict[str, duckdb.StatementType | None] = OrderedDict()
         # client text -> plain DuckDB statement (see ``run``), most recent last
         self._plain: OrderedDict[str, _Plain] = OrderedDict()
+        # (DuckDB text, client parameter types) -> (DDL generation, its Description)
+        self._described: OrderedDict[tuple[str, tuple[str | None, ...]],
+                                     tuple[object, Description]] = OrderedDict()
         self._open: pa.RecordBatchReader | None = None
         # savepoints of the open block: (name, statements run in the block when set)
         self._savepoints: list[tuple[str, int]] = []
@@ -344,7 +380,8 @@ class Session:
                 self.check_text(self.duckdb_text(query))
                 own = self.engine.cursor()
                 try:
-                    relation = own.sql(self.duckdb_text(query), params=list(bound) or None)
+                    relation = own.sql(self.duckdb_text(query),
+                                       params=_bindable(bound) if bound else None)
                     reader = relation.to_arrow_reader(BATCH_ROWS)
                 except BaseException:
                     own.close()
@@ -419,20 +456,87 @@ class Session:
         return Command("ROLLBACK" if failed else tx.value)
 
     # -- Describe ----------------------------------------------------------------
-    def describe(self, stmt: Statement) -> Description:
+    def describe(self, stmt: Statement, given: Sequence[str | None] = ()) -> Description:
         """Parameter and result types of a statement, from DuckDB's binder:
-        the statement is bound, never run."""
+        the statement is bound, never run. ``given``: the DuckDB types of the
+        parameters the client typed (None: left untyped). Every parameter gets a
+        type as PostgreSQL's parser gives it: the client's, else DuckDB's inference,
+        else its operand's (``server.sql.param_context``), else text; the result
+        columns are those of the statement bound with parameters of these types."""
         if ml_grammar.is_ml_statement(stmt) or params.parse(stmt) is not None or \
                 copy.parse(stmt) is not None or transaction_kind(stmt) is not None:
             return Description((), None)
+        declared = cursors.parse(stmt)
+        if isinstance(declared, cursors.Declare):   # its parameters are its query's
+            return Description(self.describe(declared.query, given).param_types, None)
         self.check_access(stmt)
-        signature = _seam.bind(self.cursor, self.duckdb_text(stmt))
-        param_types = tuple(str(t) for _name, t in sorted(
-            signature.parameters, key=lambda p: int(p[0]) if p[0].isdigit() else 0))
+        text = self.duckdb_text(stmt)
+        key = (text, tuple(given))
+        generation = self.engine.decision_generation()
+        cached = self._described.get(key)
+        if cached is not None and cached[0] == generation:
+            self._described.move_to_end(key)
+            return cached[1]
+        description = self._bind_description(text, given)
+        renamed = colnames.pg_names([n for n, _ in description.columns or ()], stmt.text, text)
+        if renamed is not None and description.columns is not None:
+            description = replace(description, columns=tuple(
+                (name, t) for name, (_, t) in zip(renamed, description.columns, strict=True)))
+        self._described[key] = (generation, description)
+        if len(self._described) > 256:
+            self._described.popitem(last=False)
+        return description
+
+    def _bind_description(self, text: str, given: Sequence[str | None]) -> Description:
+        signature = _seam.bind(self.cursor, text)
+        inferred = dict((name, str(t)) for name, t in signature.parameters)
+        names = sorted(inferred, key=lambda n: int(n) if n.isdigit() else 0)
+        client = {str(i + 1): t for i, t in enumerate(given) if t is not None}
+        types = {n: client.get(n) or inferred[n] for n in names}
+        pending = [n for n in names if types[n] == "UNKNOWN"]
+        arguments: frozenset[str] = frozenset()
+        if pending:
+            context = param_context.analyse(text, pending, client)
+            arguments = context.arguments
+            if context.probe is not None:
+                with contextlib.suppress(duckdb.Error):   # no operand type: text
+                    from_operands = dict(_seam.bind(self.cursor, context.probe).parameters)
+                    for n in pending:
+                        found = str(from_operands.get(n, "UNKNOWN"))
+                        if found not in ("UNKNOWN", '"NULL"', "NULL"):
+                            types[n] = found
+            for n in pending:
+                if types[n] == "UNKNOWN":
+                    types[n] = "VARCHAR"   # a bare parameter is text, as in PostgreSQL
+        if any(inferred[n] == "UNKNOWN" for n in names):
+            # DuckDB could not bind the statement without the types: bind it with values
+            # of them (its result columns without them are a placeholder)
+            try:
+                signature = self._bind_typed(text, [types[n] for n in names])
+            except duckdb.Error:
+                # a function that takes no text: the numeric category's preferred type
+                retry = {n: "DOUBLE" for n in pending if n in arguments and types[n] == "VARCHAR"}
+                if not retry:
+                    raise
+                types.update(retry)
+                signature = self._bind_typed(text, [types[n] for n in names])
+        param_types = tuple(types[n] for n in names)
         if signature.return_type != "query_result":
             return Description(param_types, None)
         return Description(param_types, tuple(
             (name, str(t)) for name, t in zip(signature.names, signature.types, strict=True)))
+
+    def _bind_typed(self, text: str, types: Sequence[str]) -> _seam.Signature:
+        """The statement bound with a value of each parameter type (a sample value, so
+        that a bare parameter is typed as its column; typed NULLs where DuckDB casts no
+        sample)."""
+        try:
+            return _seam.bind(self.cursor, text, values=[
+                duckdb.Value(_SAMPLES.get(pg_type_for_duckdb(t), ""), _duckdb_type(t))
+                for t in types])
+        except (duckdb.ConversionException, duckdb.InvalidInputException):
+            return _seam.bind(self.cursor, text, values=[
+                duckdb.Value(None, _duckdb_type(t)) for t in types])
 
     # -- COPY ------------------------------------------------------------------
     def _copy(self, spec: copy.CopySpec) -> CopyIn | CopyOut:
@@ -589,7 +693,7 @@ class Session:
 
     def _run_plain(self, plain: _Plain, params: Sequence[object]) -> Result:
         stmt, stype = plain.stmt, plain.stype
-        bound = list(params) if params else None
+        bound = _bindable(params) if params else None
         if stype is duckdb.StatementType.SELECT:
             # DuckDB's statement runner straight to a record-batch stream: the relation
             # API (cursor.sql) binds and plans the text twice more first, which

@@ -25,6 +25,7 @@ import re
 import struct
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -36,7 +37,10 @@ __all__ = [
     "PG_EPOCH_US",
     "Oid",
     "ParamDecodeError",
+    "TypedParam",
     "decode_param",
+    "duckdb_param_type",
+    "is_untyped",
     "pg_type_for_arrow",
     "pg_type_for_duckdb",
     "pg_type_len",
@@ -948,3 +952,43 @@ def decode_param(value: bytes | None, oid: int, fmt: int) -> object:
     if fmt == 1:
         return _decode_binary(value, oid)
     raise ParamDecodeError(f"unsupported format code: {fmt}", sqlstate="22023")
+
+
+# --------------------------------------------------------------------------
+# Untyped parameters (OID 0 or unknown): typed from their context
+
+#: scalar OID -> the DuckDB type a parameter of that type binds as
+_PARAM_DUCKDB: dict[int, str] = {
+    Oid.BOOL: "BOOLEAN", Oid.INT2: "SMALLINT", Oid.INT4: "INTEGER", Oid.INT8: "BIGINT",
+    Oid.OID: "UINTEGER", Oid.FLOAT4: "FLOAT", Oid.FLOAT8: "DOUBLE",
+    Oid.NUMERIC: "DECIMAL(38,10)", Oid.TEXT: "VARCHAR", Oid.VARCHAR: "VARCHAR",
+    Oid.BPCHAR: "VARCHAR", Oid.NAME: "VARCHAR", Oid.CHAR: "VARCHAR", Oid.BYTEA: "BLOB",
+    Oid.DATE: "DATE", Oid.TIME: "TIME", Oid.TIMETZ: "TIMETZ", Oid.TIMESTAMP: "TIMESTAMP",
+    Oid.TIMESTAMPTZ: "TIMESTAMPTZ", Oid.INTERVAL: "INTERVAL", Oid.UUID: "UUID",
+    Oid.JSON: "JSON", Oid.JSONB: "JSON",
+}
+
+
+def is_untyped(oid: int) -> bool:
+    """Whether a Parse parameter type leaves the type to the statement (0 or unknown)."""
+    return oid == 0 or oid == Oid.UNKNOWN
+
+
+def duckdb_param_type(oid: int) -> str | None:
+    """The DuckDB type of a parameter the client typed ``oid``; None if untyped or
+    without a DuckDB equivalent."""
+    elem = ELEMENT_OF.get(oid)
+    if elem is not None:
+        inner = _PARAM_DUCKDB.get(elem)
+        return None if inner is None else inner + "[]"
+    return _PARAM_DUCKDB.get(oid)
+
+
+@dataclass(frozen=True, slots=True)
+class TypedParam:
+    """A parameter the client sent untyped, decoded as the type its context in the
+    statement gives it (``duckdb_type``, as DuckDB names it): the session binds it as
+    that type, as PostgreSQL types an ``unknown`` parameter at parse time."""
+
+    value: object
+    duckdb_type: str
