@@ -220,7 +220,7 @@ def quackml_phase(selected: list[Dataset], budget: int) -> dict[str, list[QuackR
     with tempfile.TemporaryDirectory(prefix="quackml-bench-") as folder:
         settings = Settings(host="127.0.0.1", port=0, database=str(Path(folder) / "db.duckdb"),
                             data_dir=str(Path(folder) / "data"), samples=True,
-                            training_workers=1, training_threads=1)
+                            training_workers=1, training_threads=1, file_dir=str(DATA))
         srv = Server(settings)
         srv.start()
         try:

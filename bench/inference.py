@@ -236,7 +236,9 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
         cmd = [sys.executable, "-m", "server", "serve", "--port", "0",
                "--database", str(folder / "bench.duckdb"), "--data-dir", str(folder / "data"),
-               "--no-samples", "--training-workers", "1", "--log-level", "WARNING", *extra]
+               "--no-samples", "--training-workers", "1", "--log-level", "WARNING",
+               # the churn CSV is read by the server; SET threads between runs
+               "--file-dir", str(CHURN_CSV.parent), "--no-lock-configuration", *extra]
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None

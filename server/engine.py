@@ -65,7 +65,7 @@ def sandbox(con: duckdb.DuckDBPyConnection, settings: Settings) -> Sandbox:
         con.execute("SET allowed_directories = ?", [list(allowed)])
     con.execute("SET enable_external_access = false")
     # operator_memory_limit is set per connection, which a locked configuration refuses
-    locked = not settings.session_memory_limit
+    locked = settings.lock_configuration and not settings.session_memory_limit
     if locked:
         con.execute("SET lock_configuration = true")
     return Sandbox(allowed, locked)

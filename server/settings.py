@@ -106,6 +106,7 @@ class Settings:
     statement_timeout_ms: int = 0
     memory_limit: str = ""
     session_memory_limit: str = ""
+    lock_configuration: bool = True
     training_queue_size: int = 16
     training_queue_full: str = "error"
     training_queue_per_user: int = 4
@@ -169,6 +170,11 @@ SETTINGS: tuple[Setting, ...] = (
             "memory each session's sorts and hash tables may use before they spill to "
             "disk (DuckDB's per-connection operator_memory_limit, e.g. 1GB); empty: no "
             "per-session limit"),
+    Setting("lock_configuration", "QUACKML_LOCK_CONFIGURATION", _bool,
+            "lock DuckDB's configuration at start-up (docs/security.md), so no SQL, a "
+            "superuser's included, changes a DuckDB setting; off lets superusers SET "
+            "threads, memory_limit ... at run time (non-superusers are refused either "
+            "way). Never locked while --session-memory-limit is set"),
     Setting("training_queue_size", "QUACKML_TRAINING_QUEUE_SIZE", int,
             "training jobs that may wait for a free worker"),
     Setting("training_queue_full", "QUACKML_TRAINING_QUEUE_FULL", _queue_full,
