@@ -9,12 +9,13 @@ statements also go through the SQL firewall):
   sends ``SELECT 1`` in a loop; prints the big statement's wall time and
   outcome (``ok`` or its SQLSTATE) and the small queries' p50 / p99 / max
   latency during it (and their count), next to the same figures when idle;
-- then the big statement is sent again and cancelled (``conn.cancel()``, a
+- then the big statement is sent again and cancelled (``conn.cancel_safe()``, a
   CancelRequest) ``--cancel-after`` seconds after it was sent: prints the
   time from the cancel to the statement's end, and its outcome.
 
 Shapes: a 4 MB string literal, an IN list of about 4 MB, ``SELECT 1+1+...``
-of about 1 MB, and one query string of 50,000 ``SELECT 1;``. Prints figures,
+of about 1 MB, one query string of 50,000 ``SELECT 1;``, and an IN list just
+under the statement token limit (``in_99k_tokens``, about 0.3 MB). Prints figures,
 asserts nothing. Run: ``.venv/bin/python bench/big_statement.py``
 (``--shapes literal,in_list`` for a subset).
 """
@@ -46,6 +47,9 @@ SHAPES: dict[str, Callable[[], str]] = {
         str(i) for i in range(600_000)) + ")",
     "plus": lambda: "SELECT 1" + "+1" * 500_000,
     "multi": lambda: "SELECT 1;" * 50_000,
+    # just under server.sql.text.MAX_STATEMENT_TOKENS (100,000): the largest accepted
+    "in_99k_tokens": lambda: "SELECT 1 WHERE 1 IN (" + ",".join(
+        str(i) for i in range(49_900)) + ")",
 }
 
 
@@ -155,7 +159,7 @@ def cancelled(port: int, user: str, password: str, sql: str,
             t.join()
             return None, result[0]
         sent = time.perf_counter()
-        big.cancel()
+        big.cancel_safe()
         ended.wait()
         took = time.perf_counter() - sent
         t.join()

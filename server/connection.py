@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 import typing
 from collections.abc import Sequence
@@ -383,9 +384,25 @@ class Connection:
         return True
 
     # -- simple query --------------------------------------------------------
+    def _cancel_flag(self) -> threading.Event:
+        """The session's cancel flag, cleared as a Query or Parse starts: as in
+        PostgreSQL, a CancelRequest that arrived while no statement was under way
+        (nor while the message itself was read) cancels nothing. A long split
+        checks it between chunks, and a simple query between statements."""
+        assert self.session is not None
+        self.session.cancel_requested.clear()
+        return self.session.cancel_requested
+
     def simple_query(self, sql: str) -> None:
         assert self.session is not None
-        statements = split(sql)
+        try:
+            statements = split(sql, self._cancel_flag())
+        except ServerError as exc:   # cancelled (57014), too long (54000): nothing ran
+            self.session.failed()
+            self.send_error(exc)
+            self.send(m.ready_for_query(self.session.status))
+            self.flush()
+            return
         if not statements:
             self.send(m.empty_query_response())
         self.run_statements(statements)
@@ -396,6 +413,8 @@ class Connection:
         assert self.session is not None
         for i, stmt in enumerate(statements):
             try:
+                if self.session.cancel_requested.is_set():   # between statements
+                    raise errors.QueryCanceled("canceling statement due to user request")
                 result = self.session.run(stmt)
                 if isinstance(result, CopyIn):
                     self.start_copy_in(result, statements[i + 1:])
@@ -504,7 +523,7 @@ class Connection:
         if msg.name and msg.name in self.prepared:
             raise ServerError(f'prepared statement "{msg.name}" already exists',
                               sqlstate="42P05")
-        statements = split(msg.query)
+        statements = split(msg.query, self._cancel_flag())
         if len(statements) > 1:
             raise SyntaxError_("cannot insert multiple commands into a prepared statement")
         self.prepared[msg.name] = Prepared(statements[0] if statements else None,

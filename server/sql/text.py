@@ -7,17 +7,34 @@ Each piece keeps its exact original text (user SQL reaches DuckDB as written)
 and its offset in the query string, for error positions. Its tokens, for the
 ML and access grammars, come from sqlglot's PostgreSQL tokenizer; a piece that
 tokenizer cannot read is kept without tokens, and DuckDB reports the error.
+
+Big texts: DuckDB's tokenizer, which holds the GIL for a whole call, reads
+them ``_CHUNK`` characters at a time; the session's cancel flag is checked
+between chunks and between statements (57014); and a statement of more than
+``MAX_STATEMENT_TOKENS`` tokens is refused before any statement is tokenized
+by sqlglot (54000), since every later step costs time in proportion to tokens.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import duckdb
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
 from sqlglot.tokens import Token
+
+from server.errors import QueryCanceled, ServerError
+
+# A statement of more tokens (DuckDB's, comments aside) is refused with 54000:
+# every layer after the split (sqlglot's tokens, DuckDB's parser, the firewall)
+# costs time proportional to the tokens, some of it holding the GIL.
+MAX_STATEMENT_TOKENS = 100_000
+# DuckDB's tokenizer reads at most this many characters per call (while it
+# holds the GIL): about 15 ms of a text made of one-character tokens.
+_CHUNK = 16 * 1024
 
 
 class _Tokenizer(Postgres.Tokenizer):
@@ -47,44 +64,89 @@ class Statement:
         return tuple(t.text.upper() for t in self.tokens[:n])
 
 
-def split(sql: str) -> list[Statement]:
+class StatementTooLong(ServerError):
+    """A statement beyond ``MAX_STATEMENT_TOKENS`` (PostgreSQL's program_limit_exceeded)."""
+    sqlstate = "54000"
+
+
+def split(sql: str, cancelled: threading.Event | None = None) -> list[Statement]:
     """Split ``sql`` on top-level semicolons, dropping empty statements (as
     PostgreSQL does); an empty list means an empty query.
 
     A string the tokenizer rejects (say, an unterminated quote) is returned
     whole as one statement without tokens, so DuckDB reports the error.
 
+    Raises ``QueryCanceled`` (57014) once ``cancelled`` is set, and
+    ``StatementTooLong`` (54000) for a statement of more than
+    ``MAX_STATEMENT_TOKENS`` tokens, before tokenizing any statement.
+
     Short texts are remembered (statements are immutable): a client sending
     the same query again, prepared or not, is not tokenized again.
     """
     if len(sql) > _CACHED_TEXT_MAX:
-        return list(_split(sql))
+        return list(_split(sql, cancelled))
     return list(_split_cached(sql))
 
 
 _CACHED_TEXT_MAX = 4096
 
 
-def _split(sql: str) -> tuple[Statement, ...]:
+def _split(sql: str, cancelled: threading.Event | None = None) -> tuple[Statement, ...]:
     statements: list[Statement] = []
     start = 0
-    for end in _semicolons(sql):
+    for end in [*_semicolons(sql, cancelled), len(sql)]:
+        _check(cancelled)
         statements.append(_piece(sql, start, end))
         start = end + 1
-    statements.append(_piece(sql, start, len(sql)))
     return tuple(s for s in statements if not s.is_empty)
 
 
-def _semicolons(sql: str) -> list[int]:
-    """Offsets of the statement-ending semicolons, as DuckDB's tokenizer reads them."""
-    raw = duckdb.tokenize(sql)
+def _check(cancelled: threading.Event | None) -> None:
+    if cancelled is not None and cancelled.is_set():
+        raise QueryCanceled("canceling statement due to user request")
+
+
+def _semicolons(sql: str, cancelled: threading.Event | None = None,
+                chunk: int = _CHUNK) -> list[int]:
+    """Offsets of the statement-ending semicolons, as DuckDB's tokenizer reads them.
+
+    The text is read ``chunk`` characters at a time. A chunk starts where a
+    token starts; of its tokens, the last two may be cut (or read differently)
+    by the chunk's end, so they are read again at the start of the next chunk.
+    A chunk holding fewer (inside a long string or comment) is doubled.
+    """
     found: list[int] = []
-    for i, (start, kind) in enumerate(raw):
-        if kind != duckdb.token_type.operator:
+    tokens = 0   # of the statement under way, comments aside
+    pos, size = 0, chunk
+    while True:
+        _check(cancelled)
+        end = min(len(sql), pos + size)
+        raw = duckdb.tokenize(sql[pos:end])
+        last = end == len(sql)
+        keep = len(raw) if last else len(raw) - 2
+        if keep < 1 and not last:
+            size *= 2
             continue
-        end = raw[i + 1][0] if i + 1 < len(raw) else len(sql)
-        found.extend(start + j for j, ch in enumerate(sql[start:end]) if ch == ";")
-    return found
+        for i in range(keep):
+            start, kind = raw[i]
+            if kind == duckdb.token_type.comment:
+                continue
+            tokens += 1
+            if kind == duckdb.token_type.operator:
+                stop = raw[i + 1][0] if i + 1 < len(raw) else end - pos
+                for j, ch in enumerate(sql[pos + start:pos + stop]):
+                    if ch == ";":
+                        found.append(pos + start + j)
+                        tokens = 0
+            if tokens > MAX_STATEMENT_TOKENS:
+                raise StatementTooLong(
+                    f"statement too long: more than {MAX_STATEMENT_TOKENS:,} tokens",
+                    hint="split it into smaller statements, or load rows with "
+                         "COPY ... FROM STDIN")
+        if last:
+            return found
+        pos += raw[keep][0]
+        size = chunk
 
 
 def _piece(sql: str, start: int, end: int) -> Statement:
