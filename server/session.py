@@ -35,6 +35,7 @@ from server.errors import (
     SyntaxError_,
 )
 from server.ml import MLHandlers, model_or_error
+from server.postgres import colnames
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -165,9 +166,11 @@ def command_tag(stmt: Statement, stype: duckdb.StatementType | None,
 
 @dataclass(frozen=True, slots=True)
 class _Plain:
-    """A statement that goes to DuckDB as is: the text DuckDB runs, its type."""
+    """A statement that goes to DuckDB as is: the text DuckDB runs, its type, and
+    PostgreSQL's names for its result columns (decided at its first result)."""
     stmt: Statement
     stype: duckdb.StatementType | None
+    names: colnames.ResultNames
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,20 @@ def _bindable(params: Sequence[object]) -> list[object]:
             values[i] = p.value if t == "VARCHAR" or t.startswith("DECIMAL") \
                 else duckdb.Value(p.value, _duckdb_type(t))
     return values
+
+
+def _pg_named(reader: pa.RecordBatchReader, names: colnames.ResultNames
+              ) -> pa.RecordBatchReader:
+    """The reader with PostgreSQL's column names (``server.postgres.colnames``); its
+    batches are renamed as they are read, never copied."""
+    schema = reader.schema
+    renamed = names.rename(schema.names)
+    if renamed is None:
+        return reader
+    schema = pa.schema([f.with_name(n) for f, n in zip(schema, renamed, strict=True)],
+                       metadata=schema.metadata)
+    return pa.RecordBatchReader.from_batches(
+        schema, (batch.rename_columns(renamed) for batch in reader))
 
 
 class Session:
@@ -685,7 +702,8 @@ class Session:
             stmt = Statement(text, stmt.offset, stmt.tokens)
         else:
             client_text = text
-        plain = _Plain(stmt, self.statement_type(stmt.text))
+        plain = _Plain(stmt, self.statement_type(stmt.text),
+                       colnames.ResultNames(client_text, stmt.text))
         self._plain[client_text] = plain
         if len(self._plain) > 256:
             self._plain.popitem(last=False)
@@ -700,7 +718,8 @@ class Session:
             # halves the rate of short queries.
             self._open = _seam.submit(self.cursor, stmt.text, bound, "stream",
                                       BATCH_ROWS).arrow_reader()
-            return Stream(self._open)
+            return Stream(self._open if plain.names.settled else
+                          _pg_named(self._open, plain.names))
         try:
             self.cursor.execute(stmt.text, bound)
         finally:

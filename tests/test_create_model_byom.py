@@ -172,7 +172,7 @@ def test_remote_model_in_batches(conn: psycopg.Connection, endpoint: str) -> Non
     assert values["Model State"] == "READY"
     assert values["Endpoint"] == endpoint and values["Model Type"] == "sagemaker"
     _Endpoint.batches.clear()
-    rows = conn.execute("SELECT i, remote_add(i::INTEGER, i / 2) FROM range(1000) t(i) "
+    rows = conn.execute("SELECT i, remote_add(i::INTEGER, i / 2.0) FROM range(1000) t(i) "
                         "ORDER BY i").fetchall()
     assert [r[1] for r in rows] == [i + i / 2 for i in range(1000)]
     assert max(_Endpoint.batches) <= 100 and sum(_Endpoint.batches) == 1000

@@ -52,7 +52,7 @@ def statement(draw: st.DrawFn) -> str:
     return "CREATE MODEL m_fz " + " ".join(parts)
 
 
-ALLOWED_CLASSES = {"42", "22", "0A", "55", "53", "57"}
+ALLOWED_CLASSES = {"42", "22", "0A", "55", "53", "54", "57"}
 
 
 @settings(max_examples=150, deadline=None,

@@ -156,7 +156,9 @@ def test_others_are_served_and_cancel_stops_a_big_statement(big: Big) -> None:
     and both connections stay usable."""
     with big.connect(ADMIN) as admin:
         admin.execute("CREATE TABLE big_marks (what VARCHAR)")
-    sql = ("INSERT INTO big_marks VALUES ('started');" + "SELECT 1;" * 50_000
+    # statements that each take a moment, so the string outlasts the cancel's round trip
+    sql = ("INSERT INTO big_marks VALUES ('started');"
+           + "SELECT count(*) FROM range(200000);" * 50_000
            + "INSERT INTO big_marks VALUES ('finished')")
     done = threading.Event()
     outcome: list[str | None] = []
