@@ -24,7 +24,7 @@ from sqlglot.tokens import Token, TokenType
 
 from catalog.views import rows_of
 from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
-from server.sql.text import Statement
+from server.sql.text import Statement, closing_paren
 
 SCHEMA = "quackml_pg"
 PG_VERSION = "15.0"
@@ -551,7 +551,7 @@ def rewrite(stmt: Statement) -> str | None:
         if _is_name(tok) and (prev is None or prev.token_type is not TokenType.DOT):
             if low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN:
                 edits.append((tok.start, tok.end, f"{SCHEMA}.{tok.text}"))
-                close = _matching(tokens, i + 1)
+                close = closing_paren(tokens, i + 1)
                 after = tokens[close + 1] if close is not None and close + 1 < n else None
                 if close is not None and prev is not None and \
                         (prev.token_type in (TokenType.SELECT, TokenType.COMMA)) and \
@@ -614,19 +614,6 @@ def _inside_cast(tokens: tuple[Token, ...], i: int) -> bool:
                 return j > 0 and tokens[j - 1].text.upper() in ("CAST", "TRY_CAST")
             depth -= 1
     return False
-
-
-def _matching(tokens: tuple[Token, ...], i: int) -> int | None:
-    """Index of the parenthesis closing the one at i."""
-    depth = 0
-    for j in range(i, len(tokens)):
-        if tokens[j].token_type is TokenType.L_PAREN:
-            depth += 1
-        elif tokens[j].token_type is TokenType.R_PAREN:
-            depth -= 1
-            if depth == 0:
-                return j
-    return None
 
 
 def _find(tokens: tuple[Token, ...], i: int, kind: TokenType) -> int | None:

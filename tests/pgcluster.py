@@ -52,3 +52,19 @@ def postgres(folder: Path) -> Iterator[str]:
     finally:
         subprocess.run([*run_as, pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w",
                         "stop"], capture_output=True, env=env)
+
+
+def throwaway_postgres() -> Iterator[str]:
+    """For a pytest fixture: a cluster in a temporary folder, its DSN, removed after."""
+    import tempfile
+
+    import pytest
+
+    if shutil.which("runuser") is None and not list(Path("/usr/lib/postgresql").glob("*/bin")):
+        pytest.fail("PostgreSQL is not installed: run `make system-deps`")
+    folder = Path(tempfile.mkdtemp(prefix="quackml-pg-"))
+    try:
+        with postgres(folder) as dsn:
+            yield dsn
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -9,16 +9,13 @@ and what PostgreSQL writes must load back into QuackML as the same rows.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.conftest import RunningServer
-from tests.pgcluster import postgres
+from tests.pgcluster import throwaway_postgres
 
 COLUMNS = ("i integer, s varchar, b boolean, d date, f double precision, "
            "n numeric(10,3), arr integer[], sa varchar[], bb bytea, ts timestamp")
@@ -38,14 +35,7 @@ OPTIONS = ["", "WITH (FORMAT csv)", "WITH (FORMAT csv, HEADER)", "WITH (DELIMITE
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[str]:
-    if shutil.which("runuser") is None and not list(Path("/usr/lib/postgresql").glob("*/bin")):
-        pytest.fail("PostgreSQL is not installed: run `make system-deps`")
-    folder = Path(tempfile.mkdtemp(prefix="quackml-pg-"))
-    try:
-        with postgres(folder) as dsn:
-            yield dsn
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    yield from throwaway_postgres()
 
 
 def _fill(conn: psycopg.Connection, table: str) -> None:

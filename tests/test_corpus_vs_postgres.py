@@ -33,8 +33,6 @@ import datetime as dt
 import json
 import math
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -43,6 +41,8 @@ from pathlib import Path
 import psycopg
 import psycopg.conninfo
 import pytest
+
+from tests.pgcluster import throwaway_postgres
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "corpus"
 
@@ -349,16 +349,7 @@ def difference_lines(results: list[Result]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[str]:
-    from tests.pgcluster import postgres
-
-    if shutil.which("runuser") is None and not list(Path("/usr/lib/postgresql").glob("*/bin")):
-        pytest.fail("PostgreSQL is not installed: run `make system-deps`")
-    folder = Path(tempfile.mkdtemp(prefix="quackml-pg-"))
-    try:
-        with postgres(folder) as dsn:
-            yield dsn
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    yield from throwaway_postgres()
 
 
 def test_corpus_is_well_formed() -> None:

@@ -8,10 +8,7 @@ statement and of the portal), comparing the column names.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,7 +16,7 @@ import pytest
 from server.postgres import colnames
 from server.postgres.colnames import Slot
 from tests.conftest import RunningServer
-from tests.pgcluster import postgres
+from tests.pgcluster import throwaway_postgres
 
 
 def names(sql: str) -> tuple[str | Slot, ...] | None:
@@ -161,14 +158,7 @@ SELECT_LISTS = [
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[str]:
-    if shutil.which("runuser") is None and not list(Path("/usr/lib/postgresql").glob("*/bin")):
-        pytest.fail("PostgreSQL is not installed: run `make system-deps`")
-    folder = Path(tempfile.mkdtemp(prefix="quackml-pg-"))
-    try:
-        with postgres(folder) as dsn:
-            yield dsn
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    yield from throwaway_postgres()
 
 
 def _setup(conn: psycopg.Connection) -> None:

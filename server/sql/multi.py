@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlglot.tokens import Token, TokenType
 
-from server.sql.text import Statement
+from server.sql.text import Statement, closing_paren
 
 _DROP_KINDS = frozenset({"TABLE", "VIEW", "SEQUENCE", "INDEX", "SCHEMA", "TYPE", "MACRO",
                          "FUNCTION"})
@@ -111,7 +111,7 @@ def without_storage_parameters(stmt: Statement) -> tuple[str, str] | None:
             after = tokens[i + 2] if i + 2 < len(tokens) else None
             if depth == 0 and nxt is not None and nxt.text.upper() == "WITH" and \
                     after is not None and after.token_type is TokenType.L_PAREN:
-                close = _closing(tokens, i + 2)
+                close = closing_paren(tokens, i + 2)
                 if close is None:
                     return None
                 start = nxt.start - stmt.offset
@@ -119,16 +119,4 @@ def without_storage_parameters(stmt: Statement) -> tuple[str, str] | None:
                 text = stmt.text[:start] + stmt.text[end:]
                 ignored = stmt.text[after.start - stmt.offset:end]
                 return text, f"storage parameters {ignored} ignored: DuckDB has none"
-    return None
-
-
-def _closing(tokens: tuple[Token, ...], i: int) -> int | None:
-    depth = 0
-    for j in range(i, len(tokens)):
-        if tokens[j].token_type is TokenType.L_PAREN:
-            depth += 1
-        elif tokens[j].token_type is TokenType.R_PAREN:
-            depth -= 1
-            if depth == 0:
-                return j
     return None

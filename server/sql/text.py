@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import duckdb
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
-from sqlglot.tokens import Token
+from sqlglot.tokens import Token, TokenType
 
 from server.errors import QueryCanceled, ServerError
 
@@ -174,3 +174,14 @@ def _shift(tok: Token, offset: int) -> Token:
 _split_cached = functools.lru_cache(maxsize=512)(_split)
 
 
+def closing_paren(tokens: tuple[Token, ...], i: int) -> int | None:
+    """Index of the token closing the parenthesis at ``tokens[i]``, or None."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j].token_type is TokenType.L_PAREN:
+            depth += 1
+        elif tokens[j].token_type is TokenType.R_PAREN:
+            depth -= 1
+            if depth == 0:
+                return j
+    return None
