@@ -14,7 +14,8 @@ checksums):
   grantee_type (``information_schema.table_privileges``, ``pg_class.relacl``);
 - ``quackml_owners()``: database_name, schema_name, name, kind, owner.
 
-(Six in all.) They return a list of structs (DuckDB has no Python table functions); views
+(Seven in all, with ``quackml_relacl()``: the aclitem lists of pg_class.relacl.)
+They return a list of structs (DuckDB has no Python table functions); views
 unnest it. Nothing writes through them: a view over a function result has no
 table to write to. The rows are cached per catalog generation, so a query
 pays for a catalog read only after a change.
