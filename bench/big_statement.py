@@ -23,22 +23,20 @@ asserts nothing. Run: ``.venv/bin/python bench/big_statement.py``
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
-SUPERUSER, SUPERUSER_PW = "bench", "bench-su-pw"
+# the server as bench/wire.py starts it (this folder is on sys.path when run as a script)
+from wire import SUPERUSER, SUPERUSER_PW  # noqa: E402
+from wire import quackml_port as quackml  # noqa: E402
+
 USER, USER_PW = "bench_user", "bench-user-pw"
 
 SHAPES: dict[str, Callable[[], str]] = {
@@ -51,33 +49,6 @@ SHAPES: dict[str, Callable[[], str]] = {
     "in_99k_tokens": lambda: "SELECT 1 WHERE 1 IN (" + ",".join(
         str(i) for i in range(49_900)) + ")",
 }
-
-
-@contextmanager
-def quackml(folder: Path) -> Iterator[int]:
-    """A QuackML server with SCRAM-SHA-256 in a subprocess; yields its port."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
-    env["QUACKML_SUPERUSER_PASSWORD"] = SUPERUSER_PW
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", "0", "--database",
-         str(folder / "bench.duckdb"), "--data-dir", str(folder / "qdata"), "--no-samples",
-         "--training-workers", "1", "--auth", "scram-sha-256", "--superuser", SUPERUSER],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    port = None
-    while port is None:
-        line = proc.stdout.readline()
-        if not line:
-            sys.exit("QuackML did not start")
-        found = re.search(r"listening on [\d.]+:(\d+)", line)
-        if found:
-            port = int(found.group(1))
-    threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
-    try:
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 def connect(port: int, user: str, password: str) -> psycopg.Connection:

@@ -49,6 +49,15 @@ USER, USER_PW = "bench_user", "bench-user-pw"
 @contextmanager
 def quackml(folder: Path) -> Iterator[str]:
     """A QuackML server with SCRAM-SHA-256; yields the superuser's DSN."""
+    with quackml_port(folder) as port:
+        yield f"host=127.0.0.1 port={port} user={SUPERUSER} password={SUPERUSER_PW} " \
+            "dbname=quackml"
+
+
+@contextmanager
+def quackml_port(folder: Path) -> Iterator[int]:
+    """A QuackML server with SCRAM-SHA-256 in a subprocess (superuser SUPERUSER);
+    yields its port. bench/big_statement.py starts its server with this too."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
     env["QUACKML_SUPERUSER_PASSWORD"] = SUPERUSER_PW
     proc = subprocess.Popen(
@@ -67,8 +76,7 @@ def quackml(folder: Path) -> Iterator[str]:
             port = int(found.group(1))
     threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
     try:
-        yield f"host=127.0.0.1 port={port} user={SUPERUSER} password={SUPERUSER_PW} " \
-            "dbname=quackml"
+        yield port
     finally:
         proc.terminate()
         proc.wait(timeout=30)
