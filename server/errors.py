@@ -179,6 +179,8 @@ def _duckdb_sqlstate(exc: duckdb.Error, text: str) -> str:
         return "25001" if "within a transaction" in text else "25000"
     if isinstance(exc, duckdb.InvalidInputException) and "Division by zero" in text:
         return "22012"
+    if isinstance(exc, duckdb.InvalidInputException) and "configuration has been locked" in text:
+        return "55P02"   # PostgreSQL's cant_change_runtime_param
     for cls, code in _DUCKDB_CLASSES:
         if isinstance(exc, cls):
             return code

@@ -119,3 +119,28 @@ def test_a_bad_limit_stops_the_start(tmp_path: Path) -> None:
     srv = Server(_settings(tmp_path, session_memory_limit="lots"))
     with pytest.raises(duckdb.Error, match="Memory"):
         srv.start()
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_lock_configuration_setting(tmp_path: Path, locked: bool) -> None:
+    """Locked (the default), no SQL changes a DuckDB setting, a superuser's included;
+    --no-lock-configuration lets a superuser SET threads; a non-superuser never may."""
+    srv = Server(_settings(tmp_path, lock_configuration=locked))
+    srv.start()
+    try:
+        with _connect(srv, ADMIN, ADMIN_PW) as su:
+            su.execute("CREATE USER lena PASSWORD 'l-pw'")
+            if locked:
+                with pytest.raises(psycopg.Error) as info:
+                    su.execute("SET threads = 1")
+                assert info.value.sqlstate == "55P02"
+                assert "locked" in str(info.value)
+            else:
+                su.execute("SET threads = 1")
+                assert su.execute("SELECT system.main.current_setting('threads')"
+                                  ).fetchone() == (1,)
+            with _connect(srv, "lena", "l-pw") as lena, pytest.raises(psycopg.Error) as info:
+                lena.execute("SET threads = 2")
+            assert info.value.sqlstate == "42501"
+    finally:
+        srv.stop()
