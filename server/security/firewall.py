@@ -217,10 +217,10 @@ class _Check:
         if len(parsed) != 1:
             raise denied("a statement string DuckDB reads as several statements",
                          hint="send one statement at a time")
-        self._sql_running(text)
+        tokens = _tokens(text)   # DuckDB's tokenizer, once per statement
+        self._sql_running(tokens)
         stype = parsed[0].type
-        first = _tokens(text)[:1]
-        self.truncate = bool(first) and first[0][0].upper() == "TRUNCATE"
+        self.truncate = bool(tokens) and tokens[0][0].upper() == "TRUNCATE"
         match stype:
             case duckdb.StatementType.EXPLAIN:
                 self.statement(_after_explain(text), depth + 1)
@@ -246,11 +246,10 @@ class _Check:
             case _:
                 raise denied(f"{stype.name} statements need a superuser")
 
-    def _sql_running(self, text: str) -> None:
+    def _sql_running(self, tokens: list[tuple[str, str]]) -> None:
         """Calls of functions that run SQL given as data, by DuckDB's tokenizer (a quoted or
         qualified name is the same name): the plan shows what they bound to, not that
         they were called."""
-        tokens = _tokens(text)
         for i, (word, kind) in enumerate(tokens):
             if kind in ("keyword", "identifier") and _name(word) in SQL_RUNNING and \
                     i + 1 < len(tokens) and tokens[i + 1][0] == "(":
