@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-from duckdb import _seam
 
 from automl.pool import Outcome, TrainingPool
 from catalog import legacy, views
@@ -158,8 +157,9 @@ class Engine:
 
     def reserved_names(self) -> frozenset[str]:
         """Names no user object may take (built-ins, models' functions, server objects),
-        read again when DuckDB's catalog changed."""
-        version = _seam.catalog_version(self.con)
+        read again after DDL or a function (un)registration (the DDL generation: DuckDB's
+        own catalog version moves with every write too)."""
+        version = self._ddl_generation
         if self._reserved is None or self._reserved[0] != version:
             names = reserved_names(self.con, pgcatalog.FUNCTIONS | pgcatalog.RELATIONS)
             self._reserved = (version, names)
