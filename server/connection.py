@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
-from server import copy, errors, pgcatalog
+from server import errors, pgcatalog
 from server.errors import ServerError, SyntaxError_
+from server.postgres import copy
 from server.protocol import codec
 from server.protocol import messages as m
 from server.protocol.types import (
@@ -43,6 +44,7 @@ from server.protocol.types import (
 from server.results import Command, CopyIn, CopyOut, Deallocate, Result, Rows, Stream
 from server.security import auth, tls
 from server.session import Session
+from server.sql.copy_spec import CopyFormat
 from server.sql.text import Statement, split
 
 if TYPE_CHECKING:
@@ -437,7 +439,7 @@ class Connection:
         fd, path = tempfile.mkstemp(prefix="quackml-copy-", suffix=".txt",
                                     dir=self.server.engine.staging_dir)
         self.copy_in = CopyInProgress(request, path, os.fdopen(fd, "wb"), remaining)
-        fmt = 1 if request.spec.format is copy.CopyFormat.BINARY else 0
+        fmt = 1 if request.spec.format is CopyFormat.BINARY else 0
         self.send(m.copy_in_response(fmt, request.columns, [fmt] * request.columns))
         self.flush()
 
@@ -455,7 +457,7 @@ class Connection:
         match msg:
             case m.CopyData(data=data):
                 state.file.write(data)
-                if not state.escapes and state.request.spec.format is copy.CopyFormat.TEXT:
+                if not state.escapes and state.request.spec.format is CopyFormat.TEXT:
                     state.escapes = copy.has_escapes(data, state.request.spec.null.encode())
                 return True
             case m.Flush() | m.Sync():
@@ -493,7 +495,7 @@ class Connection:
     def send_copy_out(self, result: CopyOut) -> None:
         """Stream the rows of COPY TO STDOUT, one CopyData per row (as PostgreSQL sends)."""
         spec, reader = result.spec, result.reader
-        binary = spec.format is copy.CopyFormat.BINARY
+        binary = spec.format is CopyFormat.BINARY
         self.send(m.copy_out_response(int(binary), result.columns,
                                       [int(binary)] * result.columns))
         rows = 0

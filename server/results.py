@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from server.copy import CopySpec
+from server.sql.copy_spec import CopySpec
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ COMMIT/ROLLBACK is refused with 25P02.
 from __future__ import annotations
 
 import contextlib
-import enum
 import functools
 import os
 import tempfile
@@ -24,7 +23,7 @@ import duckdb
 import pyarrow as pa
 from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
-from server import copy, cursors, params, pgcatalog
+from server import pgcatalog
 from server.engine import Engine
 from server.errors import (
     DataException,
@@ -35,7 +34,8 @@ from server.errors import (
     SyntaxError_,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import colnames
+from server.postgres import colnames, cursors
+from server.postgres import copy as copy_formats
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -50,7 +50,18 @@ from server.results import (
 from server.security.firewall import Effect, prepared_name
 from server.security.privileges import Privileges
 from server.security.roles import DuckDBObjects, Roles
-from server.sql import access_grammar, ml_grammar, multi, param_context
+from server.sql import cursors as cursor_sql
+from server.sql import multi, param_context, params
+from server.sql.classify import (
+    CHECKED_WHERE_THEY_RUN,
+    PLAIN,
+    Classified,
+    Kind,
+    TxKind,
+    classify,
+    savepoint_name,
+)
+from server.sql.copy_spec import CopyFormat, CopySpec, needs_conversion
 from server.sql.text import Statement, split
 
 BATCH_ROWS = 16_384
@@ -72,51 +83,6 @@ _DATA_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.INSERT,
                duckdb.StatementType.MERGE_INTO}
 _SKIP_WORDS = {"OR", "REPLACE", "TEMP", "TEMPORARY", "UNIQUE", "IF", "NOT", "EXISTS",
                "PERSISTENT", "MATERIALIZED"}
-
-
-class TxKind(enum.Enum):
-    BEGIN = "BEGIN"
-    COMMIT = "COMMIT"
-    ROLLBACK = "ROLLBACK"
-    SAVEPOINT = "SAVEPOINT"
-    RELEASE = "RELEASE"
-    ROLLBACK_TO = "ROLLBACK TO"
-
-
-def transaction_kind(stmt: Statement) -> TxKind | None:
-    words = stmt.words(2)
-    if not words:
-        return None
-    first = words[0]
-    if first in ("BEGIN", "START"):
-        return TxKind.BEGIN
-    if first in ("COMMIT", "END"):
-        return TxKind.COMMIT
-    if first in ("ROLLBACK", "ABORT"):
-        return TxKind.ROLLBACK_TO if len(words) > 1 and words[1] == "TO" else TxKind.ROLLBACK
-    if first == "SAVEPOINT":
-        return TxKind.SAVEPOINT
-    if first == "RELEASE":
-        return TxKind.RELEASE
-    return None
-
-
-def _deallocate(stmt: Statement) -> Deallocate:
-    words = [t.text for t in stmt.tokens[1:]]
-    if words and words[0].upper() == "PREPARE":
-        words = words[1:]
-    if len(words) != 1:
-        raise ServerError("DEALLOCATE needs a statement name or ALL", sqlstate="42601")
-    return Deallocate(None if words[0].upper() == "ALL" else words[0])
-
-
-def _savepoint_name(stmt: Statement) -> str:
-    words = [t.text for t in stmt.tokens[1:]]
-    if words and words[0].upper() in ("TO", "SAVEPOINT"):
-        words = words[1:]
-    if words and words[0].upper() == "SAVEPOINT":
-        words = words[1:]
-    return words[0] if words else ""
 
 
 def statement_type(text: str) -> duckdb.StatementType | None:
@@ -251,6 +217,8 @@ class Session:
         # SQL PREPARE name AS stmt: the text of stmt, checked again at every EXECUTE
         self._sql_prepared: dict[str, str] = {}
         self._types: OrderedDict[str, duckdb.StatementType | None] = OrderedDict()
+        # statement text -> what it is (server.sql.classify), most recent last
+        self._kinds: OrderedDict[str, Classified] = OrderedDict()
         # client text -> plain DuckDB statement (see ``run``), most recent last
         self._plain: OrderedDict[str, _Plain] = OrderedDict()
         # (DuckDB text, client parameter types) -> (DDL generation, its Description)
@@ -298,11 +266,25 @@ class Session:
             self._types.popitem(last=False)
         return stype
 
+    def classify(self, stmt: Statement) -> Classified:
+        """The statement's kind (``server.sql.classify``), decided once per text."""
+        found = self._kinds.get(stmt.text)
+        if found is not None:
+            self._kinds.move_to_end(stmt.text)
+            return found
+        found = classify(stmt, pgcatalog.CLIENT_PARAMS)
+        self._kinds[stmt.text] = found   # what a text is does not change: it is read alone
+        if len(self._kinds) > 256:
+            self._kinds.popitem(last=False)
+        return found
+
     def run(self, stmt: Statement, params_: Sequence[object] = ()) -> Result:
         # plain DuckDB SQL seen before (a prepared statement run again): its routing,
         # rewrite and DuckDB statement type are known from its text
         plain = self._plain.get(stmt.text)
-        tx = None if plain is not None else transaction_kind(stmt)
+        what = PLAIN if plain is not None else self.classify(stmt)
+        tx = what.detail if what.kind is Kind.TRANSACTION else None
+        assert tx is None or isinstance(tx, TxKind)
         if self.status == "E" and tx not in (TxKind.COMMIT, TxKind.ROLLBACK,
                                              TxKind.ROLLBACK_TO):
             raise InFailedTransaction(
@@ -317,35 +299,35 @@ class Session:
                 self.privileges.record(effects)
                 return result
             if tx in (TxKind.SAVEPOINT, TxKind.RELEASE, TxKind.ROLLBACK_TO):
-                return self._savepoint(tx, _savepoint_name(stmt))
+                return self._savepoint(tx, savepoint_name(stmt))
             if tx is not None:
                 return self._transaction(tx)
             if self.status == "T":
                 self._block_statements += 1
-            if stmt.words(1) == ("DEALLOCATE",):
-                return _deallocate(stmt)
-            if access_grammar.is_access_statement(stmt):
-                return self.roles.handle(access_grammar.parse(stmt))
-            stripped = multi.without_storage_parameters(stmt)
-            if stripped is not None:   # CREATE TABLE ... WITH (fillfactor = 70)
-                result = self.run(split(stripped[0])[0], params_)
-                assert isinstance(result, Command)
-                return replace(result, notices=(stripped[1], *result.notices))
-            effects = self.check_access(stmt)
-            cursor_stmt = cursors.parse(stmt)
-            if cursor_stmt is not None:
-                return self._cursor(cursor_stmt, params_)
-            if ml_grammar.is_ml_statement(stmt):
-                return self.ml.handle(ml_grammar.parse(stmt), self)
-            action = params.parse(stmt)
-            if action is not None:
-                return self._param(action)
-            spec = copy.parse(stmt)
-            if spec is not None:
-                return self._copy(spec)
-            several = multi.split_objects(stmt)
-            if several is not None:
-                return self._several(several)
+            match what.kind, what.detail:
+                case Kind.DEALLOCATE, name:
+                    assert name is None or isinstance(name, str)
+                    return Deallocate(name)
+                case Kind.ACCESS, access:
+                    return self.roles.handle(access)  # type: ignore[arg-type]
+                case Kind.STORAGE, (str() as text, str() as notice):
+                    # CREATE TABLE ... WITH (fillfactor = 70): run without, with a notice
+                    result = self.run(split(text)[0], params_)
+                    assert isinstance(result, Command)
+                    return replace(result, notices=(notice, *result.notices))
+                case Kind.CURSOR, action:
+                    return self._cursor(action, params_)  # type: ignore[arg-type]
+                case Kind.ML, ml:
+                    return self.ml.handle(ml, self)  # type: ignore[arg-type]
+                case Kind.PARAM, action:
+                    return self._param(action)  # type: ignore[arg-type]
+                case Kind.COPY, spec:
+                    assert isinstance(spec, CopySpec)
+                    return self._copy(spec)
+                case Kind.SEVERAL, several:
+                    assert isinstance(several, multi.Split)
+                    return self._several(several)
+            effects = self.check_access(stmt, what)
             result = self._duckdb(stmt, params_)
             self.privileges.record(effects)
             return result
@@ -353,14 +335,13 @@ class Session:
             self.failed()
             raise
 
-    def check_access(self, stmt: Statement) -> tuple[Effect, ...]:
+    def check_access(self, stmt: Statement, what: Classified) -> tuple[Effect, ...]:
         """Refuse (42501) SQL a non-superuser may not run, decided on the text DuckDB will
-        run (after the catalog rewrite); free for superusers. Client SET/SHOW of session
-        parameters, cursors and COPY with the client are checked where they run.
+        run (after the catalog rewrite); free for superusers. The kinds QuackML handles
+        itself (client SET/SHOW, cursors, COPY with the client, ML and access
+        statements ...) are checked where they run.
         Returns the ownership changes to record once the statement succeeded."""
-        if self.privileges.superuser or params.parse(stmt) is not None \
-                or cursors.parse(stmt) is not None or copy.parse(stmt) is not None \
-                or ml_grammar.is_ml_statement(stmt):
+        if self.privileges.superuser or what.kind in CHECKED_WHERE_THEY_RUN:
             return ()
         return self.check_text(self.duckdb_text(stmt))
 
@@ -389,9 +370,9 @@ class Session:
         return Command(several.tag)
 
     # -- SQL cursors -------------------------------------------------------------
-    def _cursor(self, action: cursors.CursorStatement, bound: Sequence[object]) -> Result:
+    def _cursor(self, action: cursor_sql.CursorStatement, bound: Sequence[object]) -> Result:
         match action:
-            case cursors.Declare(name=name, query=query, hold=hold):
+            case cursor_sql.Declare(name=name, query=query, hold=hold):
                 if name in self.cursors:
                     raise ServerError(f'cursor "{name}" already exists', sqlstate="42P03")
                 self.check_text(self.duckdb_text(query))
@@ -405,7 +386,7 @@ class Session:
                     raise
                 self.cursors[name] = cursors.SqlCursor(own, reader, hold)
                 return Command("DECLARE CURSOR")
-            case cursors.Fetch(name=name, count=count, move=move):
+            case cursor_sql.Fetch(name=name, count=count, move=move):
                 cursor = self.cursors.get(name)
                 if cursor is None:
                     raise cursors.missing(name)
@@ -413,7 +394,7 @@ class Session:
                     return Command(f"MOVE {sum(b.num_rows for b in cursor.take(count))}")
                 return Stream(pa.RecordBatchReader.from_batches(cursor.schema,
                                                                 cursor.take(count)), "FETCH")
-            case cursors.CloseCursor(name=name):
+            case cursor_sql.CloseCursor(name=name):
                 if name is None:
                     self._close_cursors(everything=True)
                 else:
@@ -480,13 +461,12 @@ class Session:
         type as PostgreSQL's parser gives it: the client's, else DuckDB's inference,
         else its operand's (``server.sql.param_context``), else text; the result
         columns are those of the statement bound with parameters of these types."""
-        if ml_grammar.is_ml_statement(stmt) or params.parse(stmt) is not None or \
-                copy.parse(stmt) is not None or transaction_kind(stmt) is not None:
+        what = self.classify(stmt)
+        if isinstance(what.detail, cursor_sql.Declare):   # its parameters are its query's
+            return Description(self.describe(what.detail.query, given).param_types, None)
+        if what.kind is not Kind.PLAIN:
             return Description((), None)
-        declared = cursors.parse(stmt)
-        if isinstance(declared, cursors.Declare):   # its parameters are its query's
-            return Description(self.describe(declared.query, given).param_types, None)
-        self.check_access(stmt)
+        self.check_access(stmt, what)
         text = self.duckdb_text(stmt)
         key = (text, tuple(given))
         generation = self.engine.decision_generation()
@@ -556,7 +536,7 @@ class Session:
                 duckdb.Value(None, _duckdb_type(t)) for t in types])
 
     # -- COPY ------------------------------------------------------------------
-    def _copy(self, spec: copy.CopySpec) -> CopyIn | CopyOut:
+    def _copy(self, spec: CopySpec) -> CopyIn | CopyOut:
         # the client's rows or query, checked as the statement DuckDB will run on them
         self.check_text(f"INSERT INTO {spec.target} {spec.probe_sql()}" if spec.from_client
                         else spec.select_sql())
@@ -577,15 +557,15 @@ class Session:
         if os.path.getsize(path) == 0:
             return Command("COPY 0")   # no rows (DuckDB's CSV sniffer refuses an empty file)
         try:
-            if spec.format is copy.CopyFormat.BINARY:
+            if spec.format is CopyFormat.BINARY:
                 return self._copy_binary(request, path)
-            if spec.format is copy.CopyFormat.TEXT and escapes:
+            if spec.format is CopyFormat.TEXT and escapes:
                 fd, transcoded = tempfile.mkstemp(prefix="quackml-copy-", suffix=".csv",
                                                   dir=self.engine.staging_dir)
                 with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
-                    csv = copy.transcode_text(spec, request.columns, source, target)
+                    csv = copy_formats.transcode_text(spec, request.columns, source, target)
                 sql = spec.insert_sql(transcoded, request.types, csv)
-            elif copy.needs_conversion(request.types):
+            elif needs_conversion(request.types):
                 sql = spec.insert_sql(path, request.types)
             else:
                 sql = spec.load_sql(path)
@@ -611,7 +591,7 @@ class Session:
         spec = request.spec
         count = 0
         with open(path, "rb") as f:
-            for columns in copy.read_binary(f, request.oids):
+            for columns in copy_formats.read_binary(f, request.oids):
                 try:
                     batch = pa.table({f"c{i}": pa.array(col)
                                       for i, col in enumerate(columns)})

@@ -5,17 +5,19 @@ Clients set parameters DuckDB does not have (``DateStyle``,
 SHOW or ``current_setting``. ``parse`` recognises those statements by their
 tokens and returns a typed action for the session; a statement about any
 other parameter returns None and goes to DuckDB as written (DuckDB's own
-settings, such as ``threads``, keep working).
+settings, such as ``threads``, keep working). Which names are client
+parameters is the caller's (``server.pgcatalog.CLIENT_PARAMS``): this module
+only reads tokens.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlglot.tokens import TokenType
 
 from server.errors import InvalidParameterValue
-from server.pgcatalog import CLIENT_PARAMS
 from server.sql.text import Statement
 
 _ALIASES = {"time zone": "timezone", "names": "client_encoding",
@@ -52,7 +54,9 @@ class ResetParam:
 ParamAction = SetParam | ShowParam | ResetParam
 
 
-def parse(stmt: Statement) -> ParamAction | None:
+def parse(stmt: Statement, client_params: Collection[str]) -> ParamAction | None:
+    """The SET/SHOW/RESET of one of ``client_params`` (lower-case names) that
+    ``stmt`` is, else None."""
     tokens = stmt.tokens
     if not tokens:
         return None
@@ -82,11 +86,11 @@ def parse(stmt: Statement) -> ParamAction | None:
     name = " ".join(words)
     name = _ALIASES.get(name, name)
     if verb == "SHOW":
-        return ShowParam(name) if (name in CLIENT_PARAMS or name == "all") \
+        return ShowParam(name) if (name in client_params or name == "all") \
             and i == len(tokens) else None
     if verb == "RESET":
-        return ResetParam(name) if name in CLIENT_PARAMS or name == "all" else None
-    if name not in CLIENT_PARAMS:
+        return ResetParam(name) if name in client_params or name == "all" else None
+    if name not in client_params:
         return None
     if i < len(tokens) and tokens[i].token_type is not TokenType.STRING:
         i += 1  # TO or =
