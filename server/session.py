@@ -33,6 +33,7 @@ from server.errors import (
     InvalidParameterValue,
     ServerError,
     SyntaxError_,
+    UndefinedObject,
 )
 from server.ml import MLHandlers, model_or_error
 from server.postgres import colnames
@@ -331,6 +332,7 @@ class Session:
                 result = self.run(split(stripped[0])[0], params_)
                 assert isinstance(result, Command)
                 return replace(result, notices=(stripped[1], *result.notices))
+            self._check_setting_exists(stmt)
             effects = self.check_access(stmt)
             cursor_stmt = cursors.parse(stmt)
             if cursor_stmt is not None:
@@ -363,6 +365,26 @@ class Session:
                 or ml_grammar.is_ml_statement(stmt):
             return ()
         return self.check_text(self.duckdb_text(stmt))
+
+    def _check_setting_exists(self, stmt: Statement) -> None:
+        """PostgreSQL's 42704 for SET / RESET / SHOW of a setting that does not exist,
+        for every user: DuckDB would say 55P02 under a locked configuration, and reads
+        ``SHOW x`` as ``DESCRIBE x`` (kept for tables and views)."""
+        named = params.setting_name(stmt)
+        if named is None:
+            return
+        verb, name = named
+        known = self.cursor.execute(
+            "SELECT count(*) FROM duckdb_settings() WHERE name = $1 OR list_contains(aliases, $1)",
+            [name]).fetchall()
+        if known[0][0]:
+            return
+        if verb == "SHOW" and self.cursor.execute(
+                "SELECT count(*) FROM (SELECT table_name FROM duckdb_tables() UNION ALL "
+                "SELECT view_name FROM duckdb_views()) WHERE table_name = $1", [name]
+        ).fetchall()[0][0]:
+            return
+        raise UndefinedObject(f'unrecognized configuration parameter "{name}"')
 
     def check_text(self, text: str) -> tuple[Effect, ...]:
         return self.privileges.check_sql(self.cursor, text, self._sql_prepared)
