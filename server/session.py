@@ -37,6 +37,7 @@ from server.errors import (
 )
 from server.ml import MLHandlers, model_or_error
 from server.postgres import colnames
+from server.postgres.sqlstate import message_of, sqlstate_of
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -587,7 +588,7 @@ class Session:
         if spec.from_client:
             return CopyIn(spec, columns, tuple(pg_type_for_duckdb(str(t))
                                                for t in signature.types),
-                          tuple(str(t) for t in signature.types))
+                          tuple(str(t) for t in signature.types), tuple(signature.names))
         self._open = self.cursor.sql(spec.select_sql()).to_arrow_reader(BATCH_ROWS)
         return CopyOut(spec, columns, self._open)
 
@@ -605,7 +606,7 @@ class Session:
                 fd, transcoded = tempfile.mkstemp(prefix="quackml-copy-", suffix=".csv",
                                                   dir=self.engine.staging_dir)
                 with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
-                    csv = copy.transcode_text(spec, request.columns, source, target)
+                    csv = copy.transcode_text(spec, request.names, source, target)
                 sql = spec.insert_sql(transcoded, request.types, csv)
             elif copy.needs_conversion(request.types):
                 sql = spec.insert_sql(path, request.types)
@@ -615,9 +616,8 @@ class Session:
                 raise SyntaxError_("COPY target is not a table name")
             try:
                 self.cursor.execute(sql)
-            except duckdb.InvalidInputException as exc:   # the CSV reader's errors
-                first = str(exc).split("\n", 1)[0]
-                raise DataException(f"COPY from stdin: {first}", sqlstate="22P04") from exc
+            except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+                raise self._copy_row_error(request, exc) from exc
             rows = self.cursor.fetchall()
             row = rows[0] if rows else None
         except BaseException:
@@ -628,6 +628,28 @@ class Session:
                 with contextlib.suppress(OSError):
                     os.unlink(transcoded)
         return Command(f"COPY {int(row[0]) if row else 0}")
+
+    def _copy_row_error(self, request: CopyIn, exc: duckdb.Error) -> BaseException:
+        """PostgreSQL's error for the row DuckDB's CSV reader stopped at (one line, and the
+        line number, column and value as CONTEXT), not the reader's dump of its options."""
+        def cast_sqlstate(value: str, duckdb_type: str) -> str:
+            own = self.engine.cursor()   # this connection's transaction may be aborted now
+            try:
+                own.execute(f"SELECT CAST($1 AS {duckdb_type})", [value])
+            except duckdb.Error as err:
+                return sqlstate_of(err)
+            finally:
+                own.close()
+            return "22P02"
+
+        found = copy.row_error(request.spec, request.names, request.types, str(exc),
+                               cast_sqlstate)
+        if found is not None:
+            return found
+        if isinstance(exc, duckdb.InvalidInputException):   # the CSV reader's other errors
+            first = message_of(exc).split("\n", 1)[0]
+            return DataException(f"COPY from stdin: {first}", sqlstate="22P04")
+        return exc
 
     def _copy_binary(self, request: CopyIn, path: str) -> Command:
         spec = request.spec
