@@ -401,7 +401,9 @@ class CopyInWriter:
 
     Text and CSV data end at a line holding only ``\\.`` (PostgreSQL's end-of-data
     marker, which psql sends): the marker and everything after it are ignored, as
-    PostgreSQL 15 does. A marker split across CopyData messages is found too.
+    PostgreSQL 15 does. A marker split across CopyData messages is found too. (In
+    the text format PostgreSQL also takes ``\\.`` inside a line as the end, or
+    refuses it as a corrupt marker; here it is data there, decoded as ``.``.)
     For the text format, notes whether the data holds backslash escapes."""
 
     def __init__(self, spec: CopySpec, file: BinaryIO):
@@ -450,9 +452,11 @@ class CopyInWriter:
             self.escapes = has_escapes(chunk, self._null)
 
     def finish(self) -> None:
-        """At CopyDone: a held line that is not the marker is data; the file is closed."""
+        """At CopyDone: the held start of a line is data, but for a text-format marker
+        without its newline (which PostgreSQL refuses as corrupt: it ends the data
+        here); in CSV it is data, as in PostgreSQL. The file is closed."""
         held, self._held = self._held, b""
-        if held not in (b"\\.", b"\\.\r"):
+        if not (self._text and held in (b"\\.", b"\\.\r")):
             self._keep(held)
         self.close()
 
