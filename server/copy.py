@@ -503,13 +503,20 @@ def row_error(spec: CopySpec, names: Sequence[str], types: Sequence[str], text: 
     if row is None:
         return None
     line = int(row.group("line"))
+    where = f"COPY {spec.table_name}, line {line}"
     count = _CSV_COUNT.search(text)
     if count is not None:
         return column_count_error(spec, names, line, row.group("text"),
                                   min(int(count.group("found")), len(names) + 1))
     bad = _CSV_VALUE.search(text)
     if bad is None:
-        return None
+        if "Invalid unicode" in text:
+            return DataException('invalid byte sequence for encoding "UTF8"',
+                                 sqlstate="22021", context=where)
+        reason = "unterminated CSV quoted field" if "unterminated quote" in text else \
+            next((s.strip() for s in text[row.end():].splitlines() if s.strip()),
+                 "bad COPY data")
+        return DataException(reason, sqlstate="22P04", context=f'{where}: "{row.group("text")}"')
     column, value = bad.group("column"), bad.group("value")
     index = names.index(column) if column in names else \
         int(column[1:]) if re.fullmatch(r"c\d+", column) else None
@@ -552,8 +559,10 @@ def transcode_text(spec: CopySpec, names: Sequence[str], source: BinaryIO, targe
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataException(f"invalid byte sequence for encoding \"UTF8\": {exc}",
-                                    sqlstate="22021") from exc
+                line = decoder.lines_read + body.count(b"\n", 0, exc.start) + 1
+                raise DataException(
+                    f'invalid byte sequence for encoding "UTF8": 0x{body[exc.start]:02x}',
+                    sqlstate="22021", context=f"COPY {spec.table_name}, line {line}") from exc
             columns = decoder.columns(text)
             if columns and len(columns[0]):
                 lines = encoder.lines(pa.RecordBatch.from_arrays(columns, schema=schema))
