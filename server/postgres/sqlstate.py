@@ -31,6 +31,7 @@ RULES: tuple[Rule, ...] = (
     (duckdb.CatalogException, r"^(Table|View|Index|Sequence) with name .* already exists",
      "42P07"),                                                  # duplicate_table (a relation)
     (duckdb.CatalogException, r"^Schema with name .* already exists", "42P06"),
+    (duckdb.CatalogException, r"Function with name .* already exists", "42723"),  # dup. function
     (duckdb.CatalogException, r"already exists", "42710"),                  # duplicate_object
     (duckdb.CatalogException, r"^unrecognized configuration parameter", "42704"),
     (duckdb.CatalogException, r"Function with name .* does not exist", "42883"),
