@@ -86,16 +86,17 @@ class CopySpec:
     def insert_sql(self, path: str, types: Sequence[str], csv: CopySpec | None = None) -> str:
         """DuckDB statement that loads ``path`` (CSV as ``csv`` describes, this
         spec by default) read as VARCHAR, each column converted to its type."""
-        csv = csv or self
-        quote = csv.quote if csv.format is CopyFormat.CSV else ""
-        escape = csv.escape if csv.format is CopyFormat.CSV else ""
-        columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(types)))
         select = ", ".join(conversion(f"c{i}", t) for i, t in enumerate(types))
-        return (f"INSERT INTO {self.target} SELECT {select} FROM read_csv({_literal(path)}, "
-                f"columns={{{columns}}}, delim={_literal(csv.delimiter)}, "
-                f"quote={_literal(quote)}, escape={_literal(escape)}, "
-                f"nullstr={_literal(csv.null)}, header={'true' if csv.header else 'false'}, "
-                "allow_quoted_nulls=false, auto_detect=false)")
+        source = _read_text(path, types, csv or self)
+        return f"INSERT INTO {self.target} SELECT {select} FROM {source}"
+
+    def check_sql(self, path: str, types: Sequence[str], csv: CopySpec | None = None) -> str:
+        """A query over the rows ``insert_sql`` loads, in file order: each column's text,
+        then for each column whether its conversion fails."""
+        texts = ", ".join(f"c{i}" for i in range(len(types)))
+        fails = ", ".join(f"TRY({conversion(f'c{i}', t)}) IS NULL AND c{i} IS NOT NULL"
+                          for i, t in enumerate(types))
+        return f"SELECT {texts}, {fails} FROM {_read_text(path, types, csv or self)}"
 
     def select_sql(self) -> str:
         """A query with the target's rows."""
@@ -118,6 +119,18 @@ class CopySpec:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _read_text(path: str, types: Sequence[str], csv: CopySpec) -> str:
+    """read_csv of ``path`` (as ``csv`` describes it) with every column as VARCHAR."""
+    quote = csv.quote if csv.format is CopyFormat.CSV else ""
+    escape = csv.escape if csv.format is CopyFormat.CSV else ""
+    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(types)))
+    return (f"read_csv({_literal(path)}, columns={{{columns}}}, "
+            f"delim={_literal(csv.delimiter)}, quote={_literal(quote)}, "
+            f"escape={_literal(escape)}, nullstr={_literal(csv.null)}, "
+            f"header={'true' if csv.header else 'false'}, allow_quoted_nulls=false, "
+            "auto_detect=false)")
 
 
 def parse(stmt: Statement) -> CopySpec | None:
@@ -491,6 +504,22 @@ def column_count_error(spec: CopySpec, names: Sequence[str], line: int, text: st
         "extra data after last expected column"
     return DataException(message, sqlstate="22P04",
                          context=f'COPY {spec.table_name}, line {line}: "{text}"')
+
+
+def first_failing(rows: pa.RecordBatchReader) -> tuple[int, int, str] | None:
+    """(row number from 1, column, its text) of the first value whose conversion fails,
+    from the batches of ``CopySpec.check_sql``."""
+    seen = 0
+    for batch in rows:
+        ncols = batch.num_columns // 2
+        fails = [batch.column(ncols + j).to_numpy(zero_copy_only=False) for j in range(ncols)]
+        bad = np.flatnonzero(np.logical_or.reduce(fails))
+        if bad.size:
+            row = int(bad[0])
+            col = next(j for j in range(ncols) if fails[j][row])
+            return seen + row + 1, col, str(batch.column(col)[row].as_py())
+        seen += batch.num_rows
+    return None
 
 
 def row_error(spec: CopySpec, names: Sequence[str], types: Sequence[str], text: str,

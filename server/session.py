@@ -608,16 +608,19 @@ class Session:
                 with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
                     csv = copy.transcode_text(spec, request.names, source, target)
                 sql = spec.insert_sql(transcoded, request.types, csv)
+                text_read: tuple[str, copy.CopySpec] | None = (transcoded, csv)
             elif copy.needs_conversion(request.types):
                 sql = spec.insert_sql(path, request.types)
+                text_read = (path, spec)
             else:
                 sql = spec.load_sql(path)
+                text_read = None
             if _seam.statement_count(self.cursor, sql) != 1:   # a target DuckDB reads otherwise
                 raise SyntaxError_("COPY target is not a table name")
             try:
                 self.cursor.execute(sql)
             except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
-                raise self._copy_row_error(request, exc) from exc
+                raise self._copy_row_error(request, exc, text_read) from exc
             rows = self.cursor.fetchall()
             row = rows[0] if rows else None
         except BaseException:
@@ -629,23 +632,39 @@ class Session:
                     os.unlink(transcoded)
         return Command(f"COPY {int(row[0]) if row else 0}")
 
-    def _copy_row_error(self, request: CopyIn, exc: duckdb.Error) -> BaseException:
+    def _copy_row_error(self, request: CopyIn, exc: duckdb.Error,
+                        text_read: tuple[str, copy.CopySpec] | None) -> BaseException:
         """PostgreSQL's error for the row DuckDB's CSV reader stopped at (one line, and the
-        line number, column and value as CONTEXT), not the reader's dump of its options."""
+        line number, column and value as CONTEXT), not the reader's dump of its options.
+        ``text_read``: the file and CSV spec the loading statement read as text, when it
+        converted the columns itself (a failing conversion names no row: the rows are
+        read again to find it)."""
+        spec = request.spec
+        own = self.engine.cursor()   # this connection's transaction may be aborted now
+
         def cast_sqlstate(value: str, duckdb_type: str) -> str:
-            own = self.engine.cursor()   # this connection's transaction may be aborted now
             try:
                 own.execute(f"SELECT CAST($1 AS {duckdb_type})", [value])
             except duckdb.Error as err:
                 return sqlstate_of(err)
-            finally:
-                own.close()
             return "22P02"
 
-        found = copy.row_error(request.spec, request.names, request.types, str(exc),
-                               cast_sqlstate)
-        if found is not None:
-            return found
+        try:
+            found = copy.row_error(spec, request.names, request.types, str(exc), cast_sqlstate)
+            if found is not None:
+                return found
+            if isinstance(exc, duckdb.ConversionException) and text_read is not None:
+                path, csv = text_read
+                bad = copy.first_failing(own.sql(spec.check_sql(path, request.types, csv))
+                                         .to_arrow_reader(BATCH_ROWS))
+                if bad is not None:
+                    line, col, value = bad
+                    return DataException(
+                        message_of(exc).split("\n", 1)[0], sqlstate=sqlstate_of(exc),
+                        context=f"COPY {spec.table_name}, line {line + int(csv.header)}, "
+                                f'column {request.names[col]}: "{value}"')
+        finally:
+            own.close()
         if isinstance(exc, duckdb.InvalidInputException):   # the CSV reader's other errors
             first = message_of(exc).split("\n", 1)[0]
             return DataException(f"COPY from stdin: {first}", sqlstate="22P04")
