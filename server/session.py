@@ -13,6 +13,7 @@ import contextlib
 import enum
 import functools
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -225,6 +226,10 @@ def _pg_named(reader: pa.RecordBatchReader, names: colnames.ResultNames
                        metadata=schema.metadata)
     return pa.RecordBatchReader.from_batches(
         schema, (batch.rename_columns(renamed) for batch in reader))
+
+
+# a file the server staged COPY data in, as DuckDB's messages name it
+_STAGED_FILE = re.compile(r'"[^"]*quackml-copy-[^"]*"')
 
 
 class Session:
@@ -666,7 +671,7 @@ class Session:
         finally:
             own.close()
         if isinstance(exc, duckdb.InvalidInputException):   # the CSV reader's other errors
-            first = message_of(exc).split("\n", 1)[0]
+            first = _STAGED_FILE.sub("the COPY data", message_of(exc).split("\n", 1)[0])
             return DataException(f"COPY from stdin: {first}", sqlstate="22P04")
         return exc
 
