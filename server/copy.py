@@ -6,9 +6,13 @@
 in both the parenthesised and the legacy (``CSV HEADER``) spellings.
 
 COPY FROM STDIN: rows from the client are appended to a temporary file as
-CopyData arrives, so the data set is never held in memory, and loaded on
-CopyDone in one statement (all rows or none). PostgreSQL's text format is
-DuckDB's CSV with a tab delimiter, ``\\N`` for NULL and no quoting, so
+CopyData arrives (:class:`CopyInWriter`, which stops at PostgreSQL's ``\\.``
+end-of-data line), so the data set is never held in memory, and loaded on
+CopyDone in one statement (all rows or none). A row DuckDB's reader refuses
+is reported as PostgreSQL reports it (:func:`row_error`): one line, and the
+line number, column and value as the error's CONTEXT.
+
+PostgreSQL's text format is DuckDB's CSV with a tab delimiter, ``\\N`` for NULL and no quoting, so
 DuckDB's CSV reader takes it directly unless it holds backslash escapes;
 then :class:`TextDecoder` decodes it column-wise with Arrow kernels, chunk by
 chunk, into a CSV file DuckDB reads. Columns whose PostgreSQL text form
