@@ -21,7 +21,6 @@ import socket
 import tempfile
 import threading
 import time
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -91,10 +90,8 @@ class CopyInProgress:
     """COPY FROM STDIN under way: CopyData is appended to a temporary file."""
     request: CopyIn
     path: str
-    file: typing.BinaryIO
+    writer: copy.CopyInWriter
     remaining: list[Statement] | None   # simple query: the statements after the COPY
-    # text format: whether the data holds a backslash escape (noted as CopyData arrives)
-    escapes: bool = False
 
 
 @dataclass
@@ -438,7 +435,9 @@ class Connection:
         assert self.server.engine is not None
         fd, path = tempfile.mkstemp(prefix="quackml-copy-", suffix=".txt",
                                     dir=self.server.engine.staging_dir)
-        self.copy_in = CopyInProgress(request, path, os.fdopen(fd, "wb"), remaining)
+        self.copy_in = CopyInProgress(request, path,
+                                      copy.CopyInWriter(request.spec, os.fdopen(fd, "wb")),
+                                      remaining)
         fmt = 1 if request.spec.format is CopyFormat.BINARY else 0
         self.send(m.copy_in_response(fmt, request.columns, [fmt] * request.columns))
         self.flush()
@@ -446,7 +445,7 @@ class Connection:
     def end_copy_in(self) -> None:
         state, self.copy_in = self.copy_in, None
         if state is not None:
-            state.file.close()
+            state.writer.close()
             with contextlib.suppress(OSError):
                 os.unlink(state.path)
 
@@ -456,17 +455,15 @@ class Connection:
         assert state is not None and self.session is not None
         match msg:
             case m.CopyData(data=data):
-                state.file.write(data)
-                if not state.escapes and state.request.spec.format is CopyFormat.TEXT:
-                    state.escapes = copy.has_escapes(data, state.request.spec.null.encode())
+                state.writer.write(data)
                 return True
             case m.Flush() | m.Sync():
                 return True   # ignored during COPY, as PostgreSQL does
             case m.CopyDone():
-                state.file.close()
+                state.writer.finish()
                 try:
                     result: Result | BaseException = self.session.copy_from(
-                        state.request, state.path, state.escapes)
+                        state.request, state.path, state.writer.escapes)
                 except (ConnectionError, OSError):
                     raise
                 except BaseException as exc:  # noqa: BLE001 - becomes an ErrorResponse

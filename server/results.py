@@ -51,6 +51,7 @@ class CopyIn:
     columns: int
     oids: tuple[int, ...] = ()    # column types, for the binary format
     types: tuple[str, ...] = ()   # DuckDB column types, for conversions
+    names: tuple[str, ...] = ()   # column names, for errors
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -32,10 +33,12 @@ from server.errors import (
     InvalidParameterValue,
     ServerError,
     SyntaxError_,
+    UndefinedObject,
 )
 from server.ml import MLHandlers, model_or_error
 from server.postgres import colnames, cursors
 from server.postgres import copy as copy_formats
+from server.postgres.sqlstate import message_of, sqlstate_of
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -191,6 +194,10 @@ def _pg_named(reader: pa.RecordBatchReader, names: colnames.ResultNames
         schema, (batch.rename_columns(renamed) for batch in reader))
 
 
+# a file the server staged COPY data in, as DuckDB's messages name it
+_STAGED_FILE = re.compile(r'"[^"]*quackml-copy-[^"]*"')
+
+
 class Session:
     def __init__(self, engine: Engine, user: str, database: str,
                  startup: dict[str, str] | None = None):
@@ -327,6 +334,7 @@ class Session:
                 case Kind.SEVERAL, several:
                     assert isinstance(several, multi.Split)
                     return self._several(several)
+            self._check_setting_exists(stmt)
             effects = self.check_access(stmt, what)
             result = self._duckdb(stmt, params_)
             self.privileges.record(effects)
@@ -344,6 +352,26 @@ class Session:
         if self.privileges.superuser or what.kind in CHECKED_WHERE_THEY_RUN:
             return ()
         return self.check_text(self.duckdb_text(stmt))
+
+    def _check_setting_exists(self, stmt: Statement) -> None:
+        """PostgreSQL's 42704 for SET / RESET / SHOW of a setting that does not exist,
+        for every user: DuckDB would say 55P02 under a locked configuration, and reads
+        ``SHOW x`` as ``DESCRIBE x`` (kept for tables and views)."""
+        named = params.setting_name(stmt, pgcatalog.CLIENT_PARAMS)
+        if named is None:
+            return
+        verb, name = named
+        known = self.cursor.execute(
+            "SELECT count(*) FROM duckdb_settings() WHERE name = $1 OR list_contains(aliases, $1)",
+            [name]).fetchall()
+        if known[0][0]:
+            return
+        if verb == "SHOW" and self.cursor.execute(
+                "SELECT count(*) FROM (SELECT table_name FROM duckdb_tables() UNION ALL "
+                "SELECT view_name FROM duckdb_views()) WHERE table_name = $1", [name]
+        ).fetchall()[0][0]:
+            return
+        raise UndefinedObject(f'unrecognized configuration parameter "{name}"')
 
     def check_text(self, text: str) -> tuple[Effect, ...]:
         return self.privileges.check_sql(self.cursor, text, self._sql_prepared)
@@ -545,7 +573,7 @@ class Session:
         if spec.from_client:
             return CopyIn(spec, columns, tuple(pg_type_for_duckdb(str(t))
                                                for t in signature.types),
-                          tuple(str(t) for t in signature.types))
+                          tuple(str(t) for t in signature.types), tuple(signature.names))
         self._open = self.cursor.sql(spec.select_sql()).to_arrow_reader(BATCH_ROWS)
         return CopyOut(spec, columns, self._open)
 
@@ -563,19 +591,21 @@ class Session:
                 fd, transcoded = tempfile.mkstemp(prefix="quackml-copy-", suffix=".csv",
                                                   dir=self.engine.staging_dir)
                 with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
-                    csv = copy_formats.transcode_text(spec, request.columns, source, target)
+                    csv = copy_formats.transcode_text(spec, request.names, source, target)
                 sql = spec.insert_sql(transcoded, request.types, csv)
+                text_read: tuple[str, CopySpec] | None = (transcoded, csv)
             elif needs_conversion(request.types):
                 sql = spec.insert_sql(path, request.types)
+                text_read = (path, spec)
             else:
                 sql = spec.load_sql(path)
+                text_read = None
             if _seam.statement_count(self.cursor, sql) != 1:   # a target DuckDB reads otherwise
                 raise SyntaxError_("COPY target is not a table name")
             try:
                 self.cursor.execute(sql)
-            except duckdb.InvalidInputException as exc:   # the CSV reader's errors
-                first = str(exc).split("\n", 1)[0]
-                raise DataException(f"COPY from stdin: {first}", sqlstate="22P04") from exc
+            except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+                raise self._copy_row_error(request, exc, text_read) from exc
             rows = self.cursor.fetchall()
             row = rows[0] if rows else None
         except BaseException:
@@ -586,6 +616,45 @@ class Session:
                 with contextlib.suppress(OSError):
                     os.unlink(transcoded)
         return Command(f"COPY {int(row[0]) if row else 0}")
+
+    def _copy_row_error(self, request: CopyIn, exc: duckdb.Error,
+                        text_read: tuple[str, CopySpec] | None) -> BaseException:
+        """PostgreSQL's error for the row DuckDB's CSV reader stopped at (one line, and the
+        line number, column and value as CONTEXT), not the reader's dump of its options.
+        ``text_read``: the file and CSV spec the loading statement read as text, when it
+        converted the columns itself (a failing conversion names no row: the rows are
+        read again to find it)."""
+        spec = request.spec
+        own = self.engine.cursor()   # this connection's transaction may be aborted now
+
+        def cast_sqlstate(value: str, duckdb_type: str) -> str:
+            try:
+                own.execute(f"SELECT CAST($1 AS {duckdb_type})", [value])
+            except duckdb.Error as err:
+                return sqlstate_of(err)
+            return "22P02"
+
+        try:
+            found = copy_formats.row_error(spec, request.names, request.types, str(exc),
+                                           cast_sqlstate)
+            if found is not None:
+                return found
+            if isinstance(exc, duckdb.ConversionException) and text_read is not None:
+                path, csv = text_read
+                bad = copy_formats.first_failing(own.sql(spec.check_sql(path, request.types, csv))
+                                         .to_arrow_reader(BATCH_ROWS))
+                if bad is not None:
+                    line, col, value = bad
+                    return DataException(
+                        message_of(exc).split("\n", 1)[0], sqlstate=sqlstate_of(exc),
+                        context=f"COPY {spec.table_name}, line {line + int(csv.header)}, "
+                                f'column {request.names[col]}: "{value}"')
+        finally:
+            own.close()
+        if isinstance(exc, duckdb.InvalidInputException):   # the CSV reader's other errors
+            first = _STAGED_FILE.sub("the COPY data", message_of(exc).split("\n", 1)[0])
+            return DataException(f"COPY from stdin: {first}", sqlstate="22P04")
+        return exc
 
     def _copy_binary(self, request: CopyIn, path: str) -> Command:
         spec = request.spec

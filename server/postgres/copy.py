@@ -3,9 +3,13 @@
 The statement is read by ``server.sql.copy_spec`` (a ``CopySpec``).
 
 COPY FROM STDIN: rows from the client are appended to a temporary file as
-CopyData arrives, so the data set is never held in memory, and loaded on
-CopyDone in one statement (all rows or none). PostgreSQL's text format is
-DuckDB's CSV with a tab delimiter, ``\\N`` for NULL and no quoting, so
+CopyData arrives (:class:`CopyInWriter`, which stops at PostgreSQL's ``\\.``
+end-of-data line), so the data set is never held in memory, and loaded on
+CopyDone in one statement (all rows or none). A row DuckDB's reader refuses
+is reported as PostgreSQL reports it (:func:`row_error`): one line, and the
+line number, column and value as the error's CONTEXT.
+
+PostgreSQL's text format is DuckDB's CSV with a tab delimiter, ``\\N`` for NULL and no quoting, so
 DuckDB's CSV reader takes it directly unless it holds backslash escapes;
 then :class:`TextDecoder` decodes it column-wise with Arrow kernels, chunk by
 chunk, into a CSV file DuckDB reads. Columns whose PostgreSQL text form
@@ -25,8 +29,9 @@ outgoing tuples are the binary DataRow bodies of ``server.protocol.codec``
 
 from __future__ import annotations
 
+import re
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO
 
 import numpy as np
@@ -151,9 +156,10 @@ class TextDecoder:
     """PostgreSQL COPY text lines to VARCHAR columns (escapes decoded, NULLs
     found), column-wise over Arrow arrays."""
 
-    def __init__(self, spec: CopySpec, ncols: int):
+    def __init__(self, spec: CopySpec, names: Sequence[str]):
         self._spec = spec
-        self._ncols = ncols
+        self._names = names
+        self._ncols = len(names)
         self.lines_read = 0
 
     def columns(self, text: str) -> list[pa.Array]:
@@ -162,8 +168,6 @@ class TextDecoder:
         lines = text.split("\n")
         lines.pop()  # after the final newline
         lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        if lines and lines[-1] == "\\.":
-            lines.pop()  # the end-of-data marker
         first_line = self.lines_read + 1
         self.lines_read += len(lines)
         arr = pc.replace_substring(pa.array(lines, pa.string()), "\\\\", _BACKSLASH)
@@ -172,10 +176,8 @@ class TextDecoder:
         counts = pc.list_value_length(fields).to_numpy(zero_copy_only=False)
         bad = np.flatnonzero(counts != ncols)
         if bad.size:
-            line = first_line + int(bad[0])
-            what = "missing data for column" if counts[bad[0]] < ncols else \
-                "extra data after last expected column"
-            raise DataException(f"COPY from stdin, line {line}: {what}", sqlstate="22P04")
+            raise column_count_error(spec, self._names, first_line + int(bad[0]),
+                                     lines[bad[0]], int(counts[bad[0]]))
         flat = pc.list_flatten(fields)
         is_null = pc.equal(flat, spec.null)
         for escaped, raw in _SIMPLE_ESCAPES:
@@ -199,11 +201,168 @@ def has_escapes(chunk: bytes, null: bytes) -> bool:
     return backslashes > 0 and backslashes != chunk.count(null) * null.count(b"\\")
 
 
-def transcode_text(spec: CopySpec, ncols: int, source: BinaryIO, target: BinaryIO,
+class CopyInWriter:
+    """COPY FROM STDIN data as CopyData brings it, appended to the file DuckDB loads.
+
+    Text and CSV data end at a line holding only ``\\.`` (PostgreSQL's end-of-data
+    marker, which psql sends): the marker and everything after it are ignored, as
+    PostgreSQL 15 does. A marker split across CopyData messages is found too. (In
+    the text format PostgreSQL also takes ``\\.`` inside a line as the end, or
+    refuses it as a corrupt marker; here it is data there, decoded as ``.``.)
+    For the text format, notes whether the data holds backslash escapes."""
+
+    def __init__(self, spec: CopySpec, file: BinaryIO):
+        self._file = file
+        self._marker = spec.format is not CopyFormat.BINARY
+        self._text = spec.format is CopyFormat.TEXT
+        self._null = spec.null.encode()
+        self._held = b""          # the start of a line that may be the marker
+        self._line_start = True   # the next byte starts a line
+        self.ended = False        # the marker was seen
+        self.escapes = False
+
+    def write(self, data: bytes) -> None:
+        if self.ended:
+            return
+        if not self._marker:
+            self._file.write(data)
+            return
+        data, self._held = self._held + data, b""
+        keep = len(data)
+        pos = data.find(b"\\.")
+        while pos != -1:
+            if (pos == 0 and self._line_start) or (pos > 0 and data[pos - 1] == 0x0A):
+                after = data[pos + 2:pos + 4]
+                if after[:1] == b"\n" or after == b"\r\n":
+                    keep, self.ended = pos, True
+                    break
+                if after in (b"", b"\r"):   # the line goes on in the next CopyData
+                    keep, self._held = pos, data[pos:]
+                    break
+            pos = data.find(b"\\.", pos + 1)
+        else:
+            if data.endswith(b"\\") and ((len(data) == 1 and self._line_start)
+                                          or data[-2:-1] == b"\n"):
+                keep, self._held = len(data) - 1, b"\\"
+        self._keep(data[:keep])
+        if self._held:
+            self._line_start = True
+
+    def _keep(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self._file.write(chunk)
+        self._line_start = chunk.endswith(b"\n")
+        if self._text and not self.escapes:
+            self.escapes = has_escapes(chunk, self._null)
+
+    def finish(self) -> None:
+        """At CopyDone: the held start of a line is data, but for a text-format marker
+        without its newline (which PostgreSQL refuses as corrupt: it ends the data
+        here); in CSV it is data, as in PostgreSQL. The file is closed."""
+        held, self._held = self._held, b""
+        if not (self._text and held in (b"\\.", b"\\.\r")):
+            self._keep(held)
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# -- a bad row, reported as PostgreSQL reports it -----------------------------
+
+# PostgreSQL's input functions name their type so in "invalid input syntax for type ..."
+_INPUT_NAMES = {"SMALLINT": "smallint", "INTEGER": "integer", "BIGINT": "bigint",
+                "FLOAT": "real", "DOUBLE": "double precision", "BOOLEAN": "boolean",
+                "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
+                "TIME": "time", "TIME WITH TIME ZONE": "time with time zone", "BLOB": "bytea",
+                "VARCHAR": "character varying"}
+_CSV_ROW = re.compile(r"CSV Error on Line: (?P<line>\d+)\nOriginal Line: (?P<text>[^\n]*)")
+_CSV_VALUE = re.compile(r'Error when converting column "(?P<column>[^"]*)"\. '
+                        r"Could not convert string \"(?P<value>.*?)\" to '", re.S)
+_CSV_COUNT = re.compile(r"Expected Number of Columns: (?P<expected>\d+) Found: (?P<found>\d+)")
+
+
+def _input_name(duckdb_type: str) -> str:
+    if duckdb_type.startswith("DECIMAL"):
+        return "numeric"
+    return _INPUT_NAMES.get(duckdb_type, duckdb_type.lower())
+
+
+def column_count_error(spec: CopySpec, names: Sequence[str], line: int, text: str,
+                       found: int) -> DataException:
+    """PostgreSQL's 22P04 for a line with too few or too many fields."""
+    message = f'missing data for column "{names[found]}"' if found < len(names) else \
+        "extra data after last expected column"
+    return DataException(message, sqlstate="22P04",
+                         context=f'COPY {spec.table_name}, line {line}: "{text}"')
+
+
+def first_failing(rows: pa.RecordBatchReader) -> tuple[int, int, str] | None:
+    """(row number from 1, column, its text) of the first value whose conversion fails,
+    from the batches of ``CopySpec.check_sql``."""
+    seen = 0
+    for batch in rows:
+        ncols = batch.num_columns // 2
+        fails = [batch.column(ncols + j).to_numpy(zero_copy_only=False) for j in range(ncols)]
+        bad = np.flatnonzero(np.logical_or.reduce(fails))
+        if bad.size:
+            row = int(bad[0])
+            col = next(j for j in range(ncols) if fails[j][row])
+            return seen + row + 1, col, str(batch.column(col)[row].as_py())
+        seen += batch.num_rows
+    return None
+
+
+def row_error(spec: CopySpec, names: Sequence[str], types: Sequence[str], text: str,
+              cast_sqlstate: Callable[[str, str], str]) -> DataException | None:
+    """PostgreSQL's error for the row where DuckDB's CSV reader stopped (its message
+    ``text``): one line naming the type and value, and a CONTEXT with the line number,
+    the column and the value. ``cast_sqlstate(value, duckdb_type)``: the SQLSTATE of
+    casting ``value``. None when ``text`` names no row."""
+    row = _CSV_ROW.search(text)
+    if row is None:
+        return None
+    line = int(row.group("line"))
+    where = f"COPY {spec.table_name}, line {line}"
+    count = _CSV_COUNT.search(text)
+    if count is not None:
+        return column_count_error(spec, names, line, row.group("text"),
+                                  min(int(count.group("found")), len(names) + 1))
+    bad = _CSV_VALUE.search(text)
+    if bad is None:
+        if "Invalid unicode" in text:
+            return DataException('invalid byte sequence for encoding "UTF8"',
+                                 sqlstate="22021", context=where)
+        reason = "unterminated CSV quoted field" if "unterminated quote" in text else \
+            next((s.strip() for s in text[row.end():].splitlines() if s.strip()),
+                 "bad COPY data")
+        return DataException(reason, sqlstate="22P04", context=f'{where}: "{row.group("text")}"')
+    column, value = bad.group("column"), bad.group("value")
+    index = names.index(column) if column in names else \
+        int(column[1:]) if re.fullmatch(r"c\d+", column) else None
+    if index is None or index >= len(names):
+        return None
+    code = cast_sqlstate(value, types[index])
+    type_name = _input_name(types[index])
+    if code == "22003":
+        message = "numeric field overflow" if type_name == "numeric" else \
+            f'value "{value}" is out of range for type {type_name}'
+    elif code == "22008":
+        message = f'date/time field value out of range: "{value}"'
+    else:
+        code = code if code.startswith("22") else "22P02"
+        message = f'invalid input syntax for type {type_name}: "{value}"'
+    return DataException(message, sqlstate=code, context=f"COPY {spec.table_name}, line {line}, "
+                                                         f'column {names[index]}: "{value}"')
+
+
+def transcode_text(spec: CopySpec, names: Sequence[str], source: BinaryIO, target: BinaryIO,
                    chunk_bytes: int = 8 << 20) -> CopySpec:
     """Rewrite COPY text data as CSV (decoded, re-quoted); the spec to read it with."""
+    ncols = len(names)
     csv = CopySpec(spec.target, True, CopyFormat.CSV, ",", "", False, '"', '"')
-    decoder = TextDecoder(spec, ncols)
+    decoder = TextDecoder(spec, names)
     schema = pa.schema([(f"c{i}", pa.string()) for i in range(ncols)])
     encoder = RowEncoder(csv, schema)
     tail = b""
@@ -221,8 +380,10 @@ def transcode_text(spec: CopySpec, ncols: int, source: BinaryIO, target: BinaryI
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataException(f"invalid byte sequence for encoding \"UTF8\": {exc}",
-                                    sqlstate="22021") from exc
+                line = decoder.lines_read + body.count(b"\n", 0, exc.start) + 1
+                raise DataException(
+                    f'invalid byte sequence for encoding "UTF8": 0x{body[exc.start]:02x}',
+                    sqlstate="22021", context=f"COPY {spec.table_name}, line {line}") from exc
             columns = decoder.columns(text)
             if columns and len(columns[0]):
                 lines = encoder.lines(pa.RecordBatch.from_arrays(columns, schema=schema))

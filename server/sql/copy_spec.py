@@ -13,6 +13,7 @@ formats themselves are ``server.postgres.copy``'s.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,7 +46,15 @@ class CopySpec:
         escape = self.escape if self.format is CopyFormat.CSV else ""
         return (f"(FORMAT csv, DELIMITER {_literal(self.delimiter)}, NULL {_literal(self.null)}, "
                 f"QUOTE {_literal(quote)}, ESCAPE {_literal(escape)}, "
-                f"HEADER {'true' if self.header else 'false'}, ALLOW_QUOTED_NULLS false)")
+                f"HEADER {'true' if self.header else 'false'}, ALLOW_QUOTED_NULLS false, "
+                "AUTO_DETECT false)")
+
+    @property
+    def table_name(self) -> str:
+        """The table's name as PostgreSQL's CONTEXT lines show it (no schema, no quotes)."""
+        name = self.target.split("(", 1)[0].strip()
+        last = re.split(r'\.(?=(?:[^"]*"[^"]*")*[^"]*$)', name)[-1]
+        return last[1:-1].replace('""', '"') if last.startswith('"') else last
 
     def load_sql(self, path: str) -> str:
         """DuckDB statement that loads the client's rows from ``path``."""
@@ -54,16 +63,17 @@ class CopySpec:
     def insert_sql(self, path: str, types: Sequence[str], csv: CopySpec | None = None) -> str:
         """DuckDB statement that loads ``path`` (CSV as ``csv`` describes, this
         spec by default) read as VARCHAR, each column converted to its type."""
-        csv = csv or self
-        quote = csv.quote if csv.format is CopyFormat.CSV else ""
-        escape = csv.escape if csv.format is CopyFormat.CSV else ""
-        columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(types)))
         select = ", ".join(conversion(f"c{i}", t) for i, t in enumerate(types))
-        return (f"INSERT INTO {self.target} SELECT {select} FROM read_csv({_literal(path)}, "
-                f"columns={{{columns}}}, delim={_literal(csv.delimiter)}, "
-                f"quote={_literal(quote)}, escape={_literal(escape)}, "
-                f"nullstr={_literal(csv.null)}, header={'true' if csv.header else 'false'}, "
-                "allow_quoted_nulls=false, auto_detect=false)")
+        source = _read_text(path, types, csv or self)
+        return f"INSERT INTO {self.target} SELECT {select} FROM {source}"
+
+    def check_sql(self, path: str, types: Sequence[str], csv: CopySpec | None = None) -> str:
+        """A query over the rows ``insert_sql`` loads, in file order: each column's text,
+        then for each column whether its conversion fails."""
+        texts = ", ".join(f"c{i}" for i in range(len(types)))
+        fails = ", ".join(f"TRY({conversion(f'c{i}', t)}) IS NULL AND c{i} IS NOT NULL"
+                          for i, t in enumerate(types))
+        return f"SELECT {texts}, {fails} FROM {_read_text(path, types, csv or self)}"
 
     def select_sql(self) -> str:
         """A query with the target's rows."""
@@ -86,6 +96,18 @@ class CopySpec:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _read_text(path: str, types: Sequence[str], csv: CopySpec) -> str:
+    """read_csv of ``path`` (as ``csv`` describes it) with every column as VARCHAR."""
+    quote = csv.quote if csv.format is CopyFormat.CSV else ""
+    escape = csv.escape if csv.format is CopyFormat.CSV else ""
+    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(types)))
+    return (f"read_csv({_literal(path)}, columns={{{columns}}}, "
+            f"delim={_literal(csv.delimiter)}, quote={_literal(quote)}, "
+            f"escape={_literal(escape)}, nullstr={_literal(csv.null)}, "
+            f"header={'true' if csv.header else 'false'}, allow_quoted_nulls=false, "
+            "auto_detect=false)")
 
 
 def parse(stmt: Statement) -> CopySpec | None:

@@ -54,9 +54,8 @@ class ResetParam:
 ParamAction = SetParam | ShowParam | ResetParam
 
 
-def parse(stmt: Statement, client_params: Collection[str]) -> ParamAction | None:
-    """The SET/SHOW/RESET of one of ``client_params`` (lower-case names) that
-    ``stmt`` is, else None."""
+def _words(stmt: Statement) -> tuple[str, list[str], int] | None:
+    """SET/SHOW/RESET, the lower-case words of the name and the index after them."""
     tokens = stmt.tokens
     if not tokens:
         return None
@@ -74,6 +73,30 @@ def parse(stmt: Statement, client_params: Collection[str]) -> ParamAction | None
             tokens[i].token_type is not TokenType.STRING:
         words.append(tokens[i].text.lower())
         i += 1
+    return verb, words, i
+
+
+def setting_name(stmt: Statement, client_params: Collection[str]) -> tuple[str, str] | None:
+    """(verb, name) of a SET / RESET / SHOW of one setting that is not a client parameter
+    (DuckDB's own, or none at all); None for other statements, for DuckDB's
+    ``SET VARIABLE`` / ``SET GLOBAL`` and for PostgreSQL's dotted custom names."""
+    found = _words(stmt)
+    if found is None or parse(stmt, client_params) is not None:
+        return None
+    verb, words, _ = found
+    if len(words) != 1 or "." in words[0] or words[0] in ("all", "tables", "databases"):
+        return None
+    return verb, words[0].strip('"')
+
+
+def parse(stmt: Statement, client_params: Collection[str]) -> ParamAction | None:
+    """The SET/SHOW/RESET of one of ``client_params`` (lower-case names) that
+    ``stmt`` is, else None."""
+    found = _words(stmt)
+    if found is None:
+        return None
+    verb, words, i = found
+    tokens = stmt.tokens
     if verb == "SET":
         # SET [SESSION CHARACTERISTICS AS] TRANSACTION ISOLATION LEVEL x | READ ONLY/WRITE:
         # the level is recorded; DuckDB gives every transaction snapshot isolation
