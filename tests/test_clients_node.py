@@ -20,7 +20,8 @@ NODE_DIR = Path(__file__).parent / "clients" / "node"
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node: make system-deps")
 
-STEPS = ["untyped parameters", "types of results", "create, insert with RETURNING",
+STEPS = ["untyped parameters", "types of results", "parameter types", "json column parsed",
+         "multi-statement simple query", "create, insert with RETURNING",
          "= ANY($1) with an array", "DELETE RETURNING and rowCount",
          "named prepared statement reused", "rowMode array", "error keeps the connection",
          "transaction rollback", "pool"]
@@ -48,6 +49,11 @@ def probe(server: RunningServer) -> dict[str, str]:
     return results
 
 
-@pytest.mark.parametrize("step", STEPS)
+XFAIL = {"json column parsed": "needs JSON columns sent as json, OID 114 "
+                               "(issue 11 item 10)"}
+
+
+@pytest.mark.parametrize("step", [pytest.param(s, marks=pytest.mark.xfail(
+    strict=True, reason=XFAIL[s])) if s in XFAIL else s for s in STEPS])
 def test_node_postgres(probe: dict[str, str], step: str) -> None:
     assert probe[step] == "ok", probe[step]

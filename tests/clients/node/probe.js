@@ -52,6 +52,40 @@ async function main() {
     assert.deepEqual(r.fields.map((f) => f.name), ['i', 'b', 'f', 'v', 't', 'd', 'n', 'z']);
   });
 
+  await step('parameter types', async () => {
+    await client.query('CREATE OR REPLACE TABLE node_types (ts TIMESTAMPTZ, d DATE, b BLOB, '
+                       + 'j JSON, flag BOOLEAN, f DOUBLE, n DECIMAL(12,3), z INTEGER)');
+    const when = new Date('2024-01-02T03:04:05.678Z');
+    await client.query('INSERT INTO node_types VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+                       [when, '2024-02-29', Buffer.from([1, 2, 255]), { a: [1, 'x'] }, true,
+                        1.5, '1234.567', null]);
+    const r = await client.query('SELECT * FROM node_types');
+    const row = r.rows[0];
+    assert.equal(row.ts.getTime(), when.getTime());
+    assert.ok(Buffer.isBuffer(row.b));
+    assert.deepEqual([...row.b], [1, 2, 255]);
+    assert.equal(row.flag, true);
+    assert.equal(row.f, 1.5);
+    assert.equal(row.n, '1234.567');
+    assert.equal(row.z, null);
+    const d = await client.query("SELECT d::VARCHAR AS d FROM node_types WHERE ts = $1", [when]);
+    assert.deepEqual(d.rows, [{ d: '2024-02-29' }]);
+  });
+
+  await step('json column parsed', async () => {
+    // pg parses json (OID 114) and jsonb values into objects
+    const r = await client.query('SELECT j FROM node_types');
+    assert.deepEqual(r.rows[0].j, { a: [1, 'x'] });
+  });
+
+  await step('multi-statement simple query', async () => {
+    // without values pg sends a simple Query: one result per statement
+    const results = await client.query('SELECT 1 AS a; SELECT 2 AS b, 3 AS c');
+    assert.equal(results.length, 2);
+    assert.deepEqual(results[0].rows, [{ a: 1 }]);
+    assert.deepEqual(results[1].rows, [{ b: 2, c: 3 }]);
+  });
+
   await step('create, insert with RETURNING', async () => {
     await client.query('DROP TABLE IF EXISTS node_items');
     await client.query('CREATE TABLE node_items (id INTEGER PRIMARY KEY, name VARCHAR, '
