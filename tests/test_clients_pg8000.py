@@ -2,12 +2,13 @@
 pg8000.native (`run` with :named parameters, `prepare`, `columns`, `row_count`)
 and pg8000.dbapi (DB-API 2.0: %s parameters, executemany, commit/rollback,
 cursor.description). pg8000 sends parameters with its own type OIDs
-(int8, text, float8, numeric, ...) and reads every result in text format."""
+(int8, text, float8, numeric, ...) and reads every result in text format. COPY goes through its `stream` argument."""
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import io
 from collections.abc import Iterator
 
 import pg8000.dbapi
@@ -106,3 +107,21 @@ def test_dbapi_cursor_transactions(dbapi: pg8000.dbapi.Connection) -> None:
     dbapi.autocommit = True
     cur.execute("SELECT %s::INTEGER * 2", (21,))
     assert cur.fetchone() == [42]
+
+
+def test_native_copy_streams(native: pg8000.native.Connection) -> None:
+    native.run("CREATE OR REPLACE TABLE p8_copy (id INTEGER, name VARCHAR, day DATE)")
+    native.run("COPY p8_copy FROM STDIN WITH (FORMAT csv, HEADER)",
+               stream=io.StringIO("id,name,day\n1,a,2024-01-01\n2,,2024-01-02\n3,\"x,y\",\n"))
+    assert native.row_count == 3
+    assert native.run("SELECT * FROM p8_copy ORDER BY id") == [
+        [1, "a", datetime.date(2024, 1, 1)], [2, None, datetime.date(2024, 1, 2)],
+        [3, "x,y", None]]
+    out = io.StringIO()
+    native.run("COPY (SELECT * FROM p8_copy ORDER BY id) TO STDOUT WITH (FORMAT csv)",
+               stream=out)
+    assert out.getvalue() == "1,a,2024-01-01\n2,,2024-01-02\n3,\"x,y\",\n"
+    text = io.BytesIO()
+    native.run("COPY p8_copy TO STDOUT", stream=text)
+    assert sorted(text.getvalue().decode().splitlines()) == [
+        "1\ta\t2024-01-01", "2\t\\N\t2024-01-02", "3\tx,y\t\\N"]
