@@ -1,8 +1,8 @@
 """pg8000 (pure-Python driver), both of its interfaces as their users use them:
 pg8000.native (`run` with :named parameters, `prepare`, `columns`, `row_count`)
 and pg8000.dbapi (DB-API 2.0: %s parameters, executemany, commit/rollback,
-cursor.description). pg8000 sends parameters with its own type OIDs
-(int8, text, float8, numeric, ...) and reads every result in text format. COPY goes through its `stream` argument."""
+cursor.description), COPY through its `stream` argument. pg8000 sends every
+parameter untyped (OID 0) as text and reads every result in text format."""
 
 from __future__ import annotations
 
