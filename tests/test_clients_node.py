@@ -1,9 +1,10 @@
-"""node-postgres (npm `pg`, installed by `make node-deps` from the committed
-tests/clients/node/package-lock.json) as its users use it: untyped parameters
-(pg sends every value as text with type 0), `= ANY($1)` with a JS array,
-INSERT/UPDATE/DELETE ... RETURNING with rowCount, named prepared statements,
-an error that keeps the connection, a transaction, and a Pool of concurrent
-clients. tests/clients/node/probe.js runs every step once and prints
+"""node-postgres (npm `pg` and `pg-cursor`, installed by `make client-deps` from
+the committed tests/clients/node/package-lock.json) as its users use it:
+untyped parameters (pg sends every value as text with type 0), `= ANY($1)` with
+a JS array, INSERT/UPDATE/DELETE ... RETURNING with rowCount, named prepared
+statements, an error that keeps the connection, a cursor read in batches, a
+transaction, startup options (application_name, statement_timeout) and a Pool
+of concurrent clients. tests/clients/node/probe.js runs every step once and prints
 `ok <step>` or `FAIL <step>: ...`; each step is one test here."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ STEPS = ["untyped parameters", "types of results", "parameter types", "json colu
          "multi-statement simple query", "create, insert with RETURNING",
          "= ANY($1) with an array", "DELETE RETURNING and rowCount",
          "named prepared statement reused", "rowMode array", "error keeps the connection",
-         "transaction rollback", "pool"]
+         "pg-cursor reads in batches", "transaction rollback", "startup options", "pool"]
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { Client, Pool } = require('pg');
+const Cursor = require('pg-cursor');
 
 const config = {
   host: '127.0.0.1', port: Number(process.argv[2]), user: 'tester', database: 'quackml',
@@ -145,6 +146,27 @@ async function main() {
     assert.equal(r.rows[0].one, 1);
   });
 
+  await step('pg-cursor reads in batches', async () => {
+    // Execute with a row limit: PortalSuspended until the rows run out, then Close
+    const cursor = client.query(new Cursor('SELECT range AS i FROM range($1::int)', [25]));
+    const sizes = [];
+    let seen = [];
+    for (;;) {
+      const rows = await cursor.read(10);
+      if (rows.length === 0) break;
+      sizes.push(rows.length);
+      seen = seen.concat(rows.map((r) => Number(r.i)));
+    }
+    await cursor.close();
+    assert.deepEqual(sizes, [10, 10, 5]);
+    assert.deepEqual(seen, Array.from({ length: 25 }, (_, i) => i));
+    const early = client.query(new Cursor('SELECT range AS i FROM range(1000)'));
+    assert.equal((await early.read(3)).length, 3);
+    await early.close();   // closed before the end
+    const r = await client.query('SELECT 1 AS one');
+    assert.equal(r.rows[0].one, 1);
+  });
+
   await step('transaction rollback', async () => {
     await client.query('BEGIN');
     await client.query('INSERT INTO node_items (id, name) VALUES ($1, $2)', [50, 'tx']);
@@ -153,6 +175,22 @@ async function main() {
     assert.equal(r.rows[0].n, 0);
   });
   await client.end();
+
+  await step('startup options', async () => {
+    // pg sends these in the startup packet; statement_timeout cancels with 57014
+    const c = new Client({ ...config, application_name: 'node-probe', statement_timeout: 300,
+                           options: '-c search_path=main' });
+    await c.connect();
+    try {
+      const r = await c.query("SELECT current_setting('application_name') AS a");
+      assert.equal(r.rows[0].a, 'node-probe');
+      await assert.rejects(c.query('SELECT count(*) FROM range(1000000000) a, range(10) b'),
+                           (err) => err.code === '57014');
+      assert.equal((await c.query('SELECT 2 AS two')).rows[0].two, 2);
+    } finally {
+      await c.end();
+    }
+  });
 
   await step('pool', async () => {
     const pool = new Pool({ ...config, max: 4 });
