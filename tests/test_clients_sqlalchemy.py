@@ -109,8 +109,18 @@ def _orm_round_trip(engine: sa.Engine, author: type[OrmAuthor], book: type[OrmBo
         assert s.scalar(sa.select(sa.func.count()).select_from(book)) == 3
 
 
-def test_orm_on_tables_with_sequence_defaults(engine: sa.Engine) -> None:
-    """The ORM over tables whose keys come from a sequence default (made with SQL)."""
+@pytest.fixture(params=["psycopg", "pg8000"])
+def orm_engine(server: RunningServer, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    eng = sa.create_engine(f"postgresql+{request.param}://tester@{server.host}:{server.port}"
+                           "/quackml")
+    yield eng
+    eng.dispose()
+
+
+def test_orm_on_tables_with_sequence_defaults(orm_engine: sa.Engine) -> None:
+    """The ORM over tables whose keys come from a sequence default (made with SQL),
+    through psycopg and through pg8000."""
+    engine = orm_engine
     with engine.begin() as conn:
         for sql in ["DROP TABLE IF EXISTS orm_book", "DROP TABLE IF EXISTS orm_author",
                     "CREATE SEQUENCE IF NOT EXISTS orm_author_seq",
