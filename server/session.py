@@ -719,7 +719,9 @@ class Session:
                             [(k, v, "") for k, v in sorted(self.params.items())],
                             f"SHOW {len(self.params)}")
             case params.ShowParam(name=name):
-                return Rows([Column(name, Oid.TEXT)], [(self.params[name],)], "SHOW")
+                # the column is named as PostgreSQL spells the parameter (TimeZone)
+                return Rows([Column(pgcatalog.REPORTED.get(name, name), Oid.TEXT)],
+                            [(self.params[name],)], "SHOW")
             case params.SetParam(name=name, value=value):
                 self._set_param(name, value)
                 return Command("SET", status=self._reported(name))
