@@ -199,3 +199,23 @@ def test_metadata_reflect(engine: sa.Engine) -> None:
     assert any(c.columns.keys() == ["name"] for c in parent.constraints
                if isinstance(c, sa.UniqueConstraint))
     assert not any(name.startswith(("pg_", "quackml_", "duckdb_")) for name in meta.tables)
+
+
+def test_core_streaming_and_pool_pre_ping(orm_engine: sa.Engine) -> None:
+    """stream_results (psycopg: a server-side cursor, DECLARE/FETCH; pg8000: its own
+    fetching) with yield_per, bound parameters, and a pool that pings before reuse."""
+    engine = sa.create_engine(orm_engine.url, pool_pre_ping=True)
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=100).execute(
+                sa.text("SELECT range AS i FROM range(1000) ORDER BY i"))
+            assert [row.i for row in result] == list(range(1000))
+        for _ in range(3):   # the pooled connection is pinged, then reused
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT CAST(:x AS INTEGER) + 1"),
+                                    {"x": 41}).scalar_one() == 42
+                count = conn.execute(sa.select(sa.func.count()).select_from(
+                    sa.table("customers")).where(sa.column("tenure") > 60)).scalar_one()
+                assert 0 < count < 7043
+    finally:
+        engine.dispose()
