@@ -109,7 +109,7 @@ def _orm_round_trip(engine: sa.Engine, author: type[OrmAuthor], book: type[OrmBo
         assert s.scalar(sa.select(sa.func.count()).select_from(book)) == 3
 
 
-@pytest.fixture(params=["psycopg", "pg8000"])
+@pytest.fixture(params=["psycopg", "psycopg2", "pg8000"])
 def orm_engine(server: RunningServer, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     eng = sa.create_engine(f"postgresql+{request.param}://tester@{server.host}:{server.port}"
                            "/quackml")
@@ -119,7 +119,7 @@ def orm_engine(server: RunningServer, request: pytest.FixtureRequest) -> Iterato
 
 def test_orm_on_tables_with_sequence_defaults(orm_engine: sa.Engine) -> None:
     """The ORM over tables whose keys come from a sequence default (made with SQL),
-    through psycopg and through pg8000."""
+    through psycopg, psycopg2 and pg8000."""
     engine = orm_engine
     with engine.begin() as conn:
         for sql in ["DROP TABLE IF EXISTS orm_book", "DROP TABLE IF EXISTS orm_author",
@@ -208,7 +208,7 @@ def test_metadata_reflect(engine: sa.Engine) -> None:
 
 
 def test_core_streaming_and_pool_pre_ping(orm_engine: sa.Engine) -> None:
-    """stream_results (psycopg: a server-side cursor, DECLARE/FETCH; pg8000: its own
+    """stream_results (psycopg, psycopg2: a server-side cursor, DECLARE/FETCH; pg8000: its own
     fetching) with yield_per, bound parameters, and a pool that pings before reuse."""
     engine = sa.create_engine(orm_engine.url, pool_pre_ping=True)
     try:
