@@ -40,7 +40,7 @@ STEPS = ["untyped parameters", "types of results", "parameter types", "json colu
 def probe(server: RunningServer) -> dict[str, str]:
     assert NODE is not None
     assert (NODE_DIR / "node_modules" / "pg").is_dir(), \
-        "node-postgres is not installed: make node-deps (npm ci in tests/clients/node)"
+        "node-postgres is not installed: make client-deps (npm ci in tests/clients/node)"
     out = subprocess.run([NODE, "probe.js", str(server.port)], cwd=NODE_DIR,
                          capture_output=True, text=True, timeout=120)
     results: dict[str, str] = {}

@@ -112,6 +112,8 @@ const { Client } = require('pg');
 })().catch((e) => { console.log('FAIL', e); process.exit(1); });
 """
     assert NODE is not None
+    assert (NODE_DIR / "node_modules" / "pg").is_dir(), \
+        "node-postgres is not installed: make client-deps (npm ci in tests/clients/node)"
     out = subprocess.run([NODE, "-e", script, str(target.port), USER, USER_PW,
                           str(target.ca or "")], cwd=NODE_DIR, capture_output=True, text=True,
                          timeout=60)
