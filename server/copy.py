@@ -346,6 +346,7 @@ class TextDecoder:
         self._spec = spec
         self._ncols = ncols
         self.lines_read = 0
+        self.ended = False   # the end-of-data marker was read
 
     def columns(self, text: str) -> list[pa.Array]:
         """The columns of ``text``: whole lines, each ending in a newline."""
@@ -353,8 +354,11 @@ class TextDecoder:
         lines = text.split("\n")
         lines.pop()  # after the final newline
         lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        if lines and lines[-1] == "\\.":
-            lines.pop()  # the end-of-data marker
+        if self.ended:
+            return [pa.array([], pa.string()) for _ in range(ncols)]
+        if "\\." in lines:   # the end-of-data marker: what follows it is not data
+            lines = lines[:lines.index("\\.")]
+            self.ended = True
         first_line = self.lines_read + 1
         self.lines_read += len(lines)
         arr = pc.replace_substring(pa.array(lines, pa.string()), "\\\\", _BACKSLASH)

@@ -121,7 +121,18 @@ _MACROS: dict[str, str] = {
     "pg_get_viewdef": "(o) AS (SELECT first(sql) FROM duckdb_views() WHERE view_oid = o), "
                       "(o, pretty) AS (SELECT first(sql) FROM duckdb_views() "
                       "WHERE view_oid = o)",
-    "pg_get_serial_sequence": "(t, c) AS NULL::VARCHAR",
+    # the sequence a column owns (server.postgres.ddl marks it in the sequence's comment)
+    "pg_get_serial_sequence": "(t, c) AS (SELECT first(CASE WHEN s.schema_name = 'main' "
+                              "THEN 'public' ELSE s.schema_name END || '.' || s.sequence_name) "
+                              "FROM duckdb_sequences() s WHERE s.database_name = "
+                              "current_database() AND s.comment LIKE '{\"quackml_owned_by\"%' "
+                              "AND lower(json_extract_string(s.comment, '$.quackml_owned_by[0]'))"
+                              " = lower(replace(string_split(t, '.')[-1], '\"', '')) "
+                              "AND lower(json_extract_string(s.comment, '$.quackml_owned_by[1]'))"
+                              " = lower(replace(c, '\"', '')) AND (len(string_split(t, '.')) = 1 "
+                              "OR replace(string_split(t, '.')[1], '\"', '') "
+                              "IN (s.schema_name, CASE WHEN s.schema_name = 'main' "
+                              "THEN 'public' END)))",
     "_pg_expandarray": "(arr) AS unnest(list_transform(range(1, len(arr) + 1), "
                        "lambda k: {'x': arr[k], 'n': k}))",
     "json_build_object": ", ".join(

@@ -30,12 +30,13 @@ from server.errors import (
     DataException,
     FeatureNotSupported,
     InFailedTransaction,
+    InsufficientPrivilege,
     InvalidParameterValue,
     ServerError,
     SyntaxError_,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import colnames
+from server.postgres import colnames, ddl
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -261,6 +262,8 @@ class Session:
         self._savepoints: list[tuple[str, int]] = []
         self.cursors: dict[str, cursors.SqlCursor] = {}
         self._block_statements = 0
+        # what PostgreSQL DDL translation asks of the database (server.postgres.ddl)
+        self._ddl = ddl.DuckDBCatalog(self.cursor, engine.decision_generation)
         # set by interrupt(): wakes statements that wait outside DuckDB (a CREATE
         # MODEL waiting for a training queue slot)
         self.cancel_requested = threading.Event()
@@ -331,6 +334,9 @@ class Session:
                 result = self.run(split(stripped[0])[0], params_)
                 assert isinstance(result, Command)
                 return replace(result, notices=(stripped[1], *result.notices))
+            translation = ddl.translate(stmt, self._ddl)
+            if translation is not None:   # serial, identity, pg_dump's DDL, PREPARE (types)
+                return self._translated(translation, params_)
             effects = self.check_access(stmt)
             cursor_stmt = cursors.parse(stmt)
             if cursor_stmt is not None:
@@ -367,15 +373,30 @@ class Session:
     def check_text(self, text: str) -> tuple[Effect, ...]:
         return self.privileges.check_sql(self.cursor, text, self._sql_prepared)
 
-    def _several(self, several: multi.Split) -> Command:
-        """DROP/TRUNCATE of several objects: one DuckDB statement each, checked each,
-        all in one transaction (the client's, or one of its own)."""
-        own_block = self.status == "I"
+    def _several(self, several: multi.Split) -> Result:
+        """DROP/TRUNCATE of several objects: one DuckDB statement each."""
+        return self._translated(ddl.Translation(several.statements, several.tag), ())
+
+    def _translated(self, translation: ddl.Translation, params_: Sequence[object]) -> Result:
+        """Run the DuckDB statements of a translated statement: one statement as any
+        other; several checked each, all in one transaction (the client's, or one of its
+        own). An optional statement the user may not run is skipped with a notice."""
+        if translation.tag is None:
+            (text,) = translation.statements
+            return self.run(split(text)[0], params_)
+        notices = list(translation.notices)
+        own_block = self.status == "I" and len(translation.statements) > 1
         if own_block:
             self.cursor.execute("BEGIN TRANSACTION")
         try:
-            for text in several.statements:
-                effects = () if self.privileges.superuser else self.check_text(text)
+            for k, text in enumerate(translation.statements):
+                try:
+                    effects = () if self.privileges.superuser else self.check_text(text)
+                except InsufficientPrivilege:
+                    if k not in translation.optional:
+                        raise
+                    notices.append(f"not run (permission denied): {text}")
+                    continue
                 self.cursor.execute(text)
                 self.privileges.record(effects)
             if own_block:
@@ -386,7 +407,7 @@ class Session:
             raise
         finally:
             self.engine.catalog_changed()
-        return Command(several.tag)
+        return Command(translation.tag, tuple(notices))
 
     # -- SQL cursors -------------------------------------------------------------
     def _cursor(self, action: cursors.CursorStatement, bound: Sequence[object]) -> Result:
@@ -480,6 +501,11 @@ class Session:
         type as PostgreSQL's parser gives it: the client's, else DuckDB's inference,
         else its operand's (``server.sql.param_context``), else text; the result
         columns are those of the statement bound with parameters of these types."""
+        translation = ddl.translate(stmt, self._ddl, check=False)
+        if translation is not None:
+            if translation.tag is None:
+                return self.describe(split(translation.statements[0])[0], given)
+            return Description((), None)
         if ml_grammar.is_ml_statement(stmt) or params.parse(stmt) is not None or \
                 copy.parse(stmt) is not None or transaction_kind(stmt) is not None:
             return Description((), None)

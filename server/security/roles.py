@@ -161,7 +161,17 @@ class Roles:
                 return Command("REVOKE" if revoke else "GRANT")
             case AlterOwner(kind=kind, name=name, owner=owner):
                 if kind in ("TABLE", "VIEW"):
-                    path, found = self.objects.relation(name)
+                    try:
+                        path, found = self.objects.relation(name)
+                    except UndefinedTable:
+                        if kind != "TABLE":
+                            raise
+                        # ALTER TABLE takes a sequence too (pg_dump writes it so)
+                        try:
+                            path, found = self.objects.any_object("SEQUENCE", name), "sequence"
+                        except UndefinedObject:
+                            raise UndefinedTable(f'relation "{name.name}" does not exist') \
+                                from None
                 elif kind == "SCHEMA":
                     path, found = self.objects.schema(name.name), "schema"
                 else:
