@@ -326,7 +326,7 @@ class Session:
             if self.status == "T":
                 self._block_statements += 1
             if stmt.words(1) == ("DEALLOCATE",):
-                return _deallocate(stmt)
+                return self._deallocate(_deallocate(stmt))
             if access_grammar.is_access_statement(stmt):
                 return self.roles.handle(access_grammar.parse(stmt))
             stripped = multi.without_storage_parameters(stmt)
@@ -358,6 +358,18 @@ class Session:
         except BaseException:
             self.failed()
             raise
+
+    def _deallocate(self, request: Deallocate) -> Result:
+        """DEALLOCATE of a SQL PREPARE (DuckDB's), else of the connection's prepared
+        statements (one namespace, as in PostgreSQL)."""
+        names = list(self._sql_prepared) if request.name is None else \
+            [n for n in self._sql_prepared if n.lower() == request.name.lower()]
+        for name in names:
+            self.cursor.execute(f'DEALLOCATE "{name}"')
+            del self._sql_prepared[name]
+        if names and request.name is not None:
+            return Command("DEALLOCATE")
+        return request
 
     def check_access(self, stmt: Statement) -> tuple[Effect, ...]:
         """Refuse (42501) SQL a non-superuser may not run, decided on the text DuckDB will
@@ -755,6 +767,10 @@ class Session:
             name, inner = prepared_name(stmt.text)
             self._sql_prepared[name] = inner
         description = self.cursor.description
+        if stype is duckdb.StatementType.EXECUTE and len(stmt.tokens) > 1:
+            # tagged as the statement it runs ("INSERT 0 1", not a row set of its count)
+            inner = self._sql_prepared.get(stmt.tokens[1].text.lower())
+            stype = (self.statement_type(inner) if inner is not None else None) or stype
         returning = stype in _RETURNING_TAGS and bool(description) and \
             [d[0] for d in description] != ["Count"]
         if (stype in _ROWSET_TYPES or returning) and description and \
