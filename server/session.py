@@ -769,8 +769,8 @@ class Session:
         description = self.cursor.description
         if stype is duckdb.StatementType.EXECUTE and len(stmt.tokens) > 1:
             # tagged as the statement it runs ("INSERT 0 1", not a row set of its count)
-            inner = self._sql_prepared.get(stmt.tokens[1].text.lower())
-            stype = (self.statement_type(inner) if inner is not None else None) or stype
+            executed = self._sql_prepared.get(stmt.tokens[1].text.lower())
+            stype = (self.statement_type(executed) if executed is not None else None) or stype
         returning = stype in _RETURNING_TAGS and bool(description) and \
             [d[0] for d in description] != ["Count"]
         if (stype in _ROWSET_TYPES or returning) and description and \
