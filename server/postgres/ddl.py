@@ -720,9 +720,19 @@ class DuckDBCatalog:
         generation = self._generation()
         if self._owned is not None and self._owned[0] == generation:
             return self._owned[1]
+        # a marker counts where the column it names takes its default from the sequence:
+        # the table's owner chose that (anyone may write any comment on a sequence of theirs)
         rows = self._cursor.execute(
-            "SELECT schema_name, sequence_name, comment FROM duckdb_sequences() "
-            "WHERE database_name = current_database() AND comment LIKE ?",
+            "SELECT s.schema_name, s.sequence_name, s.comment FROM duckdb_sequences() s "
+            "WHERE s.database_name = current_database() AND s.comment LIKE ? AND EXISTS ("
+            "SELECT 1 FROM duckdb_columns() c WHERE c.database_name = s.database_name "
+            "AND c.schema_name = s.schema_name AND lower(c.table_name) = "
+            f"lower(json_extract_string(s.comment, '$.{_MARKER_KEY}[0]')) "
+            "AND lower(c.column_name) = "
+            f"lower(json_extract_string(s.comment, '$.{_MARKER_KEY}[1]')) "
+            "AND c.column_default LIKE 'nextval(%' AND ("
+            "contains(c.column_default, chr(39) || s.sequence_name || chr(39)) OR "
+            "contains(c.column_default, '.' || s.sequence_name || chr(39))))",
             ['{"' + _MARKER_KEY + '%']).fetchall()
         owned = tuple(OwnedSequence(str(s), str(n), o) for s, n, c in rows
                       if (o := read_marker(c)) is not None)

@@ -105,7 +105,8 @@ class Privileges:
         policy = Policy(self._model_check, engine.reserved_names,
                         engine.settings.file_dir or None, self._table_check,
                         lambda path, what, missing_ok: self._owner_check(
-                            cursor, path, what, missing_ok), self._create_check)
+                            cursor, path, what, missing_ok), self._create_check,
+                        lambda function, path: self._sequence_check(cursor, function, path))
         return self.firewall.check(cursor, text, Subject(self.user, self.file_access),
                                    policy, prepared)
 
@@ -151,6 +152,34 @@ class Privileges:
             return
         name = f"{path[1]}.{path[2]}" if path[2] else path[1]
         raise InsufficientPrivilege(f"must be owner of {what} {name}")
+
+    def _sequence_check(self, cursor: duckdb.DuckDBPyConnection, function: str,
+                        path: Path) -> None:
+        """A sequence is its owner's; others reach it through a table of the same owner
+        whose column takes its default from it, with the privilege on that table that
+        PostgreSQL's USAGE/UPDATE/SELECT on the sequence stands for there: INSERT for
+        nextval, UPDATE for setval, SELECT for currval (GRANT on sequences is not
+        supported: a grant on the table is the way)."""
+        acl = self.engine.acl
+        identities = self.identities()
+        owner = acl.owner(path)
+        if owner in identities:
+            return
+        privilege = {"nextval": "INSERT", "setval": "UPDATE"}.get(function, "SELECT")
+        if acl.has_schema(identities, path[0], path[1], "USAGE"):
+            for (table,) in cursor.execute(
+                    "SELECT DISTINCT table_name FROM duckdb_columns() WHERE database_name = ? "
+                    "AND schema_name = ? AND column_default LIKE 'nextval(%' AND ("
+                    "contains(column_default, chr(39) || ? || chr(39)) OR "
+                    "contains(column_default, '.' || ? || chr(39)))",
+                    [path[0], path[1], path[2], path[2]]).fetchall():
+                fed: Path = (path[0], path[1], str(table))
+                if acl.owner(fed) == owner and acl.has_table(identities, fed, privilege):
+                    return
+        raise InsufficientPrivilege(
+            f"permission denied for sequence {path[2]}",
+            hint=f"the owner grants {privilege} on a table whose column takes its default "
+                 "from it")
 
     def _model_check(self, name: str) -> bool:
         """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL target)."""
