@@ -4,8 +4,14 @@ psycopg's server-side ("named") cursors and other clients declare a cursor
 and fetch from it in pieces. DuckDB has no SQL cursors, so each declared
 cursor gets its own DuckDB cursor (an independent connection to the same
 database) streaming the query's Arrow batches; FETCH takes the next rows
-from it, so a large result is never materialised. Cursors are forward-only
-(SCROLL is refused with 0A000).
+from it, so a large result is never materialised.
+
+A ``SCROLL`` cursor moves both ways (``FETCH PRIOR | FIRST | LAST | ABSOLUTE n |
+RELATIVE n | BACKWARD [n | ALL]`` and ``MOVE`` alike): its result is read whole
+when it is declared (as PostgreSQL keeps a scrollable cursor's rows) and the
+position moves over it as PostgreSQL's does. A cursor declared without SCROLL
+moves forward only; a direction that would move it back fails with 55000, as in
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from server.errors import FeatureNotSupported, ServerError, SyntaxError_
+from server.errors import ServerError, SyntaxError_
 from server.sql.text import Statement, split
 
 
@@ -25,13 +31,17 @@ class Declare:
     name: str
     query: Statement
     hold: bool
+    scroll: bool = False
 
 
 @dataclass(frozen=True)
 class Fetch:
     name: str
-    count: int | None     # None: ALL
+    count: int | None     # rows (negative: backward); None: ALL forward, see ``direction``
     move: bool            # MOVE: skip rows, return none
+    # forward (count rows; None: ALL), backward (count rows; None: ALL), absolute or
+    # relative (count is the position)
+    direction: str = "forward"
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,7 @@ def parse(stmt: Statement) -> CursorStatement | None:
         if "CURSOR" not in upper or len(texts) < 2:
             return None   # not a cursor declaration: let DuckDB report it
         options = upper[2:upper.index("CURSOR")]
-        if "SCROLL" in options and "NO" not in options:
-            raise FeatureNotSupported("SCROLL cursors are not supported (forward only)")
+        scroll = "SCROLL" in options and "NO" not in options
         rest = upper[upper.index("CURSOR") + 1:]
         hold = rest[:2] == ["WITH", "HOLD"]
         for_at = upper.index("FOR", upper.index("CURSOR"))
@@ -66,7 +75,7 @@ def parse(stmt: Statement) -> CursorStatement | None:
         inner = split(stmt.text[query_start:])
         if len(inner) != 1:
             raise SyntaxError_("DECLARE CURSOR needs one query after FOR")
-        return Declare(texts[1], inner[0], hold)
+        return Declare(texts[1], inner[0], hold, scroll)
     # FETCH / MOVE [direction] [count] [FROM | IN] name
     move = upper[0] == "MOVE"
     if len(texts) < 2:
@@ -75,29 +84,75 @@ def parse(stmt: Statement) -> CursorStatement | None:
     body = upper[1:-1]
     if body and body[-1] in ("FROM", "IN"):
         body = body[:-1]
-    count: int | None = 1
-    if body and body[0] in ("FORWARD", "NEXT"):
-        body = body[1:]
-    if body == ["ALL"]:
-        count = None
-    elif len(body) == 1 and body[0].isdigit():
-        count = int(body[0])
-    elif body:
-        raise FeatureNotSupported(f"{upper[0]} {' '.join(body)} is not supported "
-                                  "(cursors are forward only)")
-    return Fetch(name, count, move)
+    direction, count = _direction(body, upper[0])
+    return Fetch(name, count, move, direction)
+
+
+def _direction(body: list[str], verb: str) -> tuple[str, int | None]:
+    """(direction, count) of FETCH's words between the verb and the cursor name."""
+    words = list(body)
+    if len(words) >= 2 and words[-2] in ("-", "+"):   # a signed count: two tokens
+        words[-2:] = [words[-2].replace("+", "") + words[-1]]
+    head = words[0] if words else ""
+    number = words[1] if len(words) == 2 else None
+
+    def integer(word: str | None) -> int:
+        try:
+            return int(word or "")
+        except ValueError:
+            raise SyntaxError_(f"{verb} {' '.join(body)}: a count is needed") from None
+
+    match words:
+        case [] | ["NEXT"] | ["FORWARD"]:
+            return "forward", 1
+        case ["PRIOR"] | ["BACKWARD"]:
+            return "backward", 1
+        case ["FIRST"]:
+            return "absolute", 1
+        case ["LAST"]:
+            return "absolute", -1
+        case ["ALL"] | ["FORWARD", "ALL"]:
+            return "forward", None
+        case ["BACKWARD", "ALL"]:
+            return "backward", None
+        case ["ABSOLUTE" | "RELATIVE", _]:
+            return head.lower(), integer(number)
+        case ["FORWARD" | "BACKWARD", _]:
+            n = integer(number)
+            return ("forward", n) if (head == "FORWARD") == (n >= 0) else ("backward", abs(n))
+        case [_]:
+            n = integer(head)
+            return ("forward", n) if n >= 0 else ("backward", -n)
+    raise SyntaxError_(f"{verb} {' '.join(body)} is not a FETCH direction")
 
 
 @dataclass
 class SqlCursor:
+    """A forward-only cursor: the query's batches as DuckDB streams them."""
     cursor: duckdb.DuckDBPyConnection
     reader: pa.RecordBatchReader
     hold: bool
     pending: list[pa.RecordBatch] = field(default_factory=list)
+    position: int = 0    # rows read so far
 
     @property
     def schema(self) -> pa.Schema:
         return self.reader.schema
+
+    def fetch(self, fetch: Fetch) -> Iterator[pa.RecordBatch]:
+        count = fetch.count
+        if fetch.direction == "forward" and count != 0:
+            return self.take(count)
+        ahead = None   # rows to move forward to the wanted row, if it is ahead
+        if fetch.direction == "relative" and count is not None and count > 0:
+            ahead = count
+        elif fetch.direction == "absolute" and count is not None and count > self.position:
+            ahead = count - self.position
+        if ahead is not None:
+            skipped = sum(b.num_rows for b in self.take(ahead - 1))
+            return self.take(1) if skipped == ahead - 1 else iter(())
+        raise ServerError("cursor can only scan forward", sqlstate="55000",
+                          hint="Declare it with SCROLL option to enable backward scan.")
 
     def take(self, count: int | None) -> Iterator[pa.RecordBatch]:
         """The next ``count`` rows (all when None), batch by batch."""
@@ -115,11 +170,69 @@ class SqlCursor:
                 batch = batch.slice(0, left)
             if left is not None:
                 left -= batch.num_rows
+            self.position += batch.num_rows
             yield batch
 
     def close(self) -> None:
         self.reader.close()
         self.cursor.close()
+
+
+@dataclass
+class ScrollCursor:
+    """A SCROLL cursor: its rows, and PostgreSQL's position over them (0: before the
+    first row, 1..n: on a row, n + 1: after the last)."""
+    table: pa.Table
+    hold: bool
+    position: int = 0
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.table.schema
+
+    def fetch(self, fetch: Fetch) -> Iterator[pa.RecordBatch]:
+        rows = self.table.num_rows
+        count = fetch.count
+        match fetch.direction:
+            case "absolute" | "relative":
+                assert count is not None
+                target = count if fetch.direction == "absolute" else self.position + count
+                if fetch.direction == "absolute" and count < 0:
+                    target = rows + 1 + count
+                if 1 <= target <= rows:
+                    self.position = target
+                    return self._rows(target - 1, 1, backward=False)
+                self.position = 0 if target < 1 else rows + 1
+                return iter(())
+            case "forward":
+                if count == 0:   # the current row again
+                    on_row = 1 <= self.position <= rows
+                    return self._rows(self.position - 1, int(on_row), backward=False)
+                first = self.position + 1
+                last = rows if count is None else min(rows, self.position + count)
+                self.position = rows + 1 if count is None or self.position + count > rows \
+                    else self.position + count
+                return self._rows(first - 1, max(0, last - first + 1), backward=False)
+            case _:
+                if count == 0:
+                    on_row = 1 <= self.position <= rows
+                    return self._rows(self.position - 1, int(on_row), backward=False)
+                first = min(self.position - 1, rows)      # the row before the position
+                last = 1 if count is None else max(1, self.position - count)
+                self.position = 0 if count is None or self.position - count < 1 \
+                    else self.position - count
+                return self._rows(last - 1, max(0, first - last + 1), backward=True)
+
+    def _rows(self, start: int, length: int, backward: bool) -> Iterator[pa.RecordBatch]:
+        if length <= 0:
+            return iter(())
+        part = self.table.slice(start, length)
+        if backward:
+            part = part.take(pa.array(range(length - 1, -1, -1)))
+        return iter(part.to_batches())
+
+    def close(self) -> None:
+        self.table = self.table.slice(0, 0)
 
 
 def missing(name: str) -> ServerError:

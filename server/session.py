@@ -260,7 +260,7 @@ class Session:
         self._open: pa.RecordBatchReader | None = None
         # savepoints of the open block: (name, statements run in the block when set)
         self._savepoints: list[tuple[str, int]] = []
-        self.cursors: dict[str, cursors.SqlCursor] = {}
+        self.cursors: dict[str, cursors.SqlCursor | cursors.ScrollCursor] = {}
         self._block_statements = 0
         # what PostgreSQL DDL translation asks of the database (server.postgres.ddl)
         self._ddl = ddl.DuckDBCatalog(self.cursor, engine.decision_generation)
@@ -424,7 +424,7 @@ class Session:
     # -- SQL cursors -------------------------------------------------------------
     def _cursor(self, action: cursors.CursorStatement, bound: Sequence[object]) -> Result:
         match action:
-            case cursors.Declare(name=name, query=query, hold=hold):
+            case cursors.Declare(name=name, query=query, hold=hold, scroll=scroll):
                 if name in self.cursors:
                     raise ServerError(f'cursor "{name}" already exists', sqlstate="42P03")
                 self.check_text(self.duckdb_text(query))
@@ -432,20 +432,26 @@ class Session:
                 try:
                     relation = own.sql(self.duckdb_text(query),
                                        params=_bindable(bound) if bound else None)
-                    reader = relation.to_arrow_reader(BATCH_ROWS)
+                    if scroll:   # read whole: the position moves both ways over it
+                        self.cursors[name] = cursors.ScrollCursor(relation.to_arrow_table(),
+                                                                  hold)
+                        own.close()
+                    else:
+                        self.cursors[name] = cursors.SqlCursor(
+                            own, relation.to_arrow_reader(BATCH_ROWS), hold)
                 except BaseException:
                     own.close()
                     raise
-                self.cursors[name] = cursors.SqlCursor(own, reader, hold)
                 return Command("DECLARE CURSOR")
-            case cursors.Fetch(name=name, count=count, move=move):
+            case cursors.Fetch(name=name, move=move) as fetch:
                 cursor = self.cursors.get(name)
                 if cursor is None:
                     raise cursors.missing(name)
+                batches = cursor.fetch(fetch)
                 if move:
-                    return Command(f"MOVE {sum(b.num_rows for b in cursor.take(count))}")
-                return Stream(pa.RecordBatchReader.from_batches(cursor.schema,
-                                                                cursor.take(count)), "FETCH")
+                    return Command(f"MOVE {sum(b.num_rows for b in batches)}")
+                return Stream(pa.RecordBatchReader.from_batches(cursor.schema, batches),
+                              "FETCH")
             case cursors.CloseCursor(name=name):
                 if name is None:
                     self._close_cursors(everything=True)
