@@ -93,6 +93,9 @@ SCRIPTS = {
         "RETURNING id",
         "INSERT INTO ident_a (label) VALUES ('f') RETURNING id",
         "SELECT id, label FROM ident_a ORDER BY id",
+        "UPDATE ident_a SET id = 5 WHERE label = 'a'",
+        "UPDATE ident_a SET label = 'A', id = id + 1 WHERE label = 'a'",
+        "UPDATE ident_a SET label = 'A' WHERE label = 'a' RETURNING id, label",
         "SELECT pg_get_serial_sequence('ident_a', 'id')",
         "DROP TABLE ident_a",
         "CREATE SEQUENCE ident_a_id_seq",
@@ -133,8 +136,9 @@ def test_same_as_postgres(server: RunningServer, pg: str, script: str) -> None:
             assert outcome(q, sql) == outcome(p, sql), sql
 
 
-def test_identity_always_error_is_postgres_s(server: RunningServer, pg: str) -> None:
-    sql = "INSERT INTO ident_msg (id) VALUES (1)"
+@pytest.mark.parametrize("sql", ["INSERT INTO ident_msg (id) VALUES (1)",
+                                 "UPDATE ident_msg SET id = 2"])
+def test_identity_always_error_is_postgres_s(server: RunningServer, pg: str, sql: str) -> None:
     errors = []
     for dsn in (pg, server.dsn()):
         with psycopg.connect(dsn, autocommit=True) as c:

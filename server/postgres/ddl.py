@@ -120,6 +120,8 @@ def translate(stmt: Statement, catalog: Catalog, check: bool = True) -> Translat
     first = tokens[0].text.upper()
     if first == "INSERT" and check:
         check_insert(stmt, catalog)
+    elif first == "UPDATE" and check:
+        check_update(stmt, catalog)
     words = stmt.words(3)
     if first not in ("CREATE", "ALTER", "DROP", "PREPARE") and \
             not any(t.text.lower() in _TRIGGERS for t in tokens):
@@ -632,6 +634,40 @@ def check_insert(stmt: Statement, catalog: Catalog) -> None:
             f'cannot insert a non-DEFAULT value into column "{column}"',
             detail=f'Column "{column}" is an identity column defined as GENERATED ALWAYS.',
             hint="Use OVERRIDING SYSTEM VALUE to override.")
+
+
+def check_update(stmt: Statement, catalog: Catalog) -> None:
+    """428C9 for an UPDATE that sets a GENERATED ALWAYS identity column to a value."""
+    always = [s for s in catalog.owned_sequences() if s.owner.identity == "always"]
+    if not always:
+        return
+    tokens = stmt.tokens
+    i = 2 if len(tokens) > 1 and tokens[1].text.upper() == "ONLY" else 1
+    table = _qualified_name(tokens, i)
+    if table is None:
+        return
+    columns = {s.owner.column.lower() for s in always
+               if s.owner.table.lower() == table.name.lower()
+               and (table.schema is None or table.schema.lower() == s.schema.lower())}
+    if not columns:
+        return
+    words = [t.text.upper() for t in tokens]
+    if "SET" not in words:
+        return
+    start = words.index("SET") + 1
+    end = next((k for k in range(start, len(tokens)) if words[k] in ("FROM", "WHERE",
+                                                                       "RETURNING")),
+               len(tokens))
+    for a, b in _elements(tokens, start, end):
+        item = tokens[a:b]
+        if len(item) >= 3 and item[1].token_type is TokenType.EQ and \
+                _name_of(item[0]).lower() in columns and \
+                not (len(item) == 3 and item[2].text.upper() == "DEFAULT"):
+            column = _name_of(item[0])
+            raise GeneratedAlways(
+                f'column "{column}" can only be updated to DEFAULT',
+                detail=f'Column "{column}" is an identity column defined as GENERATED '
+                       "ALWAYS.")
 
 
 def _values_all_default(tokens: Sequence[Token], words: Sequence[str], i: int,
