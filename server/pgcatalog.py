@@ -122,10 +122,14 @@ _MACROS: dict[str, str] = {
                       "(o, pretty) AS (SELECT first(sql) FROM duckdb_views() "
                       "WHERE view_oid = o)",
     # the sequence a column owns (server.postgres.ddl marks it in the sequence's comment)
-    "pg_get_serial_sequence": "(t, c) AS (SELECT first(CASE WHEN s.schema_name = 'main' "
-                              "THEN 'public' ELSE s.schema_name END || '.' || s.sequence_name) "
-                              "FROM duckdb_sequences() s WHERE s.database_name = "
-                              "current_database() AND s.comment LIKE '{\"quackml_owned_by\"%' "
+    "pg_get_serial_sequence": "(t, c) AS (SELECT first(CASE WHEN s.database_name = 'temp' "
+                              "THEN 'pg_temp' WHEN s.schema_name = 'main' THEN 'public' "
+                              "ELSE s.schema_name END || '.' || CASE WHEN regexp_full_match("
+                              "s.sequence_name, '[a-z_][a-z0-9_]*') THEN s.sequence_name ELSE "
+                              "'\"' || replace(s.sequence_name, '\"', '\"\"') || '\"' END) "
+                              "FROM duckdb_sequences() s WHERE s.database_name IN ("
+                              "current_database(), 'temp') "
+                              "AND s.comment LIKE '{\"quackml_owned_by\"%' "
                               "AND lower(json_extract_string(s.comment, '$.quackml_owned_by[0]'))"
                               " = lower(replace(string_split(t, '.')[-1], '\"', '')) "
                               "AND lower(json_extract_string(s.comment, '$.quackml_owned_by[1]'))"

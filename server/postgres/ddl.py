@@ -41,7 +41,7 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from server.errors import ServerError
-from server.sql import multi
+from server.sql import multi, sequences
 from server.sql.text import Statement, closing_paren, split
 
 SERIALS = {"serial": "INTEGER", "serial4": "INTEGER", "bigserial": "BIGINT",
@@ -90,6 +90,7 @@ class OwnedSequence:
     schema: str
     name: str
     owner: Owner
+    database: str = ""    # "temp" for a temporary sequence
 
 
 class Catalog(Protocol):
@@ -581,7 +582,8 @@ def _drop_table(stmt: Statement, catalog: Catalog) -> Translation | None:
             if seq.owner.table.lower() == table.name.lower() and \
                     (table.schema is None or table.schema.lower() == seq.schema.lower()):
                 optional.add(len(statements))
-                statements.append(f"DROP SEQUENCE IF EXISTS {_ident(seq.schema)}."
+                where = "temp." if seq.database == "temp" else ""
+                statements.append(f"DROP SEQUENCE IF EXISTS {where}{_ident(seq.schema)}."
                                   f"{_ident(seq.name)}")
     if not optional:
         return None
@@ -759,18 +761,17 @@ class DuckDBCatalog:
         # a marker counts where the column it names takes its default from the sequence:
         # the table's owner chose that (anyone may write any comment on a sequence of theirs)
         rows = self._cursor.execute(
-            "SELECT s.schema_name, s.sequence_name, s.comment FROM duckdb_sequences() s "
-            "WHERE s.database_name = current_database() AND s.comment LIKE ? AND EXISTS ("
+            "SELECT s.schema_name, s.sequence_name, s.comment, s.database_name "
+            "FROM duckdb_sequences() s WHERE s.database_name IN (current_database(), 'temp') "
+            "AND s.comment LIKE ? AND EXISTS ("
             "SELECT 1 FROM duckdb_columns() c WHERE c.database_name = s.database_name "
             "AND c.schema_name = s.schema_name AND lower(c.table_name) = "
             f"lower(json_extract_string(s.comment, '$.{_MARKER_KEY}[0]')) "
             "AND lower(c.column_name) = "
             f"lower(json_extract_string(s.comment, '$.{_MARKER_KEY}[1]')) "
-            "AND c.column_default LIKE 'nextval(%' AND ("
-            "contains(c.column_default, chr(39) || s.sequence_name || chr(39)) OR "
-            "contains(c.column_default, '.' || s.sequence_name || chr(39))))",
+            f"AND {sequences.default_uses('c.column_default', 's.sequence_name')})",
             ['{"' + _MARKER_KEY + '%']).fetchall()
-        owned = tuple(OwnedSequence(str(s), str(n), o) for s, n, c in rows
+        owned = tuple(OwnedSequence(str(s), str(n), o, str(d)) for s, n, c, d in rows
                       if (o := read_marker(c)) is not None)
         self._owned = (generation, owned)
         return owned

@@ -24,6 +24,7 @@ from catalog.views import VIEWS as ML_VIEWS
 from inference.functions import PROBABILITIES_SUFFIX
 from server.errors import InsufficientPrivilege, ServerError
 from server.security.firewall import Effect, Firewall, Path, Policy, Subject, denied
+from server.sql import sequences
 
 if TYPE_CHECKING:
     from server.engine import Engine
@@ -169,9 +170,7 @@ class Privileges:
         if acl.has_schema(identities, path[0], path[1], "USAGE"):
             for (table,) in cursor.execute(
                     "SELECT DISTINCT table_name FROM duckdb_columns() WHERE database_name = ? "
-                    "AND schema_name = ? AND column_default LIKE 'nextval(%' AND ("
-                    "contains(column_default, chr(39) || ? || chr(39)) OR "
-                    "contains(column_default, '.' || ? || chr(39)))",
+                    f"AND schema_name = ? AND {sequences.default_uses('column_default', '?')}",
                     [path[0], path[1], path[2], path[2]]).fetchall():
                 fed: Path = (path[0], path[1], str(table))
                 if acl.owner(fed) == owner and acl.has_table(identities, fed, privilege):
