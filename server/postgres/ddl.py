@@ -41,7 +41,7 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from server.errors import ServerError
-from server.sql import multi, sequences
+from server.sql import ml_grammar, multi, sequences
 from server.sql.text import Statement, closing_paren, split
 
 SERIALS = {"serial": "INTEGER", "serial4": "INTEGER", "bigserial": "BIGINT",
@@ -127,6 +127,8 @@ def translate(stmt: Statement, catalog: Catalog, check: bool = True) -> Translat
     if first not in ("CREATE", "ALTER", "DROP", "PREPARE") and \
             not any(t.text.lower() in _TRIGGERS for t in tokens):
         return None
+    if ml_grammar.is_ml_statement(stmt):
+        return None   # models have schemas of their own (public is public there)
     text = _common(stmt)
     if text is not None:
         pieces = split(text)
