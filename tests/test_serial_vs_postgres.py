@@ -12,11 +12,12 @@ and ``PREPARE name (types) AS`` with EXECUTE.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, start_server_process
 from tests.pgcluster import throwaway_postgres
 
 
@@ -193,3 +194,30 @@ def test_generated_keys_through_the_extended_protocol(server: RunningServer) -> 
                          (n,)).fetchone() for n in ("a", "b", "c")]
         assert ids == [(1,), (2,), (3,)]
         q.execute("DROP TABLE ser_orm")
+
+
+def test_ownership_and_identity_survive_a_restart(tmp_path: Path) -> None:
+    """Kept in DuckDB's catalog (the sequence's comment): after a restart DROP TABLE
+    still drops the owned sequences and GENERATED ALWAYS still refuses a value."""
+    database, data = tmp_path / "db.duckdb", tmp_path / "data"
+    first = start_server_process(database, data, "--no-samples")
+    try:
+        with psycopg.connect(first.dsn(), autocommit=True) as c:
+            c.execute("CREATE TABLE kept (id serial, n int GENERATED ALWAYS AS IDENTITY, v int)")
+            c.execute("INSERT INTO kept (v) VALUES (1)")
+    finally:
+        first.stop()
+    second = start_server_process(database, data, "--no-samples")
+    try:
+        with psycopg.connect(second.dsn(), autocommit=True) as c:
+            assert c.execute("INSERT INTO kept (v) VALUES (2) RETURNING id, n").fetchall() == \
+                [(2, 2)]
+            with pytest.raises(psycopg.Error) as info:
+                c.execute("INSERT INTO kept (n, v) VALUES (9, 3)")
+            assert info.value.sqlstate == "428C9"
+            assert c.execute("SELECT pg_get_serial_sequence('kept', 'id')").fetchone() == \
+                ("public.kept_id_seq",)
+            c.execute("DROP TABLE kept")
+            assert c.execute("SELECT count(*) FROM duckdb_sequences()").fetchone() == (0,)
+    finally:
+        second.stop()
