@@ -221,3 +221,19 @@ def test_ownership_and_identity_survive_a_restart(tmp_path: Path) -> None:
             assert c.execute("SELECT count(*) FROM duckdb_sequences()").fetchone() == (0,)
     finally:
         second.stop()
+
+
+def test_public_schema_with_parameters(server: RunningServer, pg: str) -> None:
+    """``public.t`` (DuckDB's main.t) through the extended protocol, as ORMs send it."""
+    seen = []
+    for dsn in (pg, server.dsn()):
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("DROP TABLE IF EXISTS public.ser_pub")
+            c.execute("CREATE TABLE public.ser_pub (id serial PRIMARY KEY, v int)")
+            keys = [c.execute("INSERT INTO public.ser_pub (v) VALUES (%s) RETURNING id",
+                              (v,)).fetchone() for v in (10, 20)]
+            rows = c.execute("SELECT id, v FROM public.ser_pub WHERE v > %s ORDER BY id",
+                             (5,)).fetchall()
+            c.execute("DROP TABLE public.ser_pub")
+            seen.append((keys, rows))
+    assert seen[1] == seen[0] == ([(1,), (2,)], [(1, 10), (2, 20)])
