@@ -19,6 +19,9 @@ class _Empty:
     def table_exists(self, schema: str | None, name: str) -> bool:
         return False
 
+    def sequence_start(self, schema: str | None, name: str) -> int | None:
+        return 1
+
     def owned_sequences(self) -> Sequence[ddl.OwnedSequence]:
         return ()
 

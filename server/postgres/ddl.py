@@ -91,11 +91,13 @@ class OwnedSequence:
     name: str
     owner: Owner
     database: str = ""    # "temp" for a temporary sequence
+    start: int = 1
 
 
 class Catalog(Protocol):
     """What the translation asks of the database."""
     def sequence_exists(self, schema: str | None, name: str) -> bool: ...
+    def sequence_start(self, schema: str | None, name: str) -> int | None: ...
     def table_exists(self, schema: str | None, name: str) -> bool: ...
     def owned_sequences(self) -> Sequence[OwnedSequence]: ...
     def column_type(self, schema: str | None, table: str, column: str) -> str | None: ...
@@ -124,7 +126,7 @@ def translate(stmt: Statement, catalog: Catalog, check: bool = True) -> Translat
     elif first == "UPDATE" and check:
         check_update(stmt, catalog)
     words = stmt.words(3)
-    if first not in ("CREATE", "ALTER", "DROP", "PREPARE") and \
+    if first not in ("CREATE", "ALTER", "DROP", "PREPARE", "TRUNCATE") and \
             not any(t.text.lower() in _TRIGGERS for t in tokens):
         return None
     if ml_grammar.is_ml_statement(stmt):
@@ -142,11 +144,13 @@ def translate(stmt: Statement, catalog: Catalog, check: bool = True) -> Translat
     elif words[:2] == ("ALTER", "TABLE"):
         result = _alter_table(stmt, catalog)
     elif words[:2] == ("ALTER", "SEQUENCE"):
-        result = _alter_sequence(stmt)
+        result = _alter_sequence(stmt, catalog)
     elif words[:2] == ("DROP", "TABLE"):
         result = _drop_table(stmt, catalog)
     elif first == "PREPARE":
         result = _prepare(stmt)
+    elif first == "TRUNCATE":
+        result = _truncate(stmt, catalog)
     if result is None and text is not None:
         return Translation((stmt.text,), None)
     return result
@@ -439,25 +443,10 @@ def _create(stmt: Statement, catalog: Catalog) -> Translation | None:
         element = tokens[start:end]
         if len(element) < 2 or element[0].text.upper().split()[0] in _TABLE_CONSTRAINTS:
             continue
-        column = _name_of(element[0])
-        type_tok = element[1]
-        serial = SERIALS.get(type_tok.text.lower())
-        if serial is not None and (len(element) == 2 or
-                                   element[2].token_type is not TokenType.DOT):
-            auto = _auto_column(catalog, table, column, serial, None, (), temp, taken)
-            edits.append((type_tok.start, type_tok.end, f"{serial} NOT NULL {auto.default}"))
-            autos.append(auto)
-            continue
-        for k in range(2, len(element)):
-            span = _identity_span(element, k)
-            if span is not None:
-                kind, last, o_start, o_end = span
-                auto = _auto_column(catalog, table, column, type_tok.text, kind,
-                                    element[o_start:o_end], temp, taken)
-                edits.append((element[k].start, element[last].end,
-                              f"NOT NULL {auto.default}"))
-                autos.append(auto)
-                break
+        found = _auto_column_edit(catalog, table, element, temp, taken, not_null=True)
+        if found is not None:
+            edits.append(found[0])
+            autos.append(found[1])
     if not autos:
         return None
     statements = [a.create for a in autos]
@@ -465,6 +454,29 @@ def _create(stmt: Statement, catalog: Catalog) -> Translation | None:
     statements.extend(_comment(a.sequence, Owner(table.name, a.column, a.identity))
                       for a in autos)
     return Translation(tuple(statements), "CREATE TABLE")
+
+
+def _auto_column_edit(catalog: Catalog, table: _QName, element: Sequence[Token], temp: bool,
+                      taken: set[str], not_null: bool) -> tuple[Edit, _AutoColumn] | None:
+    """A column definition (name, type, constraints) with a serial type or an identity:
+    the edit that gives it its sequence's default, and the sequence."""
+    column = _name_of(element[0])
+    type_tok = element[1]
+    constraint = " NOT NULL" if not_null else ""
+    serial = SERIALS.get(type_tok.text.lower())
+    if serial is not None and (len(element) == 2 or
+                               element[2].token_type is not TokenType.DOT):
+        auto = _auto_column(catalog, table, column, serial, None, (), temp, taken)
+        return (type_tok.start, type_tok.end, f"{serial}{constraint} {auto.default}"), auto
+    for k in range(2, len(element)):
+        span = _identity_span(element, k)
+        if span is not None:
+            kind, last, o_start, o_end = span
+            auto = _auto_column(catalog, table, column, type_tok.text, kind,
+                                element[o_start:o_end], temp, taken)
+            return (element[k].start, element[last].end,
+                    f"{constraint.strip()} {auto.default}".strip()), auto
+    return None
 
 
 def _elements(tokens: Sequence[Token], start: int, end: int) -> list[tuple[int, int]]:
@@ -506,15 +518,16 @@ def _create_sequence(stmt: Statement) -> Translation | None:
 
 
 # -- ALTER -----------------------------------------------------------------------------
-def _alter_sequence(stmt: Statement) -> Translation | None:
+def _alter_sequence(stmt: Statement, catalog: Catalog) -> Translation | None:
     tokens = stmt.tokens
     i = 2
     if [t.text.upper() for t in tokens[2:4]] == ["IF", "EXISTS"]:
         i = 4
     name = _qualified_name(tokens, i)
-    if name is None or [t.text.upper() for t in tokens[name.end + 1:name.end + 3]] != \
-            ["OWNED", "BY"]:
+    if name is None:
         return None
+    if [t.text.upper() for t in tokens[name.end + 1:name.end + 3]] != ["OWNED", "BY"]:
+        return _restart_sequence(stmt, catalog, name)
     opts = _sequence_options(tokens[name.end + 1:])
     owner = None if opts.owned_none or opts.owned_by is None else Owner(*opts.owned_by)
     return Translation((_comment(name.sql, owner),), "ALTER SEQUENCE")
@@ -542,7 +555,7 @@ def _alter_table(stmt: Statement, catalog: Catalog) -> Translation | None:
                 f"foreign key constraint{constraint} on \"{table.name}\" is not enforced: "
                 "DuckDB cannot add a foreign key to an existing table (declare it in "
                 "CREATE TABLE to have it checked)",))
-        return None
+        return _add_column(stmt, catalog, table, rest)
     # ALTER [COLUMN] c ADD GENERATED ... AS IDENTITY [( options )]
     if words[:1] != ["ALTER"]:
         return None
@@ -562,6 +575,89 @@ def _alter_table(stmt: Statement, catalog: Catalog) -> Translation | None:
                         + auto.default.removesuffix(" NOT NULL"),
                         _comment(auto.sequence, Owner(table.name, column, kind))),
                        "ALTER TABLE")
+
+
+def _add_column(stmt: Statement, catalog: Catalog, table: _QName,
+                rest: Sequence[Token]) -> Translation | None:
+    """``ADD [COLUMN] [IF NOT EXISTS] c serial | c type GENERATED ... AS IDENTITY``: the
+    existing rows get values from the new sequence. DuckDB cannot add NOT NULL in the
+    transaction that filled the column: the column is left nullable."""
+    words = [t.text.upper() for t in rest[:5]]
+    j = 2 if words[1:2] == ["COLUMN"] else 1
+    if words[j:j + 3] == ["IF", "NOT", "EXISTS"]:
+        j += 3
+    element = rest[j:]
+    if len(element) < 2:
+        return None
+    found = _auto_column_edit(catalog, table, element, False, set(), not_null=False)
+    if found is None:
+        return None
+    edit, auto = found
+    return Translation((auto.create, _apply(stmt, [edit]),
+                        _comment(auto.sequence, Owner(table.name, auto.column, auto.identity))),
+                       "ALTER TABLE")
+
+
+# -- TRUNCATE ... RESTART IDENTITY, ALTER SEQUENCE ... RESTART ---------------------------
+_TRUNCATE_OPTIONS = {"RESTART", "CONTINUE", "IDENTITY", "CASCADE", "RESTRICT"}
+
+
+def _truncate(stmt: Statement, catalog: Catalog) -> Translation | None:
+    """TRUNCATE with PostgreSQL's options (DuckDB takes none); RESTART IDENTITY sets the
+    sequences the tables own back to their start."""
+    tokens = stmt.tokens
+    several = multi.split_objects(stmt)
+    if several is not None:
+        texts = several.statements
+    else:
+        i = 1
+        while i < len(tokens) and tokens[i].text.upper() in ("TABLE", "ONLY"):
+            i += 1
+        name = _qualified_name(tokens, i)
+        if name is None or name.end + 1 >= len(tokens):
+            return None
+        if any(t.text.upper() not in _TRUNCATE_OPTIONS for t in tokens[name.end + 1:]):
+            return None   # DuckDB says what it does not take
+        texts = (f"TRUNCATE {_between(stmt, tokens[i], tokens[name.end])}",)
+    statements = list(texts)
+    if any(t.text.upper() == "RESTART" for t in tokens):
+        owned = catalog.owned_sequences()
+        for text in texts:
+            table = _qualified_name(split(text)[0].tokens, 1)
+            statements.extend(
+                f"SELECT setval({_literal(_sequence_reference(seq))}, {seq.start}, false)"
+                for seq in owned if table is not None and _owns(table, seq))
+    return Translation(tuple(statements), "TRUNCATE TABLE")
+
+
+def _owns(table: _QName, seq: OwnedSequence) -> bool:
+    return seq.owner.table.lower() == table.name.lower() and \
+        (table.schema is None or table.schema.lower() == seq.schema.lower())
+
+
+def _sequence_reference(seq: OwnedSequence) -> str:
+    """A sequence's name as nextval()/setval() take it."""
+    where = "temp." if seq.database == "temp" else ""
+    return f"{where}{_ident(seq.schema)}.{_ident(seq.name)}"
+
+
+def _restart_sequence(stmt: Statement, catalog: Catalog, name: _QName) -> Translation | None:
+    """``ALTER SEQUENCE s RESTART [[WITH] n]`` (DuckDB's ALTER SEQUENCE cannot)."""
+    rest = [t.text.upper() for t in stmt.tokens[name.end + 1:]]
+    if rest[:1] != ["RESTART"]:
+        return None
+    value = rest[2:] if rest[1:2] == ["WITH"] else rest[1:]
+    if value:
+        start, end = _number(stmt.tokens[name.end + 1:], len(rest) - len(value))
+        if end != len(rest):
+            return None
+    else:
+        found = catalog.sequence_start(name.schema, name.name)
+        if found is None:
+            raise ServerError(f'relation "{name.name}" does not exist', sqlstate="42P01")
+        start = str(found)
+    return Translation((f"SELECT setval({_literal(name.sql)}, {start}, false)",),
+                       "ALTER SEQUENCE")
 
 
 # -- DROP TABLE ------------------------------------------------------------------------
@@ -584,9 +680,7 @@ def _drop_table(stmt: Statement, catalog: Catalog) -> Translation | None:
             if seq.owner.table.lower() == table.name.lower() and \
                     (table.schema is None or table.schema.lower() == seq.schema.lower()):
                 optional.add(len(statements))
-                where = "temp." if seq.database == "temp" else ""
-                statements.append(f"DROP SEQUENCE IF EXISTS {where}{_ident(seq.schema)}."
-                                  f"{_ident(seq.name)}")
+                statements.append(f"DROP SEQUENCE IF EXISTS {_sequence_reference(seq)}")
     if not optional:
         return None
     return Translation(tuple(statements), "DROP TABLE", optional=frozenset(optional))
@@ -749,6 +843,14 @@ class DuckDBCatalog:
             [self._schema(schema), name]).fetchall()
         return bool(rows[0][0])
 
+    def sequence_start(self, schema: str | None, name: str) -> int | None:
+        row = self._cursor.execute(
+            "SELECT start_value FROM duckdb_sequences() WHERE database_name IN "
+            "(current_database(), 'temp') AND lower(schema_name) = lower(?) "
+            "AND lower(sequence_name) = lower(?) ORDER BY database_name = 'temp' DESC",
+            [self._schema(schema), name]).fetchone()
+        return None if row is None else int(str(row[0]))
+
     def table_exists(self, schema: str | None, name: str) -> bool:
         rows = self._cursor.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
@@ -763,7 +865,7 @@ class DuckDBCatalog:
         # a marker counts where the column it names takes its default from the sequence:
         # the table's owner chose that (anyone may write any comment on a sequence of theirs)
         rows = self._cursor.execute(
-            "SELECT s.schema_name, s.sequence_name, s.comment, s.database_name "
+            "SELECT s.schema_name, s.sequence_name, s.comment, s.database_name, s.start_value "
             "FROM duckdb_sequences() s WHERE s.database_name IN (current_database(), 'temp') "
             "AND s.comment LIKE ? AND EXISTS ("
             "SELECT 1 FROM duckdb_columns() c WHERE c.database_name = s.database_name "
@@ -773,8 +875,8 @@ class DuckDBCatalog:
             f"lower(json_extract_string(s.comment, '$.{_MARKER_KEY}[1]')) "
             f"AND {sequences.default_uses('c.column_default', 's.sequence_name')})",
             ['{"' + _MARKER_KEY + '%']).fetchall()
-        owned = tuple(OwnedSequence(str(s), str(n), o, str(d)) for s, n, c, d in rows
-                      if (o := read_marker(c)) is not None)
+        owned = tuple(OwnedSequence(str(s), str(n), o, str(d), int(str(v)))
+                      for s, n, c, d, v in rows if (o := read_marker(c)) is not None)
         self._owned = (generation, owned)
         return owned
 
