@@ -2,9 +2,10 @@
 custom format (pg_restore -d), with no errors and the same rows.
 
 The source database holds every type both systems have (int2/4/8, numeric(p,s),
-real, double, text, varchar(n), bool, date, timestamp, timestamptz, interval, uuid,
-bytea, json, arrays), serial, smallserial and identity columns, primary, unique and
-foreign keys, an index, a view and comments. After the load, every table and the
+real, double, text, varchar(n), char(n), bool, date, time, timestamp, timestamptz,
+interval, uuid, bytea, json, arrays), serial, smallserial and identity columns, in
+public and in a schema of its own, primary, unique and foreign keys, indexes, a
+view and comments. After the load, every table and the
 view are compared row by row with PostgreSQL's through psycopg, and the sequences
 go on where PostgreSQL's do.
 """
@@ -61,6 +62,16 @@ INSERT INTO dmp_people (name, small, big, balance, ratio, score, active, born, s
 INSERT INTO dmp_orders (person_id, amount) VALUES (1, 1.5), (1, NULL), (2, -0.001);
 INSERT INTO dmp_events (label) VALUES ('a'), ('b');
 INSERT INTO dmp_events (id, label) VALUES (10, 'c');
+CREATE SCHEMA dmp_app;
+CREATE TABLE dmp_app.things (id bigserial PRIMARY KEY, t time, c char(3), f4 float4[],
+                             ts timestamp[], b bool[]);
+INSERT INTO dmp_app.things (t, c, f4, ts, b) VALUES
+ ('12:34:56.789', 'ab', '{1.5,NaN}', '{"2020-01-01 00:00:00"}', '{t,f,NULL}'),
+ (NULL, NULL, NULL, NULL, NULL);
+CREATE TABLE dmp_app.child (id int GENERATED ALWAYS AS IDENTITY,
+                            thing_id bigint REFERENCES dmp_app.things(id));
+INSERT INTO dmp_app.child (thing_id) VALUES (1), (2);
+CREATE UNIQUE INDEX dmp_child_thing ON dmp_app.child (thing_id);
 """
 # table -> its query; uuid and json as text: the values are the matter here (QuackML
 # sends them as text today, psycopg would read PostgreSQL's as UUID and parsed JSON)
@@ -71,6 +82,8 @@ TABLES = {
     "dmp_orders": "SELECT * FROM dmp_orders ORDER BY order_id",
     "dmp_events": "SELECT * FROM dmp_events ORDER BY id",
     "dmp_active": "SELECT * FROM dmp_active ORDER BY id",
+    "dmp_app.things": "SELECT * FROM dmp_app.things ORDER BY id",
+    "dmp_app.child": "SELECT * FROM dmp_app.child ORDER BY id",
 }
 
 
@@ -118,8 +131,15 @@ def _dsn_args(dsn: str) -> list[str]:
 def _rows(dsn: str, query: str) -> list[tuple[object, ...]]:
     """The rows, NaN made comparable (timestamps with time zones compare as instants)."""
     with psycopg.connect(dsn, autocommit=True) as c:
-        return [tuple("NaN" if isinstance(v, float) and math.isnan(v) else v for v in row)
-                for row in c.execute(query)]
+        return [tuple(_comparable(v) for v in row) for row in c.execute(query)]
+
+
+def _comparable(value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
 
 
 def _same_data(source: str, target: str) -> None:
@@ -138,6 +158,9 @@ def _sequences_go_on(source: str, target: str) -> None:
         "INSERT INTO dmp_events (label) VALUES ('d') RETURNING id, code",
         "SELECT pg_get_serial_sequence('dmp_events', 'code')",
         "SELECT pg_get_serial_sequence('public.dmp_orders', 'order_id')",
+        "INSERT INTO dmp_app.things DEFAULT VALUES RETURNING id",
+        "INSERT INTO dmp_app.child (thing_id) VALUES (NULL) RETURNING id",
+        "SELECT pg_get_serial_sequence('dmp_app.child', 'id')",
     ]
     with psycopg.connect(source) as p, psycopg.connect(target, autocommit=True) as q:
         for sql in statements:
