@@ -126,9 +126,11 @@ def translate(stmt: Statement, catalog: Catalog, check: bool = True) -> Translat
     elif first == "UPDATE" and check:
         check_update(stmt, catalog)
     words = stmt.words(3)
-    if first not in ("CREATE", "ALTER", "DROP", "PREPARE", "TRUNCATE") and \
-            not any(t.text.lower() in _TRIGGERS for t in tokens):
-        return None
+    if first not in ("CREATE", "ALTER", "DROP", "PREPARE", "TRUNCATE"):
+        lowered = stmt.text.lower()   # a search of the text first: a big INSERT is fast
+        if not any(w in lowered for w in _TRIGGERS) or \
+                not any(t.text.lower() in _TRIGGERS for t in tokens):
+            return None
     if ml_grammar.is_ml_statement(stmt):
         return None   # models have schemas of their own (public is public there)
     text = _common(stmt)
