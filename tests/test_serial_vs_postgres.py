@@ -103,6 +103,8 @@ SCRIPTS = {
         "CREATE TABLE ident_a (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, label text)",
         "INSERT INTO ident_a (label) VALUES ('a'), ('b') RETURNING id",
         "INSERT INTO ident_a (id, label) VALUES (10, 'x')",
+        "INSERT INTO public.ident_a (id, label) VALUES (10, 'x')",
+        "UPDATE public.ident_a SET id = 3",
         "INSERT INTO ident_a VALUES (11, 'y')",
         "INSERT INTO ident_a SELECT 12, 'z'",
         "INSERT INTO ident_a VALUES (DEFAULT, 'c') RETURNING *",

@@ -633,8 +633,10 @@ def _truncate(stmt: Statement, catalog: Catalog) -> Translation | None:
 
 
 def _owns(table: _QName, seq: OwnedSequence) -> bool:
+    """Whether the sequence belongs to the table (PostgreSQL's public is DuckDB's main)."""
+    schema = None if table.schema is None else table.schema.lower()
     return seq.owner.table.lower() == table.name.lower() and \
-        (table.schema is None or table.schema.lower() == seq.schema.lower())
+        (schema is None or ("main" if schema == "public" else schema) == seq.schema.lower())
 
 
 def _sequence_reference(seq: OwnedSequence) -> str:
@@ -679,8 +681,7 @@ def _drop_table(stmt: Statement, catalog: Catalog) -> Translation | None:
         if table is None:
             continue
         for seq in owned:
-            if seq.owner.table.lower() == table.name.lower() and \
-                    (table.schema is None or table.schema.lower() == seq.schema.lower()):
+            if _owns(table, seq):
                 optional.add(len(statements))
                 statements.append(f"DROP SEQUENCE IF EXISTS {_sequence_reference(seq)}")
     if not optional:
@@ -700,8 +701,7 @@ def check_insert(stmt: Statement, catalog: Catalog) -> None:
     table = _qualified_name(tokens, 2)
     if table is None:
         return
-    columns = [s.owner.column for s in always if s.owner.table.lower() == table.name.lower()
-               and (table.schema is None or table.schema.lower() == s.schema.lower())]
+    columns = [s.owner.column for s in always if _owns(table, s)]
     if not columns:
         return
     words = [t.text.upper() for t in tokens]
@@ -746,9 +746,7 @@ def check_update(stmt: Statement, catalog: Catalog) -> None:
     table = _qualified_name(tokens, i)
     if table is None:
         return
-    columns = {s.owner.column.lower() for s in always
-               if s.owner.table.lower() == table.name.lower()
-               and (table.schema is None or table.schema.lower() == s.schema.lower())}
+    columns = {s.owner.column.lower() for s in always if _owns(table, s)}
     if not columns:
         return
     words = [t.text.upper() for t in tokens]
