@@ -13,6 +13,9 @@ from server.sql.text import split
 class _Empty:
     """A database with nothing in it."""
 
+    def current_schema(self) -> str:
+        return "main"
+
     def sequence_exists(self, schema: str | None, name: str) -> bool:
         return name == "taken_id_seq"
 

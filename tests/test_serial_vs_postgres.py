@@ -94,6 +94,10 @@ SCRIPTS = {
         "CREATE TABLE ser_s.t (id bigserial, v int)",
         "INSERT INTO ser_s.t (v) VALUES (1), (2) RETURNING id",
         "SELECT pg_get_serial_sequence('ser_s.t', 'id')",
+        "DROP TABLE IF EXISTS t",
+        "CREATE TABLE t (id serial, v int)",
+        "DROP TABLE t",   # public.t: ser_s.t keeps its sequence
+        "INSERT INTO ser_s.t (v) VALUES (3) RETURNING id",
         "DROP TABLE ser_s.t",
         "CREATE SEQUENCE ser_s.t_id_seq",
         "DROP SCHEMA ser_s CASCADE",

@@ -96,6 +96,7 @@ class OwnedSequence:
 
 class Catalog(Protocol):
     """What the translation asks of the database."""
+    def current_schema(self) -> str: ...
     def sequence_exists(self, schema: str | None, name: str) -> bool: ...
     def sequence_start(self, schema: str | None, name: str) -> int | None: ...
     def table_exists(self, schema: str | None, name: str) -> bool: ...
@@ -628,15 +629,17 @@ def _truncate(stmt: Statement, catalog: Catalog) -> Translation | None:
             table = _qualified_name(split(text)[0].tokens, 1)
             statements.extend(
                 f"SELECT setval({_literal(_sequence_reference(seq))}, {seq.start}, false)"
-                for seq in owned if table is not None and _owns(table, seq))
+                for seq in owned if table is not None and _owns(table, seq, catalog))
     return Translation(tuple(statements), "TRUNCATE TABLE")
 
 
-def _owns(table: _QName, seq: OwnedSequence) -> bool:
-    """Whether the sequence belongs to the table (PostgreSQL's public is DuckDB's main)."""
-    schema = None if table.schema is None else table.schema.lower()
-    return seq.owner.table.lower() == table.name.lower() and \
-        (schema is None or ("main" if schema == "public" else schema) == seq.schema.lower())
+def _owns(table: _QName, seq: OwnedSequence, catalog: Catalog) -> bool:
+    """Whether the sequence belongs to the table (an unqualified name is in the current
+    schema; PostgreSQL's public is DuckDB's main)."""
+    if seq.owner.table.lower() != table.name.lower():
+        return False
+    schema = (table.schema or catalog.current_schema()).lower()
+    return ("main" if schema == "public" else schema) == seq.schema.lower()
 
 
 def _sequence_reference(seq: OwnedSequence) -> str:
@@ -681,7 +684,7 @@ def _drop_table(stmt: Statement, catalog: Catalog) -> Translation | None:
         if table is None:
             continue
         for seq in owned:
-            if _owns(table, seq):
+            if _owns(table, seq, catalog):
                 optional.add(len(statements))
                 statements.append(f"DROP SEQUENCE IF EXISTS {_sequence_reference(seq)}")
     if not optional:
@@ -701,7 +704,7 @@ def check_insert(stmt: Statement, catalog: Catalog) -> None:
     table = _qualified_name(tokens, 2)
     if table is None:
         return
-    columns = [s.owner.column for s in always if _owns(table, s)]
+    columns = [s.owner.column for s in always if _owns(table, s, catalog)]
     if not columns:
         return
     words = [t.text.upper() for t in tokens]
@@ -746,7 +749,7 @@ def check_update(stmt: Statement, catalog: Catalog) -> None:
     table = _qualified_name(tokens, i)
     if table is None:
         return
-    columns = {s.owner.column.lower() for s in always if _owns(table, s)}
+    columns = {s.owner.column.lower() for s in always if _owns(table, s, catalog)}
     if not columns:
         return
     words = [t.text.upper() for t in tokens]
@@ -830,11 +833,12 @@ class DuckDBCatalog:
         self._generation = generation
         self._owned: tuple[object, tuple[OwnedSequence, ...]] | None = None
 
+    def current_schema(self) -> str:
+        rows = self._cursor.execute("SELECT current_schema()").fetchall()
+        return str(rows[0][0]) if rows else "main"
+
     def _schema(self, schema: str | None) -> str:
-        if schema is not None:
-            return schema
-        row = self._cursor.execute("SELECT current_schema()").fetchone()
-        return str(row[0]) if row else "main"
+        return schema if schema is not None else self.current_schema()
 
     def sequence_exists(self, schema: str | None, name: str) -> bool:
         rows = self._cursor.execute(
@@ -844,12 +848,12 @@ class DuckDBCatalog:
         return bool(rows[0][0])
 
     def sequence_start(self, schema: str | None, name: str) -> int | None:
-        row = self._cursor.execute(
+        rows = self._cursor.execute(
             "SELECT start_value FROM duckdb_sequences() WHERE database_name IN "
             "(current_database(), 'temp') AND lower(schema_name) = lower(?) "
             "AND lower(sequence_name) = lower(?) ORDER BY database_name = 'temp' DESC",
-            [self._schema(schema), name]).fetchone()
-        return None if row is None else int(str(row[0]))
+            [self._schema(schema), name]).fetchall()
+        return int(str(rows[0][0])) if rows else None
 
     def table_exists(self, schema: str | None, name: str) -> bool:
         rows = self._cursor.execute(
@@ -881,11 +885,13 @@ class DuckDBCatalog:
         return owned
 
     def _column(self, schema: str | None, table: str, column: str) -> tuple[object, ...] | None:
-        return self._cursor.execute(
+        # fetchall: a result left unread blocks the session's next statement
+        rows = self._cursor.execute(
             "SELECT data_type, column_index FROM duckdb_columns() "
             "WHERE database_name = current_database() AND lower(schema_name) = lower(?) "
             "AND lower(table_name) = lower(?) AND lower(column_name) = lower(?)",
-            [self._schema(schema), table, column]).fetchone()
+            [self._schema(schema), table, column]).fetchall()
+        return tuple(rows[0]) if rows else None
 
     def column_type(self, schema: str | None, table: str, column: str) -> str | None:
         row = self._column(schema, table, column)
