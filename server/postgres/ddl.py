@@ -19,7 +19,12 @@ statements to run, in one transaction, for it.
   sequences its table owns; ``pg_get_serial_sequence`` reads the marker. A user's own
   ``COMMENT ON SEQUENCE`` replaces it (the sequence is then no longer owned).
 - ``GENERATED ALWAYS`` identity: an INSERT that gives the column a value other than
-  ``DEFAULT`` is refused with 428C9 unless it says ``OVERRIDING SYSTEM VALUE``.
+  ``DEFAULT`` is refused with 428C9 unless it says ``OVERRIDING SYSTEM VALUE``; so is
+  an UPDATE that sets it. (A marker counts only where the column it names takes its
+  default from the sequence: anyone may comment a sequence of theirs.)
+- ``ALTER TABLE ... ADD [COLUMN] c serial`` (or an identity) fills the rows from a new
+  owned sequence; ``TRUNCATE ... RESTART IDENTITY`` and ``ALTER SEQUENCE s RESTART
+  [WITH n]`` set sequences back with ``setval`` (DuckDB has neither clause).
 - pg_dump's spelling: ``CREATE SEQUENCE ... AS integer ... CACHE 1`` (DuckDB has
   neither clause: the type becomes the bound), ``ALTER TABLE ONLY`` (no inheritance:
   ONLY is dropped), ``CREATE INDEX ... USING btree`` (DuckDB's index is an ART),
