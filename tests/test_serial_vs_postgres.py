@@ -53,6 +53,10 @@ SCRIPTS = {
         "SELECT pg_get_serial_sequence('ser_t', 'id')",
         "SELECT pg_get_serial_sequence('public.ser_t', 'id')",
         "SELECT pg_get_serial_sequence('ser_t', 'label')",
+        # Django's sequence reset (after loaddata, sqlsequencereset)
+        "SELECT setval(pg_get_serial_sequence('\"ser_t\"','id'), coalesce(max(\"id\"), 1), "
+        "max(\"id\") IS NOT null) FROM \"ser_t\"",
+        "INSERT INTO ser_t (label) VALUES ('after reset') RETURNING id",
         "SELECT nextval('ser_t_id_seq')",
         "SELECT setval('public.ser_t_id_seq'::regclass, 41, false)",
         "INSERT INTO ser_t (label) VALUES ('after setval') RETURNING id",

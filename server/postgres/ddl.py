@@ -60,7 +60,7 @@ _MARKER_KEY = "quackml_owned_by"
 # index access methods DuckDB's ART index stands in for
 _INDEX_METHODS = {"btree", "hash", "art"}
 # words that make a statement worth reading (besides its first word)
-_TRIGGERS = {"public", *_SEQUENCE_FUNCTIONS}
+_TRIGGERS = {"public", *_SEQUENCE_FUNCTIONS}   # pg_get_serial_sequence: in setval
 
 
 class GeneratedAlways(ServerError):
@@ -139,7 +139,7 @@ def translate(stmt: Statement, catalog: Catalog, check: bool = True) -> Translat
             return None
     if ml_grammar.is_ml_statement(stmt):
         return None   # models have schemas of their own (public is public there)
-    text = _common(stmt)
+    text = _common(stmt, catalog)
     if text is not None:
         pieces = split(text)
         if len(pieces) != 1:
@@ -183,10 +183,12 @@ def _between(stmt: Statement, first: Token, last: Token) -> str:
     return stmt.text[first.start - stmt.offset:last.end - stmt.offset + 1]
 
 
-def _common(stmt: Statement) -> str | None:
+def _common(stmt: Statement, catalog: Catalog) -> str | None:
     """The text with the rewrites any statement may need: ``public.x`` -> ``main.x``,
-    ``nextval('public.s'::regclass)`` -> ``nextval('main.s')``, ``ALTER TABLE ONLY``
-    -> ``ALTER TABLE``, ``USING btree`` dropped from CREATE INDEX. None: unchanged."""
+    ``nextval('public.s'::regclass)`` -> ``nextval('main.s')``,
+    ``setval(pg_get_serial_sequence('t', 'c'), ...)`` -> ``setval('main.t_c_seq', ...)``,
+    ``ALTER TABLE ONLY`` -> ``ALTER TABLE``, ``USING btree`` dropped from CREATE INDEX.
+    None: unchanged."""
     tokens = stmt.tokens
     edits: list[Edit] = []
     n = len(tokens)
@@ -208,6 +210,18 @@ def _common(stmt: Statement) -> str | None:
             if i + 4 < n and tokens[i + 3].token_type is TokenType.DCOLON and \
                     tokens[i + 4].text.lower() == "regclass":
                 edits.append((tokens[i + 3].start, tokens[i + 4].end, ""))
+        elif low in _SEQUENCE_FUNCTIONS and nxt is not None and \
+                nxt.token_type is TokenType.L_PAREN and i + 7 < n and \
+                tokens[i + 2].text.lower() == "pg_get_serial_sequence" and \
+                [t.token_type for t in tokens[i + 3:i + 8]] == [
+                    TokenType.L_PAREN, TokenType.STRING, TokenType.COMMA, TokenType.STRING,
+                    TokenType.R_PAREN]:
+            # setval(pg_get_serial_sequence('t', 'c'), ...) (Django's sequence reset):
+            # DuckDB's sequence functions take a constant name
+            found = _serial_sequence(catalog, tokens[i + 4].text, tokens[i + 6].text)
+            if found is not None:
+                edits.append((tokens[i + 2].start, tokens[i + 7].end,
+                              _literal(_sequence_reference(found))))
     words = stmt.words(4)
     if words[:2] == ("ALTER", "TABLE"):
         i = 4 if words[2:4] == ("IF", "EXISTS") else 2
@@ -220,6 +234,18 @@ def _common(stmt: Statement) -> str | None:
                 edits.append((tok.start, tokens[i + 1].end, ""))
                 break
     return _apply(stmt, edits) if edits else None
+
+
+def _serial_sequence(catalog: Catalog, table: str, column: str) -> OwnedSequence | None:
+    """What pg_get_serial_sequence(table, column) names (its arguments as text)."""
+    parts = [p[1:-1].replace('""', '"') if p.startswith('"') and p.endswith('"') else p.lower()
+             for p in table.split(".")]
+    if not parts or len(parts) > 2:
+        return None
+    name = _QName(parts[0] if len(parts) == 2 else None, parts[-1], 0)
+    return next((seq for seq in catalog.owned_sequences()
+                 if _owns(name, seq, catalog) and seq.owner.column.lower() == column.lower()),
+                None)
 
 
 def _literal(text: str) -> str:
