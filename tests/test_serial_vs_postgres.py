@@ -106,6 +106,15 @@ SCRIPTS = {
         "CREATE SEQUENCE ser_s.t_id_seq",
         "DROP SCHEMA ser_s CASCADE",
     ],
+    "long names are cut as PostgreSQL cuts them": [
+        "DROP TABLE IF EXISTS a_rather_long_table_name_for_testing_names",
+        "CREATE TABLE a_rather_long_table_name_for_testing_names "
+        "(id serial, a_long_column_name_that_goes_on_and_on bigserial)",
+        "SELECT pg_get_serial_sequence('a_rather_long_table_name_for_testing_names', 'id'), "
+        "pg_get_serial_sequence('a_rather_long_table_name_for_testing_names', "
+        "'a_long_column_name_that_goes_on_and_on')",
+        "DROP TABLE a_rather_long_table_name_for_testing_names",
+    ],
     "identity always": [
         "DROP TABLE IF EXISTS ident_a",
         "CREATE TABLE ident_a (id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, label text)",

@@ -391,15 +391,30 @@ def _comment(sequence: str, owner: Owner | None) -> str:
 
 def _free_name(catalog: Catalog, schema: str | None, table: str, column: str,
                taken: set[str]) -> str:
-    """PostgreSQL's name for a column's sequence: <table>_<column>_seq, then ...seq1 ..."""
-    base = f"{table[:29]}_{column[:29]}_seq"
-    name = base
+    """PostgreSQL's name for a column's sequence (ChooseRelationName):
+    <table>_<column>_seq, then ..._seq1, ..._seq2 while taken."""
     k = 0
-    while name in taken or catalog.sequence_exists(schema, name):
+    while True:
+        name = _object_name(table, column, "seq" if k == 0 else f"seq{k}")
+        if name not in taken and not catalog.sequence_exists(schema, name):
+            taken.add(name)
+            return name
         k += 1
-        name = f"{base}{k}"
-    taken.add(name)
-    return name
+
+
+def _object_name(name1: str, name2: str, label: str) -> str:
+    """PostgreSQL's makeObjectName: name1_name2_label within 63 bytes, the longer of the
+    two names cut first (at a character boundary)."""
+    first, second = name1.encode(), name2.encode()
+    available = 63 - (len(label.encode()) + 2)
+    n1, n2 = len(first), len(second)
+    while n1 + n2 > available:
+        if n1 > n2:
+            n1 -= 1
+        else:
+            n2 -= 1
+    return (f"{first[:n1].decode(errors='ignore')}_{second[:n2].decode(errors='ignore')}"
+            f"_{label}")
 
 
 @dataclass(frozen=True)
