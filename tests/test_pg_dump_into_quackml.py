@@ -5,7 +5,7 @@ The source database holds every type both systems have (int2/4/8, numeric(p,s),
 real, double, text, varchar(n), char(n), bool, date, time, timestamp, timestamptz,
 interval, uuid, bytea, json, arrays), serial, smallserial and identity columns, in
 public and in a schema of its own, primary, unique and foreign keys, indexes, a
-view and comments. After the load, every table and the
+view, comments and grants (on tables, a schema and a sequence). After the load, every table and the
 view are compared row by row with PostgreSQL's through psycopg, and the sequences
 go on where PostgreSQL's do.
 """
@@ -72,6 +72,11 @@ CREATE TABLE dmp_app.child (id int GENERATED ALWAYS AS IDENTITY,
                             thing_id bigint REFERENCES dmp_app.things(id));
 INSERT INTO dmp_app.child (thing_id) VALUES (1), (2);
 CREATE UNIQUE INDEX dmp_child_thing ON dmp_app.child (thing_id);
+CREATE ROLE dmp_reader;
+GRANT SELECT, INSERT ON dmp_people TO dmp_reader;
+GRANT USAGE ON SEQUENCE dmp_people_id_seq TO dmp_reader;
+GRANT USAGE ON SCHEMA dmp_app TO dmp_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA dmp_app TO dmp_reader;
 """
 # table -> its query; uuid and json as text: the values are the matter here (QuackML
 # sends them as text today, psycopg would read PostgreSQL's as UUID and parsed JSON)
@@ -101,8 +106,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def quackml(tmp_path: Path) -> Iterator[str]:
-    """An empty QuackML server (no sample tables) with PostgreSQL's role ``postgres``,
-    which the dump's ``OWNER TO`` names: its DSN."""
+    """An empty QuackML server (no sample tables) with the roles the dump names
+    (``postgres`` in ``OWNER TO``, ``dmp_reader`` in its GRANTs): its DSN."""
     srv = Server(Settings(host="127.0.0.1", port=0, database=str(tmp_path / "db.duckdb"),
                           data_dir=str(tmp_path / "data"), samples=False, training_workers=1,
                           training_threads=1))
@@ -111,6 +116,7 @@ def quackml(tmp_path: Path) -> Iterator[str]:
         dsn = f"host=127.0.0.1 port={srv.port} user=quackml dbname=quackml"
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute("CREATE ROLE postgres")
+            c.execute("CREATE ROLE dmp_reader")
         yield dsn
     finally:
         srv.stop()
@@ -173,6 +179,13 @@ def _sequences_go_on(source: str, target: str) -> None:
 
 def _catalog_kept(target: str) -> None:
     with psycopg.connect(target, autocommit=True) as q:
+        grants = q.execute("SELECT table_schema, table_name, privilege_type FROM "
+                           "information_schema.table_privileges WHERE grantee = 'dmp_reader' "
+                           "ORDER BY 1, 2, 3").fetchall()
+        assert sorted(("public" if s == "main" else s, t, p) for s, t, p in grants) == [
+            ("dmp_app", "child", "SELECT"), ("dmp_app", "things", "SELECT"),
+            ("public", "dmp_people", "INSERT"), ("public", "dmp_people", "SELECT"),
+            ("public", "dmp_people_id_seq", "USAGE")]
         assert q.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'dmp_people'"
                          ).fetchall() == [("people who buy",)]
         assert q.execute("SELECT comment FROM duckdb_columns() WHERE table_name = "

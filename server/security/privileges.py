@@ -156,18 +156,21 @@ class Privileges:
 
     def _sequence_check(self, cursor: duckdb.DuckDBPyConnection, function: str,
                         path: Path) -> None:
-        """A sequence is its owner's; others reach it through a table of the same owner
-        whose column takes its default from it, with the privilege on that table that
-        PostgreSQL's USAGE/UPDATE/SELECT on the sequence stands for there: INSERT for
-        nextval, UPDATE for setval, SELECT for currval (GRANT on sequences is not
-        supported: a grant on the table is the way)."""
+        """A sequence is its owner's; others need PostgreSQL's privilege on it (GRANT
+        USAGE or UPDATE for nextval, UPDATE for setval, USAGE or SELECT for currval), or
+        reach it through a table of the same owner whose column takes its default from
+        it, with INSERT (nextval), UPDATE (setval) or SELECT (currval) on that table."""
         acl = self.engine.acl
         identities = self.identities()
         owner = acl.owner(path)
         if owner in identities:
             return
+        granted = {"nextval": ("USAGE", "UPDATE"), "setval": ("UPDATE",)}.get(
+            function, ("USAGE", "SELECT"))   # PostgreSQL's privileges on the sequence
         privilege = {"nextval": "INSERT", "setval": "UPDATE"}.get(function, "SELECT")
         if acl.has_schema(identities, path[0], path[1], "USAGE"):
+            if any(acl.has_table(identities, path, p) for p in granted):
+                return
             for (table,) in cursor.execute(
                     "SELECT DISTINCT table_name FROM duckdb_columns() WHERE database_name = ? "
                     f"AND schema_name = ? AND {sequences.default_uses('column_default', '?')}",
@@ -177,8 +180,8 @@ class Privileges:
                     return
         raise InsufficientPrivilege(
             f"permission denied for sequence {path[2]}",
-            hint=f"the owner grants {privilege} on a table whose column takes its default "
-                 "from it")
+            hint=f"the owner grants {' or '.join(granted)} on the sequence, or {privilege} "
+                 "on a table whose column takes its default from it")
 
     def _model_check(self, name: str) -> bool:
         """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL target)."""

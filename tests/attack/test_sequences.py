@@ -88,3 +88,32 @@ def test_a_grant_on_the_table_reaches_its_sequence(
     cy.execute("DROP TABLE sq_borrow")
     assert bo.execute("SELECT id FROM sq_shared").fetchall() == [(2,)]
     bo.execute("DROP TABLE sq_shared")
+
+
+def test_grants_on_sequences(target: Target,
+                             users: tuple[psycopg.Connection, psycopg.Connection]) -> None:
+    """GRANT USAGE / SELECT / UPDATE ON SEQUENCE as PostgreSQL: nextval needs USAGE or
+    UPDATE, currval USAGE or SELECT, setval UPDATE; only the owner grants; REVOKE takes
+    them back; ALL SEQUENCES IN SCHEMA."""
+    bo, cy = users
+    bo.execute("CREATE SEQUENCE sq_g")
+    assert sqlstate(cy, "GRANT USAGE ON SEQUENCE sq_g TO sq_cy") == "42501"   # not cy's
+    assert sqlstate(cy, "SELECT nextval('sq_g')") == "42501"
+    bo.execute("GRANT SELECT ON SEQUENCE sq_g TO sq_cy")
+    assert sqlstate(cy, "SELECT nextval('sq_g')") == "42501"
+    bo.execute("GRANT USAGE ON SEQUENCE public.sq_g TO sq_cy")
+    assert cy.execute("SELECT nextval('sq_g')").fetchone() == (1,)
+    assert sqlstate(cy, "SELECT setval('sq_g', 10)") == "42501"
+    bo.execute("GRANT UPDATE ON SEQUENCE sq_g TO sq_cy")
+    cy.execute("SELECT setval('sq_g', 10)")
+    bo.execute("REVOKE ALL ON SEQUENCE sq_g FROM sq_cy")
+    assert sqlstate(cy, "SELECT nextval('sq_g')") == "42501"
+    assert sqlstate(bo, "GRANT INSERT ON SEQUENCE sq_g TO sq_cy") == "0LP01"
+    bo.execute("DROP SEQUENCE sq_g")
+    bo.execute("CREATE SCHEMA sq_bo_s")
+    bo.execute("CREATE SEQUENCE sq_bo_s.g START 7")
+    bo.execute("GRANT USAGE ON SCHEMA sq_bo_s TO sq_cy")
+    assert sqlstate(cy, "SELECT nextval('sq_bo_s.g')") == "42501"
+    bo.execute("GRANT ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA sq_bo_s TO sq_cy")
+    assert cy.execute("SELECT nextval('sq_bo_s.g')").fetchone() == (7,)
+    bo.execute("DROP SCHEMA sq_bo_s CASCADE")
