@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from tests.conftest import RunningServer
@@ -135,8 +136,6 @@ def test_orm_on_tables_with_sequence_defaults(orm_engine: sa.Engine) -> None:
     _orm_round_trip(engine, OrmAuthor, OrmBook)
 
 
-@pytest.mark.xfail(strict=True, reason="needs serial columns: SQLAlchemy creates Integer "
-                   "primary keys as SERIAL (issue 11 item 2)")
 def test_orm_create_all_integer_primary_keys(engine: sa.Engine) -> None:
     class Base(DeclarativeBase):
         pass
@@ -225,3 +224,41 @@ def test_core_streaming_and_pool_pre_ping(orm_engine: sa.Engine) -> None:
                 assert 0 < count < 7043
     finally:
         engine.dispose()
+def test_orm_reads_generated_keys(engine: sa.Engine) -> None:
+    """The ORM creates ``id SERIAL`` (and an Identity() column) and reads the keys back
+    from INSERT ... RETURNING, one row and several at once (insertmanyvalues)."""
+    class Base(orm.DeclarativeBase):
+        pass
+
+    class Item(Base):
+        __tablename__ = "sa_orm_items"
+        id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+        name: orm.Mapped[str] = orm.mapped_column(sa.String(30))
+
+    class Event(Base):
+        __tablename__ = "sa_orm_events"
+        id: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, sa.Identity(always=True),
+                                                primary_key=True)
+        item_id: orm.Mapped[int] = orm.mapped_column(sa.ForeignKey("sa_orm_items.id"))
+
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    try:
+        with orm.Session(engine) as session:
+            one = Item(name="one")
+            session.add(one)
+            session.flush()
+            assert one.id == 1
+            more = [Item(name=f"n{k}") for k in range(3)]
+            session.add_all(more)
+            session.flush()
+            assert [m.id for m in more] == [2, 3, 4]
+            events = [Event(item_id=m.id) for m in (one, *more)]
+            session.add_all(events)
+            session.commit()
+            assert [e.id for e in events] == [1, 2, 3, 4]
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT pg_get_serial_sequence('sa_orm_events', 'id')")
+                                ).scalar() == "public.sa_orm_events_id_seq"
+    finally:
+        Base.metadata.drop_all(engine)
