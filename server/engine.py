@@ -30,6 +30,8 @@ from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
 from server import pgcatalog
 from server.errors import hide_paths
+from server.postgres import catalog_views
+from server.postgres.activity import Activity
 from server.security.privileges import reserved_names
 from server.security.tls import server_context
 from server.settings import Settings
@@ -114,6 +116,9 @@ class Engine:
                               superuser=True, can_login=True)
         views.register_functions(self.con, views.CatalogRows(self.store, self.users, self.acl))
         views.create_views(self.con)
+        self.activity = Activity()
+        self.activity.register(self.con)
+        catalog_views.register_functions(self.con)
         pgcatalog.install(self.con, settings.superuser)
         if settings.samples and self.store.meta("samples_loaded") is None:
             from server.samples import load_samples

@@ -19,6 +19,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
@@ -35,7 +36,7 @@ from server.errors import (
     SyntaxError_,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import colnames
+from server.postgres import activity, colnames, names
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -171,6 +172,7 @@ class _Plain:
     stmt: Statement
     stype: duckdb.StatementType | None
     names: colnames.ResultNames
+    generation: object = None   # Engine.decision_generation() when it was rewritten
 
 
 @dataclass(frozen=True)
@@ -227,13 +229,19 @@ def _pg_named(reader: pa.RecordBatchReader, names: colnames.ResultNames
 
 class Session:
     def __init__(self, engine: Engine, user: str, database: str,
-                 startup: dict[str, str] | None = None):
+                 startup: dict[str, str] | None = None, pid: int = 0,
+                 client_addr: str | None = None):
         self.engine = engine
         self.user = user
         self.database = database
+        self.pid = pid
         self.cursor = engine.cursor()
         self.params: dict[str, str] = dict(pgcatalog.CLIENT_PARAMS)
         self._publish_params()
+        # current_database() and pg_backend_pid() (variables only the server may set)
+        self.cursor.execute(f"SET VARIABLE {names.DATABASE_VARIABLE} = ?", [database])
+        self.cursor.execute(f"SET VARIABLE {names.PID_VARIABLE} = ?", [pid])
+        self._names: tuple[object, names.Names] | None = None
         # current_user and session_user are the start-up (authenticated) user, as a
         # constant: no SQL can change them (the firewall refuses macros of these names)
         literal = "'" + user.replace("'", "''") + "'"
@@ -264,6 +272,10 @@ class Session:
         # set by interrupt(): wakes statements that wait outside DuckDB (a CREATE
         # MODEL waiting for a training queue slot)
         self.cancel_requested = threading.Event()
+        self.backend = activity.Backend(
+            pid, database, user, self.params.get("application_name", ""), client_addr, None,
+            datetime.now(UTC))
+        engine.activity.enter(self.backend)
 
     def release(self) -> None:
         """Close the open result stream, if any: a DuckDB connection runs one
@@ -273,6 +285,7 @@ class Session:
             reader.close()
 
     def close(self) -> None:
+        self.engine.activity.leave(self.pid)
         self.release()
         self._close_cursors(everything=True)
         with contextlib.suppress(duckdb.Error):
@@ -299,9 +312,19 @@ class Session:
         return stype
 
     def run(self, stmt: Statement, params_: Sequence[object] = ()) -> Result:
+        self.backend.running(stmt.text, self.status != "I")
+        try:
+            return self._run(stmt, params_)
+        finally:
+            self.backend.finished(self.status)
+
+    def _run(self, stmt: Statement, params_: Sequence[object] = ()) -> Result:
         # plain DuckDB SQL seen before (a prepared statement run again): its routing,
-        # rewrite and DuckDB statement type are known from its text
+        # rewrite and DuckDB statement type are known from its text (while the names
+        # it was read against are the same)
         plain = self._plain.get(stmt.text)
+        if plain is not None and plain.generation != self.engine.decision_generation():
+            plain = None
         tx = None if plain is not None else transaction_kind(stmt)
         if self.status == "E" and tx not in (TxKind.COMMIT, TxKind.ROLLBACK,
                                              TxKind.ROLLBACK_TO):
@@ -328,7 +351,7 @@ class Session:
                 return self.roles.handle(access_grammar.parse(stmt))
             stripped = multi.without_storage_parameters(stmt)
             if stripped is not None:   # CREATE TABLE ... WITH (fillfactor = 70)
-                result = self.run(split(stripped[0])[0], params_)
+                result = self._run(split(stripped[0])[0], params_)
                 assert isinstance(result, Command)
                 return replace(result, notices=(stripped[1], *result.notices))
             effects = self.check_access(stmt)
@@ -637,6 +660,8 @@ class Session:
     def _store_param(self, name: str, value: str) -> None:
         self.params[name] = value
         self._publish_params()
+        if name == "application_name" and hasattr(self, "backend"):
+            self.backend.application_name = value
 
     def _set_param(self, name: str, value: str | None) -> None:
         if value is None:
@@ -689,11 +714,25 @@ class Session:
         return ((reported, self.params[name]),) if reported else ()
 
     # -- DuckDB ----------------------------------------------------------------
-    @staticmethod
-    def duckdb_text(stmt: Statement) -> str:
-        """The text DuckDB runs: the client's, with emulated catalog names qualified."""
-        rewritten = pgcatalog.rewrite(stmt)
+    def duckdb_text(self, stmt: Statement) -> str:
+        """The text DuckDB runs: the client's, with emulated catalog names qualified and
+        PostgreSQL's names made DuckDB's (``server.postgres.names``)."""
+        rewritten = pgcatalog.rewrite(stmt, self.names())
         return stmt.text if rewritten is None else rewritten
+
+    def names(self) -> names.Names:
+        """What statements are read against: the client's database name, the schemas
+        of the models' prediction functions (read again after DDL)."""
+        generation = self.engine.decision_generation()
+        if self._names is None or self._names[0] != generation:
+            functions: dict[str, frozenset[str]] = {}
+            for record in self.engine.store.all():
+                schemas = frozenset({record.schema_name.lower(), names.PUBLIC})
+                for fn in (record.function_name, record.function_name + "_probabilities"):
+                    functions[fn.lower()] = functions.get(fn.lower(), frozenset()) | schemas
+            self._names = (generation, names.Names(self.database, self.engine.database_name,
+                                                   functions))
+        return self._names[1]
 
     def _duckdb(self, stmt: Statement, params: Sequence[object]) -> Result:
         text = self.duckdb_text(stmt)
@@ -703,7 +742,8 @@ class Session:
         else:
             client_text = text
         plain = _Plain(stmt, self.statement_type(stmt.text),
-                       colnames.ResultNames(client_text, stmt.text))
+                       colnames.ResultNames(client_text, stmt.text),
+                       self.engine.decision_generation())
         self._plain[client_text] = plain
         if len(self._plain) > 256:
             self._plain.popitem(last=False)
