@@ -84,6 +84,25 @@ FIXED = {"client_encoding": {"UTF8", "UNICODE", "UTF-8"},
          "server_version_num": {"150000"}, "standard_conforming_strings": {"ON"},
          "integer_datetimes": {"ON"}, "max_identifier_length": {"63"}}
 
+# PostgreSQL's oids of its system catalogs (what 'pg_class'::regclass answers)
+_CATALOG_OIDS = {
+    "pg_type": 1247, "pg_attribute": 1249, "pg_proc": 1255, "pg_class": 1259,
+    "pg_authid": 1260, "pg_auth_members": 1261, "pg_database": 1262, "pg_namespace": 2615,
+    "pg_constraint": 2606, "pg_index": 2610, "pg_description": 2609, "pg_depend": 2608,
+    "pg_attrdef": 2604, "pg_am": 2601, "pg_operator": 2617, "pg_opclass": 2616,
+    "pg_rewrite": 2618, "pg_trigger": 2620, "pg_inherits": 2611, "pg_collation": 3456,
+    "pg_extension": 3079, "pg_shdescription": 2396, "pg_seclabel": 3596,
+    "pg_shseclabel": 3592, "pg_sequence": 2224, "pg_policy": 3256, "pg_publication": 6104,
+    "pg_foreign_table": 3118, "pg_partitioned_table": 3350, "pg_range": 3541,
+    "pg_statistic_ext": 3381, "pg_tablespace": 1213, "pg_language": 2612, "pg_cast": 2605,
+    "pg_conversion": 2607, "pg_event_trigger": 3466, "pg_largeobject": 2613,
+    "pg_largeobject_metadata": 2995, "pg_default_acl": 826, "pg_init_privs": 3394,
+    "pg_transform": 3576, "pg_ts_config": 3602, "pg_ts_dict": 3600, "pg_ts_parser": 3601,
+    "pg_ts_template": 3764, "pg_foreign_data_wrapper": 2328, "pg_foreign_server": 1417,
+    "pg_user_mapping": 1418, "pg_aggregate": 2600, "pg_enum": 3501,
+    "pg_subscription": 6100, "pg_publication_rel": 6106, "pg_publication_namespace": 6237,
+}
+
 # The emulated objects. Macros take the PostgreSQL argument lists clients use.
 _MACROS: dict[str, str] = {
     "pg_get_userbyid": f"(role_oid) AS coalesce((SELECT first(rolname) FROM {SCHEMA}.pg_roles "
@@ -155,11 +174,17 @@ _MACROS: dict[str, str] = {
                      "ELSE n.nspname || '.' || c.relname END) "
                      f"FROM {SCHEMA}.pg_class c JOIN {SCHEMA}.pg_namespace n "
                      "ON n.oid = c.relnamespace WHERE c.oid = o)",
-    "to_regclass": f"(t) AS (SELECT first(c.oid) FROM {SCHEMA}.pg_class c "
+    # a relation of the user's, else a system catalog's (PostgreSQL's oids: drivers write
+    # classoid = 'pg_class'::regclass)
+    "to_regclass": f"(t) AS coalesce((SELECT first(c.oid) FROM {SCHEMA}.pg_class c "
                    f"JOIN {SCHEMA}.pg_namespace n ON n.oid = c.relnamespace "
                    "WHERE lower(c.relname) = lower(string_split(replace(t, '\"', ''), '.')[-1]) "
                    "AND (len(string_split(t, '.')) = 1 "
-                   "OR n.nspname = lower(string_split(replace(t, '\"', ''), '.')[1])))",
+                   "OR n.nspname = lower(string_split(replace(t, '\"', ''), '.')[1]))), "
+                   "(SELECT first(k.oid) FROM (VALUES "
+                   + ", ".join(f"('{name}', {oid})" for name, oid in _CATALOG_OIDS.items())
+                   + ") k(name, oid) WHERE k.name = lower(replace(replace(t, '\"', ''), "
+                   "'pg_catalog.', ''))))::UINTEGER",
     "to_regproc": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_proc WHERE proname = t)",
     "to_regnamespace": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_namespace "
                        "WHERE nspname = t)",
