@@ -118,7 +118,7 @@ class Engine:
         views.create_views(self.con)
         self.activity = Activity()
         self.activity.register(self.con)
-        catalog_views.register_functions(self.con)
+        catalog_views.register_functions(self.con, self.store)
         pgcatalog.install(self.con, settings.superuser)
         if settings.samples and self.store.meta("samples_loaded") is None:
             from server.samples import load_samples

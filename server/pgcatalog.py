@@ -114,18 +114,18 @@ _MACROS: dict[str, str] = {
     "obj_description": "(o) AS NULL::VARCHAR, (o, c) AS NULL::VARCHAR",
     "col_description": "(o, n) AS NULL::VARCHAR",
     "shobj_description": "(o, c) AS NULL::VARCHAR",
-    "pg_get_function_result": "(fn_oid) AS (SELECT first(p.quackml_result) FROM "
-                              f"{SCHEMA}.pg_proc p WHERE p.oid = fn_oid)",
-    "pg_get_function_arguments": "(fn_oid) AS (SELECT first(p.quackml_arguments) FROM "
-                                 f"{SCHEMA}.pg_proc p WHERE p.oid = fn_oid)",
-    "pg_get_function_identity_arguments": "(fn_oid) AS (SELECT first(p.quackml_arguments) FROM "
-                                          f"{SCHEMA}.pg_proc p WHERE p.oid = fn_oid)",
+    "pg_get_function_result": "(fn_oid) AS (SELECT first(fn_p.quackml_result) FROM "
+                              f"{SCHEMA}.pg_proc fn_p WHERE fn_p.oid = fn_oid)",
+    "pg_get_function_arguments": "(fn_oid) AS (SELECT first(fn_p.quackml_arguments) FROM "
+                                 f"{SCHEMA}.pg_proc fn_p WHERE fn_p.oid = fn_oid)",
+    "pg_get_function_identity_arguments": "(fn_oid) AS (SELECT first(fn_p.quackml_arguments) FROM "
+                                          f"{SCHEMA}.pg_proc fn_p WHERE fn_p.oid = fn_oid)",
     "pg_function_is_visible": "(fn_oid) AS true",
     "pg_table_is_visible": "(rel_oid) AS (SELECT bool_or(list_contains("
-                           "system.main.current_schemas(true), n.nspname)) "
-                           "FROM pg_catalog.pg_class c "
-                           "JOIN pg_catalog.pg_namespace n "
-                           "ON n.oid = c.relnamespace WHERE c.oid = rel_oid)",
+                           "system.main.current_schemas(true), rel_n.nspname)) "
+                           "FROM pg_catalog.pg_class rel_c "
+                           "JOIN pg_catalog.pg_namespace rel_n "
+                           "ON rel_n.oid = rel_c.relnamespace WHERE rel_c.oid = rel_oid)",
     "array_to_string": "(arr, sep) AS list_aggr(arr, 'string_agg', sep)",
     "pg_type_is_visible": "(type_oid) AS true",
     "pg_get_indexdef": f"(idx) AS (SELECT first(indexdef) FROM {SCHEMA}.quackml_indexes "
@@ -170,20 +170,21 @@ _MACROS: dict[str, str] = {
     "regtype_name": f"(o) AS {SCHEMA}.format_type(o, NULL)",
     # qualified when its schema is not on the search path, as PostgreSQL writes it
     "regclass_name": f"(o) AS (SELECT first(CASE WHEN list_contains("
-                     f"{SCHEMA}.quackml_current_schemas(true), n.nspname) THEN c.relname "
-                     "ELSE n.nspname || '.' || c.relname END) "
-                     f"FROM {SCHEMA}.pg_class c JOIN {SCHEMA}.pg_namespace n "
-                     "ON n.oid = c.relnamespace WHERE c.oid = o)",
+                     f"{SCHEMA}.quackml_current_schemas(true), rel_n.nspname) THEN rel_c.relname "
+                     "ELSE rel_n.nspname || '.' || rel_c.relname END) "
+                     f"FROM {SCHEMA}.pg_class rel_c JOIN {SCHEMA}.pg_namespace rel_n "
+                     "ON rel_n.oid = rel_c.relnamespace WHERE rel_c.oid = o)",
     # a relation of the user's, else a system catalog's (PostgreSQL's oids: drivers write
     # classoid = 'pg_class'::regclass)
-    "to_regclass": f"(t) AS coalesce((SELECT first(c.oid) FROM {SCHEMA}.pg_class c "
-                   f"JOIN {SCHEMA}.pg_namespace n ON n.oid = c.relnamespace "
-                   "WHERE lower(c.relname) = lower(string_split(replace(t, '\"', ''), '.')[-1]) "
+    "to_regclass": f"(t) AS coalesce((SELECT first(rel_c.oid) FROM {SCHEMA}.pg_class rel_c "
+                   f"JOIN {SCHEMA}.pg_namespace rel_n ON rel_n.oid = rel_c.relnamespace "
+                   "WHERE lower(rel_c.relname) = "
+                   "lower(string_split(replace(t, '\"', ''), '.')[-1]) "
                    "AND (len(string_split(t, '.')) = 1 "
-                   "OR n.nspname = lower(string_split(replace(t, '\"', ''), '.')[1]))), "
-                   "(SELECT first(k.oid) FROM (VALUES "
+                   "OR rel_n.nspname = lower(string_split(replace(t, '\"', ''), '.')[1]))), "
+                   "(SELECT first(rel_k.oid) FROM (VALUES "
                    + ", ".join(f"('{name}', {oid})" for name, oid in _CATALOG_OIDS.items())
-                   + ") k(name, oid) WHERE k.name = lower(replace(replace(t, '\"', ''), "
+                   + ") rel_k(name, oid) WHERE rel_k.name = lower(replace(replace(t, '\"', ''), "
                    "'pg_catalog.', ''))))::UINTEGER",
     "to_regproc": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_proc WHERE proname = t)",
     "to_regnamespace": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_namespace "
@@ -236,21 +237,33 @@ _VIEWS: dict[str, str] = {
                'u' AS proparallel, len(f.parameters)::SMALLINT AS pronargs,
                0::SMALLINT AS pronargdefaults, 0::UINTEGER AS prorettype,
                '' AS proargtypes, NULL::INTEGER[] AS proallargtypes,
-               NULL::VARCHAR[] AS proargmodes, f.parameters AS proargnames,
+               NULL::VARCHAR[] AS proargmodes,
+               coalesce(m.argument_names, f.parameters) AS proargnames,
                NULL::VARCHAR AS proargdefaults, NULL::VARCHAR AS prosrc,
                NULL::VARCHAR AS probin, NULL::VARCHAR[] AS proconfig,
                NULL::VARCHAR[] AS proacl, f.function_type = 'aggregate' AS proisagg,
-               coalesce(lower(f.return_type), 'record') AS quackml_result,
-               array_to_string(list_transform(
-                   list_zip(f.parameters, coalesce(f.parameter_types, [])),
-                   lambda x: x[1] || ' ' || lower(coalesce(x[2], 'any'))), ', ')
-                   AS quackml_arguments
+               CASE WHEN m.function_name IS NULL
+                    THEN coalesce(lower(f.return_type), 'record')
+                    -- a prediction function: its model's feature names, PostgreSQL's types
+                    WHEN f.return_type LIKE 'STRUCT%' THEN 'record'
+                    ELSE {pg_type_of_return} END AS quackml_result,
+               CASE WHEN m.function_name IS NULL
+                    THEN array_to_string(list_transform(
+                             list_zip(f.parameters, coalesce(f.parameter_types, [])),
+                             lambda x: x[1] || ' ' || lower(coalesce(x[2], 'any'))), ', ')
+                    ELSE array_to_string(list_transform(
+                             list_zip(m.argument_names, f.parameter_types),
+                             lambda x: x[1] || ' ' || {pg_type_of_argument}), ', ')
+                    END AS quackml_arguments
         FROM duckdb_functions() f
-        LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = f.schema_name
+        LEFT JOIN (SELECT unnest({model_functions}(), recursive := true)) m
+             ON f.database_name = 'system' AND f.extension_name IS NULL
+             AND m.function_name = f.function_name
+        LEFT JOIN pg_catalog.pg_namespace n
+             ON n.nspname = coalesce({model_schema}, f.schema_name)
         WHERE (NOT f.internal AND f.database_name NOT IN ('system', 'temp', 'quackml_pg')
                AND f.schema_name NOT IN ('pg_catalog', 'information_schema'))
-           OR (f.database_name = 'system' AND f.extension_name IS NULL
-               AND f.function_name IN (SELECT function_name FROM {models}))""",
+           OR m.function_name IS NOT NULL""",
     "pg_class": """
         SELECT c.* REPLACE (c.oid::UINTEGER AS oid, c.relnamespace::UINTEGER AS relnamespace,
                             c.reltype::UINTEGER AS reltype,
@@ -548,6 +561,13 @@ def install(con: duckdb.DuckDBPyConnection, bootstrap: str) -> None:
             body = body.replace("{bootstrap}", bootstrap.replace("'", "''"))
             body = body.replace("{schema}", SCHEMA)
             body = body.replace("{database}", names.DATABASE_SQL)
+            body = body.replace("{model_functions}", catalog_views.MODEL_FUNCTIONS)
+            body = body.replace("{model_schema}", "CASE WHEN lower(m.schema_name) = "
+                                f"'{names.PUBLIC}' THEN '{names.DUCKDB_SCHEMA}' "
+                                "ELSE m.schema_name END")
+            body = body.replace("{pg_type_of_return}",
+                                catalog_views.pg_type_sql("f.return_type"))
+            body = body.replace("{pg_type_of_argument}", catalog_views.pg_type_sql("x[2]"))
             body = body.replace("{public_schema}", names.schema_sql("k.schema_name"))
             body = body.replace("{public_x_schema}", names.schema_sql("x.schema_name"))
             con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.{name} AS {body}")

@@ -18,10 +18,14 @@ The bodies use ``{schema}``, ``{owners}`` and ``{bootstrap}`` as server.pgcatalo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 
 from catalog import errors
 from catalog import views as ml_views
+from catalog.store import ModelStore
+from inference.functions import PROBABILITIES_SUFFIX
 from server.postgres.names import DATABASE_SQL, PID_VARIABLE, schema_sql
 from server.protocol.types import Oid, pg_type_for_duckdb, pg_type_name
 
@@ -57,6 +61,11 @@ def _type_case(expr: str, udt: bool, element: bool = False) -> str:
         array, other = f"'_' || {inner}", f"lower({expr})"
     return (f"CASE WHEN {expr} LIKE 'DECIMAL%' THEN 'numeric' WHEN {expr} LIKE '%]' "
             f"THEN {array} ELSE CASE {expr} {' '.join(whens)} ELSE {other} END END")
+
+
+def pg_type_sql(expr: str) -> str:
+    """SQL: PostgreSQL's name of the DuckDB type named by ``expr`` (``integer`` ...)."""
+    return _type_case(expr, False)
 
 
 _HIDDEN_VIEWS = ", ".join(f"'{v}'" for v in ml_views.VIEWS)
@@ -200,6 +209,27 @@ def _undefined(kind: str, name: str) -> int:
     raise _UNDEFINED_ERRORS[kind](f'{kind} "{name}" does not exist')
 
 
-def register_functions(con: duckdb.DuckDBPyConnection) -> None:
+#: the prediction functions of the models (pg_proc's rows of them): function_name,
+#: schema_name (the model's), argument_names (its features)
+MODEL_FUNCTIONS = "quackml_model_functions"
+
+
+def _model_functions(store: ModelStore) -> Callable[[], list[dict[str, object]]]:
+    def rows() -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for record in store.all():
+            argument_names = [c.name for c in record.features]
+            for name in (record.function_name, record.function_name + PROBABILITIES_SUFFIX):
+                out.append({"function_name": name, "schema_name": record.schema_name,
+                            "argument_names": argument_names})
+        return out
+    return rows
+
+
+def register_functions(con: duckdb.DuckDBPyConnection, store: ModelStore) -> None:
     con.create_function(UNDEFINED, _undefined, ["VARCHAR", "VARCHAR"],  # type: ignore[call-overload]
                         "UINTEGER", side_effects=True)
+    struct = con.sqltype('STRUCT("function_name" VARCHAR, "schema_name" VARCHAR, '
+                         '"argument_names" VARCHAR[])[]')
+    con.create_function(MODEL_FUNCTIONS, _model_functions(store), [],  # type: ignore[call-overload]
+                        struct, type="native", side_effects=True)
