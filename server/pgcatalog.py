@@ -154,9 +154,15 @@ _MACROS: dict[str, str] = {
     "pg_postmaster_start_time": "() AS now()",
     "txid_current": "() AS 1",
     "pg_is_in_recovery": "() AS false",
-    "pg_total_relation_size": "(o) AS 0",
-    "pg_relation_size": "(o) AS 0, (o, fork) AS 0",
-    "pg_table_size": "(o) AS 0",
+    # sizes: an estimate, rows (DuckDB's estimate) times the columns' widths (16 bytes
+    # for a variable-width one); 0 for anything but a table
+    "pg_total_relation_size": f"(o) AS {SCHEMA}.pg_table_size(o)",
+    "pg_relation_size": f"(o) AS {SCHEMA}.pg_table_size(o), "
+                        f"(o, fork) AS {SCHEMA}.pg_table_size(o)",
+    "pg_table_size": "(o) AS coalesce((SELECT first(sz_t.estimated_size) * (SELECT "
+                     "sum(CASE WHEN sz_a.attlen > 0 THEN sz_a.attlen ELSE 16 END) "
+                     "FROM pg_catalog.pg_attribute sz_a WHERE sz_a.attrelid = o) "
+                     "FROM duckdb_tables() sz_t WHERE sz_t.table_oid = o), 0)::BIGINT",
     "pg_indexes_size": "(o) AS 0",
     "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s "
                    "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
@@ -268,7 +274,9 @@ _VIEWS: dict[str, str] = {
         SELECT c.* REPLACE (c.oid::UINTEGER AS oid, c.relnamespace::UINTEGER AS relnamespace,
                             c.reltype::UINTEGER AS reltype,
                             c.reloptions::VARCHAR[] AS reloptions,
-                            'd' AS relreplident, a.acl AS relacl),
+                            'd' AS relreplident, a.acl AS relacl,
+                            -- tables are heap tables (psql's \\dt+ "Access method")
+                            CASE c.relkind WHEN 'r' THEN 2 ELSE c.relam END AS relam),
                false AS relforcerowsecurity
         FROM pg_catalog.pg_class c
         LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -697,9 +705,8 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
                         (prev.token_type in (TokenType.SELECT, TokenType.COMMA)) and \
                         (after is None or after.token_type in (TokenType.COMMA, TokenType.FROM)):
                     # keep PostgreSQL's column name for an unaliased call
+                    # (its arguments are read on: 'x'::regclass in them too)
                     edits.append((tokens[close].start, tokens[close].end, f') AS "{low}"'))
-                    i = close + 1
-                    continue
             elif low in RELATIONS and prev is not None and \
                     prev.text.upper() in ("FROM", "JOIN") and \
                     (nxt is None or nxt.token_type is not TokenType.DOT):

@@ -167,7 +167,12 @@ VIEWS: dict[str, str] = {
                a.backend_start, a.xact_start, a.query_start, a.state_change,
                NULL::VARCHAR AS wait_event_type, NULL::VARCHAR AS wait_event, a.state,
                NULL::VARCHAR AS backend_xid, NULL::VARCHAR AS backend_xmin,
-               NULL::BIGINT AS query_id, a.query, 'client backend' AS backend_type
+               NULL::BIGINT AS query_id,
+               -- others' statements: for superusers only, as pg_read_all_stats
+               CASE WHEN a.usename = current_user OR coalesce((SELECT first(s.rolsuper)
+                         FROM {schema}.pg_roles s WHERE s.rolname = current_user), false)
+                    THEN a.query ELSE '<insufficient privilege>' END AS query,
+               'client backend' AS backend_type
         FROM (SELECT unnest(quackml_activity(), recursive := true)) a
         LEFT JOIN {schema}.pg_roles r ON r.rolname = a.usename
         LEFT JOIN (SELECT first(oid) AS oid FROM {schema}.pg_database) d ON true""",
@@ -192,6 +197,13 @@ MACROS: dict[str, str] = {
                                "list_transform(system.main.current_schemas(true), "
                                f"lambda s: {schema_sql('s')}), s) = i)",
     "pg_backend_pid": f"() AS getvariable('{PID_VARIABLE}')::INTEGER",
+    # PostgreSQL's units (kB, MB ... with its rounding), not DuckDB's KiB, MiB
+    "pg_size_pretty": "(b) AS CASE WHEN abs(b) < 10240 THEN b::BIGINT || ' bytes' "
+                      + " ".join(f"WHEN abs(b::BIGINT >> {shift}) < 20479 THEN "
+                                 f"((b::BIGINT >> {shift}) + 1) // 2 || ' {unit}'"
+                                 for shift, unit in ((9, "kB"), (19, "MB"), (29, "GB"),
+                                                     (39, "TB")))
+                      + " ELSE ((b::BIGINT >> 49) + 1) // 2 || ' PB' END",
 }
 
 #: reached as information_schema.<name> only (DuckDB's own views have these names)
