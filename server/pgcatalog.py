@@ -122,9 +122,9 @@ _MACROS: dict[str, str] = {
                                           f"{SCHEMA}.pg_proc fn_p WHERE fn_p.oid = fn_oid)",
     "pg_function_is_visible": "(fn_oid) AS true",
     "pg_table_is_visible": "(rel_oid) AS (SELECT bool_or(list_contains("
-                           "system.main.current_schemas(true), rel_n.nspname)) "
-                           "FROM pg_catalog.pg_class rel_c "
-                           "JOIN pg_catalog.pg_namespace rel_n "
+                           f"{SCHEMA}.quackml_current_schemas(true), rel_n.nspname)) "
+                           f"FROM {SCHEMA}.pg_class rel_c "
+                           f"JOIN {SCHEMA}.pg_namespace rel_n "
                            "ON rel_n.oid = rel_c.relnamespace WHERE rel_c.oid = rel_oid)",
     "array_to_string": "(arr, sep) AS list_aggr(arr, 'string_agg', sep)",
     "pg_type_is_visible": "(type_oid) AS true",
