@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
+from inference.functions import PROBABILITIES_SUFFIX
 from server import copy, cursors, params, pgcatalog
 from server.engine import Engine
 from server.errors import (
@@ -37,6 +38,7 @@ from server.errors import (
 )
 from server.ml import MLHandlers, model_or_error
 from server.postgres import activity, colnames, names
+from server.postgres.names import Names
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -172,7 +174,7 @@ class _Plain:
     stmt: Statement
     stype: duckdb.StatementType | None
     names: colnames.ResultNames
-    generation: object = None   # Engine.decision_generation() when it was rewritten
+    context: Names | None = None   # what it was rewritten against (Session.names)
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,7 @@ class Session:
         # current_database() and pg_backend_pid() (variables only the server may set)
         self.cursor.execute(f"SET VARIABLE {names.DATABASE_VARIABLE} = ?", [database])
         self.cursor.execute(f"SET VARIABLE {names.PID_VARIABLE} = ?", [pid])
-        self._names: tuple[object, names.Names] | None = None
+        self._names: tuple[int, names.Names] | None = None
         # current_user and session_user are the start-up (authenticated) user, as a
         # constant: no SQL can change them (the firewall refuses macros of these names)
         literal = "'" + user.replace("'", "''") + "'"
@@ -323,7 +325,7 @@ class Session:
         # rewrite and DuckDB statement type are known from its text (while the names
         # it was read against are the same)
         plain = self._plain.get(stmt.text)
-        if plain is not None and plain.generation != self.engine.decision_generation():
+        if plain is not None and plain.context is not self.names():
             plain = None
         tx = None if plain is not None else transaction_kind(stmt)
         if self.status == "E" and tx not in (TxKind.COMMIT, TxKind.ROLLBACK,
@@ -722,16 +724,19 @@ class Session:
 
     def names(self) -> names.Names:
         """What statements are read against: the client's database name, the schemas
-        of the models' prediction functions (read again after DDL)."""
-        generation = self.engine.decision_generation()
+        of the models' prediction functions (read again after a change of the model
+        catalog; the same object while they are the same)."""
+        generation = self.engine.catalog_db.generation
         if self._names is None or self._names[0] != generation:
             functions: dict[str, frozenset[str]] = {}
             for record in self.engine.store.all():
                 schemas = frozenset({record.schema_name.lower(), names.PUBLIC})
-                for fn in (record.function_name, record.function_name + "_probabilities"):
+                for fn in (record.function_name, record.function_name + PROBABILITIES_SUFFIX):
                     functions[fn.lower()] = functions.get(fn.lower(), frozenset()) | schemas
-            self._names = (generation, names.Names(self.database, self.engine.database_name,
-                                                   functions))
+            found = names.Names(self.database, self.engine.database_name, functions)
+            if self._names is not None and self._names[1] == found:
+                found = self._names[1]
+            self._names = (generation, found)
         return self._names[1]
 
     def _duckdb(self, stmt: Statement, params: Sequence[object]) -> Result:
@@ -742,8 +747,7 @@ class Session:
         else:
             client_text = text
         plain = _Plain(stmt, self.statement_type(stmt.text),
-                       colnames.ResultNames(client_text, stmt.text),
-                       self.engine.decision_generation())
+                       colnames.ResultNames(client_text, stmt.text), self.names())
         self._plain[client_text] = plain
         if len(self._plain) > 256:
             self._plain.popitem(last=False)
