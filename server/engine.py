@@ -30,7 +30,7 @@ from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
 from server import pgcatalog
 from server.errors import hide_paths
-from server.postgres import catalog_views
+from server.postgres import catalog_views, names
 from server.postgres.activity import Activity
 from server.security.privileges import reserved_names
 from server.security.tls import server_context
@@ -115,7 +115,7 @@ class Engine:
             self.users.create(settings.superuser, settings.superuser_password or None,
                               superuser=True, can_login=True)
         views.register_functions(self.con, views.CatalogRows(self.store, self.users, self.acl))
-        views.create_views(self.con)
+        views.create_views(self.con, names.DATABASE_SQL)
         self.activity = Activity()
         self.activity.register(self.con)
         catalog_views.register_functions(self.con, self.store)
