@@ -87,6 +87,16 @@ def test_default_schema_is_public(qm: psycopg.Connection, pg: psycopg.Connection
     both(qm, pg, "SELECT a, b FROM public.nm_t")
     both(qm, pg, "SELECT schemaname, tablename, hasindexes FROM pg_tables "
                  "WHERE tablename IN ('nm_t', 'nm_u') ORDER BY 2")
+    for conn in (qm, pg):
+        conn.execute("SET search_path = nm_s, public")
+    try:
+        assert both(qm, pg, "SELECT current_schema(), current_schemas(true)") == [
+            ("nm_s", ["pg_catalog", "nm_s", "public"])]
+        both(qm, pg, "SELECT x FROM nm_u")
+    finally:
+        for conn in (qm, pg):
+            conn.execute("RESET search_path")
+    both(qm, pg, "SELECT current_schema()")
 
 
 def test_database_name_is_the_clients(qm: psycopg.Connection, pg: psycopg.Connection,

@@ -185,17 +185,19 @@ RENAMED = {"current_database": "quackml_current_database",
            "current_schema": "quackml_current_schema",
            "current_schemas": "quackml_current_schemas"}
 
+_SEARCH_PATH = ("list_transform(CASE WHEN len(system.main.current_schemas(false)) = 0 "
+                "THEN ['main'] ELSE system.main.current_schemas(false) END, "
+                f"lambda s: {schema_sql('s')})")
+
 MACROS: dict[str, str] = {
     "quackml_current_database": f"() AS {DATABASE_SQL}",
     "quackml_current_schema": f"() AS {schema_sql('system.main.current_schema()')}",
-    # the search path's schemas that exist, pg_catalog first when implicit ones are asked
+    # the search path's schemas that exist (DuckDB's, or main when it has none set),
+    # pg_catalog first when implicit ones are asked for
     "quackml_current_schemas": "(implicit) AS "
                                "(CASE WHEN implicit THEN ['pg_catalog'] ELSE [] END) || "
-                               "list_filter(list_transform(system.main.current_schemas(true), "
-                               f"lambda s: {schema_sql('s')}), "
-                               "lambda s, i: s <> 'pg_catalog' AND list_position("
-                               "list_transform(system.main.current_schemas(true), "
-                               f"lambda s: {schema_sql('s')}), s) = i)",
+                               f"list_filter({_SEARCH_PATH}, lambda s, i: s <> 'pg_catalog' "
+                               f"AND list_position({_SEARCH_PATH}, s) = i)",
     "pg_backend_pid": f"() AS getvariable('{PID_VARIABLE}')::INTEGER",
     # PostgreSQL's units (kB, MB ... with its rounding), not DuckDB's KiB, MiB
     "pg_size_pretty": "(b) AS CASE WHEN abs(b) < 10240 THEN b::BIGINT || ' bytes' "
