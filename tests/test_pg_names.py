@@ -244,3 +244,14 @@ def test_psql_backslash_commands(server: RunningServer, schema_model: str,
         "|func",
         "nm_an|nm_churn_fn_probabilities|record|tenure double precision, monthly_charges "
         "double precision|func"]
+
+
+def test_index_and_constraint_catalogs(qm: psycopg.Connection, pg: psycopg.Connection,
+                                       tables: None) -> None:
+    both(qm, pg, "SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes "
+                 "WHERE indexname = 'nm_t_b'")
+    both(qm, pg, "SELECT table_catalog = current_database(), table_schema, table_name, "
+                 "constraint_type FROM information_schema.table_constraints "
+                 "WHERE table_name = 'nm_t' AND constraint_type = 'PRIMARY KEY'")
+    both(qm, pg, "SELECT table_schema, column_name FROM information_schema.key_column_usage "
+                 "WHERE table_name = 'nm_t'")

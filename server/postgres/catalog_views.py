@@ -71,22 +71,24 @@ def pg_type_sql(expr: str) -> str:
 _HIDDEN_VIEWS = ", ".join(f"'{v}'" for v in ml_views.VIEWS)
 
 
-def _visible(catalog: str, schema: str, name: str) -> str:
+def _visible(catalog: str, schema: str | None = None, name: str | None = None) -> str:
     """SQL: the object is the user's: in DuckDB's database, not one of the ML views."""
-    return (f"{catalog} = system.main.current_database() AND NOT ({schema} = 'main' "
-            f"AND {name} IN ({_HIDDEN_VIEWS}))")
+    visible = f"{catalog} = system.main.current_database()"
+    if schema is None or name is None:
+        return visible
+    return f"{visible} AND NOT ({schema} = 'main' AND {name} IN ({_HIDDEN_VIEWS}))"
 
 
 def _information_schema(view: str, catalogs: tuple[str, ...], schemas: tuple[str, ...],
-                        table: tuple[str, str, str], exclude: str = "",
-                        extra: str = "") -> str:
-    """DuckDB's information_schema view with the names PostgreSQL's says."""
+                        where: tuple[str, ...], exclude: str = "", extra: str = "") -> str:
+    """DuckDB's information_schema view with the names PostgreSQL's says; ``where``:
+    the catalog column (and schema and table name columns) that place its rows."""
     replaced = [f"{DATABASE_SQL} AS {c}" for c in catalogs]
     replaced += [f"{schema_sql('v.' + s)} AS {s}" for s in schemas]
     replaced += [extra] if extra else []
     return (f"SELECT v.* {exclude} REPLACE ({', '.join(replaced)}) "
             f"FROM system.information_schema.{view} v "
-            f"WHERE {_visible(*('v.' + t for t in table))}")
+            f"WHERE {_visible(*('v.' + t for t in where))}")
 
 
 _OWNER = "coalesce(o.owner, '{bootstrap}')"
@@ -111,6 +113,27 @@ VIEWS: dict[str, str] = {
         "key_column_usage", ("constraint_catalog", "table_catalog"),
         ("constraint_schema", "table_schema"),
         ("table_catalog", "table_schema", "table_name")),
+    "constraint_column_usage": _information_schema(
+        "constraint_column_usage", ("table_catalog", "constraint_catalog"),
+        ("table_schema", "constraint_schema"),
+        ("table_catalog", "table_schema", "table_name")),
+    "constraint_table_usage": _information_schema(
+        "constraint_table_usage", ("table_catalog", "constraint_catalog"),
+        ("table_schema", "constraint_schema"),
+        ("table_catalog", "table_schema", "table_name")),
+    "referential_constraints": _information_schema(
+        "referential_constraints", ("constraint_catalog", "unique_constraint_catalog"),
+        ("constraint_schema", "unique_constraint_schema"), ("constraint_catalog",)),
+    "check_constraints": _information_schema(
+        "check_constraints", ("constraint_catalog",), ("constraint_schema",),
+        ("constraint_catalog",)),
+    "pg_indexes": f"""
+        SELECT {schema_sql('s.schema_name')} AS schemaname, t.table_name AS tablename,
+               i.relname AS indexname, NULL::VARCHAR AS tablespace, i.indexdef
+        FROM {{schema}}.quackml_indexes i
+        JOIN duckdb_tables() t ON t.table_oid = i.indrelid
+        JOIN duckdb_schemas() s ON s.oid = i.relnamespace
+        WHERE {_visible('t.database_name')}""",
     "schemata": f"""
         SELECT {DATABASE_SQL} AS catalog_name, {schema_sql('s.schema_name')} AS schema_name,
                {_OWNER} AS schema_owner, NULL::VARCHAR AS default_character_set_catalog,
@@ -210,7 +233,9 @@ MACROS: dict[str, str] = {
 
 #: reached as information_schema.<name> only (DuckDB's own views have these names)
 INFORMATION_SCHEMA = frozenset({"tables", "columns", "views", "schemata",
-                                "table_constraints", "key_column_usage"})
+                                "table_constraints", "key_column_usage",
+                                "constraint_column_usage", "constraint_table_usage",
+                                "referential_constraints", "check_constraints"})
 
 #: the function the reg* casts call for a name that names nothing (an error, as
 #: PostgreSQL's casts raise; to_regclass() and friends answer NULL instead)
