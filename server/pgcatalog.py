@@ -276,11 +276,16 @@ _VIEWS: dict[str, str] = {
                             c.reloptions::VARCHAR[] AS reloptions,
                             'd' AS relreplident, a.acl AS relacl,
                             -- tables are heap tables (psql's \\dt+ "Access method")
-                            CASE c.relkind WHEN 'r' THEN 2 ELSE c.relam END AS relam),
+                            CASE c.relkind WHEN 'r' THEN 2 ELSE c.relam END AS relam,
+                            -- the owner the security catalog knows (the bootstrap's else)
+                            coalesce(r.oid, 10) AS relowner),
                false AS relforcerowsecurity
         FROM pg_catalog.pg_class c
         LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN {relacl} a ON a.schema_name = n.nspname AND a.name = c.relname
+        LEFT JOIN {owners} o ON o.database_name = system.main.current_database()
+             AND o.schema_name = n.nspname AND o.name = c.relname
+        LEFT JOIN {schema}.pg_roles r ON r.rolname = coalesce(o.owner, '{bootstrap}')
         -- the user's database only (never quackml_pg's views)
         WHERE c.relnamespace IN (SELECT oid FROM duckdb_schemas()
                                  WHERE database_name = system.main.current_database())

@@ -36,6 +36,11 @@ def test_public_is_main_for_a_non_superuser(mallory: psycopg.Connection) -> None
         assert mallory.execute("SELECT i FROM public.pub_own").fetchall() == [(1,)]
         assert mallory.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'pub_own'"
                                ).fetchall() == [(MALLORY,)]
+        # psql's \dt: pg_get_userbyid(pg_class.relowner)
+        assert mallory.execute("SELECT pg_catalog.pg_get_userbyid(c.relowner) "
+                               "FROM pg_catalog.pg_class c WHERE c.relname IN "
+                               "('pub_own', 'pub_secret') ORDER BY c.relname").fetchall() == [
+            (MALLORY,), ("admin",)]
         mallory.execute("CREATE SCHEMA IF NOT EXISTS public")   # exists: nothing to do
         assert sqlstate(mallory, "CREATE SCHEMA public") is not None
         # a table of another's, by every spelling of public
