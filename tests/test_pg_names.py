@@ -110,6 +110,18 @@ def test_database_name_is_the_clients(qm: psycopg.Connection, pg: psycopg.Connec
                             "WHERE table_name = 'nm_t'").fetchall() == [(name,)]
         assert conn.execute("SELECT datname FROM pg_database WHERE datname = "
                             "current_database()").fetchall() == [(name,)]
+        # dbt's statements for a model: three-part names, its information_schema
+        conn.execute("DROP SCHEMA IF EXISTS nm_dbt CASCADE")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS nm_dbt")
+        conn.execute(f'CREATE TABLE "{name}"."nm_dbt"."m1" AS SELECT 1 AS id')
+        assert conn.execute(
+            f'SELECT column_name, data_type FROM "{name}".information_schema."columns" '
+            f"WHERE table_name = 'm1' AND table_schema = 'nm_dbt' AND table_catalog = '{name}'"
+        ).fetchall() == [("id", "integer")]
+        assert conn.execute(f'SELECT count(*) FROM "{name}".pg_catalog.pg_namespace '
+                            "WHERE nspname = 'nm_dbt'").fetchone() == (1,)
+        conn.execute(f'ALTER TABLE "{name}"."nm_dbt"."m1" RENAME TO m2')
+        conn.execute("DROP SCHEMA nm_dbt CASCADE")
     with psycopg.connect(server.dsn(dbname="analytics_db"), autocommit=True) as other:
         assert other.execute("SELECT current_database()").fetchone() == ("analytics_db",)
         assert other.execute("SELECT a FROM analytics_db.public.nm_t").fetchall() == [(1,)]

@@ -67,10 +67,12 @@ class Names:
     @functools.cached_property
     def triggers(self) -> frozenset[str]:
         """Lower-case token texts that may need an edit."""
-        found = {PUBLIC, *(s for schemas in self.functions.values() for s in schemas)}
-        if self.database.lower() != self.duckdb_database.lower():
-            found.add(self.database.lower())
+        found = {PUBLIC, self.database.lower(), self.duckdb_database.lower(),
+                 *(s for schemas in self.functions.values() for s in schemas)}
         return frozenset(found)
+
+
+_CATALOG_SCHEMAS = frozenset({"information_schema", "pg_catalog"})
 
 
 def _name(tok: Token) -> bool:
@@ -94,7 +96,8 @@ def edits(tokens: tuple[Token, ...], names: Names) -> list[tuple[int, int, str]]
     out: list[tuple[int, int, str]] = []
     n = len(tokens)
     database = names.database.lower()
-    renamed = database != names.duckdb_database.lower()
+    databases = (database, names.duckdb_database.lower())
+    renamed = database != databases[1]
     for i, tok in enumerate(tokens):
         low = tok.text.lower()
         if low not in names.triggers or not _name(tok):
@@ -106,7 +109,11 @@ def edits(tokens: tuple[Token, ...], names: Names) -> list[tuple[int, int, str]]
                     tokens[i - 2].text.lower() in (database, names.duckdb_database.lower()):
                 out.append((tok.start, tok.end, DUCKDB_SCHEMA))
             continue
-        if qualifier and i + 3 < n and tokens[i + 3].token_type is TokenType.L_PAREN and \
+        if low in databases and qualifier and _dot(tokens, i + 3) and \
+                tokens[i + 2].text.lower() in _CATALOG_SCHEMAS:
+            # dbt's "db".information_schema."columns": the emulated catalog's
+            out.append((tok.start, tokens[i + 1].end, ""))
+        elif qualifier and i + 3 < n and tokens[i + 3].token_type is TokenType.L_PAREN and \
                 low in names.functions.get(tokens[i + 2].text.lower(), ()):
             out.append((tok.start, tokens[i + 1].end, ""))   # analytics.f( -> f(
         elif low == PUBLIC and (qualifier or _after_schema_keyword(tokens, i)):
