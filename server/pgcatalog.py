@@ -664,7 +664,7 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
                 and nxt is not None and nxt.token_type is TokenType.R_PAREN:
             # CAST('name' AS regclass) -> its oid, as 'name'::regclass
             edits.append((tokens[i - 4].start, tokens[i - 3].end, f"{SCHEMA}.{low}_oid("))
-            edits.append((prev.start, tok.end, ""))
+            edits.append((tokens[i - 2].end + 1, tok.end, ""))
             i += 1
             continue
         if prev is not None and prev.text.upper() == "AS" and low in _CASTS and \
