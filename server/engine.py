@@ -110,6 +110,14 @@ class Engine:
         self.users = UserStore(self.catalog_db)
         legacy.migrate(self.con, self.catalog_db)
         self.database_name = str(self.con.execute("SELECT current_database()").fetchall()[0][0])
+        if self.con.execute("SELECT count(*) FROM duckdb_schemas() WHERE database_name = "
+                            "current_database() AND lower(schema_name) = ?",
+                            [names.PUBLIC]).fetchall()[0][0]:
+            log.warning("the database has a DuckDB schema named %s (made by an earlier "
+                        "version): clients' %s is DuckDB's %s now, and that schema's tables "
+                        "are out of reach; copy them into %s with DuckDB while the server "
+                        "is stopped", names.PUBLIC, names.PUBLIC, names.DUCKDB_SCHEMA,
+                        names.DUCKDB_SCHEMA)
         self.acl = Acl(self.catalog_db, self.database_name, settings.superuser)
         if self.users.get(settings.superuser) is None:   # first start: the bootstrap superuser
             self.users.create(settings.superuser, settings.superuser_password or None,

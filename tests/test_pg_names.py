@@ -256,6 +256,8 @@ def test_psql_backslash_commands(server: RunningServer, schema_model: str,
         "|func",
         "nm_an|nm_churn_fn_probabilities|record|tenure double precision, monthly_charges "
         "double precision|func"]
+    verbose = psql(server, "-A", "-t", "-c", r"\df+ nm_an.nm_churn_fn").split("|")
+    assert verbose[:3] == ["nm_an", "nm_churn_fn", "boolean"] and "c" in verbose
 
 
 def test_index_and_constraint_catalogs(qm: psycopg.Connection, pg: psycopg.Connection,

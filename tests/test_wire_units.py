@@ -65,6 +65,8 @@ _NAMES = Names("quackml", "db", {"f": frozenset({"analytics", "public"}),
     ("SELECT * FROM db.public.t", "SELECT * FROM db.main.t"),
     ("CREATE SCHEMA IF NOT EXISTS public", "CREATE SCHEMA IF NOT EXISTS main"),
     ('CREATE SCHEMA IF NOT EXISTS "quackml"."x"', 'CREATE SCHEMA IF NOT EXISTS "db"."x"'),
+    ('CREATE SCHEMA IF NOT EXISTS "quackml"."public"',
+     'CREATE SCHEMA IF NOT EXISTS "db".main'),
     ("SELECT analytics.f(a), public.f_probabilities(a) FROM t",
      "SELECT f(a), f_probabilities(a) FROM t"),
     ("SELECT other.f(a) FROM t", None),   # not the model's schema: not its function

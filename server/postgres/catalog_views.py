@@ -7,8 +7,9 @@ Views and macros created in ``quackml_pg`` next to ``server.pgcatalog``'s:
   database (never ``quackml_pg``, ``system``, ``temp`` or the ML views), with the
   client's database name, ``public`` for ``main`` and, in ``columns``,
   PostgreSQL's type names (``integer``, ``character varying``, ...);
-- ``pg_tables``, ``pg_views``, ``pg_matviews`` (none: DuckDB has no materialized
-  views), ``pg_opclass``, ``pg_seclabel``, ``pg_shseclabel``;
+- ``pg_tables``, ``pg_views``, ``pg_indexes``, ``pg_matviews`` (none: DuckDB has no
+  materialized views), ``pg_opclass``, ``pg_language``, ``pg_seclabel``,
+  ``pg_shseclabel``;
 - ``pg_stat_activity``: the server's sessions (``server.postgres.activity``);
 - ``current_schema()``, ``current_schemas(bool)``, ``current_database()``,
   ``pg_backend_pid()``.
@@ -176,6 +177,13 @@ VIEWS: dict[str, str] = {
                t.oid AS opcintype, true AS opcdefault, 0::UINTEGER AS opckeytype
         FROM {schema}.pg_type t WHERE t.typnamespace = 11 AND t.typcategory <> 'A'
               AND t.typtype = 'b'""",
+    "pg_language": """
+        SELECT oid::UINTEGER AS oid, lanname, 10::UINTEGER AS lanowner, lanispl,
+               lanpltrusted, 0::UINTEGER AS lanplcallfoid, 0::UINTEGER AS laninline,
+               0::UINTEGER AS lanvalidator, NULL::VARCHAR[] AS lanacl
+        FROM (VALUES (12, 'internal', false, false), (13, 'c', false, false),
+                     (14, 'sql', false, true), (13576, 'plpgsql', true, true))
+             t(oid, lanname, lanispl, lanpltrusted)""",
     "pg_seclabel": """
         SELECT NULL::UINTEGER AS objoid, NULL::UINTEGER AS classoid,
                NULL::INTEGER AS objsubid, NULL::VARCHAR AS provider,
@@ -222,6 +230,8 @@ MACROS: dict[str, str] = {
                                f"list_filter({_SEARCH_PATH}, lambda s, i: s <> 'pg_catalog' "
                                f"AND list_position({_SEARCH_PATH}, s) = i)",
     "pg_backend_pid": f"() AS getvariable('{PID_VARIABLE}')::INTEGER",
+    # psql's \df+ (no function has an SQL-standard body)
+    "pg_get_function_sqlbody": "(o) AS NULL::VARCHAR",
     # PostgreSQL's units (kB, MB ... with its rounding), not DuckDB's KiB, MiB
     "pg_size_pretty": "(b) AS CASE WHEN abs(b) < 10240 THEN b::BIGINT || ' bytes' "
                       + " ".join(f"WHEN abs(b::BIGINT >> {shift}) < 20479 THEN "

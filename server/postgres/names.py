@@ -104,9 +104,10 @@ def edits(tokens: tuple[Token, ...], names: Names) -> list[tuple[int, int, str]]
             continue
         qualifier = _dot(tokens, i + 1) and i + 2 < n and _name(tokens[i + 2])
         if _dot(tokens, i - 1):
-            # only a schema after a database name is ours to rename
-            if low == PUBLIC and qualifier and i >= 2 and \
-                    tokens[i - 2].text.lower() in (database, names.duckdb_database.lower()):
+            # only a schema after a database name is ours to rename: db.public.t,
+            # SCHEMA db.public
+            if low == PUBLIC and i >= 2 and tokens[i - 2].text.lower() in databases and \
+                    (qualifier or _after_schema_keyword(tokens, i - 2)):
                 out.append((tok.start, tok.end, DUCKDB_SCHEMA))
             continue
         if low in databases and qualifier and _dot(tokens, i + 3) and \
