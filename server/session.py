@@ -681,7 +681,7 @@ class Session:
     def _duckdb_search_path(self, value: str) -> None:
         """Forward the schemas that exist to DuckDB's search_path (public is main)."""
         wanted = [v.strip().strip('"') for v in value.split(",")]
-        wanted = ["main" if v == "public" else v for v in wanted]
+        wanted = [names.duckdb_schema(v) for v in wanted]
         existing = {r[0] for r in self.cursor.execute(
             "SELECT DISTINCT schema_name FROM duckdb_schemas() "
             "WHERE database_name = current_database()").fetchall()}
