@@ -547,8 +547,8 @@ _CASTS = {"regclass": "UINTEGER", "regtype": "UINTEGER", "regproc": "UINTEGER",
           "regprocedure": "UINTEGER", "regnamespace": "UINTEGER", "regrole": "UINTEGER",
           "oid": "UINTEGER", "name": "VARCHAR", "char": "VARCHAR", "\"char\"": "VARCHAR"}
 _REG_TYPES = {"regclass", "regtype", "regproc", "regnamespace"}
-_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | {"pg_catalog", "information_schema",
-                                                    "operator", "collate"}
+_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | set(catalog_views.BARE) | {
+    "pg_catalog", "information_schema", "operator", "collate"}
 
 _lock = threading.Lock()
 
@@ -699,6 +699,17 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
                 # a built-in function: DuckDB resolves it unqualified
                 edits.append((tok.start, nxt.end, ""))
             i += 3
+            continue
+        if _is_name(tok) and (prev is None or prev.token_type is not TokenType.DOT) and \
+                low in catalog_views.BARE and \
+                (nxt is None or nxt.token_type not in (TokenType.L_PAREN, TokenType.DOT)) and \
+                (prev is None or prev.text.upper() != "AS"):
+            # SELECT current_schema, current_catalog: functions without parentheses
+            name = f' AS "{low}"' if prev is not None and \
+                prev.token_type in (TokenType.SELECT, TokenType.COMMA) and \
+                (nxt is None or nxt.token_type in (TokenType.COMMA, TokenType.FROM)) else ""
+            edits.append((tok.start, tok.end, f"{SCHEMA}.{catalog_views.BARE[low]}(){name}"))
+            i += 1
             continue
         if _is_name(tok) and (prev is None or prev.token_type is not TokenType.DOT):
             if low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN:

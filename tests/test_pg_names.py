@@ -77,6 +77,10 @@ def test_default_schema_is_public(qm: psycopg.Connection, pg: psycopg.Connection
                         "current_schemas(true)") == [("public", ["public"],
                                                       ["pg_catalog", "public"])]
     both(qm, pg, "SHOW search_path")
+    both(qm, pg, "SELECT current_schema, current_catalog = current_database()")
+    for conn in (qm, pg):
+        cur = conn.execute("SELECT current_schema, current_catalog")
+        assert [d.name for d in cur.description or ()] == ["current_schema", "current_catalog"]
     both(qm, pg, "SELECT count(*) FROM pg_namespace WHERE nspname IN ('public', 'nm_s')")
     assert qm.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'main'"
                       ).fetchone() == (0,)

@@ -75,6 +75,9 @@ _NAMES = Names("quackml", "db", {"f": frozenset({"analytics", "public"}),
     ("SELECT current_database(), pg_catalog.current_schema()",
      'SELECT quackml_pg.quackml_current_database() AS "current_database", '
      "quackml_pg.quackml_current_schema()"),
+    ("SELECT current_schema, current_catalog AS c",
+     'SELECT quackml_pg.quackml_current_schema() AS "current_schema", '
+     "quackml_pg.quackml_current_database() AS c"),
     # strings, columns and aliases named public stay as written
     ("SELECT 'public.t', t.public, quackml FROM t", None),
     ("SELECT CAST('t' AS regclass)", "SELECT quackml_pg.regclass_oid('t')"),

@@ -220,6 +220,10 @@ _SEARCH_PATH = ("list_transform(CASE WHEN len(system.main.current_schemas(false)
                 "THEN ['main'] ELSE system.main.current_schemas(false) END, "
                 f"lambda s: {schema_sql('s')})")
 
+#: SQL's functions without parentheses (DuckDB's say main and its database's name)
+BARE = {"current_schema": "quackml_current_schema",
+        "current_catalog": "quackml_current_database"}
+
 MACROS: dict[str, str] = {
     "quackml_current_database": f"() AS {DATABASE_SQL}",
     "quackml_current_schema": f"() AS {schema_sql('system.main.current_schema()')}",
