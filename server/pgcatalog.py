@@ -103,6 +103,10 @@ _CATALOG_OIDS = {
     "pg_subscription": 6100, "pg_publication_rel": 6106, "pg_publication_namespace": 6237,
 }
 
+# the oids of the types' I/O functions (pg_type.typinput ...: none is in pg_proc): base +
+# type oid * 4 + 0 (in), 1 (out), 2 (recv), 3 (send)
+TYPPROC_BASE = 1_000_000
+
 # The emulated objects. Macros take the PostgreSQL argument lists clients use.
 _MACROS: dict[str, str] = {
     "pg_get_userbyid": f"(role_oid) AS coalesce((SELECT first(rolname) FROM {SCHEMA}.pg_roles "
@@ -195,7 +199,10 @@ _MACROS: dict[str, str] = {
     "to_regproc": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_proc WHERE proname = t)",
     "to_regnamespace": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_namespace "
                        "WHERE nspname = t)",
-    "regproc_name": f"(o) AS (SELECT first(proname) FROM {SCHEMA}.pg_proc WHERE oid = o)",
+    "regproc_name": f"(o) AS coalesce((SELECT first(proname) FROM {SCHEMA}.pg_proc "
+                    "WHERE oid = o), (SELECT first(rp_t.typname || ['in', 'out', 'recv', "
+                    f"'send'][(o - {TYPPROC_BASE}) % 4 + 1]) FROM {SCHEMA}.pg_type rp_t "
+                    f"WHERE o >= {TYPPROC_BASE} AND rp_t.oid = (o - {TYPPROC_BASE}) // 4))",
     "regnamespace_name": f"(o) AS (SELECT first(nspname) FROM {SCHEMA}.pg_namespace "
                          "WHERE oid = o)",
 }
@@ -450,9 +457,6 @@ def _typprocs(oid: str) -> str:
                      for k, name in enumerate(("typinput", "typoutput", "typreceive",
                                                "typsend")))
 
-
-# the oids of the types' I/O functions (none is in pg_proc)
-TYPPROC_BASE = 1_000_000
 _VIEWS["pg_type"] = f"""
     SELECT t.oid::UINTEGER AS oid, t.typname, {PG_CATALOG_OID}::UINTEGER AS typnamespace,
            10::INTEGER AS typowner, t.typlen::SMALLINT AS typlen, t.typbyval, t.typtype,

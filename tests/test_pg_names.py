@@ -178,6 +178,8 @@ def test_reg_casts(qm: psycopg.Connection, pg: psycopg.Connection, tables: None)
 
 def test_catalog_objects_tools_read(qm: psycopg.Connection, pg: psycopg.Connection) -> None:
     both(qm, pg, "SELECT count(*) FROM pg_type WHERE typinput = 0 OR typoutput = 0::regproc")
+    both(qm, pg, "SELECT typname, typinput::regproc::text, typsend::regproc::text "
+                 "FROM pg_type WHERE typname IN ('int4', 'text', 'bool') ORDER BY 1")
     both(qm, pg, "SELECT count(*) FROM pg_matviews")
     both(qm, pg, "SELECT tableoid, extname FROM pg_extension")
     both(qm, pg, "SELECT opcname, opcdefault FROM pg_opclass "
