@@ -199,9 +199,11 @@ def test_pg_stat_activity_shows_the_sessions(server: RunningServer,
         other.execute("SET application_name = 'nm_probe'")
         other.execute("BEGIN")
         other.execute("SELECT 1")
-        rows = qm.execute("SELECT usename, application_name, state, query "
+        rows = qm.execute("SELECT usename, application_name, state, query, "
+                          "xact_start <= query_start, backend_start <= xact_start "
                           "FROM pg_stat_activity WHERE pid = %s", [pid]).fetchall()
-        assert rows == [("tester", "nm_probe", "idle in transaction", "SELECT 1")]
+        assert rows == [("tester", "nm_probe", "idle in transaction", "SELECT 1", True,
+                         True)]
         other.execute("ROLLBACK")
     deadline = time.monotonic() + 10
     while qm.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",

@@ -51,6 +51,8 @@ class Backend:
         self.state_change = datetime.now(UTC)
         if status == "I":
             self.xact_start = None
+        elif self.xact_start is None:   # BEGIN: the block started with it
+            self.xact_start = self.query_start
 
 
 class Activity:
