@@ -56,6 +56,9 @@ def sandbox(con: duckdb.DuckDBPyConnection, settings: Settings) -> Sandbox:
     # is an error (22012)
     con.execute("SET GLOBAL integer_division = true")
     con.execute("SET GLOBAL ieee_floating_point_ops = false")
+    # PostgreSQL's NULL order: NULLs sort as if larger than every value (last on ASC,
+    # first on DESC)
+    con.execute("SET GLOBAL default_null_order = 'nulls_last_on_asc_first_on_desc'")
     allowed: tuple[str, ...] = ()
     if settings.file_dir:
         folder = Path(settings.file_dir).resolve()

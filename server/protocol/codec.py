@@ -41,7 +41,6 @@ from server.protocol.messages import Field
 from server.protocol.types import (
     PG_EPOCH_DAYS,
     PG_EPOCH_US,
-    Oid,
     encode_numeric_binary,
     pg_type_for_arrow,
 )
@@ -647,10 +646,7 @@ def binary_encoder(t: pa.DataType) -> ValueEncoder | None:
         elem = binary_encoder(t.value_type)
         if elem is None:
             return None
-        elem_oid = pg_type_for_arrow(t.value_type)[0]
-        if elem_oid == Oid.VARCHAR:
-            elem_oid = int(Oid.TEXT)   # elements of text[]
-        return _bin_list(elem, elem_oid)
+        return _bin_list(elem, pg_type_for_arrow(t.value_type)[0])
     return None
 
 

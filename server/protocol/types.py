@@ -286,7 +286,7 @@ def _scalar_oid(t: pa.DataType) -> tuple[int, int]:
     if pt.is_decimal(t):
         return Oid.NUMERIC, _numeric_typmod(t.precision, t.scale)
     if pt.is_string(t) or pt.is_large_string(t) or pt.is_string_view(t):
-        return Oid.VARCHAR, -1
+        return Oid.TEXT, -1   # DuckDB has one string type; PostgreSQL's own is text
     if (
         pt.is_binary(t)
         or pt.is_large_binary(t)
@@ -319,11 +319,8 @@ def _is_list(t: pa.DataType) -> bool:
 
 
 def array_oid(elem: int) -> int:
-    """The array type OID for an element type OID. Strings make ``text[]``
-    (DuckDB has one string type; clients such as asyncpg know ``text[]``
-    without asking the catalog), elements without an array type ``_text``."""
-    if elem in (Oid.VARCHAR, Oid.TEXT):
-        return int(Oid.TEXT_ARRAY)
+    """The array type OID for an element type OID; elements without an array
+    type make ``_text``."""
     return int(ARRAY_OF.get(elem, Oid.TEXT_ARRAY))
 
 
@@ -381,11 +378,11 @@ _DUCKDB_NAMES: dict[str, int] = {
     "DOUBLE": Oid.FLOAT8,
     "FLOAT8": Oid.FLOAT8,
     "DOUBLE PRECISION": Oid.FLOAT8,
-    "VARCHAR": Oid.VARCHAR,
-    "CHAR": Oid.VARCHAR,
-    "BPCHAR": Oid.VARCHAR,
-    "TEXT": Oid.VARCHAR,
-    "STRING": Oid.VARCHAR,
+    "VARCHAR": Oid.TEXT,
+    "CHAR": Oid.TEXT,
+    "BPCHAR": Oid.TEXT,
+    "TEXT": Oid.TEXT,
+    "STRING": Oid.TEXT,
     "NAME": Oid.NAME,
     "BLOB": Oid.BYTEA,
     "BYTEA": Oid.BYTEA,
