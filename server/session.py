@@ -35,7 +35,7 @@ from server.errors import (
     SyntaxError_,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import colnames
+from server.postgres import colnames, resulttypes
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -399,7 +399,8 @@ class Session:
                 try:
                     relation = own.sql(self.duckdb_text(query),
                                        params=_bindable(bound) if bound else None)
-                    reader = relation.to_arrow_reader(BATCH_ROWS)
+                    reader = resulttypes.pg_typed(relation.to_arrow_reader(BATCH_ROWS),
+                                                  relation.types)
                 except BaseException:
                     own.close()
                     raise
@@ -716,10 +717,11 @@ class Session:
             # DuckDB's statement runner straight to a record-batch stream: the relation
             # API (cursor.sql) binds and plans the text twice more first, which
             # halves the rate of short queries.
-            self._open = _seam.submit(self.cursor, stmt.text, bound, "stream",
-                                      BATCH_ROWS).arrow_reader()
-            return Stream(self._open if plain.names.settled else
-                          _pg_named(self._open, plain.names))
+            submitted = _seam.submit(self.cursor, stmt.text, bound, "stream", BATCH_ROWS)
+            types = [d[1] for d in submitted.description]
+            self._open = submitted.arrow_reader()
+            reader = resulttypes.pg_typed(self._open, types)
+            return Stream(reader if plain.names.settled else _pg_named(reader, plain.names))
         try:
             self.cursor.execute(stmt.text, bound)
         finally:
@@ -737,9 +739,11 @@ class Session:
                 warnings.simplefilter("ignore", UserWarning)
                 table = self.cursor.to_arrow_table()
             assert table is not None
+            reader = resulttypes.pg_typed(table.to_reader(BATCH_ROWS),
+                                          [d[1] for d in description])
             # INSERT/UPDATE/DELETE ... RETURNING: the rows, tagged "INSERT 0 n" etc.
             prefix = _RETURNING_TAGS[stype] if returning and stype is not None else "SELECT"
-            return Stream(table.to_reader(BATCH_ROWS), prefix)
+            return Stream(reader, prefix)
         count = None
         if description and description[0][0] == "Count":
             rows = self.cursor.fetchall()
