@@ -30,6 +30,7 @@ from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
 from server import pgcatalog
 from server.errors import hide_paths
+from server.postgres import functions
 from server.security.privileges import reserved_names
 from server.security.tls import server_context
 from server.settings import Settings
@@ -118,6 +119,7 @@ class Engine:
         views.register_functions(self.con, views.CatalogRows(self.store, self.users, self.acl))
         views.create_views(self.con)
         pgcatalog.install(self.con, settings.superuser)
+        functions.install(self.con)
         if settings.samples and self.store.meta("samples_loaded") is None:
             from server.samples import load_samples
             self.store.set_meta("samples_loaded", ",".join(load_samples(self.con)))

@@ -23,6 +23,7 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from catalog.views import rows_of
+from server.postgres import functions
 from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
 from server.sql.text import Statement, closing_paren
 
@@ -138,8 +139,6 @@ _MACROS: dict[str, str] = {
     "pg_relation_size": "(o) AS 0, (o, fork) AS 0",
     "pg_table_size": "(o) AS 0",
     "pg_indexes_size": "(o) AS 0",
-    "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s "
-                   "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
     # a client parameter, else DuckDB's own setting (operator_memory_limit, threads ...)
     # client parameters only: DuckDB's own settings (paths among them) are not shown
     # through it (superusers read duckdb_settings())
@@ -426,7 +425,7 @@ _VIEWS["pg_namespace"] = f"""
 
 # Names the rewrite qualifies; macros may be called unqualified, views only
 # through pg_catalog or unqualified right after FROM / JOIN.
-FUNCTIONS = frozenset(_MACROS)
+FUNCTIONS = frozenset(_MACROS) | functions.NAMES
 # reached as information_schema.name only: DuckDB's information_schema lacks them
 INFORMATION_SCHEMA = frozenset({"table_privileges"})
 RELATIONS = frozenset(_VIEWS) - INFORMATION_SCHEMA
@@ -434,8 +433,8 @@ _CASTS = {"regclass": "UINTEGER", "regtype": "UINTEGER", "regproc": "UINTEGER",
           "regprocedure": "UINTEGER", "regnamespace": "UINTEGER", "regrole": "UINTEGER",
           "oid": "UINTEGER", "name": "VARCHAR", "char": "VARCHAR", "\"char\"": "VARCHAR"}
 _REG_TYPES = {"regclass", "regtype", "regproc", "regnamespace"}
-_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | {"pg_catalog", "information_schema",
-                                                    "operator", "collate"}
+_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | functions.TRIGGERS | {
+    "pg_catalog", "information_schema", "operator", "collate"}
 
 _lock = threading.Lock()
 
@@ -473,7 +472,8 @@ def rewrite(stmt: Statement) -> str | None:
     tokens = stmt.tokens
     if not any(t.text.lower() in _TRIGGERS for t in tokens):
         return None
-    edits: list[tuple[int, int, str]] = []   # (start, end inclusive, replacement), absolute
+    # (start, end inclusive, replacement), absolute
+    edits: list[tuple[int, int, str]] = functions.edits(tokens)
     i = 0
     n = len(tokens)
     while i < n:

@@ -1,0 +1,425 @@
+"""PostgreSQL functions and syntax that DuckDB lacks or gives another meaning.
+
+Functions live as macros in the emulation database ``quackml_pg`` (created at
+engine start by ``install``); ``server.pgcatalog.rewrite`` qualifies an
+unqualified call of a name in ``NAMES`` (``format(...)`` runs
+``quackml_pg.format(...)``), so a macro of the name of a DuckDB built-in
+(``format``, ``to_hex``, ``length``, ``lpad`` ...) takes effect for every
+unqualified call, while ``system.main.<name>`` still reaches DuckDB's own.
+
+Two of them need more than SQL and call a Python function registered on the
+engine's connection: ``format`` (PostgreSQL's ``%s``/``%I``/``%L`` with
+positions, flags and widths) and ``regexp_match``.
+
+``edits`` gives the token-level changes of a statement's text (see
+``pgcatalog.rewrite``) for the PostgreSQL syntax that DuckDB reads otherwise:
+
+- the type ``jsonb`` is DuckDB's ``JSON`` (DuckDB has one JSON type; its
+  values are sent as ``json``, OID 114);
+- ``LIKE``/``ILIKE`` with a string pattern holding a backslash gets
+  ``ESCAPE '\\'`` (PostgreSQL's default escape character; DuckDB has none);
+- ``SIMILAR TO`` with a string pattern gets the pattern as the regular
+  expression PostgreSQL makes of it (``%`` is ``.*``, ``_`` is ``.``);
+  DuckDB's ``SIMILAR TO`` takes a regular expression as it is;
+- ``json_agg(x ORDER BY y)`` is ``to_json(list(x ORDER BY y))`` (a macro
+  cannot take ``ORDER BY``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+
+import duckdb
+from sqlglot.tokens import Token, TokenType
+
+from server.sql.text import closing_paren
+
+SCHEMA = "quackml_pg"
+_MAX_ARGS = 16   # the variadic functions (format, json_build_object ...) take this many
+
+_TO_TEXT = "CAST({} AS VARCHAR)"
+
+
+def _variadic(first: Sequence[str], body: str, step: int = 1) -> str:
+    """Overloads for 0..._MAX_ARGS extra arguments; ``body`` gets ``{args}`` (the
+    extra arguments, comma separated), ``{texts}`` (each as text) and ``{pairs}`` (every
+    other one, the keys, as text)."""
+    overloads = []
+    for n in range(0, _MAX_ARGS + 1, step):
+        extra = [f"a{i}" for i in range(1, n + 1)]
+        params = ", ".join([*first, *extra])
+        pairs = ", ".join(_TO_TEXT.format(a) if k % 2 == 0 else a for k, a in enumerate(extra))
+        overloads.append(f"({params}) AS " + body.format(
+            args=", ".join(extra), texts=", ".join(_TO_TEXT.format(a) for a in extra),
+            pairs=pairs))
+    return ", ".join(overloads)
+
+
+def _macros(keywords: frozenset[str]) -> dict[str, str]:
+    quoted_keywords = ", ".join("'" + k.replace("'", "''") + "'" for k in sorted(keywords))
+    text = "CAST(s AS VARCHAR)"
+    return {
+        # aggregates
+        "every": "(x) AS bool_and(x)",
+        # strings
+        "btrim": "(s) AS trim(s), (s, c) AS trim(s, c)",
+        "lpad": "(s, n) AS system.main.lpad(s, n, ' '), (s, n, f) AS system.main.lpad(s, n, f)",
+        "rpad": "(s, n) AS system.main.rpad(s, n, ' '), (s, n, f) AS system.main.rpad(s, n, f)",
+        "initcap": "(s) AS array_to_string(list_transform(regexp_extract_all(s, "
+                   "'[[:alnum:]]+|[^[:alnum:]]+'), lambda w: upper(w[1]) || lower(w[2:])), '')",
+        "quote_literal": f"(s) AS CASE WHEN contains({text}, '\\') THEN 'E''' || "
+                         f"replace(replace({text}, '\\', '\\\\'), '''', '''''') || '''' "
+                         f"ELSE '''' || replace({text}, '''', '''''') || '''' END",
+        "quote_nullable": f"(s) AS coalesce({SCHEMA}.main.quote_literal(s), 'NULL')",
+        "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_$]*') AND s NOT IN "
+                       f"({quoted_keywords}) THEN s "
+                       "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
+        "to_hex": "(x) AS lower(system.main.to_hex(x))",
+        "format": _variadic(["f"], "quackml_pg_format(f, [{texts}]::VARCHAR[])"),
+        "regexp_match": "(s, p) AS quackml_pg_regexp_match(s, p, ''), "
+                        "(s, p, flags) AS quackml_pg_regexp_match(s, p, flags)",
+        # integer results are integer (int4), not DuckDB's BIGINT
+        "length": "(s) AS CAST(system.main.length(s) AS INTEGER)",
+        "char_length": "(s) AS CAST(system.main.length(s) AS INTEGER)",
+        "character_length": "(s) AS CAST(system.main.length(s) AS INTEGER)",
+        "strpos": "(s, sub) AS CAST(system.main.strpos(s, sub) AS INTEGER)",
+        "array_length": "(a, d) AS CAST(nullif(system.main.array_length(a, d), 0) AS INTEGER)",
+        "cardinality": "(a) AS CAST(system.main.len(flatten([a])) AS INTEGER)",
+        # numbers
+        "div": "(a, b) AS CAST((a - (a % b)) / b AS DECIMAL(38, 0))",
+        "width_bucket": "(x, lo, hi, n) AS CASE "
+                        "WHEN lo = hi THEN error('lower bound cannot equal upper bound') "
+                        "WHEN n <= 0 THEN error('count must be greater than zero') "
+                        "WHEN lo < hi THEN CASE WHEN x < lo THEN 0 WHEN x >= hi THEN n + 1 "
+                        "ELSE CAST(floor(CAST(x - lo AS DOUBLE) * n / CAST(hi - lo AS DOUBLE)) "
+                        "AS INTEGER) + 1 END "
+                        "ELSE CASE WHEN x > lo THEN 0 WHEN x <= hi THEN n + 1 "
+                        "ELSE CAST(floor(CAST(lo - x AS DOUBLE) * n / CAST(lo - hi AS DOUBLE)) "
+                        "AS INTEGER) + 1 END END",
+        "scale": "(x) AS CAST(length(split_part(CAST(x AS VARCHAR), '.', 2)) AS INTEGER)",
+        # dates and times: date_part is double precision; to_char/to_date/to_timestamp
+        # with PostgreSQL's patterns (of dates and times; to_char of numbers is missing)
+        "date_part": "(f, x) AS CAST(system.main.date_part(f, x) AS DOUBLE)",
+        "to_char": "(x, f) AS quackml_pg_to_char(CAST(x AS TIMESTAMP), f)",
+        "to_date": "(s, f) AS CAST(quackml_pg_to_timestamp(s, f) AS DATE)",
+        "to_timestamp": "(x) AS system.main.to_timestamp(x), "
+                        "(s, f) AS CAST(quackml_pg_to_timestamp(s, f) AS TIMESTAMPTZ)",
+        # json and jsonb (one JSON type)
+        "json_build_object": _variadic([], "json_object({pairs})", step=2),
+        "jsonb_build_object": _variadic([], "json_object({pairs})", step=2),
+        "json_build_array": _variadic([], "json_array({args})"),
+        "jsonb_build_array": _variadic([], "json_array({args})"),
+        "to_jsonb": "(x) AS to_json(x)",
+        "json_typeof": "(j) AS CASE json_type(j) WHEN 'VARCHAR' THEN 'string' "
+                       "WHEN 'BOOLEAN' THEN 'boolean' WHEN 'OBJECT' THEN 'object' "
+                       "WHEN 'ARRAY' THEN 'array' WHEN 'NULL' THEN 'null' ELSE 'number' END",
+        "jsonb_typeof": f"(j) AS {SCHEMA}.main.json_typeof(j)",
+        "json_array_length": "(j) AS CAST(system.main.json_array_length(j) AS INTEGER)",
+        "jsonb_array_length": "(j) AS CAST(system.main.json_array_length(j) AS INTEGER)",
+    }
+
+
+# table macros: FROM jsonb_each_text(...) and friends
+_TABLE_MACROS = {
+    "json_each_text": "(j) AS TABLE SELECT k AS key, j ->> k AS value "
+                      "FROM (SELECT unnest(json_keys(j)) AS k)",
+    "jsonb_each_text": "(j) AS TABLE SELECT k AS key, j ->> k AS value "
+                       "FROM (SELECT unnest(json_keys(j)) AS k)",
+    "json_array_elements_text": "(j) AS TABLE SELECT unnest(json_extract_string(j, '$[*]')) "
+                                "AS value",
+    "jsonb_array_elements_text": "(j) AS TABLE SELECT unnest(json_extract_string(j, '$[*]')) "
+                                 "AS value",
+}
+_AGGREGATE_MACROS = {
+    "json_object_agg": "(k, v) AS json_group_object(k, v)",
+    "jsonb_object_agg": "(k, v) AS json_group_object(k, v)",
+}
+
+#: PostgreSQL aggregates as DuckDB's (a macro cannot take ORDER BY): json_agg(x ORDER BY y)
+#: is to_json(list(x ORDER BY y))
+WRAPPED = {"json_agg": ("to_json(list", ")"), "jsonb_agg": ("to_json(list", ")")}
+#: type names DuckDB spells otherwise
+TYPES = {"jsonb": "JSON"}
+
+#: the functions the rewrite qualifies into quackml_pg
+NAMES = frozenset(_macros(frozenset())) | frozenset(_TABLE_MACROS) | frozenset(_AGGREGATE_MACROS)
+#: the words that make a statement worth a look by ``edits``
+TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | {"like", "ilike", "similar to"}
+
+
+# -- Python functions ---------------------------------------------------------------
+
+class FormatError(ValueError):
+    pass
+
+
+_SPEC = re.compile(r"%(?:(\d+)\$)?(-)?(\*(?:\d+\$)?|\d+)?([a-zA-Z%])")
+
+
+def pg_format(fmt: str | None, args: list[str | None] | None, keywords: frozenset[str]
+              ) -> str | None:
+    """PostgreSQL's format(): %s, %I, %L and %%, with n$ positions, the - flag and widths."""
+    if fmt is None:
+        return None
+    values = list(args or [])
+    out: list[str] = []
+    pos = 0
+    next_arg = 0
+    while True:
+        i = fmt.find("%", pos)
+        if i < 0:
+            out.append(fmt[pos:])
+            break
+        out.append(fmt[pos:i])
+        m = _SPEC.match(fmt, i)
+        if m is None:
+            raise FormatError("unterminated format() type specifier")
+        position, minus, width, kind = m.groups()
+        pos = m.end()
+        if kind == "%":
+            out.append("%")
+            continue
+        if kind not in "sIL":
+            raise FormatError(f'unrecognized format() type specifier "{kind}"')
+        size = 0
+        if width is not None:
+            if width.startswith("*"):
+                ref = width[1:-1]
+                index = int(ref) - 1 if ref else next_arg
+                if not ref:
+                    next_arg += 1
+                if index >= len(values):
+                    raise FormatError("too few arguments for format()")
+                size = int(values[index] or 0)
+            else:
+                size = int(width)
+        if position is not None:
+            index = int(position) - 1
+            if index < 0:
+                raise FormatError("format specifies argument 0, but arguments are numbered "
+                                  "from 1")
+            next_arg = index + 1
+        else:
+            index = next_arg
+            next_arg += 1
+        if index >= len(values):
+            raise FormatError("too few arguments for format()")
+        value = values[index]
+        if kind == "s":
+            piece = "" if value is None else value
+        elif kind == "I":
+            if value is None:
+                raise FormatError("null values cannot be formatted as an SQL identifier")
+            piece = quote_ident(value, keywords)
+        else:
+            piece = "NULL" if value is None else quote_literal(value)
+        left = minus is not None or size < 0
+        size = abs(size)
+        out.append(piece.ljust(size) if left else piece.rjust(size))
+    return "".join(out)
+
+
+def quote_ident(name: str, keywords: frozenset[str]) -> str:
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) and name not in keywords:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    quoted = "'" + value.replace("'", "''") + "'"
+    if "\\" in value:
+        return "E" + quoted.replace("\\", "\\\\")
+    return quoted
+
+
+def regexp_match(s: str | None, pattern: str | None, flags: str | None) -> list[str | None] | None:
+    """PostgreSQL's regexp_match: the capture groups (or the whole match) of the first
+    match, NULL when nothing matches."""
+    if s is None or pattern is None or flags is None:
+        return None
+    if "g" in flags:
+        raise FormatError("regexp_match() does not support the \"global\" option")
+    compiled = re.compile(pattern, re.IGNORECASE if "i" in flags else 0)
+    m = compiled.search(s)
+    if m is None:
+        return None
+    return list(m.groups()) if compiled.groups else [m.group(0)]
+
+
+# to_char / to_date fields, longest first; FM (fill mode) suppresses padding
+_FIELDS = re.compile(r'"[^"]*"|FM|HH24|HH12|HH|YYYY|YY|MM|MI|MS|US|SS|DD|MONTH|Month|month|'
+                     r"MON|Mon|mon|DAY|Day|day|DY|Dy|dy|AM|PM|am|pm|A\.M\.|P\.M\.|D|Q|.",
+                     re.S)
+
+
+def to_char(value: dt.datetime | None, pattern: str | None) -> str | None:
+    """PostgreSQL's to_char of a date or time stamp for the common fields."""
+    if value is None or pattern is None:
+        return None
+    out: list[str] = []
+    fill = False
+    for m in _FIELDS.finditer(pattern):
+        f = m.group(0)
+        if f == "FM":
+            fill = True
+            continue
+        hour12 = value.hour % 12 or 12
+        numbers = {"YYYY": (value.year, 4), "YY": (value.year % 100, 2),
+                   "MM": (value.month, 2), "DD": (value.day, 2), "HH24": (value.hour, 2),
+                   "HH12": (hour12, 2), "HH": (hour12, 2), "MI": (value.minute, 2),
+                   "SS": (value.second, 2), "MS": (value.microsecond // 1000, 3),
+                   "US": (value.microsecond, 6), "D": (value.isoweekday() % 7 + 1, 1),
+                   "Q": ((value.month - 1) // 3 + 1, 1)}
+        if f in numbers:
+            number, width = numbers[f]
+            out.append(str(number) if fill else str(number).zfill(width))
+        elif f.lower() in ("month", "day"):
+            name = value.strftime("%B" if f.lower() == "month" else "%A")
+            name = name.upper() if f.isupper() else name.lower() if f.islower() else name
+            out.append(name if fill else name.ljust(9))
+        elif f.lower() in ("mon", "dy"):
+            name = value.strftime("%b" if f.lower() == "mon" else "%a")
+            out.append(name.upper() if f.isupper() else name.lower() if f.islower() else name)
+        elif f.upper() in ("AM", "PM", "A.M.", "P.M."):
+            mark = ("AM" if value.hour < 12 else "PM") if len(f) == 2 else \
+                ("A.M." if value.hour < 12 else "P.M.")
+            out.append(mark if f.isupper() else mark.lower())
+        elif f.startswith('"'):
+            out.append(f[1:-1])
+        else:
+            out.append(f)
+        fill = False
+    return "".join(out)
+
+
+_PARSE = {"YYYY": "%Y", "YY": "%y", "MM": "%m", "DD": "%d", "HH24": "%H", "HH12": "%I",
+          "HH": "%I", "MI": "%M", "SS": "%S", "US": "%f", "MONTH": "%B", "MON": "%b",
+          "DAY": "%A", "DY": "%a", "AM": "%p", "PM": "%p"}
+
+
+def to_timestamp(text: str | None, pattern: str | None) -> dt.datetime | None:
+    """PostgreSQL's to_timestamp/to_date(text, pattern) for the common fields."""
+    if text is None or pattern is None:
+        return None
+    parts: list[str] = []
+    for m in _FIELDS.finditer(pattern):
+        f = m.group(0)
+        if f == "FM":
+            continue
+        parts.append(_PARSE.get(f.upper(), f[1:-1] if f.startswith('"') else
+                                f.replace("%", "%%")))
+    try:
+        return dt.datetime.strptime(" ".join(text.split()), " ".join("".join(parts).split()))
+    except ValueError:
+        raise FormatError(f'invalid value "{text}" for the pattern "{pattern}"') from None
+
+
+def _keywords(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """The words quote_ident quotes: PostgreSQL's keywords but the unreserved ones
+    (DuckDB's grammar is PostgreSQL's, and so are its keyword categories)."""
+    rows = con.execute("SELECT keyword_name FROM duckdb_keywords() "
+                       "WHERE keyword_category <> 'unreserved'").fetchall()
+    return frozenset(str(r[0]).lower() for r in rows)
+
+
+def install(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the functions in quackml_pg (attached by ``pgcatalog.install``)."""
+    keywords = _keywords(con)
+    present = con.execute("SELECT count(*) FROM duckdb_functions() "
+                          "WHERE function_name = 'quackml_pg_format'").fetchall()[0][0]
+    if not present:
+        def format_(f: str | None, a: list[str | None] | None) -> str | None:
+            return pg_format(f, a, keywords)
+
+        con.create_function("quackml_pg_format", format_,  # type: ignore[call-overload]
+                            ["VARCHAR", "VARCHAR[]"], "VARCHAR", null_handling="special")
+        con.create_function("quackml_pg_to_char", to_char,  # type: ignore[call-overload]
+                            ["TIMESTAMP", "VARCHAR"], "VARCHAR", null_handling="special")
+        con.create_function("quackml_pg_to_timestamp", to_timestamp,  # type: ignore[call-overload]
+                            ["VARCHAR", "VARCHAR"], "TIMESTAMP", null_handling="special")
+        con.create_function("quackml_pg_regexp_match",  # type: ignore[call-overload]
+                            regexp_match, ["VARCHAR", "VARCHAR", "VARCHAR"], "VARCHAR[]",
+                            null_handling="special")
+    for name, body in _macros(keywords).items():
+        con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")
+    for name, body in (_TABLE_MACROS | _AGGREGATE_MACROS).items():
+        con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")
+
+
+# -- syntax -----------------------------------------------------------------------------
+
+_PATTERN_END = frozenset({TokenType.R_PAREN, TokenType.COMMA, TokenType.SEMICOLON,
+                          TokenType.AND, TokenType.OR, TokenType.THEN, TokenType.WHEN,
+                          TokenType.ELSE, TokenType.END, TokenType.ORDER_BY,
+                          TokenType.GROUP_BY, TokenType.LIMIT, TokenType.HAVING,
+                          TokenType.UNION, TokenType.EXCEPT, TokenType.INTERSECT})
+
+
+def _name(tok: Token) -> bool:
+    return tok.token_type is not TokenType.STRING and tok.text.isidentifier()
+
+
+def _string_operand(tokens: Sequence[Token], j: int) -> bool:
+    """Whether token j is a string literal that is the whole right operand."""
+    if j >= len(tokens) or tokens[j].token_type is not TokenType.STRING:
+        return False
+    return j + 1 == len(tokens) or tokens[j + 1].token_type in _PATTERN_END
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def similar_to_regex(pattern: str) -> str:
+    """PostgreSQL's SIMILAR TO pattern as the regular expression it means (whole string)."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if c == "%":
+            out.append(".*")
+        elif c == "_":
+            out.append(".")
+        elif c in ".^$":
+            out.append("\\" + c)
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
+    """(start, end inclusive, replacement) edits, absolute offsets, for the syntax above."""
+    found: list[tuple[int, int, str]] = []
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        low = tok.text.lower()
+        prev = tokens[i - 1] if i else None
+        nxt = tokens[i + 1] if i + 1 < n else None
+        after_dot = prev is not None and prev.token_type is TokenType.DOT
+        before_dot = nxt is not None and nxt.token_type is TokenType.DOT
+        if low in TYPES and _name(tok) and not after_dot and not before_dot and \
+                (nxt is None or nxt.token_type is not TokenType.L_PAREN):
+            found.append((tok.start, tok.end, TYPES[low]))
+        elif low in WRAPPED and _name(tok) and not after_dot and \
+                nxt is not None and nxt.token_type is TokenType.L_PAREN:
+            close = closing_paren(tokens, i + 1)
+            if close is not None:
+                before, after = WRAPPED[low]
+                found.append((tok.start, tok.end, before))
+                found.append((tokens[close].end + 1, tokens[close].end, after))
+        elif tok.token_type in (TokenType.LIKE, TokenType.ILIKE) and _string_operand(tokens, i + 1):
+            pattern = tokens[i + 1]
+            if "\\" in pattern.text:
+                found.append((pattern.end + 1, pattern.end, " ESCAPE '\\'"))
+        elif tok.token_type is TokenType.SIMILAR_TO and _string_operand(tokens, i + 1):
+            pattern = tokens[i + 1]
+            found.append((pattern.start, pattern.end,
+                          _sql_string(similar_to_regex(pattern.text))))
+    return found
