@@ -63,6 +63,7 @@ SAME = [
     "SELECT to_hex(255), to_hex(4096)",
     "SELECT regexp_match('foo123bar', '[0-9]+'), regexp_match('foo123', '([a-z]+)([0-9]+)'), "
     "regexp_match('abc', 'x')",
+    "SELECT regexp_match('ABC', 'b', 'i'), regexp_match('k=v', '(\\w)=(\\w)')",
     "SELECT length('héllo'), length(name), strpos('PostgreSQL', 'SQL') FROM pt_items "
     "ORDER BY id",
     # LIKE escapes with a backslash by default; SIMILAR TO takes % and _

@@ -7,9 +7,11 @@ unqualified call of a name in ``NAMES`` (``format(...)`` runs
 (``format``, ``to_hex``, ``length``, ``lpad`` ...) takes effect for every
 unqualified call, while ``system.main.<name>`` still reaches DuckDB's own.
 
-Two of them need more than SQL and call a Python function registered on the
+Some need more than SQL and call a Python function registered on the
 engine's connection: ``format`` (PostgreSQL's ``%s``/``%I``/``%L`` with
-positions, flags and widths) and ``regexp_match``.
+positions, flags and widths) and ``to_char``/``to_date``/``to_timestamp``
+with PostgreSQL's patterns. Regular expressions run in DuckDB (RE2: linear
+time, a pattern cannot stall the server).
 
 ``edits`` gives the token-level changes of a statement's text (see
 ``pgcatalog.rewrite``) for the PostgreSQL syntax that DuckDB reads otherwise:
@@ -57,6 +59,12 @@ def _variadic(first: Sequence[str], body: str, step: int = 1) -> str:
     return ", ".join(overloads)
 
 
+_REGEXP_MATCH = ("CASE WHEN NOT regexp_matches(s, p, {flags}) THEN NULL "
+                 "WHEN quackml_pg_group_refs(p) = '' THEN [regexp_extract(s, p, 0, {flags})] "
+                 "ELSE string_split(regexp_replace(regexp_extract(s, p, 0, {flags}), p, "
+                 "quackml_pg_group_refs(p), {flags}), chr(0)) END")
+
+
 def _macros(keywords: frozenset[str]) -> dict[str, str]:
     quoted_keywords = ", ".join("'" + k.replace("'", "''") + "'" for k in sorted(keywords))
     text = "CAST(s AS VARCHAR)"
@@ -78,8 +86,10 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                        "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
         "to_hex": "(x) AS lower(system.main.to_hex(x))",
         "format": _variadic(["f"], "quackml_pg_format(f, [{texts}]::VARCHAR[])"),
-        "regexp_match": "(s, p) AS quackml_pg_regexp_match(s, p, ''), "
-                        "(s, p, flags) AS quackml_pg_regexp_match(s, p, flags)",
+        # DuckDB's (RE2, linear time) regular expressions; the groups of the first match
+        # come from rewriting that match to \\1 NUL \\2 ... (at most 9 groups)
+        "regexp_match": f"(s, p) AS {_REGEXP_MATCH.format(flags=repr(''))}, "
+                        f"(s, p, flags) AS {_REGEXP_MATCH.format(flags='flags')}",
         # integer results are integer (int4), not DuckDB's BIGINT
         "length": "(s) AS CAST(system.main.length(s) AS INTEGER)",
         "char_length": "(s) AS CAST(system.main.length(s) AS INTEGER)",
@@ -234,18 +244,16 @@ def quote_literal(value: str) -> str:
     return quoted
 
 
-def regexp_match(s: str | None, pattern: str | None, flags: str | None) -> list[str | None] | None:
-    """PostgreSQL's regexp_match: the capture groups (or the whole match) of the first
-    match, NULL when nothing matches."""
-    if s is None or pattern is None or flags is None:
+def group_refs(pattern: str | None) -> str | None:
+    """``\\1 NUL \\2 ...`` for the capturing groups of a regular expression ('' for
+    none): the pattern is only compiled, never run, in Python."""
+    if pattern is None:
         return None
-    if "g" in flags:
-        raise FormatError("regexp_match() does not support the \"global\" option")
-    compiled = re.compile(pattern, re.IGNORECASE if "i" in flags else 0)
-    m = compiled.search(s)
-    if m is None:
-        return None
-    return list(m.groups()) if compiled.groups else [m.group(0)]
+    try:
+        groups = re.compile(pattern).groups
+    except re.error:
+        groups = len(re.findall(r"(?<!\\)\((?!\?)", pattern))
+    return "\x00".join(f"\\{i}" for i in range(1, min(groups, 9) + 1))
 
 
 # to_char / to_date fields, longest first; FM (fill mode) suppresses padding
@@ -339,9 +347,8 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
                             ["TIMESTAMP", "VARCHAR"], "VARCHAR", null_handling="special")
         con.create_function("quackml_pg_to_timestamp", to_timestamp,  # type: ignore[call-overload]
                             ["VARCHAR", "VARCHAR"], "TIMESTAMP", null_handling="special")
-        con.create_function("quackml_pg_regexp_match",  # type: ignore[call-overload]
-                            regexp_match, ["VARCHAR", "VARCHAR", "VARCHAR"], "VARCHAR[]",
-                            null_handling="special")
+        con.create_function("quackml_pg_group_refs", group_refs,  # type: ignore[call-overload]
+                            ["VARCHAR"], "VARCHAR", null_handling="special")
     for name, body in _macros(keywords).items():
         con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")
     for name, body in (_TABLE_MACROS | _AGGREGATE_MACROS).items():
