@@ -75,6 +75,11 @@ SAME = [
     "SELECT width_bucket(5.35, 0.024, 10.06, 5), width_bucket(-1, 0, 10, 5), "
     "width_bucket(10, 0, 10, 5), width_bucket(5, 10, 0, 5)",
     "SELECT every(qty > 0), every(qty > 3) FROM pt_items",
+    # numeric without a type modifier does not round to 3 decimals
+    "SELECT 1::numeric, '1e3'::numeric, 12.345::numeric, -0.5::numeric, 0::numeric",
+    "SELECT round(0.16666666::numeric, 4), 12345678901234567890.123456789::numeric",
+    "SELECT qty::numeric * 2, sum(qty::numeric) OVER () FROM pt_items ORDER BY id",
+    "SELECT CAST('0.123456789' AS decimal)",
     # dates and times
     "SELECT to_char(TIMESTAMP '2024-05-07 13:04:05', 'YYYY-MM-DD HH24:MI:SS')",
     "SELECT to_char(DATE '2024-05-07', 'DD/MM/YYYY'), to_char(DATE '2024-05-07', 'Mon DD, YYYY')",
@@ -136,3 +141,14 @@ def test_builtin_still_reachable(conn: psycopg.Connection) -> None:
     still system.main.to_hex."""
     assert conn.execute("SELECT to_hex(255), system.main.to_hex(255)").fetchall() == \
         [("ff", "FF")]
+
+
+def test_numeric_text_has_no_exponent(conn: psycopg.Connection) -> None:
+    """numeric values are written digit by digit (psql shows them as they come), never
+    with the exponent Arrow writes for small decimals and zeros of a large scale."""
+    cur = conn.cursor()
+    cur.adapters.register_loader("numeric", psycopg.types.string.TextLoader)
+    cur.execute("SELECT 0::numeric(20, 10), 0.0000001::numeric(20, 10), "
+                "-0.00000012::numeric(20, 10), 0::numeric, 0.00000001::numeric")
+    assert cur.fetchall() == [("0.0000000000", "0.0000001000", "-0.0000001200", "0",
+                               "0.00000001")]

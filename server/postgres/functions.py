@@ -18,6 +18,8 @@ time, a pattern cannot stall the server).
 
 - the type ``jsonb`` is DuckDB's ``JSON`` (DuckDB has one JSON type; its
   values are sent as ``json``, OID 114);
+- ``numeric`` and ``decimal`` without a type modifier are ``DECIMAL(38,10)``
+  (DuckDB's own default, ``DECIMAL(18,3)``, rounds to 3 decimals);
 - ``LIKE``/``ILIKE`` with a string pattern holding a backslash gets
   ``ESCAPE '\\'`` (PostgreSQL's default escape character; DuckDB has none);
 - ``SIMILAR TO`` with a string pattern gets the pattern as the regular
@@ -150,8 +152,13 @@ _AGGREGATE_MACROS = {
 #: PostgreSQL aggregates as DuckDB's (a macro cannot take ORDER BY): json_agg(x ORDER BY y)
 #: is to_json(list(x ORDER BY y))
 WRAPPED = {"json_agg": ("to_json(list", ")"), "jsonb_agg": ("to_json(list", ")")}
-#: type names DuckDB spells otherwise
-TYPES = {"jsonb": "JSON"}
+#: what PostgreSQL's numeric without precision and scale is here: DuckDB's bare NUMERIC
+#: is DECIMAL(18,3), which rounds to 3 decimals. Columns of this type are sent as
+#: numeric without a type modifier, their values without trailing zeros
+#: (server/postgres/resulttypes.py).
+UNCONSTRAINED_NUMERIC = "DECIMAL(38,10)"
+#: type names DuckDB spells otherwise (when not followed by a type modifier)
+TYPES = {"jsonb": "JSON", "numeric": UNCONSTRAINED_NUMERIC, "decimal": UNCONSTRAINED_NUMERIC}
 
 #: the functions the rewrite qualifies into quackml_pg
 NAMES = frozenset(_macros(frozenset())) | frozenset(_TABLE_MACROS) | frozenset(_AGGREGATE_MACROS)

@@ -16,6 +16,12 @@ so their columns are re-typed here from the DuckDB type names of the result:
   22003, as in PostgreSQL. (PostgreSQL's ``sum(bigint)`` is ``numeric``:
   DuckDB's sum does not tell the two apart.)
 
+- ``DECIMAL(38,10)``, what ``numeric`` without a type modifier is here
+  (``server.postgres.functions.UNCONSTRAINED_NUMERIC``), is sent as
+  ``numeric`` without a type modifier and its values as text without
+  trailing zeros (PostgreSQL keeps the scale each value came with:
+  ``1.50::numeric`` is ``1.50`` there, ``1.5`` here).
+
 DuckDB's ``arrow_lossless_conversion`` setting exports UUID and JSON as
 these extensions too, but also turns HUGEINT, TIMETZ and BIT into opaque
 binaries every other Arrow consumer of the server would have to learn.
@@ -30,6 +36,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from server.errors import ServerError
+from server.postgres import functions
+from server.protocol.codec import decimal_text
+from server.protocol.types import PG_OID_KEY, Oid
 
 _Convert = Callable[[pa.Array], pa.Array]
 
@@ -69,10 +78,18 @@ def _bigint(arr: pa.Array) -> pa.Array:
         raise ServerError("bigint out of range", sqlstate="22003") from None
 
 
+def _numeric_text(arr: pa.Array) -> pa.Array:
+    """Decimals as their text without trailing zeros (``2.5000000000`` -> ``2.5``)."""
+    text = pc.replace_substring_regex(decimal_text(arr), r"(\.[0-9]*?)0+$", r"\1")
+    return pc.replace_substring_regex(text, r"\.$", "")
+
+
+_NUMERIC_FIELD = {PG_OID_KEY: str(int(Oid.NUMERIC)).encode()}
 _CONVERT: dict[str, tuple[_Convert, pa.DataType]] = {
     "UUID": (_uuid, pa.uuid()),
     "JSON": (_json, pa.json_(pa.string())),
     "HUGEINT": (_bigint, pa.int64()),
+    functions.UNCONSTRAINED_NUMERIC: (_numeric_text, pa.string()),
 }
 
 
@@ -86,7 +103,10 @@ def pg_typed(reader: pa.RecordBatchReader, duckdb_types: Sequence[object]
         return reader
     schema = reader.schema
     for i, (_, arrow_type) in todo.items():
-        schema = schema.set(i, schema.field(i).with_type(arrow_type))
+        field = schema.field(i).with_type(arrow_type)
+        if str(duckdb_types[i]) == functions.UNCONSTRAINED_NUMERIC:
+            field = field.with_metadata(_NUMERIC_FIELD)
+        schema = schema.set(i, field)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in reader:

@@ -41,11 +41,13 @@ from server.protocol.messages import Field
 from server.protocol.types import (
     PG_EPOCH_DAYS,
     PG_EPOCH_US,
+    PG_OID_KEY,
     encode_numeric_binary,
     pg_type_for_arrow,
+    pg_type_len,
 )
 
-__all__ = ["BatchEncoder", "FormatCodeError", "batch_encoder", "pg_float_text"]
+__all__ = ["BatchEncoder", "FormatCodeError", "batch_encoder", "decimal_text", "pg_float_text"]
 
 #: An encoder of one column: Arrow array -> binary array of wire values (nulls kept).
 ValueEncoder = Callable[[pa.Array], pa.Array]
@@ -196,6 +198,15 @@ def _text_bool(arr: pa.Array) -> pa.Array:
 
 def _text_cast(arr: pa.Array) -> pa.Array:
     return pc.cast(arr, pa.string())
+
+
+def decimal_text(arr: pa.Array) -> pa.Array:
+    """numeric_out: Arrow writes small decimals and zeros of a large scale with an
+    exponent (``0E-10``, ``1.0E-7``); PostgreSQL writes every digit of the scale."""
+    text = pc.cast(arr, pa.string())
+    mask = pc.fill_null(pc.match_substring(text, "E"), False).to_numpy(zero_copy_only=False)
+    values = arr.to_pylist() if mask.any() else []
+    return _fix_up(text, mask, lambda i: format(values[i], "f"))
 
 
 def _text_string(arr: pa.Array) -> pa.Array:
@@ -432,7 +443,9 @@ def text_encoder(t: pa.DataType) -> ValueEncoder:
         return _unwrap(text_encoder(t.value_type), lambda a: a.dictionary_decode())
     if pt.is_boolean(t):
         return _text_bool
-    if pt.is_integer(t) or pt.is_decimal(t):
+    if pt.is_decimal(t):
+        return decimal_text
+    if pt.is_integer(t):
         return _text_cast
     if pt.is_floating(t):
         return _text_float
@@ -780,6 +793,9 @@ class BatchEncoder:
             if fmt not in (0, 1):
                 raise FormatCodeError(f"unsupported format code: {fmt}", sqlstate="22023")
             oid, size, typmod = pg_type_for_arrow(f.type)
+            named = (f.metadata or {}).get(PG_OID_KEY)
+            if named is not None:   # a type the Arrow type does not tell: text format
+                oid, size, typmod, fmt = int(named), pg_type_len(int(named)), -1, 0
             enc = binary_encoder(f.type) if fmt == 1 else None
             if enc is None:
                 enc, fmt = text_encoder(f.type), 0

@@ -35,6 +35,7 @@ __all__ = [
     "PG_EPOCH_DATE",
     "PG_EPOCH_DAYS",
     "PG_EPOCH_US",
+    "PG_OID_KEY",
     "Oid",
     "ParamDecodeError",
     "TypedParam",
@@ -184,6 +185,11 @@ _NAMES: dict[int, str] = {
     Oid.UUID: "uuid",
     Oid.JSONB: "jsonb",
 }
+
+#: Arrow field metadata naming the PostgreSQL type OID of a column whose Arrow type
+#: says otherwise (its values are sent in text format, as the Arrow text encoder
+#: writes them, with no type modifier)
+PG_OID_KEY = b"postgres.oid"
 
 #: 2000-01-01, the PostgreSQL epoch of binary dates and timestamps.
 PG_EPOCH_DATE = dt.date(2000, 1, 1)
