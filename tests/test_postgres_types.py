@@ -80,6 +80,15 @@ SAME = [
     "SELECT round(0.16666666::numeric, 4), 12345678901234567890.123456789::numeric",
     "SELECT qty::numeric * 2, sum(qty::numeric) OVER () FROM pt_items ORDER BY id",
     "SELECT CAST('0.123456789' AS decimal)",
+    # array literals, bytea hex input, encode/decode, type names as functions
+    "SELECT '{1,2,3}'::int[], '{}'::text[], '{\"a b\",c,NULL}'::text[], "
+    "CAST('{{1,2},{3,4}}' AS integer[][]), 'b' = ANY ('{a,b}'::text[])",
+    "SELECT '\\x48656c6c6f'::bytea, encode('hello'::bytea, 'base64'), "
+    "decode('aGVsbG8=', 'base64'), encode('\\x01ff'::bytea, 'hex'), decode('01ff', 'hex')",
+    "SELECT int4('7'), int8('8'), float8('1.5'), text(123), array_remove(ARRAY[1, 2, 1], 1)",
+    # generate_series in the SELECT list gives rows
+    "SELECT generate_series(1, 3)::int AS g",
+    "SELECT 'x' AS a, g::int FROM (SELECT generate_series(1, 2) AS g) s ORDER BY g",
     # dates and times
     "SELECT to_char(TIMESTAMP '2024-05-07 13:04:05', 'YYYY-MM-DD HH24:MI:SS')",
     "SELECT to_char(DATE '2024-05-07', 'DD/MM/YYYY'), to_char(DATE '2024-05-07', 'Mon DD, YYYY')",

@@ -25,6 +25,11 @@ time, a pattern cannot stall the server).
 - ``SIMILAR TO`` with a string pattern gets the pattern as the regular
   expression PostgreSQL makes of it (``%`` is ``.*``, ``_`` is ``.``);
   DuckDB's ``SIMILAR TO`` takes a regular expression as it is;
+- ``'{1,2}'::int[]``: a PostgreSQL array literal cast to an array type is
+  the list literal DuckDB reads (``'[1,2]'``);
+- ``'\\x4142'::bytea`` is PostgreSQL's hex input (``unhex('4142')``);
+- ``generate_series(...)`` as an item of a SELECT list gives rows, as a
+  set-returning function does in PostgreSQL (``unnest(generate_series(...))``);
 - ``json_agg(x ORDER BY y)`` is ``to_json(list(x ORDER BY y))`` (a macro
   cannot take ``ORDER BY``).
 """
@@ -92,6 +97,22 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
         # come from rewriting that match to \\1 NUL \\2 ... (at most 9 groups)
         "regexp_match": f"(s, p) AS {_REGEXP_MATCH.format(flags=repr(''))}, "
                         f"(s, p, flags) AS {_REGEXP_MATCH.format(flags='flags')}",
+        # bytea
+        "encode": "(s) AS system.main.encode(s), (b, f) AS CASE lower(f) "
+                  "WHEN 'base64' THEN to_base64(b) WHEN 'hex' THEN lower(hex(b)) "
+                  "ELSE error('unrecognized encoding: \"' || f || '\"') END",
+        "decode": "(b) AS system.main.decode(b), (s, f) AS CASE lower(f) "
+                  "WHEN 'base64' THEN from_base64(s) WHEN 'hex' THEN unhex(s) "
+                  "ELSE error('unrecognized encoding: \"' || f || '\"') END",
+        # type names as functions
+        "int2": "(x) AS CAST(x AS SMALLINT)",
+        "int4": "(x) AS CAST(x AS INTEGER)",
+        "int8": "(x) AS CAST(x AS BIGINT)",
+        "float4": "(x) AS CAST(x AS REAL)",
+        "float8": "(x) AS CAST(x AS DOUBLE)",
+        "text": "(x) AS CAST(x AS VARCHAR)",
+        # arrays
+        "array_remove": "(a, x) AS list_filter(a, lambda e: e IS DISTINCT FROM x)",
         # integer results are integer (int4), not DuckDB's BIGINT
         "length": "(s) AS CAST(system.main.length(s) AS INTEGER)",
         "char_length": "(s) AS CAST(system.main.length(s) AS INTEGER)",
@@ -163,7 +184,8 @@ TYPES = {"jsonb": "JSON", "numeric": UNCONSTRAINED_NUMERIC, "decimal": UNCONSTRA
 #: the functions the rewrite qualifies into quackml_pg
 NAMES = frozenset(_macros(frozenset())) | frozenset(_TABLE_MACROS) | frozenset(_AGGREGATE_MACROS)
 #: the words that make a statement worth a look by ``edits``
-TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | {"like", "ilike", "similar to"}
+TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | {"like", "ilike", "similar to", "bytea",
+                                                    "generate_series", "::", "cast"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -371,6 +393,9 @@ _PATTERN_END = frozenset({TokenType.R_PAREN, TokenType.COMMA, TokenType.SEMICOLO
                           TokenType.UNION, TokenType.EXCEPT, TokenType.INTERSECT})
 
 
+_BYTEA_HEX = re.compile(r"\\x[0-9a-fA-F]*")
+
+
 def _name(tok: Token) -> bool:
     return tok.token_type is not TokenType.STRING and tok.text.isidentifier()
 
@@ -408,6 +433,66 @@ def similar_to_regex(pattern: str) -> str:
     return "".join(out)
 
 
+def _array_type_follows(tokens: Sequence[Token], j: int) -> bool:
+    """Whether tokens j... are a type name followed by ``[]`` (``int[]``,
+    ``double precision[]``, ``varchar(3)[]``)."""
+    n = len(tokens)
+    while j < n and _name(tokens[j]):
+        j += 1
+    if j < n and tokens[j].token_type is TokenType.L_PAREN:
+        close = closing_paren(tuple(tokens), j)
+        j = n if close is None else close + 1
+    return j + 1 < n and tokens[j].token_type is TokenType.L_BRACKET and \
+        tokens[j + 1].token_type is TokenType.R_BRACKET
+
+
+def array_literal(text: str) -> str:
+    """A PostgreSQL array literal (``{1,2}``, ``{"a b",c}``, ``{{1},{2}}``) as the list
+    literal DuckDB's cast reads (``[1,2]``): the braces outside quotes become brackets."""
+    out = []
+    quoted = escaped = False
+    for c in text:
+        if escaped:
+            escaped = False
+        elif c == "\\" and quoted:
+            escaped = True
+        elif c == '"':
+            quoted = not quoted
+        elif not quoted and c in "{}":
+            c = "[" if c == "{" else "]"
+        out.append(c)
+    return "".join(out)
+
+
+_SELECT_LIST_END = frozenset({TokenType.FROM, TokenType.WHERE, TokenType.GROUP_BY,
+                              TokenType.ORDER_BY, TokenType.HAVING, TokenType.LIMIT,
+                              TokenType.UNION, TokenType.EXCEPT, TokenType.INTERSECT,
+                              TokenType.WINDOW, TokenType.QUALIFY})
+
+
+def _select_list_item(tokens: Sequence[Token], i: int) -> bool:
+    """Whether token i starts an item of a SELECT list (right after SELECT, DISTINCT or a
+    comma of that list)."""
+    prev = tokens[i - 1] if i else None
+    if prev is None or prev.token_type not in (TokenType.SELECT, TokenType.DISTINCT,
+                                               TokenType.COMMA):
+        return False
+    depth = 0
+    for j in range(i - 1, -1, -1):
+        kind = tokens[j].token_type
+        if kind is TokenType.R_PAREN:
+            depth += 1
+        elif kind is TokenType.L_PAREN:
+            if depth == 0:
+                return False
+            depth -= 1
+        elif depth == 0 and kind is TokenType.SELECT:
+            return True
+        elif depth == 0 and kind in _SELECT_LIST_END:
+            return False
+    return False
+
+
 def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
     """(start, end inclusive, replacement) edits, absolute offsets, for the syntax above."""
     found: list[tuple[int, int, str]] = []
@@ -432,6 +517,23 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
             pattern = tokens[i + 1]
             if "\\" in pattern.text:
                 found.append((pattern.end + 1, pattern.end, " ESCAPE '\\'"))
+        elif tok.token_type is TokenType.STRING and nxt is not None and \
+                (nxt.token_type is TokenType.DCOLON or nxt.text.upper() == "AS") and \
+                tok.text.lstrip().startswith("{") and _array_type_follows(tokens, i + 2):
+            # '{1,2}'::int[] -> '[1,2]'::int[]
+            found.append((tok.start, tok.end, _sql_string(array_literal(tok.text))))
+        elif tok.token_type is TokenType.STRING and nxt is not None and \
+                nxt.token_type is TokenType.DCOLON and i + 2 < n and \
+                tokens[i + 2].text.lower() == "bytea" and _BYTEA_HEX.fullmatch(tok.text):
+            # '\\x4142'::bytea: PostgreSQL's hex input (DuckDB reads \\x41 as one byte)
+            found.append((tok.start, tok.end, f"unhex('{tok.text[2:]}')"))
+        elif low == "generate_series" and nxt is not None and \
+                nxt.token_type is TokenType.L_PAREN and _select_list_item(tokens, i):
+            # a set-returning function in the SELECT list gives rows, not a list
+            close = closing_paren(tokens, i + 1)
+            if close is not None:
+                found.append((tok.start, tok.start - 1, "unnest("))
+                found.append((tokens[close].end + 1, tokens[close].end, ")"))
         elif tok.token_type is TokenType.SIMILAR_TO and _string_operand(tokens, i + 1):
             pattern = tokens[i + 1]
             found.append((pattern.start, pattern.end,
