@@ -91,6 +91,12 @@ SAME = [
     "SELECT 'x' AS a, g::int FROM (SELECT generate_series(1, 2) AS g) s ORDER BY g",
     # dates and times
     "SELECT to_char(TIMESTAMP '2024-05-07 13:04:05', 'YYYY-MM-DD HH24:MI:SS')",
+    "SELECT extract(year FROM DATE '2024-05-17'), EXTRACT(dow FROM DATE '2024-05-17'), "
+    "extract(epoch FROM TIMESTAMP '2024-01-01 00:00:01.25'), "
+    "extract(second FROM TIMESTAMP '2024-01-01 00:00:05.5'), "
+    "extract(milliseconds FROM TIME '00:00:05.5'), extract(epoch FROM INTERVAL '1 day 1 hour')",
+    "SELECT extract(month FROM d) AS m, count(*) FROM (VALUES (DATE '2024-01-02'), "
+    "(DATE '2024-01-09'), (DATE '2024-03-01')) v (d) GROUP BY 1 ORDER BY 1",
     "SELECT to_char(DATE '2024-05-07', 'DD/MM/YYYY'), to_char(DATE '2024-05-07', 'Mon DD, YYYY')",
     "SELECT to_char(TIMESTAMP '2024-05-07 01:04:05', 'FMMonth FMDD, HH12:MI AM Dy')",
     "SELECT to_date('07/05/2024', 'DD/MM/YYYY')",

@@ -30,6 +30,9 @@ time, a pattern cannot stall the server).
 - ``'\\x4142'::bytea`` is PostgreSQL's hex input (``unhex('4142')``);
 - ``generate_series(...)`` as an item of a SELECT list gives rows, as a
   set-returning function does in PostgreSQL (``unnest(generate_series(...))``);
+- ``extract(field FROM x)`` is numeric, as in PostgreSQL (DuckDB's is
+  bigint or double): ``CAST(extract(...) AS DECIMAL(...))``, with
+  PostgreSQL's 6 decimals for epoch and second, 3 for milliseconds;
 - ``json_agg(x ORDER BY y)`` is ``to_json(list(x ORDER BY y))`` (a macro
   cannot take ``ORDER BY``).
 """
@@ -185,7 +188,8 @@ TYPES = {"jsonb": "JSON", "numeric": UNCONSTRAINED_NUMERIC, "decimal": UNCONSTRA
 NAMES = frozenset(_macros(frozenset())) | frozenset(_TABLE_MACROS) | frozenset(_AGGREGATE_MACROS)
 #: the words that make a statement worth a look by ``edits``
 TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | {"like", "ilike", "similar to", "bytea",
-                                                    "generate_series", "::", "cast"}
+                                                    "generate_series", "::", "cast",
+                                                    "extract"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -393,6 +397,15 @@ _PATTERN_END = frozenset({TokenType.R_PAREN, TokenType.COMMA, TokenType.SEMICOLO
                           TokenType.UNION, TokenType.EXCEPT, TokenType.INTERSECT})
 
 
+# extract() fields whose numeric has decimals in PostgreSQL: (DuckDB's field, what follows
+# the call); other fields are whole numbers
+_EXTRACT = {
+    "epoch": (None, " AS DECIMAL(38,6))"),
+    "second": ("microsecond", " / 1000000.0 AS DECIMAL(38,6))"),
+    "seconds": ("microsecond", " / 1000000.0 AS DECIMAL(38,6))"),
+    "millisecond": ("millisecond", " AS DECIMAL(38,3))"),
+    "milliseconds": ("millisecond", " AS DECIMAL(38,3))"),
+}
 _BYTEA_HEX = re.compile(r"\\x[0-9a-fA-F]*")
 
 
@@ -534,6 +547,18 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
             if close is not None:
                 found.append((tok.start, tok.start - 1, "unnest("))
                 found.append((tokens[close].end + 1, tokens[close].end, ")"))
+        elif low == "extract" and nxt is not None and nxt.token_type is TokenType.L_PAREN and \
+                i + 3 < n and tokens[i + 3].token_type is TokenType.FROM:
+            # extract() is numeric: CAST(extract(f FROM x) AS DECIMAL(...))
+            close = closing_paren(tokens, i + 1)
+            if close is not None:
+                field_tok = tokens[i + 2]
+                field, suffix = _EXTRACT.get(field_tok.text.lower(),
+                                             (None, f" AS {UNCONSTRAINED_NUMERIC})"))
+                found.append((tok.start, tok.start - 1, "CAST("))
+                if field is not None:
+                    found.append((field_tok.start, field_tok.end, field))
+                found.append((tokens[close].end + 1, tokens[close].end, suffix))
         elif tok.token_type is TokenType.SIMILAR_TO and _string_operand(tokens, i + 1):
             pattern = tokens[i + 1]
             found.append((pattern.start, pattern.end,
