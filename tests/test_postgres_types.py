@@ -100,6 +100,15 @@ SAME = [
     "SELECT to_char(DATE '2024-05-07', 'DD/MM/YYYY'), to_char(DATE '2024-05-07', 'Mon DD, YYYY')",
     "SELECT to_char(TIMESTAMP '2024-05-07 01:04:05', 'FMMonth FMDD, HH12:MI AM Dy')",
     "SELECT to_date('07/05/2024', 'DD/MM/YYYY')",
+    "SELECT to_char(TIMESTAMPTZ '2024-05-07 10:00:00+02', 'HH24:MI'), "
+    "to_char(TIME '13:04:05', 'HH12:MI AM')",
+    "SELECT to_char(1234.5, 'FM9999.00'), to_char(-1234.5, '9999.99'), to_char(0.5, '9.99'), "
+    "to_char(1234567.891, '9,999,999.99'), to_char(-5, 'S999'), to_char(12, '9'), "
+    "to_char(42::bigint, '000'), to_char(3.14159, 'FM990.0099')",
+    "SELECT to_number('1,234.5', '9G999D9'), to_number('-12', '999')",
+    "SELECT 'on'::bool, 'n'::bool, 'yes'::boolean, 'off'::boolean, '0'::boolean, "
+    "CAST('of' AS boolean)",
+    "SELECT octet_length('héllo'), octet_length('\\x0102'::bytea)",
     "SELECT to_timestamp('2024-05-07 13:04:05', 'YYYY-MM-DD HH24:MI:SS')",
     "SELECT date_part('year', DATE '2024-05-17'), date_part('month', TIMESTAMP '2024-05-17')",
 ]

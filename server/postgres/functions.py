@@ -27,6 +27,8 @@ time, a pattern cannot stall the server).
   DuckDB's ``SIMILAR TO`` takes a regular expression as it is;
 - ``'{1,2}'::int[]``: a PostgreSQL array literal cast to an array type is
   the list literal DuckDB reads (``'[1,2]'``);
+- a string literal cast to ``boolean`` takes PostgreSQL's words (``'on'``,
+  ``'off'``, ``'yes'``, ``'no'`` and prefixes);
 - ``'\\x4142'::bytea`` is PostgreSQL's hex input (``unhex('4142')``);
 - ``generate_series(...)`` as an item of a SELECT list gives rows, as a
   set-returning function does in PostgreSQL (``unnest(generate_series(...))``);
@@ -40,6 +42,7 @@ time, a pattern cannot stall the server).
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import re
 from collections.abc import Sequence
 
@@ -120,6 +123,9 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
         "length": "(s) AS CAST(system.main.length(s) AS INTEGER)",
         "char_length": "(s) AS CAST(system.main.length(s) AS INTEGER)",
         "character_length": "(s) AS CAST(system.main.length(s) AS INTEGER)",
+        "octet_length": "(x) AS CAST(CASE WHEN typeof(x) = 'BLOB' "
+                        "THEN system.main.octet_length(CAST(x AS BLOB)) "
+                        "ELSE strlen(CAST(x AS VARCHAR)) END AS INTEGER)",
         "strpos": "(s, sub) AS CAST(system.main.strpos(s, sub) AS INTEGER)",
         "array_length": "(a, d) AS CAST(nullif(system.main.array_length(a, d), 0) AS INTEGER)",
         "cardinality": "(a) AS CAST(system.main.len(flatten([a])) AS INTEGER)",
@@ -136,9 +142,10 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                         "AS INTEGER) + 1 END END",
         "scale": "(x) AS CAST(length(split_part(CAST(x AS VARCHAR), '.', 2)) AS INTEGER)",
         # dates and times: date_part is double precision; to_char/to_date/to_timestamp
-        # with PostgreSQL's patterns (of dates and times; to_char of numbers is missing)
+        # and to_number with PostgreSQL's patterns
         "date_part": "(f, x) AS CAST(system.main.date_part(f, x) AS DOUBLE)",
-        "to_char": "(x, f) AS quackml_pg_to_char(CAST(x AS TIMESTAMP), f)",
+        "to_char": "(x, f) AS quackml_pg_to_char(CAST(x AS VARCHAR), typeof(x), f)",
+        "to_number": f"(s, f) AS CAST(quackml_pg_to_number(s, f) AS {UNCONSTRAINED_NUMERIC})",
         "to_date": "(s, f) AS CAST(quackml_pg_to_timestamp(s, f) AS DATE)",
         "to_timestamp": "(x) AS system.main.to_timestamp(x), "
                         "(s, f) AS CAST(quackml_pg_to_timestamp(s, f) AS TIMESTAMPTZ)",
@@ -189,7 +196,7 @@ NAMES = frozenset(_macros(frozenset())) | frozenset(_TABLE_MACROS) | frozenset(_
 #: the words that make a statement worth a look by ``edits``
 TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | {"like", "ilike", "similar to", "bytea",
                                                     "generate_series", "::", "cast",
-                                                    "extract"}
+                                                    "extract", "bool", "boolean"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -295,10 +302,126 @@ _FIELDS = re.compile(r'"[^"]*"|FM|HH24|HH12|HH|YYYY|YY|MM|MI|MS|US|SS|DD|MONTH|M
                      re.S)
 
 
-def to_char(value: dt.datetime | None, pattern: str | None) -> str | None:
-    """PostgreSQL's to_char of a date or time stamp for the common fields."""
-    if value is None or pattern is None:
+_TEMPORAL = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS",
+             "TIMESTAMP_NS", "TIME")
+
+
+def to_char(text: str | None, duckdb_type: str | None, pattern: str | None) -> str | None:
+    """PostgreSQL's to_char of a date, time stamp or number (given as DuckDB's text of
+    the value and its DuckDB type)."""
+    if text is None or duckdb_type is None or pattern is None:
         return None
+    if duckdb_type in _TEMPORAL:
+        if duckdb_type == "TIME":
+            text = "2000-01-01 " + text
+        if re.search(r"[+-]\d\d$", text):
+            text += ":00"
+        return datetime_to_char(dt.datetime.fromisoformat(text).replace(tzinfo=None), pattern)
+    try:
+        number = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise FormatError(f"to_char() of {duckdb_type.lower()} is not supported") from None
+    return number_to_char(number, pattern)
+
+
+_NUMBER_FIELDS = re.compile(r'"[^"]*"|FM|MI|PL|SG|[90.,DGS]|.', re.S | re.I)
+
+
+def number_to_char(value: decimal.Decimal, pattern: str) -> str:
+    """PostgreSQL's to_char of a number: 9 0 . D , G S MI FM and literal text."""
+    fields = [m.group(0) for m in _NUMBER_FIELDS.finditer(pattern)]
+    fill = any(f.upper() == "FM" for f in fields)
+    fields = [f for f in fields if f.upper() != "FM"]
+    point = next((k for k, f in enumerate(fields) if f in (".", "D", "d")), len(fields))
+    int_slots = [k for k in range(point) if fields[k] in ("9", "0")]
+    frac_slots = [k for k in range(point, len(fields)) if fields[k] in ("9", "0")]
+    negative = value < 0
+    rounded = abs(value).quantize(decimal.Decimal(1).scaleb(-len(frac_slots)),
+                                  rounding=decimal.ROUND_HALF_UP)
+    int_text, _, frac_text = f"{rounded:f}".partition(".")
+    frac_text = frac_text.ljust(len(frac_slots), "0")
+    if int_text == "0" and frac_slots:
+        int_text = ""
+    if len(int_text) > len(int_slots):
+        return ("" if fill else " ") + "".join(
+            "#" if f in ("9", "0") else "." if k == point else f for k, f in enumerate(fields))
+    zero_from = next((n for n, k in enumerate(int_slots) if fields[k] == "0"), len(int_slots))
+    first_digit = min(zero_from, len(int_slots) - len(int_text))
+    if not int_text and not frac_slots:
+        first_digit = len(int_slots) - 1
+    digits = iter(int_text.rjust(len(int_slots) - first_digit, "0"))
+    explicit_sign = any(f.upper() in ("S", "MI", "PL", "SG") for f in fields)
+    # a leading S stands right before the first digit: "S999" of -5 is "  -5"
+    leading_s = bool(int_slots) and any(fields[k].upper() == "S" for k in range(int_slots[0]))
+    if leading_s:
+        fields = [f for f in fields if f.upper() != "S"]
+        return number_to_char_signed(fields, value, fill)
+    out: list[str] = []
+    started = False
+    slot = 0
+    for k, f in enumerate(fields):
+        if k < point and f in ("9", "0"):
+            if slot >= first_digit:
+                if not started and not explicit_sign:
+                    out.append("-" if negative else "" if fill else " ")
+                started = True
+                out.append(next(digits))
+            else:
+                out.append("" if fill else " ")
+            slot += 1
+        elif k < point and f in (",", "G", "g"):
+            out.append("," if started else "" if fill else " ")
+        elif k == point:
+            if not started and not explicit_sign:
+                out.append("-" if negative else "" if fill else " ")
+                started = True
+            out.append(".")
+        elif f in ("9", "0"):
+            out.append(frac_text[frac_slots.index(k)])
+        elif f.upper() in ("S", "SG"):
+            out.append("-" if negative else "+")
+        elif f.upper() == "MI":
+            out.append("-" if negative else "" if fill else " ")
+        elif f.upper() == "PL":
+            out.append("" if negative else "+")
+        elif f.startswith('"'):
+            out.append(f[1:-1])
+        else:
+            out.append(f)
+    text = "".join(out)
+    if fill and frac_slots:
+        # FM: no trailing zeros where the pattern has 9s
+        keep = max((n for n, k in enumerate(frac_slots) if fields[k] == "0"), default=-1)
+        tail = frac_text[keep + 1:]
+        stripped = tail.rstrip("0")
+        if len(stripped) < len(tail):
+            cut = len(tail) - len(stripped)
+            head, dot, rest = text.rpartition(".")
+            rest = rest[:len(frac_text) - cut] + rest[len(frac_text):]
+            text = head + dot + rest
+    return text
+
+
+def number_to_char_signed(fields: list[str], value: decimal.Decimal, fill: bool) -> str:
+    """number_to_char with the sign (+ or -) right before the first digit."""
+    text = number_to_char(abs(value), "".join(fields) if not fill else "FM" + "".join(fields))
+    body = text.lstrip(" ")
+    return text[:len(text) - len(body)][:-1] + ("-" if value < 0 else "+") + body \
+        if not fill and len(text) > len(body) else ("-" if value < 0 else "+") + body
+
+
+def to_number(text: str | None, pattern: str | None) -> str | None:
+    """PostgreSQL's to_number: the digits, sign and decimal point of ``text``."""
+    if text is None or pattern is None:
+        return None
+    cleaned = re.sub(r"[^0-9.\-]", "", text.replace(",", ""))
+    if cleaned in ("", "-", ".", "-."):
+        raise FormatError(f'invalid input syntax for type numeric: "{text}"')
+    return cleaned
+
+
+def datetime_to_char(value: dt.datetime, pattern: str) -> str:
+    """PostgreSQL's to_char of a date or time stamp for the common fields."""
     out: list[str] = []
     fill = False
     for m in _FIELDS.finditer(pattern):
@@ -377,7 +500,10 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
         con.create_function("quackml_pg_format", format_,  # type: ignore[call-overload]
                             ["VARCHAR", "VARCHAR[]"], "VARCHAR", null_handling="special")
         con.create_function("quackml_pg_to_char", to_char,  # type: ignore[call-overload]
-                            ["TIMESTAMP", "VARCHAR"], "VARCHAR", null_handling="special")
+                            ["VARCHAR", "VARCHAR", "VARCHAR"], "VARCHAR",
+                            null_handling="special")
+        con.create_function("quackml_pg_to_number", to_number,  # type: ignore[call-overload]
+                            ["VARCHAR", "VARCHAR"], "VARCHAR", null_handling="special")
         con.create_function("quackml_pg_to_timestamp", to_timestamp,  # type: ignore[call-overload]
                             ["VARCHAR", "VARCHAR"], "TIMESTAMP", null_handling="special")
         con.create_function("quackml_pg_group_refs", group_refs,  # type: ignore[call-overload]
@@ -406,6 +532,10 @@ _EXTRACT = {
     "millisecond": ("millisecond", " AS DECIMAL(38,3))"),
     "milliseconds": ("millisecond", " AS DECIMAL(38,3))"),
 }
+# PostgreSQL's boolean input: any prefix of true/false/yes/no, on/off (of, not o), 1/0
+_BOOLEAN = {**{w[:k]: "'true'" for w in ("true", "yes") for k in range(1, len(w) + 1)},
+            **{w[:k]: "'false'" for w in ("false", "no") for k in range(1, len(w) + 1)},
+            "on": "'true'", "of": "'false'", "off": "'false'", "1": "'true'", "0": "'false'"}
 _BYTEA_HEX = re.compile(r"\\x[0-9a-fA-F]*")
 
 
@@ -535,6 +665,12 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
                 tok.text.lstrip().startswith("{") and _array_type_follows(tokens, i + 2):
             # '{1,2}'::int[] -> '[1,2]'::int[]
             found.append((tok.start, tok.end, _sql_string(array_literal(tok.text))))
+        elif tok.token_type is TokenType.STRING and nxt is not None and \
+                (nxt.token_type is TokenType.DCOLON or nxt.text.upper() == "AS") and \
+                i + 2 < n and tokens[i + 2].text.lower() in ("bool", "boolean") and \
+                tok.text.strip().lower() in _BOOLEAN:
+            # 'on'::boolean, 'off', 'yes', 'no' ... (PostgreSQL's boolean input)
+            found.append((tok.start, tok.end, _BOOLEAN[tok.text.strip().lower()]))
         elif tok.token_type is TokenType.STRING and nxt is not None and \
                 nxt.token_type is TokenType.DCOLON and i + 2 < n and \
                 tokens[i + 2].text.lower() == "bytea" and _BYTEA_HEX.fullmatch(tok.text):
