@@ -43,6 +43,15 @@ SAME = [
     "SELECT id FROM pt_items WHERE doc ->> 'k' = '2'",
     "SELECT '{\"a\": {\"b\": 2}}'::jsonb -> 'a' ->> 'b'",
     "SELECT json_agg(id ORDER BY id DESC) FROM pt_items",
+    # jsonb operators
+    "SELECT '{\"a\": 1}'::jsonb ? 'a', '{\"a\": 1}'::jsonb ? 'z', '[\"x\"]'::jsonb ? 'x'",
+    "SELECT '{\"a\": 1, \"b\": 2}'::jsonb ?| ARRAY['b', 'x'], "
+    "'{\"a\": 1}'::jsonb ?& ARRAY['a', 'x']",
+    "SELECT '{\"a\": 1, \"b\": 2}'::jsonb @> '{\"b\": 2}', "
+    "'{\"a\": 1}'::jsonb <@ '{\"a\": 1, \"b\": 2}', ARRAY[1, 2] @> ARRAY[1]",
+    "SELECT '{\"a\": {\"b\": 2}}'::jsonb #>> '{a,b}', '{\"a\": [5, 6]}'::json #>> '{a,1}'",
+    "SELECT id FROM pt_items WHERE doc ? 'z' ORDER BY id",
+    "SELECT id FROM pt_items WHERE doc @> '{\"k\": 1}' OR NOT (doc) ? 'k' ORDER BY id",
     "SELECT json_build_object('a', 1, 'b', true), json_build_array(1, 'x', NULL)",
     "SELECT json_typeof('[1]'::json), json_typeof('\"s\"'), json_typeof('1.5'), "
     "json_typeof('null'), json_array_length('[1, 2, 3]'::json)",

@@ -35,6 +35,13 @@ time, a pattern cannot stall the server).
 - ``extract(field FROM x)`` is numeric, as in PostgreSQL (DuckDB's is
   bigint or double): ``CAST(extract(...) AS DECIMAL(...))``, with
   PostgreSQL's 6 decimals for epoch and second, 3 for milliseconds;
+- jsonb's ``?``, ``?|``, ``?&`` are calls (``x ? 'k'`` is
+  ``jsonb_exists(x, 'k')``), ``@>`` and ``<@`` are ``json_contains`` when an
+  operand is JSON to the eye (cast to json/jsonb, an ``->`` chain, a string
+  holding an object; otherwise they stay DuckDB's list containment), and
+  ``#>``/``#>>`` with a literal path are ``->``/``->>`` with a JSON path; the
+  operands must be plain (literals, names, calls, parentheses, casts, ``->``
+  chains), else the statement reaches DuckDB as written;
 - ``json_agg(x ORDER BY y)`` is ``to_json(list(x ORDER BY y))`` (a macro
   cannot take ``ORDER BY``).
 """
@@ -72,6 +79,10 @@ def _variadic(first: Sequence[str], body: str, step: int = 1) -> str:
     return ", ".join(overloads)
 
 
+# the keys of a JSON object, the strings of a JSON array, a JSON string (jsonb's ? operators)
+_JSON_KEYS = ("CASE WHEN j IS NULL THEN NULL WHEN json_type(j) = 'OBJECT' THEN json_keys(j) "
+              "WHEN json_type(j) = 'ARRAY' THEN json_extract_string(j, '$[*]') "
+              "WHEN json_type(j) = 'VARCHAR' THEN [json_extract_string(j, '$')] ELSE [] END")
 _REGEXP_MATCH = ("CASE WHEN NOT regexp_matches(s, p, {flags}) THEN NULL "
                  "WHEN quackml_pg_group_refs(p) = '' THEN [regexp_extract(s, p, 0, {flags})] "
                  "ELSE string_split(regexp_replace(regexp_extract(s, p, 0, {flags}), p, "
@@ -159,6 +170,10 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                        "WHEN 'BOOLEAN' THEN 'boolean' WHEN 'OBJECT' THEN 'object' "
                        "WHEN 'ARRAY' THEN 'array' WHEN 'NULL' THEN 'null' ELSE 'number' END",
         "jsonb_typeof": f"(j) AS {SCHEMA}.main.json_typeof(j)",
+        "jsonb_contained": "(a, b) AS json_contains(b, a)",
+        "jsonb_exists": f"(j, k) AS list_contains({_JSON_KEYS}, k)",
+        "jsonb_exists_any": f"(j, ks) AS list_has_any({_JSON_KEYS}, ks)",
+        "jsonb_exists_all": f"(j, ks) AS list_has_all({_JSON_KEYS}, ks)",
         "json_array_length": "(j) AS CAST(system.main.json_array_length(j) AS INTEGER)",
         "jsonb_array_length": "(j) AS CAST(system.main.json_array_length(j) AS INTEGER)",
     }
@@ -196,7 +211,8 @@ NAMES = frozenset(_macros(frozenset())) | frozenset(_TABLE_MACROS) | frozenset(_
 #: the words that make a statement worth a look by ``edits``
 TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | {"like", "ilike", "similar to", "bytea",
                                                     "generate_series", "::", "cast",
-                                                    "extract", "bool", "boolean"}
+                                                    "extract", "bool", "boolean", "?",
+                                                    "?|", "?&", "@>", "<@", "#>", "#>>"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -550,6 +566,10 @@ def _string_operand(tokens: Sequence[Token], j: int) -> bool:
     return j + 1 == len(tokens) or tokens[j + 1].token_type in _PATTERN_END
 
 
+def _string_operand_start(tokens: Sequence[Token], j: int) -> bool:
+    return j < len(tokens) and tokens[j].token_type is TokenType.STRING
+
+
 def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -636,6 +656,145 @@ def _select_list_item(tokens: Sequence[Token], i: int) -> bool:
     return False
 
 
+_NAMES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+
+
+def _primary_start(tokens: tuple[Token, ...], j: int) -> int | None:
+    """Start of the operand ending at token j: a literal, a (dotted) name, a call, a
+    parenthesised expression, an ARRAY[...], each with casts and subscripts, and a chain
+    of -> / ->> on such operands."""
+    if j < 0:
+        return None
+    kind = tokens[j].token_type
+    start: int | None
+    t = j
+    while t >= 2 and tokens[t].token_type is TokenType.R_BRACKET and \
+            tokens[t - 1].token_type is TokenType.L_BRACKET:
+        t -= 2   # int[]
+    if t >= 2 and _name(tokens[t]) and tokens[t - 1].token_type is TokenType.DCOLON:
+        start = _primary_start(tokens, t - 2)   # x::jsonb: the cast's operand
+    elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
+        opening = TokenType.L_PAREN if kind is TokenType.R_PAREN else TokenType.L_BRACKET
+        depth = 0
+        start = None
+        for k in range(j, -1, -1):
+            if tokens[k].token_type is kind:
+                depth += 1
+            elif tokens[k].token_type is opening:
+                depth -= 1
+                if depth == 0:
+                    start = k
+                    break
+        if start is None:
+            return None
+        before = tokens[start - 1] if start > 0 else None
+        if before is not None and (before.token_type in _NAMES or   # a call, ARRAY[...]
+                                   before.token_type is TokenType.ARRAY or
+                                   kind is TokenType.R_BRACKET):    # or a subscript
+            start = _primary_start(tokens, start - 1)
+    elif kind in (TokenType.STRING, TokenType.NUMBER) or kind in _NAMES:
+        start = j
+        while start >= 2 and tokens[start - 1].token_type is TokenType.DOT:
+            start -= 2
+    else:
+        return None
+    if start is not None and start >= 2 and \
+            tokens[start - 1].token_type in (TokenType.ARROW, TokenType.DARROW):
+        return _primary_start(tokens, start - 2)
+    return start
+
+
+def _primary_end(tokens: tuple[Token, ...], j: int) -> int | None:
+    """End of the operand starting at token j (see _primary_start), casts included."""
+    n = len(tokens)
+    if j >= n:
+        return None
+    kind = tokens[j].token_type
+    end: int | None
+    if kind is TokenType.L_PAREN:
+        end = closing_paren(tokens, j)
+    elif kind is TokenType.ARRAY and j + 1 < n and \
+            tokens[j + 1].token_type is TokenType.L_BRACKET:
+        end = _closing_bracket(tokens, j + 1)
+    elif kind in (TokenType.STRING, TokenType.NUMBER) or kind in _NAMES:
+        end = j
+        while end + 2 < n and tokens[end + 1].token_type is TokenType.DOT:
+            end += 2
+        if end + 1 < n and tokens[end + 1].token_type is TokenType.L_PAREN:
+            end = closing_paren(tokens, end + 1)
+    else:
+        return None
+    while end is not None and end + 2 < n and tokens[end + 1].token_type is TokenType.DCOLON:
+        end += 2
+        while end + 2 < n and tokens[end + 1].token_type is TokenType.L_BRACKET and \
+                tokens[end + 2].token_type is TokenType.R_BRACKET:
+            end += 2
+    return end
+
+
+def _closing_bracket(tokens: tuple[Token, ...], i: int) -> int | None:
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j].token_type is TokenType.L_BRACKET:
+            depth += 1
+        elif tokens[j].token_type is TokenType.R_BRACKET:
+            depth -= 1
+            if depth == 0:
+                return j
+    return None
+
+
+def _json_operand(tokens: Sequence[Token]) -> bool:
+    """Whether an operand is JSON to the eye: cast to json/jsonb, an -> / ->> chain, or a
+    string literal holding a JSON object."""
+    for k, tok in enumerate(tokens):
+        if tok.token_type in (TokenType.ARROW, TokenType.DARROW):
+            return True
+        if tok.text.lower() in ("json", "jsonb") and k and \
+                tokens[k - 1].token_type is TokenType.DCOLON:
+            return True
+        if tok.token_type is TokenType.STRING and re.match(r'\s*\{\s*"[^"]*"\s*:', tok.text):
+            return True
+    return False
+
+
+def json_path(pg_path: str) -> str:
+    """A PostgreSQL text-array path (``{a,b,1}``) as a JSON path (``$."a"."b"[1]``)."""
+    parts = [p.strip().strip('"') for p in pg_path.strip().strip("{}").split(",") if p.strip()]
+    return "$" + "".join(f"[{p}]" if p.lstrip("-").isdigit() else
+                         '."' + p.replace('"', '\\"') + '"' for p in parts)
+
+
+_JSON_OPERATORS = {TokenType.PLACEHOLDER: "jsonb_exists", TokenType.QMARK_PIPE: "jsonb_exists_any",
+                   TokenType.QMARK_AMP: "jsonb_exists_all", TokenType.AT_GT: "json_contains",
+                   TokenType.LT_AT: "jsonb_contained"}
+
+
+def _json_operator(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, str]]:
+    """jsonb's ?, ?|, ?&, @>, <@ as calls (x ? 'k' -> jsonb_exists(x, 'k')); none when the
+    operands are not plain enough to tell, or @>/<@ do not look like JSON (arrays)."""
+    kind = tokens[i].token_type
+    if kind is TokenType.PLACEHOLDER and (i + 1 >= len(tokens) or
+                                          tokens[i + 1].token_type is not TokenType.STRING):
+        return []   # a parameter placeholder
+    start = _primary_start(tokens, i - 1)
+    end = _primary_end(tokens, i + 1)
+    if start is None or end is None:
+        return []
+    left, right = tokens[start:i], tokens[i + 1:end + 1]
+    if kind in (TokenType.AT_GT, TokenType.LT_AT) and not _json_operand(left + right):
+        return []
+    name = _JSON_OPERATORS[kind]
+    call = f"{SCHEMA}.main.{name}(" if name.startswith("jsonb") else f"{name}("
+    after = tokens[end + 1] if end + 1 < len(tokens) else None
+    # an operator's column is ?column? in PostgreSQL, not the call's name
+    named = _select_list_item(tokens, start) and \
+        (after is None or after.token_type in (TokenType.COMMA, TokenType.FROM))
+    return [(tokens[start].start, tokens[start].start - 1, call),
+            (tokens[i].start, tokens[i].end, ","),
+            (tokens[end].end + 1, tokens[end].end, ') AS "?column?"' if named else ")")]
+
+
 def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
     """(start, end inclusive, replacement) edits, absolute offsets, for the syntax above."""
     found: list[tuple[int, int, str]] = []
@@ -695,6 +854,15 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
                 if field is not None:
                     found.append((field_tok.start, field_tok.end, field))
                 found.append((tokens[close].end + 1, tokens[close].end, suffix))
+        elif tok.token_type in _JSON_OPERATORS:
+            found.extend(_json_operator(tokens, i))
+        elif tok.token_type in (TokenType.HASH_ARROW, TokenType.DHASH_ARROW) and \
+                _string_operand_start(tokens, i + 1):
+            # j #> '{a,b}' -> j -> '$."a"."b"'
+            arrow = "->" if tok.token_type is TokenType.HASH_ARROW else "->>"
+            found.append((tok.start, tok.end, arrow))
+            path = tokens[i + 1]
+            found.append((path.start, path.end, _sql_string(json_path(path.text))))
         elif tok.token_type is TokenType.SIMILAR_TO and _string_operand(tokens, i + 1):
             pattern = tokens[i + 1]
             found.append((pattern.start, pattern.end,
