@@ -84,6 +84,7 @@ SAME = [
     "SELECT width_bucket(5.35, 0.024, 10.06, 5), width_bucket(-1, 0, 10, 5), "
     "width_bucket(10, 0, 10, 5), width_bucket(5, 10, 0, 5)",
     "SELECT every(qty > 0), every(qty > 3) FROM pt_items",
+    "SELECT gcd(12, 18), lcm(4, 6), gcd(12::bigint, 18), factorial(5)",
     # numeric without a type modifier does not round to 3 decimals
     "SELECT 1::numeric, '1e3'::numeric, 12.345::numeric, -0.5::numeric, 0::numeric",
     "SELECT round(0.16666666::numeric, 4), 12345678901234567890.123456789::numeric",
@@ -109,6 +110,8 @@ SAME = [
     "SELECT to_char(DATE '2024-05-07', 'DD/MM/YYYY'), to_char(DATE '2024-05-07', 'Mon DD, YYYY')",
     "SELECT to_char(TIMESTAMP '2024-05-07 01:04:05', 'FMMonth FMDD, HH12:MI AM Dy')",
     "SELECT to_date('07/05/2024', 'DD/MM/YYYY')",
+    "SELECT date_trunc('month', DATE '2024-05-17'), date_trunc('hour', TIMESTAMP "
+    "'2024-05-17 10:30:00'), date_trunc('day', TIMESTAMPTZ '2024-05-17 10:30:00+00')",
     "SELECT to_char(TIMESTAMPTZ '2024-05-07 10:00:00+02', 'HH24:MI'), "
     "to_char(TIME '13:04:05', 'HH12:MI AM')",
     "SELECT to_char(1234.5, 'FM9999.00'), to_char(-1234.5, '9999.99'), to_char(0.5, '9.99'), "

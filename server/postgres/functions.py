@@ -151,10 +151,18 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                         "ELSE CASE WHEN x > lo THEN 0 WHEN x <= hi THEN n + 1 "
                         "ELSE CAST(floor(CAST(lo - x AS DOUBLE) * n / CAST(lo - hi AS DOUBLE)) "
                         "AS INTEGER) + 1 END END",
+        "gcd": "(a INTEGER, b INTEGER) AS CAST(system.main.gcd(a, b) AS INTEGER), "
+               "(a, b) AS system.main.gcd(a, b)",
+        "lcm": "(a INTEGER, b INTEGER) AS CAST(system.main.lcm(a, b) AS INTEGER), "
+               "(a, b) AS system.main.lcm(a, b)",
+        "factorial": "(n) AS CAST(system.main.factorial(n) AS DECIMAL(38, 0))",
         "scale": "(x) AS CAST(length(split_part(CAST(x AS VARCHAR), '.', 2)) AS INTEGER)",
         # dates and times: date_part is double precision; to_char/to_date/to_timestamp
         # and to_number with PostgreSQL's patterns
         "date_part": "(f, x) AS CAST(system.main.date_part(f, x) AS DOUBLE)",
+        # date_trunc of a date is a timestamp with time zone (typed macro overloads)
+        "date_trunc": "(f, x DATE) AS CAST(system.main.date_trunc(f, x) AS TIMESTAMPTZ), "
+                      "(f, x) AS system.main.date_trunc(f, x)",
         "to_char": "(x, f) AS quackml_pg_to_char(CAST(x AS VARCHAR), typeof(x), f)",
         "to_number": f"(s, f) AS CAST(quackml_pg_to_number(s, f) AS {UNCONSTRAINED_NUMERIC})",
         "to_date": "(s, f) AS CAST(quackml_pg_to_timestamp(s, f) AS DATE)",
