@@ -156,13 +156,17 @@ def test_same_as_postgres(index: int, outcomes: list[tuple[Outcome, Outcome]]) -
 
 
 def test_uuid_and_json_in_binary_format(conn: psycopg.Connection) -> None:
-    """psycopg asks for binary results: uuid (16 bytes) and json (text) still decode."""
+    """psycopg asks for binary results (and decodes each column as binary whatever the
+    RowDescription says): uuid, json, bigint sums and unconstrained numerics decode."""
     cur = conn.cursor(binary=True)
-    cur.execute("SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, "
-                "'{\"a\": 1}'::jsonb AS j, sum(x) AS s FROM (VALUES (1), (2)) v (x)")
-    assert [d.type_code for d in cur.description] == [2950, 114, 20]
-    (u, j, s), = cur.fetchall()
-    assert (str(u), j, s) == ("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", {"a": 1}, 3)
+    for prepare in (False, True):
+        cur.execute("SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, "
+                    "'{\"a\": 1}'::jsonb AS j, sum(x) AS s, 1.50::numeric AS n, "
+                    "0::numeric AS z FROM (VALUES (1), (2)) v (x)", prepare=prepare)
+        assert [d.type_code for d in cur.description] == [2950, 114, 20, 1700, 1700]
+        (u, j, s, n, z), = cur.fetchall()
+        assert (str(u), j, s, str(n), str(z)) == \
+            ("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", {"a": 1}, 3, "1.5", "0")
 
 
 def test_sum_beyond_bigint_is_out_of_range(conn: psycopg.Connection) -> None:

@@ -42,6 +42,7 @@ from server.protocol.types import (
     PG_EPOCH_DAYS,
     PG_EPOCH_US,
     PG_OID_KEY,
+    Oid,
     encode_numeric_binary,
     pg_type_for_arrow,
     pg_type_len,
@@ -554,6 +555,10 @@ def _bin_numeric(arr: pa.Array) -> pa.Array:
     )
 
 
+# binary encoders of columns whose PG_OID_KEY names their type (their values are text)
+_NAMED_BINARY: dict[int, ValueEncoder] = {Oid.NUMERIC: _bin_numeric}
+
+
 def _length_prefixed(values: pa.Array) -> pa.Array:
     """Each value prefixed by its int32 length (-1 and no bytes for NULL)."""
     values = _as_binary(values)
@@ -792,11 +797,13 @@ class BatchEncoder:
         for f, fmt in zip(schema, wanted, strict=True):
             if fmt not in (0, 1):
                 raise FormatCodeError(f"unsupported format code: {fmt}", sqlstate="22023")
-            oid, size, typmod = pg_type_for_arrow(f.type)
             named = (f.metadata or {}).get(PG_OID_KEY)
-            if named is not None:   # a type the Arrow type does not tell: text format
-                oid, size, typmod, fmt = int(named), pg_type_len(int(named)), -1, 0
-            enc = binary_encoder(f.type) if fmt == 1 else None
+            if named is not None:   # a type the Arrow type does not tell; values: its text
+                oid, size, typmod = int(named), pg_type_len(int(named)), -1
+                enc = _NAMED_BINARY.get(oid) if fmt == 1 else None
+            else:
+                oid, size, typmod = pg_type_for_arrow(f.type)
+                enc = binary_encoder(f.type) if fmt == 1 else None
             if enc is None:
                 enc, fmt = text_encoder(f.type), 0
             self._encoders.append(enc)

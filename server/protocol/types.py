@@ -371,8 +371,9 @@ _DUCKDB_NAMES: dict[str, int] = {
     "INT8": Oid.INT8,
     "LONG": Oid.INT8,
     "UBIGINT": Oid.NUMERIC,
-    "HUGEINT": Oid.NUMERIC,
-    "INT128": Oid.NUMERIC,
+    # sent as bigint: DuckDB's sum() of integers (server/postgres/resulttypes.py)
+    "HUGEINT": Oid.INT8,
+    "INT128": Oid.INT8,
     "UHUGEINT": Oid.NUMERIC,
     "VARINT": Oid.NUMERIC,
     "BIGNUM": Oid.NUMERIC,
