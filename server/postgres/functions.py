@@ -35,6 +35,8 @@ time, a pattern cannot stall the server).
 - ``extract(field FROM x)`` is numeric, as in PostgreSQL (DuckDB's is
   bigint or double): ``CAST(extract(...) AS DECIMAL(...))``, with
   PostgreSQL's 6 decimals for epoch and second, 3 for milliseconds;
+- ``||`` and ``- 'key'`` with a JSON operand (see below) are jsonb's merge and
+  key removal, not text concatenation and subtraction;
 - jsonb's ``?``, ``?|``, ``?&`` are calls (``x ? 'k'`` is
   ``jsonb_exists(x, 'k')``), ``@>`` and ``<@`` are ``json_contains`` when an
   operand is JSON to the eye (cast to json/jsonb, an ``->`` chain, a string
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import re
 from collections.abc import Sequence
 
@@ -179,6 +182,8 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                        "WHEN 'ARRAY' THEN 'array' WHEN 'NULL' THEN 'null' ELSE 'number' END",
         "jsonb_typeof": f"(j) AS {SCHEMA}.main.json_typeof(j)",
         "jsonb_contained": "(a, b) AS json_contains(b, a)",
+        "jsonb_concat": "(a, b) AS quackml_pg_jsonb_concat(CAST(a AS VARCHAR), CAST(b AS VARCHAR))",
+        "jsonb_delete": "(j, k) AS quackml_pg_jsonb_delete(CAST(j AS VARCHAR), k)",
         "jsonb_exists": f"(j, k) AS list_contains({_JSON_KEYS}, k)",
         "jsonb_exists_any": f"(j, ks) AS list_has_any({_JSON_KEYS}, ks)",
         "jsonb_exists_all": f"(j, ks) AS list_has_all({_JSON_KEYS}, ks)",
@@ -220,7 +225,8 @@ NAMES = frozenset(_macros(frozenset())) | frozenset(_TABLE_MACROS) | frozenset(_
 TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | {"like", "ilike", "similar to", "bytea",
                                                     "generate_series", "::", "cast",
                                                     "extract", "bool", "boolean", "?",
-                                                    "?|", "?&", "@>", "<@", "#>", "#>>"}
+                                                    "?|", "?&", "@>", "<@", "#>", "#>>",
+                                                    "||", "-"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -504,6 +510,32 @@ def to_timestamp(text: str | None, pattern: str | None) -> dt.datetime | None:
         raise FormatError(f'invalid value "{text}" for the pattern "{pattern}"') from None
 
 
+def jsonb_concat(a: str | None, b: str | None) -> str | None:
+    """jsonb || jsonb: objects merged (the right one's keys win), arrays concatenated,
+    anything else made an array first."""
+    if a is None or b is None:
+        return None
+    left, right = json.loads(a), json.loads(b)
+    if isinstance(left, dict) and isinstance(right, dict):
+        return json.dumps({**left, **right})
+    return json.dumps((left if isinstance(left, list) else [left]) +
+                      (right if isinstance(right, list) else [right]))
+
+
+def jsonb_delete(j: str | None, key: str | None) -> str | None:
+    """jsonb - text: the object without the key, the array without the string."""
+    if j is None or key is None:
+        return None
+    value = json.loads(j)
+    if isinstance(value, dict):
+        value.pop(key, None)
+    elif isinstance(value, list):
+        value = [v for v in value if v != key]
+    else:
+        raise FormatError("cannot delete from scalar")
+    return json.dumps(value)
+
+
 def _keywords(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
     """The words quote_ident quotes: PostgreSQL's keywords but the unreserved ones
     (DuckDB's grammar is PostgreSQL's, and so are its keyword categories)."""
@@ -530,6 +562,10 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
                             ["VARCHAR", "VARCHAR"], "VARCHAR", null_handling="special")
         con.create_function("quackml_pg_to_timestamp", to_timestamp,  # type: ignore[call-overload]
                             ["VARCHAR", "VARCHAR"], "TIMESTAMP", null_handling="special")
+        con.create_function("quackml_pg_jsonb_concat", jsonb_concat,  # type: ignore[call-overload]
+                            ["VARCHAR", "VARCHAR"], "JSON", null_handling="special")
+        con.create_function("quackml_pg_jsonb_delete", jsonb_delete,  # type: ignore[call-overload]
+                            ["VARCHAR", "VARCHAR"], "JSON", null_handling="special")
         con.create_function("quackml_pg_group_refs", group_refs,  # type: ignore[call-overload]
                             ["VARCHAR"], "VARCHAR", null_handling="special")
     for name, body in _macros(keywords).items():
@@ -775,7 +811,10 @@ def json_path(pg_path: str) -> str:
 
 _JSON_OPERATORS = {TokenType.PLACEHOLDER: "jsonb_exists", TokenType.QMARK_PIPE: "jsonb_exists_any",
                    TokenType.QMARK_AMP: "jsonb_exists_all", TokenType.AT_GT: "json_contains",
-                   TokenType.LT_AT: "jsonb_contained"}
+                   TokenType.LT_AT: "jsonb_contained", TokenType.DPIPE: "jsonb_concat",
+                   TokenType.DASH: "jsonb_delete"}
+# operators that mean something else on other types: rewritten only for JSON operands
+_JSON_ONLY = frozenset({TokenType.AT_GT, TokenType.LT_AT, TokenType.DPIPE, TokenType.DASH})
 
 
 def _json_operator(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, str]]:
@@ -790,8 +829,15 @@ def _json_operator(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, st
     if start is None or end is None:
         return []
     left, right = tokens[start:i], tokens[i + 1:end + 1]
-    if kind in (TokenType.AT_GT, TokenType.LT_AT) and not _json_operand(left + right):
+    if kind in _JSON_ONLY and not _json_operand(left + right if kind is not TokenType.DASH
+                                                else left):
         return []
+    if kind is TokenType.DASH and right[-1].token_type is not TokenType.STRING:
+        return []   # jsonb - 'key' only
+    before = tokens[start - 1] if start else None
+    if (before is not None and before.token_type is kind) or \
+            (end + 1 < len(tokens) and tokens[end + 1].token_type is kind):
+        return []   # a chain (a || b || c): left to DuckDB
     name = _JSON_OPERATORS[kind]
     call = f"{SCHEMA}.main.{name}(" if name.startswith("jsonb") else f"{name}("
     after = tokens[end + 1] if end + 1 < len(tokens) else None
