@@ -35,7 +35,7 @@ from server.errors import (
     SyntaxError_,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import colnames, resulttypes
+from server.postgres import colnames, literals, resulttypes
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -690,11 +690,21 @@ class Session:
         return ((reported, self.params[name]),) if reported else ()
 
     # -- DuckDB ----------------------------------------------------------------
-    @staticmethod
-    def duckdb_text(stmt: Statement) -> str:
-        """The text DuckDB runs: the client's, with emulated catalog names qualified."""
-        rewritten = pgcatalog.rewrite(stmt)
-        return stmt.text if rewritten is None else rewritten
+    def duckdb_text(self, stmt: Statement) -> str:
+        """The text DuckDB runs: the client's, with emulated catalog names qualified
+        and the PostgreSQL syntax DuckDB reads otherwise in DuckDB's words
+        (``server.postgres.functions``, ``server.postgres.literals``)."""
+        typed = literals.typed(stmt, self._column_types)
+        rewritten = pgcatalog.rewrite(typed)
+        return typed.text if rewritten is None else rewritten
+
+    def _column_types(self, table: str) -> list[tuple[str, str]] | None:
+        """The names and DuckDB types of a table's columns (bound, never read)."""
+        try:
+            signature = _seam.bind(self.cursor, f"SELECT * FROM {table}")
+        except duckdb.Error:
+            return None
+        return [(n, str(t)) for n, t in zip(signature.names, signature.types, strict=True)]
 
     def _duckdb(self, stmt: Statement, params: Sequence[object]) -> Result:
         text = self.duckdb_text(stmt)
@@ -705,7 +715,8 @@ class Session:
             client_text = text
         plain = _Plain(stmt, self.statement_type(stmt.text),
                        colnames.ResultNames(client_text, stmt.text))
-        self._plain[client_text] = plain
+        if not literals.depends_on_columns(stmt):   # else read again after the next DDL
+            self._plain[client_text] = plain
         if len(self._plain) > 256:
             self._plain.popitem(last=False)
         return self._run_plain(plain, params)

@@ -23,6 +23,7 @@ SETUP = [
     "(2, NULL, NULL, NULL, NULL, NULL, NULL), "
     "(3, 'pear', 5, 2.25, 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', '{\"k\": 2, \"z\": null}', "
     "'{\"a\": [1, 2]}')",
+    "CREATE TABLE pt_literals (a integer, u integer[], v text[], r bytea, s text)",
 ]
 
 SAME = [
@@ -100,6 +101,10 @@ SAME = [
     "SELECT '\\x48656c6c6f'::bytea, encode('hello'::bytea, 'base64'), "
     "decode('aGVsbG8=', 'base64'), encode('\\x01ff'::bytea, 'hex'), decode('01ff', 'hex')",
     "SELECT int4('7'), int8('8'), float8('1.5'), text(123), array_remove(ARRAY[1, 2, 1], 1)",
+    # literals of INSERT ... VALUES read for their column, as PostgreSQL reads them
+    "INSERT INTO pt_literals VALUES (1, '{1,2}', '{x,\"y z\"}', '\\x0102', '{not,an,array}')",
+    "INSERT INTO pt_literals (s, r, a) VALUES ('\\x41', '\\x41', 2), ('{}', '\\x', 3)",
+    "SELECT a, u, v, r, s FROM pt_literals ORDER BY a",
     # generate_series in the SELECT list gives rows
     "SELECT generate_series(1, 3)::int AS g",
     "SELECT 'x' AS a, g::int FROM (SELECT generate_series(1, 2) AS g) s ORDER BY g",
@@ -138,12 +143,14 @@ def pg() -> Iterator[str]:
 def _run(conn: psycopg.Connection) -> list[Outcome]:
     conn.execute("SET TIME ZONE 'UTC'")
     conn.execute("DROP TABLE IF EXISTS pt_items")
+    conn.execute("DROP TABLE IF EXISTS pt_literals")
     for sql in SETUP:
         conn.execute(sql)
     try:
         return [execute(conn, sql) for sql in SAME]
     finally:
         conn.execute("DROP TABLE pt_items")
+        conn.execute("DROP TABLE pt_literals")
 
 
 @pytest.fixture(scope="module")
