@@ -90,6 +90,9 @@ SAME = [
     "width_bucket(10, 0, 10, 5), width_bucket(5, 10, 0, 5)",
     "SELECT every(qty > 0), every(qty > 3) FROM pt_items",
     "SELECT gcd(12, 18), lcm(4, 6), gcd(12::bigint, 18), factorial(5)",
+    "SELECT round(2.5::float8), round(-2.5::float8), round(3.5::float8), round(0.5::float8), "
+    "round(2.4::float8), round(2.5), round(-2.5), round(2.567, 2), round(price) FROM pt_items "
+    "WHERE id = 1",
     # numeric without a type modifier does not round to 3 decimals
     "SELECT 1::numeric, '1e3'::numeric, 12.345::numeric, -0.5::numeric, 0::numeric",
     "SELECT round(0.16666666::numeric, 4), 12345678901234567890.123456789::numeric",

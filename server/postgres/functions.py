@@ -154,6 +154,11 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                         "ELSE CASE WHEN x > lo THEN 0 WHEN x <= hi THEN n + 1 "
                         "ELSE CAST(floor(CAST(lo - x AS DOUBLE) * n / CAST(lo - hi AS DOUBLE)) "
                         "AS INTEGER) + 1 END END",
+        # round(double precision) rounds half to even (rint); round(numeric) half away
+        # from zero (DuckDB's round, both)
+        "round": "(x) AS system.main.round(x) - CASE WHEN typeof(x) IN ('DOUBLE', 'FLOAT') "
+                 "AND abs(x) - floor(abs(x)) = 0.5 AND system.main.round(x) % 2 <> 0 "
+                 "THEN sign(x) ELSE 0 END, (x, n) AS system.main.round(x, n)",
         "gcd": "(a INTEGER, b INTEGER) AS CAST(system.main.gcd(a, b) AS INTEGER), "
                "(a, b) AS system.main.gcd(a, b)",
         "lcm": "(a INTEGER, b INTEGER) AS CAST(system.main.lcm(a, b) AS INTEGER), "
