@@ -93,6 +93,11 @@ SAME = [
     "SELECT round(2.5::float8), round(-2.5::float8), round(3.5::float8), round(0.5::float8), "
     "round(2.4::float8), round(2.5), round(-2.5), round(2.567, 2), round(price) FROM pt_items "
     "WHERE id = 1",
+    # a row IS NULL when every field is
+    "SELECT (NULL::int, 1) IS NULL, (NULL::int, NULL::int) IS NULL, ROW(NULL, NULL) IS NOT NULL, "
+    "ROW(1, 2) IS NOT NULL, (1) IS NULL, ROW(1, NULL) IS NOT NULL, coalesce(NULL, 2) IS NULL",
+    "SELECT id FROM pt_items WHERE (name, qty) IS NULL OR (SELECT 1 FROM pt_items t, "
+    "pt_items u LIMIT 1) IS NULL ORDER BY id",
     # numeric without a type modifier does not round to 3 decimals
     "SELECT 1::numeric, '1e3'::numeric, 12.345::numeric, -0.5::numeric, 0::numeric",
     "SELECT round(0.16666666::numeric, 4), 12345678901234567890.123456789::numeric",

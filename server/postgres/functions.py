@@ -186,6 +186,11 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                        "WHEN 'BOOLEAN' THEN 'boolean' WHEN 'OBJECT' THEN 'object' "
                        "WHEN 'ARRAY' THEN 'array' WHEN 'NULL' THEN 'null' ELSE 'number' END",
         "jsonb_typeof": f"(j) AS {SCHEMA}.main.json_typeof(j)",
+        # ROW(...) IS [NOT] NULL: every field NULL (not NULL); DuckDB asks the row itself
+        "row_is_null": "(r) AS list_bool_and(list_transform(json_extract(to_json(r), '$[*]'), "
+                       "lambda v: json_type(v) = 'NULL'))",
+        "row_is_not_null": "(r) AS list_bool_and(list_transform(json_extract(to_json(r), "
+                           "'$[*]'), lambda v: json_type(v) <> 'NULL'))",
         "jsonb_contained": "(a, b) AS json_contains(b, a)",
         "jsonb_concat": "(a, b) AS quackml_pg_jsonb_concat(CAST(a AS VARCHAR), CAST(b AS VARCHAR))",
         "jsonb_delete": "(j, k) AS quackml_pg_jsonb_delete(CAST(j AS VARCHAR), k)",
@@ -231,7 +236,7 @@ TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | {"like", "ilike", "similar to
                                                     "generate_series", "::", "cast",
                                                     "extract", "bool", "boolean", "?",
                                                     "?|", "?&", "@>", "<@", "#>", "#>>",
-                                                    "||", "-"}
+                                                    "||", "-", "is"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -854,6 +859,48 @@ def _json_operator(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, st
             (tokens[end].end + 1, tokens[end].end, ') AS "?column?"' if named else ")")]
 
 
+# tokens after which a parenthesis can open a row constructor (not a call, not IN (...))
+_ROW_CONTEXT = frozenset({TokenType.SELECT, TokenType.COMMA, TokenType.WHERE, TokenType.AND,
+                          TokenType.OR, TokenType.NOT, TokenType.WHEN, TokenType.THEN,
+                          TokenType.ELSE, TokenType.HAVING, TokenType.ON, TokenType.L_PAREN,
+                          TokenType.DISTINCT})
+
+
+def _row_is_null(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, str]]:
+    """ROW(a, b) IS [NOT] NULL and (a, b) IS [NOT] NULL as PostgreSQL's test of every
+    field; none for anything else."""
+    open_ = i + 1 if tokens[i].token_type is TokenType.ROW else i
+    if open_ >= len(tokens) or tokens[open_].token_type is not TokenType.L_PAREN:
+        return []
+    close = closing_paren(tokens, open_)
+    if close is None or close + 2 >= len(tokens) or \
+            tokens[close + 1].token_type is not TokenType.IS:
+        return []
+    negated = tokens[close + 2].token_type is TokenType.NOT
+    null = close + 3 if negated else close + 2
+    if null >= len(tokens) or tokens[null].token_type is not TokenType.NULL:
+        return []
+    depth = 0
+    commas = 0
+    for j in range(open_ + 1, close):
+        kind = tokens[j].token_type
+        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        elif kind is TokenType.COMMA and depth == 0:
+            commas += 1
+    if tokens[i].token_type is TokenType.L_PAREN and \
+            (commas == 0 or tokens[open_ + 1].token_type in (TokenType.SELECT, TokenType.WITH)):
+        return []   # (x) IS NULL, (SELECT ...) IS NULL: a value, not a row
+    fn = "row_is_not_null" if negated else "row_is_null"
+    named = _select_list_item(tokens, i) and (null + 1 >= len(tokens) or tokens[
+        null + 1].token_type in (TokenType.COMMA, TokenType.FROM))
+    start = tokens[i].start
+    return [(start, start - 1, f"{SCHEMA}.main.{fn}("),
+            (tokens[close].end + 1, tokens[null].end, ') AS "?column?"' if named else ")")]
+
+
 def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
     """(start, end inclusive, replacement) edits, absolute offsets, for the syntax above."""
     found: list[tuple[int, int, str]] = []
@@ -913,6 +960,9 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
                 if field is not None:
                     found.append((field_tok.start, field_tok.end, field))
                 found.append((tokens[close].end + 1, tokens[close].end, suffix))
+        elif tok.token_type in (TokenType.ROW, TokenType.L_PAREN) and \
+                prev is not None and prev.token_type in _ROW_CONTEXT:
+            found.extend(_row_is_null(tokens, i))
         elif tok.token_type in _JSON_OPERATORS:
             found.extend(_json_operator(tokens, i))
         elif tok.token_type in (TokenType.HASH_ARROW, TokenType.DHASH_ARROW) and \
