@@ -62,6 +62,11 @@ SAME = [
     "json_typeof('null'), json_array_length('[1, 2, 3]'::json)",
     "SELECT * FROM json_each_text('{\"a\": \"1\", \"b\": \"2\"}'::json) ORDER BY key",
     "SELECT value FROM json_array_elements_text('[\"x\", \"y\"]') ORDER BY value",
+    "SELECT json_object_keys('{\"b\": 1, \"a\": 2}'::json) AS k ORDER BY k",
+    "SELECT json_array_elements('[1, {\"a\": 2}]'::json) AS e, 'x' AS y",
+    "SELECT jsonb_pretty('{\"a\": 1}'::jsonb), jsonb_set('{\"a\": 1}'::jsonb, '{a}', '2')::text, "
+    "jsonb_set('{\"a\": {\"b\": 1}}', '{a,c}', '\"new\"')::text, "
+    "jsonb_strip_nulls('{\"a\": 1, \"b\": null}'::jsonb)::text",
     # format()
     "SELECT format('%s has %s items', 'cart', 3)",
     "SELECT format('%I.%L', 'My Table', 'it''s'), format('%I', 'plain'), format('%I', 'select')",

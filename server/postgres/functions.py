@@ -30,8 +30,9 @@ time, a pattern cannot stall the server).
 - a string literal cast to ``boolean`` takes PostgreSQL's words (``'on'``,
   ``'off'``, ``'yes'``, ``'no'`` and prefixes);
 - ``'\\x4142'::bytea`` is PostgreSQL's hex input (``unhex('4142')``);
-- ``generate_series(...)`` as an item of a SELECT list gives rows, as a
-  set-returning function does in PostgreSQL (``unnest(generate_series(...))``);
+- ``generate_series(...)``, ``json(b)_object_keys(...)`` and
+  ``json(b)_array_elements(...)`` as items of a SELECT list give rows, as
+  set-returning functions do in PostgreSQL (``unnest(generate_series(...))``);
 - ``extract(field FROM x)`` is numeric, as in PostgreSQL (DuckDB's is
   bigint or double): ``CAST(extract(...) AS DECIMAL(...))``, with
   PostgreSQL's 6 decimals for epoch and second, 3 for milliseconds;
@@ -197,6 +198,13 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
         "jsonb_exists": f"(j, k) AS list_contains({_JSON_KEYS}, k)",
         "jsonb_exists_any": f"(j, ks) AS list_has_any({_JSON_KEYS}, ks)",
         "jsonb_exists_all": f"(j, ks) AS list_has_all({_JSON_KEYS}, ks)",
+        "jsonb_pretty": "(j) AS quackml_pg_jsonb_pretty(CAST(j AS VARCHAR))",
+        "jsonb_strip_nulls": "(j) AS quackml_pg_json_strip_nulls(CAST(j AS VARCHAR))",
+        "json_strip_nulls": "(j) AS quackml_pg_json_strip_nulls(CAST(j AS VARCHAR))",
+        "jsonb_set": "(j, p, v) AS quackml_pg_jsonb_set(CAST(j AS VARCHAR), CAST(p AS VARCHAR), "
+                     "CAST(v AS VARCHAR), true), "
+                     "(j, p, v, c) AS quackml_pg_jsonb_set(CAST(j AS VARCHAR), "
+                     "CAST(p AS VARCHAR), CAST(v AS VARCHAR), c)",
         "json_array_length": "(j) AS CAST(system.main.json_array_length(j) AS INTEGER)",
         "jsonb_array_length": "(j) AS CAST(system.main.json_array_length(j) AS INTEGER)",
     }
@@ -226,17 +234,23 @@ WRAPPED = {"json_agg": ("to_json(list", ")"), "jsonb_agg": ("to_json(list", ")")
 #: numeric without a type modifier, their values without trailing zeros
 #: (server/postgres/resulttypes.py).
 UNCONSTRAINED_NUMERIC = "DECIMAL(38,10)"
+#: set-returning functions as items of a SELECT list: unnest(<call>(args<path>)) gives
+#: their rows (the FROM forms are table macros)
+SET_RETURNING = {
+    "generate_series": ("generate_series", ""),
+    "json_object_keys": ("json_keys", ""), "jsonb_object_keys": ("json_keys", ""),
+    "json_array_elements": ("json_extract", ", '$[*]'"),
+    "jsonb_array_elements": ("json_extract", ", '$[*]'"),
+}
 #: type names DuckDB spells otherwise (when not followed by a type modifier)
 TYPES = {"jsonb": "JSON", "numeric": UNCONSTRAINED_NUMERIC, "decimal": UNCONSTRAINED_NUMERIC}
 
 #: the functions the rewrite qualifies into quackml_pg
 NAMES = frozenset(_macros(frozenset())) | frozenset(_TABLE_MACROS) | frozenset(_AGGREGATE_MACROS)
 #: the words that make a statement worth a look by ``edits``
-TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | {"like", "ilike", "similar to", "bytea",
-                                                    "generate_series", "::", "cast",
-                                                    "extract", "bool", "boolean", "?",
-                                                    "?|", "?&", "@>", "<@", "#>", "#>>",
-                                                    "||", "-", "is"}
+TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | frozenset(SET_RETURNING) | {
+    "like", "ilike", "similar to", "bytea", "::", "cast", "extract", "bool", "boolean", "?",
+    "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -546,6 +560,55 @@ def jsonb_delete(j: str | None, key: str | None) -> str | None:
     return json.dumps(value)
 
 
+def jsonb_pretty(j: str | None) -> str | None:
+    return None if j is None else json.dumps(json.loads(j), indent=4)
+
+
+def json_strip_nulls(j: str | None) -> str | None:
+    """Object fields that are null removed, at every depth (array elements stay)."""
+    def strip(v: object) -> object:
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if x is not None}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+    return None if j is None else json.dumps(strip(json.loads(j)))
+
+
+def jsonb_set(j: str | None, path: str | None, value: str | None, create: bool | None
+              ) -> str | None:
+    """jsonb_set(target, '{a,b}', new_value[, create_missing])."""
+    if j is None or path is None or value is None:
+        return None
+    doc = json.loads(j)
+    keys = [p.strip().strip('"') for p in path.strip().strip("{}").split(",") if p.strip()]
+    if not keys:
+        return j
+    parent = doc
+    for key in keys[:-1]:
+        if isinstance(parent, dict) and key in parent:
+            parent = parent[key]
+        elif isinstance(parent, list) and key.lstrip("-").isdigit() and \
+                -len(parent) <= int(key) < len(parent):
+            parent = parent[int(key)]
+        else:
+            return json.dumps(doc)
+    last, new = keys[-1], json.loads(value)
+    if isinstance(parent, dict):
+        if last in parent or create:
+            parent[last] = new
+    elif isinstance(parent, list) and last.lstrip("-").isdigit():
+        index = int(last)
+        if -len(parent) <= index < len(parent):
+            parent[index] = new
+        elif create:
+            if index < 0:
+                parent.insert(0, new)
+            else:
+                parent.append(new)
+    return json.dumps(doc)
+
+
 def _keywords(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
     """The words quote_ident quotes: PostgreSQL's keywords but the unreserved ones
     (DuckDB's grammar is PostgreSQL's, and so are its keyword categories)."""
@@ -576,6 +639,13 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
                             ["VARCHAR", "VARCHAR"], "JSON", null_handling="special")
         con.create_function("quackml_pg_jsonb_delete", jsonb_delete,  # type: ignore[call-overload]
                             ["VARCHAR", "VARCHAR"], "JSON", null_handling="special")
+        con.create_function("quackml_pg_jsonb_pretty", jsonb_pretty,  # type: ignore[call-overload]
+                            ["VARCHAR"], "VARCHAR", null_handling="special")
+        con.create_function("quackml_pg_json_strip_nulls",  # type: ignore[call-overload]
+                            json_strip_nulls, ["VARCHAR"], "JSON", null_handling="special")
+        con.create_function("quackml_pg_jsonb_set", jsonb_set,  # type: ignore[call-overload]
+                            ["VARCHAR", "VARCHAR", "VARCHAR", "BOOLEAN"], "JSON",
+                            null_handling="special")
         con.create_function("quackml_pg_group_refs", group_refs,  # type: ignore[call-overload]
                             ["VARCHAR"], "VARCHAR", null_handling="special")
     for name, body in _macros(keywords).items():
@@ -941,13 +1011,14 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
                 tokens[i + 2].text.lower() == "bytea" and _BYTEA_HEX.fullmatch(tok.text):
             # '\\x4142'::bytea: PostgreSQL's hex input (DuckDB reads \\x41 as one byte)
             found.append((tok.start, tok.end, f"unhex('{tok.text[2:]}')"))
-        elif low == "generate_series" and nxt is not None and \
+        elif low in SET_RETURNING and nxt is not None and \
                 nxt.token_type is TokenType.L_PAREN and _select_list_item(tokens, i):
             # a set-returning function in the SELECT list gives rows, not a list
             close = closing_paren(tokens, i + 1)
             if close is not None:
-                found.append((tok.start, tok.start - 1, "unnest("))
-                found.append((tokens[close].end + 1, tokens[close].end, ")"))
+                call, tail = SET_RETURNING[low]
+                found.append((tok.start, tok.end, f"unnest({call}"))
+                found.append((tokens[close].start, tokens[close].end, f"{tail}))"))
         elif low == "extract" and nxt is not None and nxt.token_type is TokenType.L_PAREN and \
                 i + 3 < n and tokens[i + 3].token_type is TokenType.FROM:
             # extract() is numeric: CAST(extract(f FROM x) AS DECIMAL(...))
