@@ -117,6 +117,7 @@ SAME = [
     # literals of INSERT ... VALUES read for their column, as PostgreSQL reads them
     "INSERT INTO pt_literals VALUES (1, '{1,2}', '{x,\"y z\"}', '\\x0102', '{not,an,array}')",
     "INSERT INTO pt_literals (s, r, a) VALUES ('\\x41', '\\x41', 2), ('{}', '\\x', 3)",
+    "UPDATE pt_literals SET u = '{3,4}', r = '\\x43', s = '\\x43' WHERE a = 2 RETURNING u, r, s",
     "SELECT a, u, v, r, s FROM pt_literals ORDER BY a",
     # generate_series in the SELECT list gives rows
     "SELECT generate_series(1, 3)::int AS g",
