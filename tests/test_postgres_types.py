@@ -74,6 +74,8 @@ SAME = [
     "SELECT format('%2$s %1$s %%', 'a', 'b'), format('|%5s|%-5s|', 'x', 'y')",
     "SELECT format('%s %s', 1)",
     "SELECT format('%z', 1)",
+    "SELECT format('%I', NULL)",
+    "SELECT to_date('xx', 'DD/MM/YYYY')",
     # other string functions
     "SELECT initcap('hello wORLD-foo bar2baz'), btrim('--a--', '-'), btrim('  a  ')",
     "SELECT lpad('abcdef', 3), lpad('ab', 4), rpad('ab', 4), lpad('7', 3, '0')",

@@ -60,6 +60,7 @@ from collections.abc import Sequence
 import duckdb
 from sqlglot.tokens import Token, TokenType
 
+from server.errors import UDF_ERROR_CLASSES
 from server.sql.text import closing_paren
 
 SCHEMA = "quackml_pg"
@@ -255,8 +256,27 @@ TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | frozenset(SET_RETURNING) | {
 
 # -- Python functions ---------------------------------------------------------------
 
-class FormatError(ValueError):
-    pass
+class PgFunctionError(ValueError):
+    """An error of one of these functions, with PostgreSQL's SQLSTATE (registered in
+    ``server.errors.UDF_ERROR_CLASSES`` by ``install``: the class name travels through
+    DuckDB's error text)."""
+    sqlstate = "22023"   # invalid_parameter_value
+
+
+class FormatError(PgFunctionError):
+    sqlstate = "22023"
+
+
+class DatetimeFormatError(PgFunctionError):
+    sqlstate = "22007"   # invalid_datetime_format
+
+
+class NumberFormatError(PgFunctionError):
+    sqlstate = "22P02"   # invalid_text_representation
+
+
+class NullIdentifierError(PgFunctionError):
+    sqlstate = "22004"   # null_value_not_allowed
 
 
 _SPEC = re.compile(r"%(?:(\d+)\$)?(-)?(\*(?:\d+\$)?|\d+)?([a-zA-Z%])")
@@ -315,7 +335,8 @@ def pg_format(fmt: str | None, args: list[str | None] | None, keywords: frozense
             piece = "" if value is None else value
         elif kind == "I":
             if value is None:
-                raise FormatError("null values cannot be formatted as an SQL identifier")
+                raise NullIdentifierError("null values cannot be formatted as an SQL "
+                                          "identifier")
             piece = quote_ident(value, keywords)
         else:
             piece = "NULL" if value is None else quote_literal(value)
@@ -470,7 +491,7 @@ def to_number(text: str | None, pattern: str | None) -> str | None:
         return None
     cleaned = re.sub(r"[^0-9.\-]", "", text.replace(",", ""))
     if cleaned in ("", "-", ".", "-."):
-        raise FormatError(f'invalid input syntax for type numeric: "{text}"')
+        raise NumberFormatError(f'invalid input syntax for type numeric: "{text}"')
     return cleaned
 
 
@@ -531,7 +552,8 @@ def to_timestamp(text: str | None, pattern: str | None) -> dt.datetime | None:
     try:
         return dt.datetime.strptime(" ".join(text.split()), " ".join("".join(parts).split()))
     except ValueError:
-        raise FormatError(f'invalid value "{text}" for the pattern "{pattern}"') from None
+        raise DatetimeFormatError(f'invalid value "{text}" for the pattern "{pattern}"') \
+            from None
 
 
 def jsonb_concat(a: str | None, b: str | None) -> str | None:
@@ -556,7 +578,7 @@ def jsonb_delete(j: str | None, key: str | None) -> str | None:
     elif isinstance(value, list):
         value = [v for v in value if v != key]
     else:
-        raise FormatError("cannot delete from scalar")
+        raise PgFunctionError("cannot delete from scalar")
     return json.dumps(value)
 
 
@@ -619,6 +641,9 @@ def _keywords(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create the functions in quackml_pg (attached by ``pgcatalog.install``)."""
+    for error in (PgFunctionError, FormatError, DatetimeFormatError, NumberFormatError,
+                  NullIdentifierError):
+        UDF_ERROR_CLASSES[error.__name__] = error.sqlstate
     keywords = _keywords(con)
     present = con.execute("SELECT count(*) FROM duckdb_functions() "
                           "WHERE function_name = 'quackml_pg_format'").fetchall()[0][0]
