@@ -122,7 +122,11 @@ SAME = [
     "UPDATE pt_literals SET u = '{3,4}', r = '\\x43', s = '\\x43' WHERE a = 2 RETURNING u, r, s",
     "SELECT a, u, v, r, s FROM pt_literals ORDER BY a",
     # generate_series in the SELECT list gives rows
-    "SELECT generate_series(1, 3)::int AS g",
+    "SELECT generate_series(1, 3), generate_series(1::bigint, 2)",
+    "SELECT generate_series(1, 10, 4) AS g",
+    "SELECT generate_series(DATE '2024-01-01', DATE '2024-01-03', INTERVAL '1 day')",
+    "SELECT generate_series(TIMESTAMP '2024-01-01', TIMESTAMP '2024-01-01 02:00', "
+    "INTERVAL '1 hour')",
     "SELECT 'x' AS a, g::int FROM (SELECT generate_series(1, 2) AS g) s ORDER BY g",
     # dates and times
     "SELECT to_char(TIMESTAMP '2024-05-07 13:04:05', 'YYYY-MM-DD HH24:MI:SS')",

@@ -193,6 +193,16 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                        "lambda v: json_type(v) = 'NULL'))",
         "row_is_not_null": "(r) AS list_bool_and(list_transform(json_extract(to_json(r), "
                            "'$[*]'), lambda v: json_type(v) <> 'NULL'))",
+        # generate_series's rows as a list, of PostgreSQL's type: integer for integers,
+        # timestamptz for dates
+        "generate_series_list": "(a INTEGER, b INTEGER) AS "
+                                "CAST(generate_series(a, b) AS INTEGER[]), "
+                                "(a INTEGER, b INTEGER, c INTEGER) AS "
+                                "CAST(generate_series(a, b, c) AS INTEGER[]), "
+                                "(a DATE, b DATE, c INTERVAL) AS "
+                                "CAST(generate_series(a, b, c) AS TIMESTAMPTZ[]), "
+                                "(a, b) AS generate_series(a, b), "
+                                "(a, b, c) AS generate_series(a, b, c)",
         "jsonb_contained": "(a, b) AS json_contains(b, a)",
         "jsonb_concat": "(a, b) AS quackml_pg_jsonb_concat(CAST(a AS VARCHAR), CAST(b AS VARCHAR))",
         "jsonb_delete": "(j, k) AS quackml_pg_jsonb_delete(CAST(j AS VARCHAR), k)",
@@ -238,7 +248,7 @@ UNCONSTRAINED_NUMERIC = "DECIMAL(38,10)"
 #: set-returning functions as items of a SELECT list: unnest(<call>(args<path>)) gives
 #: their rows (the FROM forms are table macros)
 SET_RETURNING = {
-    "generate_series": ("generate_series", ""),
+    "generate_series": (f"{SCHEMA}.main.generate_series_list", ""),
     "json_object_keys": ("json_keys", ""), "jsonb_object_keys": ("json_keys", ""),
     "json_array_elements": ("json_extract", ", '$[*]'"),
     "jsonb_array_elements": ("json_extract", ", '$[*]'"),
