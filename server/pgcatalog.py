@@ -23,7 +23,7 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from catalog.views import rows_of
-from server.postgres import functions
+from server.postgres import functions, syntax
 from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
 from server.sql.text import Statement, closing_paren
 
@@ -433,7 +433,7 @@ _CASTS = {"regclass": "UINTEGER", "regtype": "UINTEGER", "regproc": "UINTEGER",
           "regprocedure": "UINTEGER", "regnamespace": "UINTEGER", "regrole": "UINTEGER",
           "oid": "UINTEGER", "name": "VARCHAR", "char": "VARCHAR", "\"char\"": "VARCHAR"}
 _REG_TYPES = {"regclass", "regtype", "regproc", "regnamespace"}
-_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | functions.TRIGGERS | {
+_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | syntax.TRIGGERS | {
     "pg_catalog", "information_schema", "operator", "collate"}
 
 _lock = threading.Lock()
@@ -473,7 +473,7 @@ def rewrite(stmt: Statement) -> str | None:
     if not any(t.text.lower() in _TRIGGERS for t in tokens):
         return None
     # (start, end inclusive, replacement), absolute
-    edits: list[tuple[int, int, str]] = functions.edits(tokens)
+    edits: list[tuple[int, int, str]] = syntax.edits(tokens)
     i = 0
     n = len(tokens)
     while i < n:

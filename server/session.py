@@ -693,7 +693,7 @@ class Session:
     def duckdb_text(self, stmt: Statement) -> str:
         """The text DuckDB runs: the client's, with emulated catalog names qualified
         and the PostgreSQL syntax DuckDB reads otherwise in DuckDB's words
-        (``server.postgres.functions``, ``server.postgres.literals``)."""
+        (``server.postgres.syntax``, ``server.postgres.literals``)."""
         typed = literals.typed(stmt, self._column_types)
         rewritten = pgcatalog.rewrite(typed)
         return typed.text if rewritten is None else rewritten

@@ -9,7 +9,7 @@ answer without an error). For ``INSERT INTO t [(columns)] VALUES (...), ...``
 and ``UPDATE t SET c = '...', ...`` whose values hold such literals, the
 target columns' types are asked from DuckDB and the literals of list and
 blob columns rewritten: ``'[1,2]'`` and
-``unhex('0102')``. Casts (``'{1,2}'::int[]``) are ``server.postgres.functions``'
+``unhex('0102')``. Casts (``'{1,2}'::int[]``) are ``server.postgres.syntax``'
 business; other statements and other literals are left as written.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from sqlglot.tokens import Token, TokenType
 
-from server.postgres.functions import array_literal
+from server.postgres.syntax import array_literal
 from server.sql.text import Statement, closing_paren, split
 
 #: the DuckDB types of a table's columns, in order, by the table's name as written
