@@ -56,6 +56,8 @@ SAME = [
     "SELECT ('{\"a\": 1}'::jsonb || '{\"b\": 2}'::jsonb)::text, "
     "('{\"a\": 1, \"b\": 2}'::jsonb - 'a')::text, 'a' || 'b' || 'c', 5 - 2",
     "SELECT (doc || '{\"new\": true}')::text FROM pt_items ORDER BY id",
+    "SELECT doc ->> 'k' || '!', (doc -> 'k')::text || '{\"a\": 1}', name || '{\"x\": 1}' "
+    "FROM pt_items ORDER BY id",
     "SELECT id FROM pt_items WHERE doc @> '{\"k\": 1}' OR NOT (doc) ? 'k' ORDER BY id",
     "SELECT json_build_object('a', 1, 'b', true), json_build_array(1, 'x', NULL)",
     "SELECT json_typeof('[1]'::json), json_typeof('\"s\"'), json_typeof('1.5'), "

@@ -227,6 +227,7 @@ class DatetimeFormatError(PgFunctionError):
 
 
 class NumberFormatError(PgFunctionError):
+    """Invalid input of a number or a JSON value."""
     sqlstate = "22P02"   # invalid_text_representation
 
 
@@ -516,7 +517,12 @@ def jsonb_concat(a: str | None, b: str | None) -> str | None:
     anything else made an array first."""
     if a is None or b is None:
         return None
-    left, right = json.loads(a), json.loads(b)
+    try:   # a text column || a JSON-looking literal is taken for jsonb: say so
+        left, right = json.loads(a), json.loads(b)
+    except ValueError:
+        raise NumberFormatError("invalid input syntax for type json (|| of a JSON "
+                                "literal: cast the other operand to text to concatenate)"
+                                ) from None
     if isinstance(left, dict) and isinstance(right, dict):
         return json.dumps({**left, **right})
     return json.dumps((left if isinstance(left, list) else [left]) +

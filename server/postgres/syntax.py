@@ -282,18 +282,35 @@ def _closing_bracket(tokens: tuple[Token, ...], i: int) -> int | None:
     return None
 
 
-def _json_operand(tokens: Sequence[Token]) -> bool:
-    """Whether an operand is JSON to the eye: cast to json/jsonb, an -> / ->> chain, or a
-    string literal holding a JSON object."""
+def _json_kind(tokens: Sequence[Token]) -> bool | None:
+    """Whether an operand is JSON to the eye (True: cast to json/jsonb, ends in ``->``,
+    a string literal holding a JSON object), text to the eye (False: ends in ``->>``, a
+    string literal, a cast to anything else) or unknown (None: a name, a call)."""
+    if not tokens:
+        return None
+    kind: bool | None = None
+    depth = 0
     for k, tok in enumerate(tokens):
-        if tok.token_type in (TokenType.ARROW, TokenType.DARROW):
-            return True
-        if tok.text.lower() in ("json", "jsonb") and k and \
-                tokens[k - 1].token_type is TokenType.DCOLON:
-            return True
-        if tok.token_type is TokenType.STRING and re.match(r'\s*\{\s*"[^"]*"\s*:', tok.text):
-            return True
-    return False
+        t = tok.token_type
+        if t in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            if depth == 0 and k == 0:   # a parenthesised operand: what is inside
+                close = closing_paren(tuple(tokens), 0) if t is TokenType.L_PAREN else None
+                if close is not None:
+                    kind = _json_kind(tokens[1:close])
+            depth += 1
+        elif t in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        elif depth:
+            continue
+        elif t is TokenType.ARROW:
+            kind = True
+        elif t is TokenType.DARROW:
+            kind = False
+        elif t is TokenType.DCOLON and k + 1 < len(tokens):
+            kind = tokens[k + 1].text.lower() in ("json", "jsonb")
+        elif t is TokenType.STRING and k == 0:
+            kind = re.match(r'\s*\{\s*"[^"]*"\s*:', tok.text) is not None
+    return kind
 
 
 def json_path(pg_path: str) -> str:
@@ -323,9 +340,13 @@ def _json_operator(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, st
     if start is None or end is None:
         return []
     left, right = tokens[start:i], tokens[i + 1:end + 1]
-    if kind in _JSON_ONLY and not _json_operand(left + right if kind is not TokenType.DASH
-                                                else left):
-        return []
+    if kind in _JSON_ONLY:
+        # jsonb's when the left operand is JSON to the eye, or (for || @> <@) when it
+        # might be and the right one is
+        left_kind = _json_kind(left)
+        if not (left_kind or (left_kind is None and kind is not TokenType.DASH and
+                              _json_kind(right))):
+            return []
     if kind is TokenType.DASH and right[-1].token_type is not TokenType.STRING:
         return []   # jsonb - 'key' only
     before = tokens[start - 1] if start else None
