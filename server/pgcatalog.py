@@ -23,7 +23,7 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from catalog.views import rows_of
-from server.postgres import catalog_views, names
+from server.postgres import catalog_views, functions, names, syntax
 from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
 from server.sql.text import Statement, closing_paren
 
@@ -183,8 +183,6 @@ _MACROS: dict[str, str] = {
                      "FROM pg_catalog.pg_attribute sz_a WHERE sz_a.attrelid = o) "
                      "FROM duckdb_tables() sz_t WHERE sz_t.table_oid = o), 0)::BIGINT",
     "pg_indexes_size": "(o) AS 0",
-    "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s "
-                   "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
     # a client parameter, else DuckDB's own setting (operator_memory_limit, threads ...)
     # client parameters only: DuckDB's own settings (paths among them) are not shown
     # through it (superusers read duckdb_settings())
@@ -558,7 +556,7 @@ _add_names_objects()
 
 # Names the rewrite qualifies; macros may be called unqualified, views only
 # through pg_catalog or unqualified right after FROM / JOIN.
-FUNCTIONS = frozenset(_MACROS) | frozenset(catalog_views.RENAMED)
+FUNCTIONS = frozenset(_MACROS) | frozenset(catalog_views.RENAMED) | functions.NAMES
 # reached as information_schema.name only: DuckDB's information_schema lacks them
 INFORMATION_SCHEMA = frozenset({"table_privileges"}) | catalog_views.INFORMATION_SCHEMA
 RELATIONS = frozenset(_VIEWS) - INFORMATION_SCHEMA
@@ -566,7 +564,7 @@ _CASTS = {"regclass": "UINTEGER", "regtype": "UINTEGER", "regproc": "UINTEGER",
           "regprocedure": "UINTEGER", "regnamespace": "UINTEGER", "regrole": "UINTEGER",
           "oid": "UINTEGER", "name": "VARCHAR", "char": "VARCHAR", "\"char\"": "VARCHAR"}
 _REG_TYPES = {"regclass", "regtype", "regproc", "regnamespace"}
-_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | set(catalog_views.BARE) | {
+_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | set(catalog_views.BARE) | syntax.TRIGGERS | {
     "pg_catalog", "information_schema", "operator", "collate"}
 
 _lock = threading.Lock()
@@ -628,7 +626,8 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
     extra = context.triggers if context is not None else frozenset()
     if not any(t.text.lower() in _TRIGGERS or t.text.lower() in extra for t in tokens):
         return None
-    edits: list[tuple[int, int, str]] = []   # (start, end inclusive, replacement), absolute
+    # (start, end inclusive, replacement), absolute
+    edits: list[tuple[int, int, str]] = syntax.edits(tokens)
     i = 0
     n = len(tokens)
     while i < n:
