@@ -103,9 +103,14 @@ _CATALOG_OIDS = {
     "pg_subscription": 6100, "pg_publication_rel": 6106, "pg_publication_namespace": 6237,
 }
 
-# the oids of the types' I/O functions (pg_type.typinput ...: none is in pg_proc): base +
-# type oid * 4 + 0 (in), 1 (out), 2 (recv), 3 (send)
-TYPPROC_BASE = 1_000_000
+# A regproc value: PostgreSQL sends (and casts to text) the function's name and compares it
+# with oids (typreceive != 0): a union of the two, sent as its member's text. The types' I/O
+# functions (pg_type.typinput ...) hold their PostgreSQL names (int4recv, date_recv,
+# array_recv: ADBC maps types by them), 'name'::regproc of them too.
+REGPROC = "UNION(name VARCHAR, oid BIGINT)"
+# types whose I/O functions are named without an underscore (int4in, not int4_in)
+_OLD_IO_NAMES = ("bool", "bytea", "char", "name", "int8", "int2", "int4", "regproc", "text",
+                 "oid", "float4", "float8", "unknown", "bpchar", "varchar")
 
 # The emulated objects. Macros take the PostgreSQL argument lists clients use.
 _MACROS: dict[str, str] = {
@@ -202,20 +207,29 @@ _MACROS: dict[str, str] = {
     "to_regclass": f"(t) AS coalesce((SELECT first(rel_c.oid) FROM {SCHEMA}.pg_class rel_c "
                    f"JOIN {SCHEMA}.pg_namespace rel_n ON rel_n.oid = rel_c.relnamespace "
                    "WHERE lower(rel_c.relname) = "
-                   "lower(string_split(replace(t, '\"', ''), '.')[-1]) "
+                   "lower(trim(string_split(replace(t, '\"', ''), '.')[-1])) "
                    "AND (len(string_split(t, '.')) = 1 "
-                   "OR rel_n.nspname = lower(string_split(replace(t, '\"', ''), '.')[1]))), "
+                   "OR rel_n.nspname = lower(trim(string_split(replace(t, '\"', ''), '.')[1])))), "
                    "(SELECT first(rel_k.oid) FROM (VALUES "
                    + ", ".join(f"('{name}', {oid})" for name, oid in _CATALOG_OIDS.items())
                    + ") rel_k(name, oid) WHERE rel_k.name = lower(replace(replace(t, '\"', ''), "
-                   "'pg_catalog.', ''))))::UINTEGER",
-    "to_regproc": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_proc WHERE proname = t)",
+                   "'pg_catalog.', ''))), "
+                   # an oid as text ('16384'::regclass)
+                   "TRY_CAST(t AS UINTEGER))::UINTEGER",
+    # a type's I/O function (by its name), else a function of pg_proc (by its oid)
+    "to_regproc": "(t) AS CASE WHEN EXISTS (SELECT 1 FROM "
+                  f"{SCHEMA}.pg_type rp_t WHERE replace(t, 'pg_catalog.', '') IN "
+                  "(rp_t.typinput::VARCHAR, rp_t.typoutput::VARCHAR, rp_t.typreceive::VARCHAR, "
+                  "rp_t.typsend::VARCHAR)) "
+                  f"THEN union_value(name := replace(t, 'pg_catalog.', ''))::{REGPROC} "
+                  f"ELSE (SELECT first(union_value(oid := oid)::{REGPROC}) FROM {SCHEMA}.pg_proc "
+                  "WHERE proname = t) END",
     "to_regnamespace": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_namespace "
                        "WHERE nspname = t)",
+    # an oid (of pg_proc) or a regproc (pg_type.typinput ...: its name), 0 is '-'
     "regproc_name": f"(o) AS coalesce((SELECT first(proname) FROM {SCHEMA}.pg_proc "
-                    "WHERE oid = o), (SELECT first(rp_t.typname || ['in', 'out', 'recv', "
-                    f"'send'][(o - {TYPPROC_BASE}) % 4 + 1]) FROM {SCHEMA}.pg_type rp_t "
-                    f"WHERE o >= {TYPPROC_BASE} AND rp_t.oid = (o - {TYPPROC_BASE}) // 4))",
+                    "WHERE oid::VARCHAR = o::VARCHAR), CASE WHEN o::VARCHAR = '0' THEN '-' "
+                    "ELSE o::VARCHAR END)",
     "regnamespace_name": f"(o) AS (SELECT first(nspname) FROM {SCHEMA}.pg_namespace "
                          "WHERE oid = o)",
 }
@@ -369,7 +383,9 @@ _VIEWS: dict[str, str] = {
                true AS indimmediate, false AS indisclustered, true AS indisvalid,
                false AS indcheckxmin, true AS indisready, true AS indislive,
                false AS indisreplident, i.indkey, NULL::UINTEGER[] AS indcollation,
-               NULL::UINTEGER[] AS indclass, NULL::SMALLINT[] AS indoption,
+               NULL::UINTEGER[] AS indclass,
+               -- an int2vector: its text ("0 0": ascending, nulls last, per column)
+               array_to_string(list_transform(i.indkey, lambda x: '0'), ' ') AS indoption,
                NULL::VARCHAR AS indexprs, NULL::VARCHAR AS indpred
         FROM {schema}.quackml_indexes i""",
     "pg_attribute": """
@@ -464,11 +480,15 @@ def _pg_type_rows() -> str:
     return ",\n".join(rows)
 
 
-def _typprocs(oid: str) -> str:
-    """typinput, typoutput, typreceive, typsend: regproc, as oids (comparable with 0)."""
-    return ", ".join(f"({TYPPROC_BASE} + {oid}::UINTEGER * 4 + {k})::UINTEGER AS {name}"
-                     for k, name in enumerate(("typinput", "typoutput", "typreceive",
-                                               "typsend")))
+def _typprocs(typname: str, typelem: str) -> str:
+    """typinput, typoutput, typreceive, typsend: regprocs with PostgreSQL's names
+    (int4in, date_recv, array_send ...)."""
+    old = ", ".join(f"'{name}'" for name in _OLD_IO_NAMES)
+    prefix = (f"CASE WHEN {typelem} <> 0 THEN 'array_' WHEN {typname} IN ({old}) "
+              f"THEN {typname} ELSE {typname} || '_' END")
+    return ", ".join(f"union_value(name := {prefix} || '{suffix}')::{REGPROC} AS {column}"
+                     for column, suffix in (("typinput", "in"), ("typoutput", "out"),
+                                            ("typreceive", "recv"), ("typsend", "send")))
 
 _VIEWS["pg_type"] = f"""
     SELECT t.oid::UINTEGER AS oid, t.typname, {PG_CATALOG_OID}::UINTEGER AS typnamespace,
@@ -476,7 +496,7 @@ _VIEWS["pg_type"] = f"""
            t.typcategory, false AS typispreferred, true AS typisdefined, ',' AS typdelim,
            0::UINTEGER AS typrelid, NULL::VARCHAR AS typsubscript,
            t.typelem::UINTEGER AS typelem, t.typarray::UINTEGER AS typarray,
-           {_typprocs('t.oid')}, 0::UINTEGER AS typmodin,
+           {_typprocs('t.typname', 't.typelem')}, 0::UINTEGER AS typmodin,
            0::UINTEGER AS typmodout, 0::UINTEGER AS typanalyze, 'i' AS typalign,
            CASE WHEN t.typlen = -1 THEN 'x' ELSE 'p' END AS typstorage, false AS typnotnull,
            0::UINTEGER AS typbasetype, -1 AS typtypmod, 0 AS typndims, 0::INTEGER AS typcollation,
@@ -487,7 +507,7 @@ _VIEWS["pg_type"] = f"""
     UNION ALL
     SELECT d.oid::UINTEGER, d.typname, coalesce(d.typnamespace, {PG_CATALOG_OID})::UINTEGER,
            10::INTEGER, d.typlen::SMALLINT, d.typbyval, d.typtype, d.typcategory, false, true,
-           ',', 0::UINTEGER, NULL::VARCHAR, 0::UINTEGER, 0::UINTEGER, {_typprocs('d.oid')},
+           ',', 0::UINTEGER, NULL::VARCHAR, 0::UINTEGER, 0::UINTEGER, {_typprocs('d.typname', '0')},
            0, 0, 0, 'i',
            'p', false, 0::UINTEGER, -1, 0, 0::INTEGER, NULL, NULL, NULL
     FROM pg_catalog.pg_type d
@@ -661,7 +681,11 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
                 as_text = end + 1 < n and tokens[end].token_type is TokenType.DCOLON and \
                     tokens[end + 1].text.lower() in ("text", "varchar", "name", "pg_catalog")
                 kind = target.removeprefix("reg")
-                literal = tokens[operand].token_type is TokenType.STRING
+                if _is_parameter(tokens, operand):
+                    operand -= 1
+                # a name: a string literal or a parameter ('t'::regclass, $1::regclass)
+                literal = tokens[operand].token_type is TokenType.STRING or \
+                    _is_parameter(tokens, operand + 1)
                 if as_text or literal:
                     # 'name'::regclass::text: the name of the oid of the name
                     fns = [f"{SCHEMA}.reg{kind}_{f}" for f, wanted in
@@ -675,13 +699,15 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
                 edits.append((tok.start, name_tok.end, cast or name_tok.text))
                 i = end
                 continue
-        if low in _REG_TYPES and i >= 4 and prev is not None and prev.text.upper() == "AS" \
-                and tokens[i - 2].token_type is TokenType.STRING \
-                and tokens[i - 3].token_type is TokenType.L_PAREN \
-                and tokens[i - 4].text.upper() == "CAST" \
+        start = i - 3 if _is_parameter(tokens, i - 2) else i - 2
+        if low in _REG_TYPES and start >= 2 and prev is not None and prev.text.upper() == "AS" \
+                and (tokens[i - 2].token_type is TokenType.STRING or start == i - 3) \
+                and tokens[start - 1].token_type is TokenType.L_PAREN \
+                and tokens[start - 2].text.upper() == "CAST" \
                 and nxt is not None and nxt.token_type is TokenType.R_PAREN:
-            # CAST('name' AS regclass) -> its oid, as 'name'::regclass
-            edits.append((tokens[i - 4].start, tokens[i - 3].end, f"{SCHEMA}.{low}_oid("))
+            # CAST('name' AS regclass), CAST($1 AS regclass) -> its oid, as 'name'::regclass
+            edits.append((tokens[start - 2].start, tokens[start - 1].end,
+                          f"{SCHEMA}.{low}_oid("))
             edits.append((tokens[i - 2].end + 1, tok.end, ""))
             i += 1
             continue
@@ -767,6 +793,12 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
 
 def _is_name(tok: Token) -> bool:
     return tok.token_type is not TokenType.STRING and tok.text.isidentifier()
+
+
+def _is_parameter(tokens: tuple[Token, ...], j: int) -> bool:
+    """Whether token j is the number of a $n parameter."""
+    return j >= 1 and tokens[j].token_type is TokenType.NUMBER and \
+        tokens[j - 1].token_type is TokenType.PARAMETER and tokens[j - 1].text == "$"
 
 
 def _qualified(tokens: tuple[Token, ...], i: int) -> bool:

@@ -19,11 +19,8 @@ from tests.conftest import RunningServer
 
 # The driver's connect reads `pg_type WHERE typreceive != 0 ... AND typreceive::TEXT !=
 # 'array_recv'` and maps each type by PostgreSQL's receive function name (int4recv,
-# date_recv, numeric_recv, array_recv, ...): everything below needs that first.
-NEEDS_REGPROC = pytest.mark.xfail(
-    strict=True, reason="needs pg_type.typreceive/typsend comparable with 0 as regproc, "
-    "with PostgreSQL's function names as text (issue 11 item 13)")
-pytestmark = NEEDS_REGPROC
+# date_recv, numeric_recv, array_recv, ...); adbc_ingest into an existing table and
+# adbc_get_table_schema read its columns with `attrelid = $1::regclass::oid`.
 
 
 @pytest.fixture
@@ -69,9 +66,6 @@ def test_query_a_sample_table_with_parameters(db: adbc.Connection) -> None:
     assert frame["tenure"].is_monotonic_increasing
 
 
-@pytest.mark.xfail(strict=True, reason="needs pg_type.typreceive as regproc, and "
-                   "$1::regclass::oid of a parameter (ingest into an existing table reads "
-                   "its columns so) (issue 11 item 13)")
 def test_adbc_ingest_and_read_back(db: adbc.Connection) -> None:
     data = pa.table({"id": pa.array([1, 2, 3], pa.int64()),
                      "name": pa.array(["a", None, "it's"], pa.string()),
@@ -102,10 +96,6 @@ def test_transactions_roll_back(db: adbc.Connection) -> None:
         assert cur.fetchone() == (0,)
 
 
-@pytest.mark.xfail(strict=True, reason="needs pg_type.typreceive as regproc and "
-                   "$1::regclass::oid of a parameter (issue 11 item 13); adbc_get_objects "
-                   "lists the schemas of current_database() = the name connected with "
-                   "(issue 11 item 8)")
 def test_catalog_calls(db: adbc.Connection) -> None:
     with db.cursor() as cur:
         cur.execute("CREATE OR REPLACE TABLE adbc_meta (id INTEGER, label VARCHAR, day DATE)")

@@ -161,12 +161,9 @@ def test_orm_create_all_integer_primary_keys(engine: sa.Engine) -> None:
     Base.metadata.drop_all(engine)
 
 
-# Past CAST($1 AS REGCLASS), SQLAlchemy's reflection reads pg_opclass, pg_index.indoption
-# (an int2vector: text "0 0") and the primary key through pg_constraint.conindid =
-# pg_index.indexrelid with unnest(indkey) / generate_subscripts(indkey, 1).
-REFLECTION = pytest.mark.xfail(strict=True, reason="needs CAST($1 AS REGCLASS) of a name "
-                               "(SQLAlchemy's primary key reflection), then pg_opclass and "
-                               "pg_index.indoption (issue 11 item 13)")
+# Reflection reads CAST($1 AS REGCLASS), pg_opclass, pg_index.indoption (an int2vector:
+# text "0 0") and the primary key through pg_constraint.conindid = pg_index.indexrelid with
+# unnest(indkey) / generate_subscripts(indkey, 1).
 
 
 def _reflection_tables(engine: sa.Engine) -> None:
@@ -179,7 +176,6 @@ def _reflection_tables(engine: sa.Engine) -> None:
             conn.execute(sa.text(sql))
 
 
-@REFLECTION
 def test_table_autoload_with(engine: sa.Engine) -> None:
     _reflection_tables(engine)
     child = sa.Table("refl_child", sa.MetaData(), autoload_with=engine)
@@ -193,7 +189,6 @@ def test_table_autoload_with(engine: sa.Engine) -> None:
         assert conn.execute(sa.select(child.c.amount)).scalar_one() == decimal.Decimal("2.50")
 
 
-@REFLECTION
 def test_metadata_reflect(engine: sa.Engine) -> None:
     _reflection_tables(engine)
     meta = sa.MetaData()

@@ -180,6 +180,12 @@ def test_catalog_objects_tools_read(qm: psycopg.Connection, pg: psycopg.Connecti
     both(qm, pg, "SELECT count(*) FROM pg_type WHERE typinput = 0 OR typoutput = 0::regproc")
     both(qm, pg, "SELECT typname, typinput::regproc::text, typsend::regproc::text "
                  "FROM pg_type WHERE typname IN ('int4', 'text', 'bool') ORDER BY 1")
+    # ADBC maps types by their receive functions' names
+    both(qm, pg, "SELECT typname, typreceive::text, typsend, typinput = 0, typreceive <> 0 "
+                 "FROM pg_type WHERE typname IN ('int2', 'date', '_int4', 'numeric', "
+                 "'timestamptz', 'uuid', 'varchar') ORDER BY 1")
+    both(qm, pg, "SELECT typname FROM pg_type WHERE typinput = 'pg_catalog.int8in'::regproc")
+    both(qm, pg, "SELECT 'int4recv'::regproc::text, to_regproc('nm_nosuch')")
     both(qm, pg, "SELECT count(*) FROM pg_matviews")
     both(qm, pg, "SELECT tableoid, extname FROM pg_extension")
     both(qm, pg, "SELECT opcname, opcdefault FROM pg_opclass "
@@ -277,3 +283,15 @@ def test_index_and_constraint_catalogs(qm: psycopg.Connection, pg: psycopg.Conne
                  "WHERE table_name = 'nm_t' AND constraint_type = 'PRIMARY KEY'")
     both(qm, pg, "SELECT table_schema, column_name FROM information_schema.key_column_usage "
                  "WHERE table_name = 'nm_t'")
+    # SQLAlchemy finds primary keys so: conindid is the index, conkey 1-based,
+    # indoption an int2vector ("0")
+    both(qm, pg, "SELECT c.contype, c.conkey, i.indoption::text, "
+                 "c.confrelid FROM pg_constraint c JOIN pg_index i ON c.conindid = i.indexrelid "
+                 "WHERE c.conrelid = 'nm_t'::regclass")
+    both(qm, pg, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'nm_t'::regclass")
+    with qm.cursor() as qc, pg.cursor() as pc:
+        sql = "SELECT count(*) FROM pg_attribute WHERE attrelid = %s::regclass::oid " \
+              "AND attnum > 0 AND attrelid = CAST(%s AS regclass)"
+        for name in ("nm_t", '"public" . "nm_t"', "nm_s.nm_u"):
+            assert qc.execute(sql, (name, name)).fetchall() == \
+                pc.execute(sql, (name, name)).fetchall(), name
