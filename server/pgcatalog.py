@@ -309,8 +309,10 @@ _VIEWS: dict[str, str] = {
                             c.reltype::UINTEGER AS reltype,
                             c.reloptions::VARCHAR[] AS reloptions,
                             'd' AS relreplident, a.acl AS relacl,
-                            -- tables are heap tables (psql's \\dt+ "Access method")
-                            CASE c.relkind WHEN 'r' THEN 2 ELSE c.relam END AS relam,
+                            -- tables are heap tables (psql's \\dt+ "Access method"),
+                            -- indexes btree ones
+                            CASE c.relkind WHEN 'r' THEN 2 WHEN 'i' THEN 403
+                                 ELSE c.relam END AS relam,
                             -- the owner the security catalog knows (the bootstrap's else)
                             coalesce(r.oid, 10) AS relowner),
                false AS relforcerowsecurity
