@@ -109,8 +109,8 @@ _CATALOG_OIDS = {
 # array_recv: ADBC maps types by them), 'name'::regproc of them too.
 REGPROC = "UNION(name VARCHAR, oid BIGINT)"
 # types whose I/O functions are named without an underscore (int4in, not int4_in)
-_OLD_IO_NAMES = ("bool", "bytea", "char", "name", "int8", "int2", "int4", "regproc", "text",
-                 "oid", "float4", "float8", "unknown", "bpchar", "varchar")
+_OLD_IO_NAMES = ("bool", "bytea", "char", "name", "int8", "int2", "int2vector", "int4",
+                 "regproc", "text", "oid", "float4", "float8", "unknown", "bpchar", "varchar")
 
 # The emulated objects. Macros take the PostgreSQL argument lists clients use.
 _MACROS: dict[str, str] = {
@@ -387,7 +387,8 @@ _VIEWS: dict[str, str] = {
                false AS indisreplident, i.indkey, NULL::UINTEGER[] AS indcollation,
                NULL::UINTEGER[] AS indclass,
                -- an int2vector: its text ("0 0": ascending, nulls last, per column)
-               array_to_string(list_transform(i.indkey, lambda x: '0'), ' ') AS indoption,
+               union_value(int2vector := array_to_string(
+                   list_transform(i.indkey, lambda x: '0'), ' ')) AS indoption,
                NULL::VARCHAR AS indexprs, NULL::VARCHAR AS indpred
         FROM {schema}.quackml_indexes i""",
     "pg_attribute": """
@@ -461,6 +462,7 @@ _VIEWS: dict[str, str] = {
 PG_CATALOG_OID = 11
 _CATEGORY = {Oid.BOOL: "B", Oid.INT2: "N", Oid.INT4: "N", Oid.INT8: "N", Oid.FLOAT4: "N",
              Oid.FLOAT8: "N", Oid.NUMERIC: "N", Oid.OID: "N", Oid.REGPROC: "N",
+             Oid.INT2VECTOR: "A",
              Oid.TEXT: "S", Oid.VARCHAR: "S", Oid.BPCHAR: "S", Oid.NAME: "S", Oid.CHAR: "S",
              Oid.DATE: "D", Oid.TIME: "D", Oid.TIMETZ: "D", Oid.TIMESTAMP: "D",
              Oid.TIMESTAMPTZ: "D", Oid.INTERVAL: "T", Oid.UNKNOWN: "X", Oid.RECORD: "P",

@@ -172,7 +172,8 @@ def _reflection_tables(engine: sa.Engine) -> None:
                     "CREATE TABLE refl_parent (id INTEGER PRIMARY KEY, name VARCHAR(20) "
                     "NOT NULL UNIQUE)",
                     "CREATE TABLE refl_child (id BIGINT PRIMARY KEY, parent_id INTEGER "
-                    "REFERENCES refl_parent (id), amount DECIMAL(10,2), seen TIMESTAMPTZ)"]:
+                    "REFERENCES refl_parent (id), amount DECIMAL(10,2), seen TIMESTAMPTZ)",
+                    "CREATE INDEX refl_child_seen ON refl_child (seen)"]:
             conn.execute(sa.text(sql))
 
 
@@ -189,7 +190,10 @@ def test_table_autoload_with(engine: sa.Engine) -> None:
         assert conn.execute(sa.select(child.c.amount)).scalar_one() == decimal.Decimal("2.50")
 
 
-def test_metadata_reflect(engine: sa.Engine) -> None:
+def test_metadata_reflect(orm_engine: sa.Engine) -> None:
+    """Through psycopg, psycopg2 and pg8000 (which reads pg_index.indoption as an
+    int2vector, OID 22, the others as its text)."""
+    engine = orm_engine
     _reflection_tables(engine)
     meta = sa.MetaData()
     meta.reflect(engine)
@@ -199,6 +203,10 @@ def test_metadata_reflect(engine: sa.Engine) -> None:
     assert any(c.columns.keys() == ["name"] for c in parent.constraints
                if isinstance(c, sa.UniqueConstraint))
     assert not any(name.startswith(("pg_", "quackml_", "duckdb_")) for name in meta.tables)
+    child = meta.tables["refl_child"]
+    assert [fk.target_fullname for fk in child.foreign_keys] == ["refl_parent.id"]
+    assert [(i.name, i.columns.keys(), i.unique) for i in child.indexes] == \
+        [("refl_child_seen", ["seen"], False)]
 
 
 def test_core_streaming_and_pool_pre_ping(orm_engine: sa.Engine) -> None:

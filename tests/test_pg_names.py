@@ -289,6 +289,11 @@ def test_index_and_constraint_catalogs(qm: psycopg.Connection, pg: psycopg.Conne
                  "c.confrelid FROM pg_constraint c JOIN pg_index i ON c.conindid = i.indexrelid "
                  "WHERE c.conrelid = 'nm_t'::regclass")
     both(qm, pg, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'nm_t'::regclass")
+    sql = "SELECT indoption FROM pg_index WHERE indrelid = 'nm_t'::regclass LIMIT 1"
+    assert [d.type_code for d in qm.execute(sql).description or ()] == \
+        [d.type_code for d in pg.execute(sql).description or ()] == [22]   # int2vector
+    both(qm, pg, "SELECT typname, typlen, typcategory, typreceive::text FROM pg_type "
+                 "WHERE oid = 22")
     with qm.cursor() as qc, pg.cursor() as pc:
         sql = "SELECT count(*) FROM pg_attribute WHERE attrelid = %s::regclass::oid " \
               "AND attnum > 0 AND attrelid = CAST(%s AS regclass)"

@@ -58,6 +58,7 @@ class Oid(enum.IntEnum):
     NAME = 19
     INT8 = 20
     INT2 = 21
+    INT2VECTOR = 22
     INT4 = 23
     REGPROC = 24
     TEXT = 25
@@ -163,6 +164,7 @@ _NAMES: dict[int, str] = {
     Oid.NAME: "name",
     Oid.INT8: "int8",
     Oid.INT2: "int2",
+    Oid.INT2VECTOR: "int2vector",
     Oid.INT4: "int4",
     Oid.REGPROC: "regproc",
     Oid.TEXT: "text",
@@ -185,6 +187,12 @@ _NAMES: dict[int, str] = {
     Oid.UUID: "uuid",
     Oid.JSONB: "jsonb",
 }
+
+#: PostgreSQL types whose values are text a catalog makes: a DuckDB UNION with one VARCHAR
+#: member named after the type (``UNION(int2vector VARCHAR)``) is sent as that type, its
+#: values as the member's text (pg_index.indoption: ``0 0``)
+TEXT_TYPED: dict[str, int] = {"int2vector": Oid.INT2VECTOR}
+_TEXT_TYPED_UNION = re.compile(r'UNION\("?(\w+)"? VARCHAR\)')
 
 #: Arrow field metadata naming the PostgreSQL type OID of a column whose Arrow type
 #: says otherwise (its values are sent in text format, as the Arrow text encoder
@@ -310,6 +318,8 @@ def _scalar_oid(t: pa.DataType) -> tuple[int, int]:
         return Oid.INTERVAL, -1
     if pt.is_null(t):
         return Oid.TEXT, -1
+    if pt.is_union(t) and t.num_fields == 1:
+        return TEXT_TYPED.get(t.field(0).name, Oid.TEXT), -1
     return Oid.TEXT, -1
 
 
@@ -429,6 +439,9 @@ def pg_type_for_duckdb(type_name: str) -> int:
     Nested DuckDB types (STRUCT, MAP, UNION, ENUM) and unrecognised names map
     to ``text``, as their values are sent as text.
     """
+    named = _TEXT_TYPED_UNION.fullmatch(type_name.strip())
+    if named is not None and named.group(1).lower() in TEXT_TYPED:
+        return int(TEXT_TYPED[named.group(1).lower()])
     name = " ".join(type_name.strip().upper().split())
     if _ARRAY_SUFFIX.search(name):
         inner = name
