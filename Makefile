@@ -7,10 +7,12 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: serve test bench lint install system-deps clean
 
 $(STAMP): pyproject.toml
+	@echo "QuackML: installing dependencies into $(VENV) (about 2 minutes the first time) ..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	@touch $(STAMP)
+	@echo "QuackML: dependencies installed"
 
 install: $(STAMP)
 
@@ -35,7 +37,8 @@ system-deps:
 	  apt-get update -qq && apt-get install -y -qq unixodbc odbc-postgresql; }
 
 serve: $(STAMP)
-	$(BIN)/quackml serve
+	@echo "QuackML: starting the server (Ctrl-C stops it)"
+	@$(BIN)/quackml serve
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
