@@ -50,7 +50,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/load.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check server catalog automl inference tests bench
+	$(BIN)/ruff check quackml server catalog automl inference tests bench
 	$(BIN)/mypy
 
 clean:
