@@ -1,5 +1,5 @@
-"""The ``quackml`` command as an operator meets it: --help and --version,
-Ctrl-C, and the start-up failures they can fix (one line with a hint, a
+"""The ``quackml`` command as an operator meets it (--help and --version:
+tests/test_packaging.py): Ctrl-C, and the start-up failures they can fix (one line with a hint, a
 non-zero exit, never a traceback). Each test runs ``python -m server`` (the
 console script's ``main``) as a real process."""
 
@@ -35,20 +35,6 @@ def quackml(*args: str, env: Mapping[str, str] | None = None, timeout: float = 6
 def serve_args(folder: Path, *extra: str) -> list[str]:
     return ["serve", "--port", "0", "--no-samples", "--database", str(folder / "db.duckdb"),
             "--data-dir", str(folder / "data"), *extra]
-
-
-def test_help_and_version() -> None:
-    top = quackml("--help")
-    assert top.returncode == 0, top.stderr
-    assert "serve" in top.stdout and "--version" in top.stdout
-    serve = quackml("serve", "--help")
-    assert serve.returncode == 0, serve.stderr
-    assert "--port" in serve.stdout and "QUACKML_PORT" in serve.stdout
-    version = quackml("--version")
-    assert version.returncode == 0, version.stderr
-    assert re.fullmatch(r"quackml \S+.*\n", version.stdout), version.stdout
-    bare = quackml()
-    assert bare.returncode == 2 and "usage: quackml" in bare.stderr
 
 
 def _one_line_failure(out: subprocess.CompletedProcess[str], *words: str) -> str:
