@@ -25,9 +25,6 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from importlib import metadata
-
-import duckdb
 
 from server import settings as settings_mod
 from server.settings import Settings
@@ -35,6 +32,8 @@ from server.settings import Settings
 
 def version() -> str:
     """The installed distribution's version (the source tree alone has none)."""
+    from importlib import metadata
+
     try:
         return metadata.version("quackml")
     except metadata.PackageNotFoundError:
@@ -72,6 +71,8 @@ def startup_failure(exc: BaseException, cfg: Settings) -> str | None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         return (f"quackml: cannot listen on {cfg.host}:{cfg.port} ({reason}); choose an "
                 f"address of this machine with --host or QUACKML_HOST")
+    import duckdb  # not at the top: main blocks Ctrl-C before anything heavy is imported
+
     if isinstance(exc, duckdb.IOException) and "Could not set lock" in text:
         holder = re.search(r"\(PID (\d+)\)", text)
         by = f" by process {holder.group(1)}" if holder else ""
@@ -97,6 +98,11 @@ def startup_failure(exc: BaseException, cfg: Settings) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # First, before any import of weight and before any thread starts (every
+    # thread inherits the mask): a Ctrl-C from now on waits for sigwait below.
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cli = parser()
     args = cli.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command is None:
@@ -108,10 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from server.listener import Server
 
     server = Server(cfg)
-    signals = {signal.SIGINT, signal.SIGTERM}
-    # before any thread starts, so that every thread inherits the mask
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         server.start()   # a signal meanwhile waits, and stops the server once it is up
     except Exception as exc:
