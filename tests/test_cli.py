@@ -160,3 +160,22 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_ctrl_c_while_starting(tmp_path: Path) -> None:
+    """Ctrl-C while the server is still importing its modules and opening the
+    database: it finishes starting, then stops in order, without a traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "server", *serve_args(tmp_path)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, out + err
+    assert "Traceback" not in out + err, err
+    assert "QuackML shutdown: SIGINT received" in out and "QuackML shutdown: stopped" in out
