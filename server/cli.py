@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from server import settings as settings_mod
 from server.settings import Settings
@@ -137,7 +138,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     phase(f"{signal.Signals(received).name} received; cancelling running statements")
     server.stop(report=phase)
     phase("stopped")
-    return 0
+    _exit_after_stop()
+
+
+def _exit_after_stop() -> NoReturn:
+    """End the process once the orderly stop is done (database checkpointed and
+    closed, workers stopped), without the interpreter's teardown: native
+    libraries torn down while a finished client's thread still holds their
+    objects abort the process ("terminate called without an active exception",
+    status -6) or hang it. Measured with a client connected at Ctrl-C after it
+    ran prediction functions: 2 runs of 3 aborted, and before these changes the
+    server hung. Nothing is left to save at this point."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 if __name__ == "__main__":
     raise SystemExit(main())
