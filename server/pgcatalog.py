@@ -23,6 +23,7 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from catalog.views import rows_of
+from server.postgres import dump_catalog
 from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
 from server.sql.text import Statement, closing_paren
 
@@ -122,8 +123,12 @@ _MACROS: dict[str, str] = {
                       "(o, pretty) AS (SELECT first(sql) FROM duckdb_views() "
                       "WHERE view_oid = o)",
     "pg_get_serial_sequence": "(t, c) AS NULL::VARCHAR",
-    "_pg_expandarray": "(arr) AS unnest(list_transform(range(1, len(arr) + 1), "
-                       "lambda k: {'x': arr[k], 'n': k}))",
+    # over the int2vector (pg_index.indkey, '1 2') or int2[] (pg_constraint.conkey) JDBC
+    # expands
+    "_pg_expandarray": "(arr) AS unnest(list_transform(range(1, len("
+                       "regexp_extract_all(arr::VARCHAR, '-?[0-9]+')) + 1), "
+                       "lambda k: {'x': regexp_extract_all(arr::VARCHAR, '-?[0-9]+')[k]"
+                       "::SMALLINT, 'n': k}))",
     "json_build_object": ", ".join(
         "({}) AS json_object({})".format(
             ", ".join(f"a{k}" for k in range(n)),
@@ -187,8 +192,9 @@ _VIEWS: dict[str, str] = {
         FROM {role_members} m JOIN {schema}.pg_roles r ON r.rolname = m.role_name
              JOIN {schema}.pg_roles u ON u.rolname = m.member""",
     "pg_am": """
-        SELECT * FROM (VALUES (2::INTEGER, 'heap', 'heap_tableam_handler', 't'),
-                              (403::INTEGER, 'btree', 'bthandler', 'i'))
+        -- amhandler is a regproc: the handler function's oid
+        SELECT * FROM (VALUES (2::INTEGER, 'heap', 3::UINTEGER, 't'),
+                              (403::INTEGER, 'btree', 330::UINTEGER, 'i'))
                t(oid, amname, amhandler, amtype)""",
     "pg_database": """
         SELECT d.database_oid::INTEGER AS oid, d.database_name AS datname, 10::INTEGER AS datdba,
@@ -226,13 +232,15 @@ _VIEWS: dict[str, str] = {
                AND f.function_name IN (SELECT function_name FROM {models}))""",
     "pg_class": """
         SELECT c.* REPLACE (c.oid::UINTEGER AS oid, c.relnamespace::UINTEGER AS relnamespace,
-                            c.reltype::UINTEGER AS reltype,
+                            c.reltype::UINTEGER AS reltype, 10::UINTEGER AS relowner,
                             c.reloptions::VARCHAR[] AS reloptions,
                             'd' AS relreplident, a.acl AS relacl),
                false AS relforcerowsecurity
         FROM pg_catalog.pg_class c
-        LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        -- the relations of the current database (as in PostgreSQL), not the emulation's
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN {relacl} a ON a.schema_name = n.nspname AND a.name = c.relname
+        WHERE NOT (n.nspname = 'main' AND c.relname IN ({emulation_views}))
         UNION ALL BY NAME
         SELECT i.indexrelid AS oid, i.relname, i.relnamespace, 'i' AS relkind,
                403::UINTEGER AS relam, 10 AS relowner, 'p' AS relpersistence,
@@ -273,7 +281,10 @@ _VIEWS: dict[str, str] = {
                false AS indnullsnotdistinct, i.indisprimary, false AS indisexclusion,
                true AS indimmediate, false AS indisclustered, true AS indisvalid,
                false AS indcheckxmin, true AS indisready, true AS indislive,
-               false AS indisreplident, i.indkey, NULL::UINTEGER[] AS indcollation,
+               false AS indisreplident,
+               -- an int2vector, as PostgreSQL writes it: '1 2' (pg_dump parses that)
+               list_aggr(i.indkey::VARCHAR[], 'string_agg', ' ') AS indkey,
+               NULL::UINTEGER[] AS indcollation,
                NULL::UINTEGER[] AS indclass, NULL::SMALLINT[] AS indoption,
                NULL::VARCHAR AS indexprs, NULL::VARCHAR AS indpred
         FROM {schema}.quackml_indexes i""",
@@ -323,7 +334,8 @@ _VIEWS: dict[str, str] = {
                NULL::INTEGER AS stxstattarget, NULL::VARCHAR AS stxkeys,
                NULL::VARCHAR[] AS stxkind, NULL::VARCHAR AS stxexprs WHERE false""",
     "pg_publication": """
-        SELECT NULL::INTEGER AS oid, NULL::VARCHAR AS pubname, NULL::BOOLEAN AS puballtables,
+        SELECT NULL::INTEGER AS oid, NULL::VARCHAR AS pubname, NULL::UINTEGER AS pubowner,
+               NULL::BOOLEAN AS puballtables,
                NULL::BOOLEAN AS pubinsert, NULL::BOOLEAN AS pubupdate,
                NULL::BOOLEAN AS pubdelete, NULL::BOOLEAN AS pubtruncate,
                NULL::BOOLEAN AS pubviaroot WHERE false""",
@@ -337,10 +349,12 @@ _VIEWS: dict[str, str] = {
         SELECT NULL::INTEGER AS ftrelid, NULL::INTEGER AS ftserver,
                NULL::VARCHAR[] AS ftoptions WHERE false""",
     "pg_partitioned_table": """
-        SELECT NULL::INTEGER AS partrelid, NULL::VARCHAR AS partstrat WHERE false""",
+        SELECT NULL::INTEGER AS partrelid, NULL::VARCHAR AS partstrat,
+               NULL::UINTEGER[] AS partclass WHERE false""",
     "pg_extension": """
         SELECT 1::INTEGER AS oid, 'plpgsql' AS extname, 10::INTEGER AS extowner,
-               11::INTEGER AS extnamespace, false AS extrelocatable, '1.0' AS extversion""",
+               11::INTEGER AS extnamespace, false AS extrelocatable, '1.0' AS extversion,
+               NULL::UINTEGER[] AS extconfig, NULL::VARCHAR[] AS extcondition""",
 }
 
 PG_CATALOG_OID = 11
@@ -384,7 +398,8 @@ _VIEWS["pg_type"] = f"""
     FROM (VALUES {_pg_type_rows()})
          t(oid, typname, typlen, typbyval, typtype, typcategory, typelem, typarray)
     UNION ALL
-    SELECT d.oid::UINTEGER, d.typname, coalesce(d.typnamespace, {PG_CATALOG_OID})::UINTEGER,
+    -- DuckDB's own types (and the user's: QuackML dumps none) belong to pg_catalog
+    SELECT d.oid::UINTEGER, d.typname, {PG_CATALOG_OID}::UINTEGER,
            10::INTEGER, d.typlen::SMALLINT, d.typbyval, d.typtype, d.typcategory, false, true,
            ',', 0::UINTEGER, NULL::VARCHAR, 0::UINTEGER, 0::UINTEGER, d.typname || 'in',
            d.typname || 'out', d.typname || 'recv', d.typname || 'send', NULL, NULL, NULL, 'i',
@@ -420,9 +435,13 @@ def _format_type_body() -> str:
 _MACROS["format_type"] = _format_type_body()
 
 _VIEWS["pg_namespace"] = f"""
-    SELECT oid::UINTEGER AS oid, nspname, nspowner::INTEGER AS nspowner,
+    SELECT oid::UINTEGER AS oid, nspname, 10::INTEGER AS nspowner,
            NULL::VARCHAR[] AS nspacl FROM pg_catalog.pg_namespace
     UNION ALL SELECT {PG_CATALOG_OID}, 'pg_catalog', 10, NULL"""
+
+# what pg_dump reads besides (server/postgres/dump_catalog.py)
+_VIEWS.update({k: v for k, v in dump_catalog.VIEWS.items() if k not in _VIEWS})
+_MACROS.update({k: v for k, v in dump_catalog.MACROS.items() if k not in _MACROS})
 
 # Names the rewrite qualifies; macros may be called unqualified, views only
 # through pg_catalog or unqualified right after FROM / JOIN.
@@ -460,6 +479,9 @@ def install(con: duckdb.DuckDBPyConnection, bootstrap: str) -> None:
             body = body.replace("{owners}", rows_of("quackml_owners"))
             body = body.replace("{bootstrap}", bootstrap.replace("'", "''"))
             body = body.replace("{schema}", SCHEMA)
+            body = body.replace("{emulation_views}", ", ".join(
+                f"'{v}'" for v in dump_catalog.EMULATION_VIEWS))
+            body = dump_catalog.with_tableoid(name, body)
             con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.{name} AS {body}")
         for name, body in _MACROS.items():
             con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")
@@ -514,6 +536,13 @@ def rewrite(stmt: Statement) -> str | None:
                     edits.append((prev.start, name_tok.end, ")"))
                     i = end
                     continue
+            if end + 1 < n and tokens[end].token_type is TokenType.L_BRACKET and \
+                    tokens[i - 2].token_type is TokenType.STRING and \
+                    tokens[i - 2].text.startswith("{") and tokens[i - 2].text.endswith("}"):
+                # '{1,2}'::oid[] -> '[1,2]'::UINTEGER[] (DuckDB's list literal)
+                literal = "[" + tokens[i - 2].text[1:-1] + "]"
+                edits.append((tokens[i - 2].start, tokens[i - 2].end,
+                              "'" + literal.replace("'", "''") + "'"))
             if qualified or cast:
                 edits.append((tok.start, name_tok.end, cast or name_tok.text))
                 i = end
@@ -561,7 +590,8 @@ def rewrite(stmt: Statement) -> str | None:
                     i = close + 1
                     continue
             elif low in RELATIONS and prev is not None and \
-                    prev.text.upper() in ("FROM", "JOIN") and \
+                    (prev.text.upper() in ("FROM", "JOIN") or
+                     (prev.token_type is TokenType.COMMA and _in_from_list(tokens, i - 1))) and \
                     (nxt is None or nxt.token_type is not TokenType.DOT):
                 edits.append((tok.start, tok.end, f"{SCHEMA}.{tok.text}"))
         i += 1
@@ -600,6 +630,30 @@ def _operand_start(tokens: tuple[Token, ...], j: int) -> int | None:
     while j >= 2 and tokens[j - 1].token_type is TokenType.DOT and _is_name(tokens[j - 2]):
         j -= 2
     return j
+
+
+_CLAUSE_WORDS = {"SELECT", "WHERE", "ON", "USING", "GROUP", "ORDER", "HAVING", "LIMIT",
+                 "SET", "VALUES", "RETURNING", "WINDOW", "QUALIFY"}
+
+
+def _in_from_list(tokens: tuple[Token, ...], comma: int) -> bool:
+    """Whether the comma at ``comma`` separates items of a FROM list."""
+    depth = 0
+    for j in range(comma - 1, -1, -1):
+        kind = tokens[j].token_type
+        if kind is TokenType.R_PAREN:
+            depth += 1
+        elif kind is TokenType.L_PAREN:
+            if depth == 0:
+                return False
+            depth -= 1
+        elif depth == 0:
+            word = tokens[j].text.upper()
+            if word == "FROM":
+                return True
+            if word in _CLAUSE_WORDS:
+                return False
+    return False
 
 
 def _inside_cast(tokens: tuple[Token, ...], i: int) -> bool:

@@ -35,7 +35,7 @@ from server.errors import (
     SyntaxError_,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import colnames
+from server.postgres import colnames, lock
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -326,6 +326,9 @@ class Session:
                 return _deallocate(stmt)
             if access_grammar.is_access_statement(stmt):
                 return self.roles.handle(access_grammar.parse(stmt))
+            locking = lock.parse(stmt)
+            if locking is not None:
+                return self._lock(locking)
             stripped = multi.without_storage_parameters(stmt)
             if stripped is not None:   # CREATE TABLE ... WITH (fillfactor = 70)
                 result = self.run(split(stripped[0])[0], params_)
@@ -366,6 +369,17 @@ class Session:
 
     def check_text(self, text: str) -> tuple[Effect, ...]:
         return self.privileges.check_sql(self.cursor, text, self._sql_prepared)
+
+    def _lock(self, locking: lock.Lock) -> Command:
+        """LOCK TABLE: checked (``server.postgres.lock``), nothing to lock in DuckDB."""
+        if self.status == "I":
+            raise ServerError("LOCK TABLE can only be used in transaction blocks",
+                              sqlstate="25P01")
+        for probe in locking.probes:
+            if not self.privileges.superuser:
+                self.check_text(probe)
+            self.cursor.execute(probe).fetchall()
+        return Command("LOCK TABLE")
 
     def _several(self, several: multi.Split) -> Command:
         """DROP/TRUNCATE of several objects: one DuckDB statement each, checked each,

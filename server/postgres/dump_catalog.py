@@ -1,0 +1,187 @@
+"""The pg_catalog that pg_dump (15) reads, beyond what ``server.pgcatalog`` emulates.
+
+pg_dump asks the catalog for every kind of object PostgreSQL has. QuackML
+has tables, views, sequences, primary keys and unique constraints (DuckDB's);
+every other catalog pg_dump reads (operators, casts, text-search objects,
+foreign servers, event triggers, large objects ...) is here as an empty view
+with PostgreSQL's columns, so that the dump contains nothing of them.
+
+The objects are created by ``server.pgcatalog.install`` in its reserved
+``quackml_pg`` database and reached through its token rewrite, like the
+others: ``VIEWS`` and ``MACROS`` are merged into its own, and
+``with_tableoid`` gives every emulated catalog its ``tableoid`` column
+(PostgreSQL's system column: the oid of the catalog table, which pg_dump
+reads to identify objects).
+"""
+
+from __future__ import annotations
+
+from catalog.views import VIEWS as SECURITY_VIEWS
+
+# The oids of PostgreSQL's catalog tables (``tableoid``; ``'pg_class'::regclass``).
+CATALOG_OIDS: dict[str, int] = {
+    "pg_am": 2601, "pg_attrdef": 2604, "pg_attribute": 1249, "pg_authid": 1260,
+    "pg_auth_members": 1261, "pg_cast": 2605, "pg_class": 1259, "pg_collation": 3456,
+    "pg_constraint": 2606, "pg_conversion": 2607, "pg_database": 1262,
+    "pg_default_acl": 826, "pg_depend": 2608, "pg_description": 2609,
+    "pg_event_trigger": 3466, "pg_extension": 3079, "pg_foreign_data_wrapper": 2328,
+    "pg_foreign_server": 1417, "pg_foreign_table": 3118, "pg_index": 2610,
+    "pg_inherits": 2611, "pg_init_privs": 3394, "pg_language": 2612,
+    "pg_largeobject_metadata": 2995, "pg_namespace": 2615, "pg_opclass": 2616,
+    "pg_operator": 2617, "pg_opfamily": 2753, "pg_partitioned_table": 3350,
+    "pg_policy": 3256, "pg_proc": 1255, "pg_publication": 6104,
+    "pg_publication_namespace": 6237, "pg_publication_rel": 6106, "pg_range": 3541,
+    "pg_rewrite": 2618, "pg_sequence": 2224, "pg_statistic_ext": 3381,
+    "pg_subscription": 6100, "pg_tablespace": 1213, "pg_transform": 3576,
+    "pg_trigger": 2620, "pg_ts_config": 3602, "pg_ts_dict": 3600, "pg_ts_parser": 3601,
+    "pg_ts_template": 3764, "pg_type": 1247, "pg_amop": 2602, "pg_amproc": 2603,
+    "pg_seclabel": 3596, "pg_shseclabel": 3592,
+}
+
+# Catalogs of objects QuackML does not have: PostgreSQL's columns (those clients
+# read), no rows.
+_EMPTY: dict[str, str] = {
+    "pg_depend": "classid UINTEGER, objid UINTEGER, objsubid INTEGER, refclassid UINTEGER, "
+                 "refobjid UINTEGER, refobjsubid INTEGER, deptype VARCHAR",
+    "pg_init_privs": "objoid UINTEGER, classoid UINTEGER, objsubid INTEGER, "
+                     "privtype VARCHAR, initprivs VARCHAR[]",
+    "pg_language": "oid UINTEGER, lanname VARCHAR, lanowner UINTEGER, lanispl BOOLEAN, "
+                   "lanpltrusted BOOLEAN, lanplcallfoid UINTEGER, laninline UINTEGER, "
+                   "lanvalidator UINTEGER, lanacl VARCHAR[]",
+    "pg_operator": "oid UINTEGER, oprname VARCHAR, oprnamespace UINTEGER, oprowner UINTEGER, "
+                   "oprkind VARCHAR, oprcanmerge BOOLEAN, oprcanhash BOOLEAN, "
+                   "oprleft UINTEGER, oprright UINTEGER, oprresult UINTEGER, "
+                   "oprcom UINTEGER, oprnegate UINTEGER, oprcode UINTEGER, "
+                   "oprrest UINTEGER, oprjoin UINTEGER",
+    "pg_opclass": "oid UINTEGER, opcmethod UINTEGER, opcname VARCHAR, "
+                  "opcnamespace UINTEGER, opcowner UINTEGER, opcfamily UINTEGER, "
+                  "opcintype UINTEGER, opcdefault BOOLEAN, opckeytype UINTEGER",
+    "pg_opfamily": "oid UINTEGER, opfmethod UINTEGER, opfname VARCHAR, "
+                   "opfnamespace UINTEGER, opfowner UINTEGER",
+    "pg_amop": "oid UINTEGER, amopfamily UINTEGER",
+    "pg_amproc": "oid UINTEGER, amprocfamily UINTEGER",
+    "pg_ts_parser": "oid UINTEGER, prsname VARCHAR, prsnamespace UINTEGER, "
+                    "prsstart UINTEGER, prstoken UINTEGER, prsend UINTEGER, "
+                    "prsheadline UINTEGER, prslextype UINTEGER",
+    "pg_ts_template": "oid UINTEGER, tmplname VARCHAR, tmplnamespace UINTEGER, "
+                      "tmplinit UINTEGER, tmpllexize UINTEGER",
+    "pg_ts_dict": "oid UINTEGER, dictname VARCHAR, dictnamespace UINTEGER, "
+                  "dictowner UINTEGER, dicttemplate UINTEGER, dictinitoption VARCHAR",
+    "pg_ts_config": "oid UINTEGER, cfgname VARCHAR, cfgnamespace UINTEGER, "
+                    "cfgowner UINTEGER, cfgparser UINTEGER",
+    "pg_foreign_data_wrapper": "oid UINTEGER, fdwname VARCHAR, fdwowner UINTEGER, "
+                               "fdwhandler UINTEGER, fdwvalidator UINTEGER, "
+                               "fdwacl VARCHAR[], fdwoptions VARCHAR[]",
+    "pg_foreign_server": "oid UINTEGER, srvname VARCHAR, srvowner UINTEGER, srvfdw UINTEGER, "
+                         "srvtype VARCHAR, srvversion VARCHAR, srvacl VARCHAR[], "
+                         "srvoptions VARCHAR[]",
+    "pg_default_acl": "oid UINTEGER, defaclrole UINTEGER, defaclnamespace UINTEGER, "
+                      "defaclobjtype VARCHAR, defaclacl VARCHAR[]",
+    "pg_conversion": "oid UINTEGER, conname VARCHAR, connamespace UINTEGER, "
+                     "conowner UINTEGER, conforencoding INTEGER, contoencoding INTEGER, "
+                     "conproc UINTEGER, condefault BOOLEAN",
+    "pg_cast": "oid UINTEGER, castsource UINTEGER, casttarget UINTEGER, castfunc UINTEGER, "
+               "castcontext VARCHAR, castmethod VARCHAR",
+    "pg_transform": "oid UINTEGER, trftype UINTEGER, trflang UINTEGER, "
+                    "trffromsql UINTEGER, trftosql UINTEGER",
+    "pg_event_trigger": "oid UINTEGER, evtname VARCHAR, evtevent VARCHAR, evtowner UINTEGER, "
+                        "evtfoid UINTEGER, evtenabled VARCHAR, evttags VARCHAR[]",
+    "pg_subscription": "oid UINTEGER, subdbid UINTEGER, subskiplsn VARCHAR, "
+                       "subname VARCHAR, subowner UINTEGER, subenabled BOOLEAN, "
+                       "subbinary BOOLEAN, substream BOOLEAN, subtwophasestate VARCHAR, "
+                       "subdisableonerr BOOLEAN, subconninfo VARCHAR, subslotname VARCHAR, "
+                       "subsynccommit VARCHAR, subpublications VARCHAR[]",
+    "pg_largeobject_metadata": "oid UINTEGER, lomowner UINTEGER, lomacl VARCHAR[]",
+    "pg_seclabel": "objoid UINTEGER, classoid UINTEGER, objsubid INTEGER, "
+                   "provider VARCHAR, label VARCHAR",
+    "pg_seclabels": "objoid UINTEGER, classoid UINTEGER, objsubid INTEGER, "
+                    "objtype VARCHAR, objnamespace UINTEGER, objname VARCHAR, "
+                    "provider VARCHAR, label VARCHAR",
+    "pg_shseclabel": "objoid UINTEGER, classoid UINTEGER, provider VARCHAR, label VARCHAR",
+    "pg_description": "objoid UINTEGER, classoid UINTEGER, objsubid INTEGER, "
+                      "description VARCHAR",
+}
+
+
+def _empty(columns: str) -> str:
+    parts = [c.strip().split(" ", 1) for c in columns.split(",")]
+    return "SELECT " + ", ".join(f"NULL::{t} AS {n}" for n, t in parts) + " WHERE false"
+
+
+VIEWS: dict[str, str] = {name: _empty(cols) for name, cols in _EMPTY.items()}
+
+VIEWS["pg_tablespace"] = """
+    SELECT * FROM (VALUES (1663::UINTEGER, 'pg_default', 10::UINTEGER),
+                          (1664::UINTEGER, 'pg_global', 10::UINTEGER))
+           t(oid, spcname, spcowner),
+         LATERAL (SELECT NULL::VARCHAR[] AS spcacl, NULL::VARCHAR[] AS spcoptions)"""
+
+# Column defaults (DuckDB's expressions, which pg_dump writes as DEFAULT clauses).
+VIEWS["pg_attrdef"] = """
+    SELECT (c.table_oid * 1000 + c.column_index)::UINTEGER AS oid,
+           c.table_oid::UINTEGER AS adrelid, c.column_index::SMALLINT AS adnum,
+           c.column_default AS adbin
+    FROM duckdb_columns() c
+    WHERE c.column_default IS NOT NULL AND c.database_name = current_database()"""
+
+# Primary keys, unique, check and not-null-free constraints, as PostgreSQL lists them;
+# ``condef`` is what pg_get_constraintdef answers.
+VIEWS["pg_constraint"] = """
+    SELECT (k.table_oid * 1000 + k.constraint_index)::UINTEGER AS oid,
+           CASE WHEN k.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
+                THEN k.constraint_name
+                ELSE k.table_name || '_' || k.constraint_index || '_check' END AS conname,
+           k.schema_oid::UINTEGER AS connamespace,
+           CASE k.constraint_type WHEN 'CHECK' THEN 'c' WHEN 'UNIQUE' THEN 'u'
+                WHEN 'PRIMARY KEY' THEN 'p' WHEN 'FOREIGN KEY' THEN 'f' ELSE 'x' END
+               AS contype,
+           false AS condeferrable, false AS condeferred, true AS convalidated,
+           k.table_oid::UINTEGER AS conrelid, 0::UINTEGER AS contypid,
+           CASE WHEN k.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
+                THEN (k.table_oid * 100 + k.constraint_index)::UINTEGER
+                ELSE 0::UINTEGER END AS conindid,
+           0::UINTEGER AS conparentid, 0::UINTEGER AS confrelid, true AS conislocal,
+           0 AS coninhcount, false AS connoinherit,
+           list_transform(k.constraint_column_indexes, lambda x: (x + 1)::SMALLINT)
+               AS conkey,
+           CASE k.constraint_type
+                WHEN 'PRIMARY KEY' THEN 'PRIMARY KEY ('
+                    || array_to_string(list_transform(k.constraint_column_names,
+                                                      lambda c: {ident}),
+                                       ', ') || ')'
+                WHEN 'UNIQUE' THEN 'UNIQUE ('
+                    || array_to_string(list_transform(k.constraint_column_names,
+                                                      lambda c: {ident}),
+                                       ', ') || ')'
+                WHEN 'CHECK' THEN 'CHECK (' || k.expression || ')'
+           END AS condef
+    FROM duckdb_constraints() k
+    WHERE k.database_name = current_database()
+          AND k.constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'CHECK')""".replace(
+    "{ident}", "CASE WHEN regexp_full_match(c, '[a-z_][a-z0-9_]*') THEN c "
+               "ELSE '\"' || replace(c, '\"', '\"\"') || '\"' END")
+
+MACROS: dict[str, str] = {
+    # NULL: the object has its owner's default privileges
+    "acldefault": "(kind, owner) AS NULL::VARCHAR[]",
+    "pg_get_constraintdef": "(c) AS (SELECT first(condef) FROM quackml_pg.pg_constraint "
+                            "WHERE oid = c), "
+                            "(c, pretty) AS (SELECT first(condef) FROM "
+                            "quackml_pg.pg_constraint WHERE oid = c)",
+    "array_remove": "(arr, x) AS list_filter(arr, lambda e: e IS DISTINCT FROM x)",
+    "quote_literal": "(s) AS '''' || replace(s::VARCHAR, '''', '''''') || ''''",
+    "pg_options_to_table": "(options) AS TABLE SELECT NULL::VARCHAR AS option_name, "
+                           "NULL::VARCHAR AS option_value WHERE false",
+}
+
+
+def with_tableoid(name: str, body: str) -> str:
+    """A catalog view's body with PostgreSQL's ``tableoid`` column added."""
+    oid = CATALOG_OIDS.get(name)
+    if oid is None or "tableoid" in body:
+        return body
+    return f"SELECT *, {oid}::UINTEGER AS tableoid FROM ({body}\n)"
+
+
+#: relations of the user's database that are emulation objects, never dumped
+EMULATION_VIEWS = SECURITY_VIEWS
