@@ -201,7 +201,8 @@ _VIEWS: dict[str, str] = {
                6 AS encoding, 'c' AS datlocprovider, true AS datallowconn, -1 AS datconnlimit,
                false AS datistemplate, 'C' AS datcollate, 'C' AS datctype,
                NULL::VARCHAR AS daticulocale, NULL::VARCHAR AS datcollversion,
-               NULL::VARCHAR[] AS datacl, 1663::INTEGER AS dattablespace
+               NULL::VARCHAR[] AS datacl, 1663::INTEGER AS dattablespace,
+               '0' AS datfrozenxid, '1' AS datminmxid
         FROM duckdb_databases() d
         WHERE NOT d.internal AND d.database_name <> 'quackml_pg'""",
     "pg_proc": """
@@ -288,16 +289,28 @@ _VIEWS: dict[str, str] = {
                NULL::UINTEGER[] AS indclass, NULL::SMALLINT[] AS indoption,
                NULL::VARCHAR AS indexprs, NULL::VARCHAR AS indpred
         FROM {schema}.quackml_indexes i""",
-    "pg_attribute": """
-        SELECT a.* REPLACE (a.attrelid::UINTEGER AS attrelid, a.atttypid::UINTEGER AS atttypid,
-                            a.attcollation::UINTEGER AS attcollation,
+    "pg_attribute": r"""
+        SELECT a.* REPLACE (a.attrelid::UINTEGER AS attrelid, a.atttypid AS atttypid,
+                            a.attcollation::UINTEGER AS attcollation, a.attlen AS attlen,
                             CASE WHEN a.attlen = -1 THEN 'x' ELSE 'p' END AS attstorage,
+                            -1 AS attstattarget,
                             -- DuckDB writes precision * 1000 + scale; PostgreSQL's numeric
                             -- typmod is ((precision << 16) | scale) + 4
-                            CASE WHEN a.atttypid = 1700 AND a.atttypmod > 0
+                            CASE WHEN a.atttypid IN (1700, 1231) AND a.atttypmod > 0
                                  THEN (((a.atttypmod // 1000) << 16) | (a.atttypmod % 1000)) + 4
                                  ELSE a.atttypmod END AS atttypmod)
-        FROM pg_catalog.pg_attribute a""",
+        FROM (SELECT a.* REPLACE (t.atttypid AS atttypid, {type_len} AS attlen,
+                                  -- numeric(p,s)[] too
+                                  CASE WHEN c.data_type LIKE 'DECIMAL(%'
+                                       THEN regexp_extract(c.data_type, 'DECIMAL\((\d+),',
+                                                           1)::INTEGER * 1000 +
+                                            regexp_extract(c.data_type, ',(\d+)\)', 1)::INTEGER
+                                       ELSE a.atttypmod END AS atttypmod)
+              FROM pg_catalog.pg_attribute a
+              JOIN duckdb_columns() c ON c.table_oid = a.attrelid
+                   AND c.column_index = a.attnum,
+              -- the type the server sends the column's values as
+              LATERAL (SELECT ({type_oid})::UINTEGER AS atttypid) t) a""",
     "pg_range": """
         SELECT NULL::UINTEGER AS rngtypid, NULL::UINTEGER AS rngsubtype,
                NULL::UINTEGER AS rngmultitypid, NULL::INTEGER AS rngcollation,
@@ -481,6 +494,8 @@ def install(con: duckdb.DuckDBPyConnection, bootstrap: str) -> None:
             body = body.replace("{schema}", SCHEMA)
             body = body.replace("{emulation_views}", ", ".join(
                 f"'{v}'" for v in dump_catalog.EMULATION_VIEWS))
+            body = body.replace("{type_len}", dump_catalog.type_len_sql("t.atttypid"))
+            body = body.replace("{type_oid}", dump_catalog.type_oid_sql("c.data_type"))
             body = dump_catalog.with_tableoid(name, body)
             con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.{name} AS {body}")
         for name, body in _MACROS.items():
@@ -540,9 +555,9 @@ def rewrite(stmt: Statement) -> str | None:
                     tokens[i - 2].token_type is TokenType.STRING and \
                     tokens[i - 2].text.startswith("{") and tokens[i - 2].text.endswith("}"):
                 # '{1,2}'::oid[] -> '[1,2]'::UINTEGER[] (DuckDB's list literal)
-                literal = "[" + tokens[i - 2].text[1:-1] + "]"
+                as_list = "[" + tokens[i - 2].text[1:-1] + "]"
                 edits.append((tokens[i - 2].start, tokens[i - 2].end,
-                              "'" + literal.replace("'", "''") + "'"))
+                              "'" + as_list.replace("'", "''") + "'"))
             if qualified or cast:
                 edits.append((tok.start, name_tok.end, cast or name_tok.text))
                 i = end

@@ -17,6 +17,7 @@ reads to identify objects).
 from __future__ import annotations
 
 from catalog.views import VIEWS as SECURITY_VIEWS
+from server.protocol.types import Oid, pg_type_for_duckdb, pg_type_len
 
 # The oids of PostgreSQL's catalog tables (``tableoid``; ``'pg_class'::regclass``).
 CATALOG_OIDS: dict[str, int] = {
@@ -35,7 +36,7 @@ CATALOG_OIDS: dict[str, int] = {
     "pg_subscription": 6100, "pg_tablespace": 1213, "pg_transform": 3576,
     "pg_trigger": 2620, "pg_ts_config": 3602, "pg_ts_dict": 3600, "pg_ts_parser": 3601,
     "pg_ts_template": 3764, "pg_type": 1247, "pg_amop": 2602, "pg_amproc": 2603,
-    "pg_seclabel": 3596, "pg_shseclabel": 3592,
+    "pg_seclabel": 3596, "pg_shseclabel": 3592, "pg_db_role_setting": 2964,
 }
 
 # Catalogs of objects QuackML does not have: PostgreSQL's columns (those clients
@@ -98,6 +99,7 @@ _EMPTY: dict[str, str] = {
                     "objtype VARCHAR, objnamespace UINTEGER, objname VARCHAR, "
                     "provider VARCHAR, label VARCHAR",
     "pg_shseclabel": "objoid UINTEGER, classoid UINTEGER, provider VARCHAR, label VARCHAR",
+    "pg_db_role_setting": "setdatabase UINTEGER, setrole UINTEGER, setconfig VARCHAR[]",
     "pg_description": "objoid UINTEGER, classoid UINTEGER, objsubid INTEGER, "
                       "description VARCHAR",
 }
@@ -185,3 +187,31 @@ def with_tableoid(name: str, body: str) -> str:
 
 #: relations of the user's database that are emulation objects, never dumped
 EMULATION_VIEWS = SECURITY_VIEWS
+
+
+# DuckDB's type names as duckdb_columns() writes them (without arguments or [])
+_DUCKDB_TYPES = ("BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                 "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
+                 "VARCHAR", "BLOB", "DATE", "TIME", "TIME WITH TIME ZONE", "TIMESTAMP",
+                 "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
+                 "INTERVAL", "UUID", "JSON", "BIGNUM", "VARINT", "BIT")
+
+
+def _map(pairs: dict[str, int]) -> str:
+    return "MAP {" + ", ".join(f"'{k}': {v}" for k, v in pairs.items()) + "}"
+
+
+def type_oid_sql(data_type: str) -> str:
+    """SQL: the PostgreSQL type oid of a column from its DuckDB type name (the oid the
+    server sends its values as, ``server.protocol.types.pg_type_for_duckdb``)."""
+    scalars = {t: pg_type_for_duckdb(t) for t in _DUCKDB_TYPES}
+    arrays = {t: pg_type_for_duckdb(t + "[]") for t in _DUCKDB_TYPES}
+    base = f"regexp_extract({data_type}, '^[A-Z_0-9 ]*[A-Z_0-9]')"
+    return (f"CASE WHEN {data_type} LIKE '%]' "
+            f"THEN coalesce({_map(arrays)}[{base}], {int(Oid.TEXT_ARRAY)}) "
+            f"ELSE coalesce({_map(scalars)}[{base}], {int(Oid.TEXT)}) END")
+
+
+def type_len_sql(type_oid: str) -> str:
+    """SQL: pg_type.typlen of a type oid (as the emulated pg_type has it)."""
+    return f"coalesce({_map({str(int(o)): pg_type_len(o) for o in Oid})}[{type_oid}::VARCHAR], -1)"

@@ -1,0 +1,208 @@
+"""pg_dump 15 of a QuackML database restores into a real PostgreSQL 15.
+
+A QuackML server of its own (no sample tables, so the dump is the whole
+database) holds tables of every type both systems have, in the default
+schema and in one more, with primary keys, unique and check constraints,
+defaults and NULLs. pg_dump (plain, restored with psql -v ON_ERROR_STOP=1;
+custom format, restored with pg_restore --exit-on-error) must produce a
+dump that a fresh PostgreSQL 15 database takes, with the same rows, read
+back through psycopg from both servers, and PostgreSQL's types.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from server.listener import Server
+from server.settings import Settings
+from tests.conftest import RunningServer
+from tests.pgcluster import pg_bin, throwaway_postgres
+
+# table -> (columns, PostgreSQL's type of each column after the restore, rows SQL)
+TABLES: dict[str, tuple[str, dict[str, str], str]] = {
+    "numbers": (
+        "id integer PRIMARY KEY, i2 smallint, i4 integer, i8 bigint, n numeric(18,4), "
+        "n0 numeric(5,0), d double precision, r real",
+        {"id": "integer", "i2": "smallint", "i4": "integer", "i8": "bigint",
+         "n": "numeric(18,4)", "n0": "numeric(5,0)", "d": "double precision", "r": "real"},
+        "VALUES (1, 1, 2, 3, 12345.6789, 5, 1.5e300, 0.25), "
+        "(2, -32768, -2147483648, -9223372036854775808, -0.0001, 0, 'nan', 'inf'), "
+        "(3, 32767, 2147483647, 9223372036854775807, 99999999999999.9999, 99999, "
+        "'-inf', -0.0), (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "
+        "(5, 0, 0, 0, 0, 0, 0.1, 0.1), (6, 7, 7, 7, 1.5, 2, 5e-324, 1.17549435e-38)"),
+    "texts": (
+        "id integer PRIMARY KEY, t text, v varchar(20), b boolean, j json, u uuid, "
+        "bb bytea",
+        {"id": "integer", "t": "character varying", "v": "character varying",
+         "b": "boolean", "j": "json", "u": "uuid", "bb": "bytea"},
+        "VALUES (1, E'tab\\there\\nnew line \\\\ back\\rslash', 'x', true, "
+        "'{\"a\": [1, null, \"x\"], \"b\": {\"c\": 2.5}}', "
+        "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x00\\xFF\\x5C\\x0A'::blob), "
+        "(2, '', '', false, '[]', '00000000-0000-0000-0000-000000000000', ''::blob), "
+        "(3, NULL, NULL, NULL, NULL, NULL, NULL), "
+        "(4, 'comma, \"quote\" and ''single'' {}[]', 'ünïcødé ✓', true, '\"s\"', "
+        "'ffffffff-ffff-ffff-ffff-ffffffffffff', 'AB'::blob)"),
+    "times": (
+        "id integer PRIMARY KEY, d date, ts timestamp, tz timestamptz, iv interval, "
+        "tm time",
+        {"id": "integer", "d": "date", "ts": "timestamp without time zone",
+         "tz": "timestamp with time zone", "iv": "interval",
+         "tm": "time without time zone"},
+        "VALUES (1, '2024-02-29', '2024-01-01 12:34:56.789', "
+        "'2024-01-01 12:34:56.789+02', '1 year 2 months 3 days 04:05:06.5', "
+        "'23:59:59.999999'), "
+        "(2, '0001-01-01', '1970-01-01', '1970-01-01 00:00:00+00', '-1 days', '00:00'), "
+        "(3, NULL, NULL, NULL, NULL, NULL), "
+        "(4, '9999-12-31', '2000-02-29 23:59:59.999999', '2038-01-19 03:14:08-05:30', "
+        "'-3 hours -2 minutes', '12:00:00.5')"),
+    "arrays": (
+        "id integer PRIMARY KEY, ai integer[], ab bigint[], atx text[], af double precision[], "
+        "abool boolean[], an numeric(10,2)[], ad date[]",
+        {"id": "integer", "ai": "integer[]", "ab": "bigint[]", "atx": "text[]",
+         "af": "double precision[]", "abool": "boolean[]", "an": "numeric(10,2)[]",
+         "ad": "date[]"},
+        "VALUES (1, [1, NULL, 3], [9223372036854775807], "
+        "['a', 'b c', NULL, 'd\"e', 'f,g', '', 'NULL', '{x}'], "
+        "[1.5, -0.0, 1e-300], [true, false, NULL], [1.25, NULL], ['2024-01-01', NULL]), "
+        "(2, [], [], [], [], [], [], []), (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"),
+    "shop.orders": (
+        "id bigint PRIMARY KEY, what varchar NOT NULL, price decimal(12,2), "
+        "qty integer DEFAULT 1 NOT NULL CHECK (qty > 0), code integer UNIQUE",
+        {"id": "bigint", "what": "character varying", "price": "numeric(12,2)",
+         "qty": "integer", "code": "integer"},
+        "SELECT i, 'item ' || i, i * 1.25, 1 + i % 7, i * 10 FROM range(1, 2001) t(i)"),
+}
+
+
+@pytest.fixture(scope="module")
+def quackml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server of this module's own, with the tables (and nothing else of users')."""
+    folder = tmp_path_factory.mktemp("dumped")
+    srv = Server(Settings(host="127.0.0.1", port=0, database=str(folder / "db.duckdb"),
+                          data_dir=str(folder / "data"), samples=False, training_workers=1,
+                          training_threads=1))
+    srv.start()
+    try:
+        running = RunningServer("127.0.0.1", srv.port, folder / "data")
+        with running.connect() as conn:
+            conn.execute("CREATE SCHEMA shop")
+            for table, (columns, _types, rows) in TABLES.items():
+                conn.execute(f"CREATE TABLE {table} ({columns})")
+                conn.execute(f"INSERT INTO {table} {rows}")
+        yield running
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[str]:
+    yield from throwaway_postgres()
+
+
+def pg_dump(server: RunningServer, *args: str) -> bytes:
+    done = subprocess.run([pg_bin("pg_dump"), "-h", server.host, "-p", str(server.port),
+                           "-U", "tester", *args, "quackml"],
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+def fresh_database(pg: str, name: str) -> str:
+    """A new, empty database in the PostgreSQL cluster (and the role the dump names as
+    owner, as ``pg_dumpall --globals-only`` would have made it); its DSN."""
+    with psycopg.connect(pg, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'quackml'").fetchall():
+            conn.execute("CREATE ROLE quackml")
+    return pg.replace("dbname=postgres", f"dbname={name}")
+
+
+def _dsn_args(dsn: str) -> list[str]:
+    parts = dict(p.split("=", 1) for p in dsn.split())
+    return ["-h", parts["host"], "-p", parts["port"], "-U", parts["user"], "-d", parts["dbname"]]
+
+
+def _same(value: object) -> object:
+    """A value as compared: NaN equal to NaN; a uuid as its text (QuackML sends uuids as
+    text, which psycopg does not parse)."""
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list):
+        return [_same(v) for v in value]
+    return value
+
+
+def _schema(conn: psycopg.Connection, table: str) -> str:
+    """The schema a table of TABLES lives in (unqualified: the default schema)."""
+    if "." in table:
+        return table.split(".")[0]
+    row = conn.execute("SELECT current_schema()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def assert_same_rows(quackml: RunningServer, restored: str) -> None:
+    with quackml.connect() as source, psycopg.connect(restored, autocommit=True) as target:
+        for table, (_columns, types, _rows) in TABLES.items():
+            name = f"{_schema(source, table)}.{table.split('.')[-1]}"
+            got_types = dict(target.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "WHERE a.attrelid = %s::regclass AND a.attnum > 0 ORDER BY a.attnum",
+                [name]).fetchall())
+            assert got_types == types, table
+            # json as its text (QuackML sends it as text; PostgreSQL keeps json's text as is)
+            select = ", ".join(f"{c}::text" if t == "json" else c for c, t in types.items())
+            want = source.execute(f"SELECT {select} FROM {name} ORDER BY id").fetchall()
+            got = target.execute(f"SELECT {select} FROM {name} ORDER BY id").fetchall()
+            assert len(got) == len(want), table
+            for w, g in zip(want, got, strict=True):
+                assert _same(list(g)) == _same(list(w)), table
+
+
+def test_plain_dump_restores_with_psql(quackml: RunningServer, pg: str, tmp_path: Path) -> None:
+    dump = tmp_path / "quackml.sql"
+    dump.write_bytes(pg_dump(quackml))
+    restored = fresh_database(pg, "from_plain")
+    done = subprocess.run([pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                           *_dsn_args(restored), "-f", str(dump)],
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    assert_same_rows(quackml, restored)
+
+
+def test_custom_format_restores_with_pg_restore(quackml: RunningServer, pg: str,
+                                                tmp_path: Path) -> None:
+    dump = tmp_path / "quackml.dump"
+    dump.write_bytes(pg_dump(quackml, "-Fc"))
+    restored = fresh_database(pg, "from_custom")
+    done = subprocess.run([pg_bin("pg_restore"), "--exit-on-error", *_dsn_args(restored),
+                           str(dump)], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    assert_same_rows(quackml, restored)
+
+
+def test_dump_holds_user_objects_only(quackml: RunningServer) -> None:
+    text = pg_dump(quackml, "--schema-only").decode()
+    created = sorted(line for line in text.splitlines() if line.startswith("CREATE "))
+    with quackml.connect() as conn:
+        default = _schema(conn, "numbers")
+    assert created == sorted([f"CREATE SCHEMA {default};", "CREATE SCHEMA shop;",
+                              *(f"CREATE TABLE {t if '.' in t else f'{default}.{t}'} ("
+                                for t in TABLES)])
+    # the constraints, as constraints
+    assert "ADD CONSTRAINT numbers_id_pkey PRIMARY KEY (id);" in text
+    assert "ADD CONSTRAINT orders_code_key UNIQUE (code);" in text
+    assert "CHECK ((qty > 0))" in text
+    assert "qty integer DEFAULT 1 NOT NULL" in text
+    for internal in ("quackml_pg", "svv_ml_model_info", "pg_catalog.pg_", "duckdb_"):
+        assert internal not in text
