@@ -119,9 +119,9 @@ _MACROS: dict[str, str] = {
     "pg_tablespace_location": "(o) AS ''",
     "pg_backend_pid": "() AS 0",
     "pg_relation_is_publishable": "(o) AS false",
-    "pg_get_viewdef": "(o) AS (SELECT first(sql) FROM duckdb_views() WHERE view_oid = o), "
-                      "(o, pretty) AS (SELECT first(sql) FROM duckdb_views() "
-                      "WHERE view_oid = o)",
+    # the view's query in PostgreSQL's SQL (server.postgres.dump_catalog.view_query)
+    "pg_get_viewdef": f"(o) AS {dump_catalog.VIEWDEF.format(oid='o')}, "
+                      f"(o, pretty) AS {dump_catalog.VIEWDEF.format(oid='o')}",
     "pg_get_serial_sequence": "(t, c) AS NULL::VARCHAR",
     # over the int2vector (pg_index.indkey, '1 2') or int2[] (pg_constraint.conkey) JDBC
     # expands
@@ -155,11 +155,12 @@ _MACROS: dict[str, str] = {
     "regtype_name": f"(o) AS (SELECT first(typname) FROM {SCHEMA}.pg_type WHERE oid = o)",
     "regtype_oid": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_type WHERE typname = t)",
     "regclass_name": f"(o) AS (SELECT first(relname) FROM {SCHEMA}.pg_class WHERE oid = o)",
-    "regclass_oid": f"(t) AS (SELECT first(c.oid) FROM {SCHEMA}.pg_class c "
+    "regclass_oid": f"(t) AS coalesce((SELECT first(c.oid) FROM {SCHEMA}.pg_class c "
                     f"JOIN {SCHEMA}.pg_namespace n ON n.oid = c.relnamespace "
                     "WHERE c.relname = string_split(replace(t, '\"', ''), '.')[-1] "
                     "AND (len(string_split(t, '.')) = 1 "
-                    "OR n.nspname = string_split(replace(t, '\"', ''), '.')[1]))",
+                    "OR n.nspname = string_split(replace(t, '\"', ''), '.')[1])), "
+                    f"{dump_catalog.catalog_oid_sql('t')})",
     "to_regtype": f"(t) AS {SCHEMA}.regtype_oid(t)",
     "to_regclass": f"(t) AS {SCHEMA}.regclass_oid(t)",
     "regproc_name": f"(o) AS (SELECT first(proname) FROM {SCHEMA}.pg_proc WHERE oid = o)",
@@ -322,9 +323,11 @@ _VIEWS: dict[str, str] = {
                -1 AS collencoding, NULL::VARCHAR AS collcollate, NULL::VARCHAR AS collctype,
                NULL::VARCHAR AS colliculocale, NULL::VARCHAR AS collversion""",
     "pg_sequence": """
-        SELECT NULL::UINTEGER AS seqrelid, NULL::UINTEGER AS seqtypid, NULL::BIGINT AS seqstart,
-               NULL::BIGINT AS seqincrement, NULL::BIGINT AS seqmax, NULL::BIGINT AS seqmin,
-               NULL::BIGINT AS seqcache, NULL::BOOLEAN AS seqcycle WHERE false""",
+        SELECT s.sequence_oid::UINTEGER AS seqrelid, 20::UINTEGER AS seqtypid,
+               s.start_value AS seqstart, s.increment_by AS seqincrement,
+               s.max_value AS seqmax, s.min_value AS seqmin, 1::BIGINT AS seqcache,
+               s.cycle AS seqcycle
+        FROM duckdb_sequences() s WHERE s.database_name = current_database()""",
     "pg_inherits": """
         SELECT NULL::INTEGER AS inhrelid, NULL::INTEGER AS inhparent, NULL::INTEGER AS inhseqno,
                false AS inhdetachpending WHERE false""",
@@ -480,6 +483,7 @@ def install(con: duckdb.DuckDBPyConnection, bootstrap: str) -> None:
         if present[0][0]:
             return
         con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCHEMA}")
+        dump_catalog.register(con)
         models = rows_of("quackml_ml_models")
         # views that others read first
         first = ("quackml_indexes", "pg_roles")

@@ -35,7 +35,7 @@ from server.errors import (
     SyntaxError_,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import colnames, lock
+from server.postgres import colnames, lock, sequences
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -329,6 +329,11 @@ class Session:
             locking = lock.parse(stmt)
             if locking is not None:
                 return self._lock(locking)
+            read = sequences.parse(stmt)
+            if read is not None:
+                state = self._sequence(read)
+                if state is not None:
+                    return state
             stripped = multi.without_storage_parameters(stmt)
             if stripped is not None:   # CREATE TABLE ... WITH (fillfactor = 70)
                 result = self.run(split(stripped[0])[0], params_)
@@ -380,6 +385,20 @@ class Session:
                 self.check_text(probe)
             self.cursor.execute(probe).fetchall()
         return Command("LOCK TABLE")
+
+    def _sequence(self, read: sequences.SequenceRead) -> Rows | None:
+        """A sequence read as a relation (``server.postgres.sequences``); None when the
+        name is no sequence (the statement then goes to DuckDB as written)."""
+        sql = read.sql()
+        rows = self.cursor.execute(sql).fetchall()
+        if not rows:
+            return None
+        if not self.privileges.superuser:
+            self.check_text(sql)
+        types = {"last_value": Oid.INT8, "log_cnt": Oid.INT8, "is_called": Oid.BOOL}
+        text = [tuple(None if v is None else ("t" if v else "f") if isinstance(v, bool)
+                      else str(v) for v in row) for row in rows]
+        return Rows([Column(c, types[c]) for c in read.columns], text, f"SELECT {len(rows)}")
 
     def _several(self, several: multi.Split) -> Command:
         """DROP/TRUNCATE of several objects: one DuckDB statement each, checked each,

@@ -78,7 +78,16 @@ TABLES: dict[str, tuple[str, dict[str, str], str]] = {
         {"id": "bigint", "what": "character varying", "price": "numeric(12,2)",
          "qty": "integer", "code": "integer"},
         "SELECT i, 'item ' || i, i * 1.25, 1 + i % 7, i * 10 FROM range(1, 2001) t(i)"),
+    # a default from a sequence of the default schema, named unqualified
+    "tickets": (
+        "id integer DEFAULT nextval('ticket_no') PRIMARY KEY, note varchar",
+        {"id": "integer", "note": "character varying"},
+        "(note) VALUES ('first'), ('second'), (NULL)"),
 }
+# views (their rows are compared) and sequences (their state is)
+VIEWS = {"cheap_orders": "SELECT id, price FROM shop.orders WHERE price < 10",
+         "shop.recent": "SELECT id, t, length(t) AS n FROM texts WHERE id > 1"}
+SEQUENCES = ("ticket_no", "shop.order_no")
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +102,13 @@ def quackml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
         running = RunningServer("127.0.0.1", srv.port, folder / "data")
         with running.connect() as conn:
             conn.execute("CREATE SCHEMA shop")
+            conn.execute("CREATE SEQUENCE ticket_no START 100")
+            conn.execute("CREATE SEQUENCE shop.order_no INCREMENT BY 5")   # never used
             for table, (columns, _types, rows) in TABLES.items():
                 conn.execute(f"CREATE TABLE {table} ({columns})")
                 conn.execute(f"INSERT INTO {table} {rows}")
+            for view, query in VIEWS.items():
+                conn.execute(f"CREATE VIEW {view} AS {query}")
         yield running
     finally:
         srv.stop()
@@ -167,6 +180,15 @@ def assert_same_rows(quackml: RunningServer, restored: str) -> None:
             assert len(got) == len(want), table
             for w, g in zip(want, got, strict=True):
                 assert _same(list(g)) == _same(list(w)), table
+        for view in VIEWS:
+            name = f"{_schema(source, view)}.{view.split('.')[-1]}"
+            want = source.execute(f"SELECT * FROM {name} ORDER BY id").fetchall()
+            assert want
+            assert target.execute(f"SELECT * FROM {name} ORDER BY id").fetchall() == want
+        for sequence in SEQUENCES:
+            name = f"{_schema(source, sequence)}.{sequence.split('.')[-1]}"
+            state = f"SELECT last_value, is_called FROM {name}"
+            assert target.execute(state).fetchall() == source.execute(state).fetchall()
 
 
 def test_plain_dump_restores_with_psql(quackml: RunningServer, pg: str, tmp_path: Path) -> None:
@@ -196,9 +218,13 @@ def test_dump_holds_user_objects_only(quackml: RunningServer) -> None:
     created = sorted(line for line in text.splitlines() if line.startswith("CREATE "))
     with quackml.connect() as conn:
         default = _schema(conn, "numbers")
+    def qualified(name: str) -> str:
+        return name if "." in name else f"{default}.{name}"
+
     assert created == sorted([f"CREATE SCHEMA {default};", "CREATE SCHEMA shop;",
-                              *(f"CREATE TABLE {t if '.' in t else f'{default}.{t}'} ("
-                                for t in TABLES)])
+                              *(f"CREATE TABLE {qualified(t)} (" for t in TABLES),
+                              *(f"CREATE VIEW {qualified(v)} AS" for v in VIEWS),
+                              *(f"CREATE SEQUENCE {qualified(q)}" for q in SEQUENCES)])
     # the constraints, as constraints
     assert "ADD CONSTRAINT numbers_id_pkey PRIMARY KEY (id);" in text
     assert "ADD CONSTRAINT orders_code_key UNIQUE (code);" in text

@@ -16,6 +16,10 @@ reads to identify objects).
 
 from __future__ import annotations
 
+import duckdb
+import sqlglot
+from sqlglot import exp
+
 from catalog.views import VIEWS as SECURITY_VIEWS
 from server.protocol.types import Oid, pg_type_for_duckdb, pg_type_len
 
@@ -42,8 +46,6 @@ CATALOG_OIDS: dict[str, int] = {
 # Catalogs of objects QuackML does not have: PostgreSQL's columns (those clients
 # read), no rows.
 _EMPTY: dict[str, str] = {
-    "pg_depend": "classid UINTEGER, objid UINTEGER, objsubid INTEGER, refclassid UINTEGER, "
-                 "refobjid UINTEGER, refobjsubid INTEGER, deptype VARCHAR",
     "pg_init_privs": "objoid UINTEGER, classoid UINTEGER, objsubid INTEGER, "
                      "privtype VARCHAR, initprivs VARCHAR[]",
     "pg_language": "oid UINTEGER, lanname VARCHAR, lanowner UINTEGER, lanispl BOOLEAN, "
@@ -112,6 +114,34 @@ def _empty(columns: str) -> str:
 
 VIEWS: dict[str, str] = {name: _empty(cols) for name, cols in _EMPTY.items()}
 
+# Dependencies pg_dump follows:
+# - functions outside pg_catalog (the models' prediction functions, DuckDB macros) are
+#   internal ('i') to QuackML: PostgreSQL could not run them, pg_dump leaves them out;
+# - a view comes after the tables of the database and the views made before it (DuckDB
+#   binds a view when it is made, so what it reads existed then).
+VIEWS["pg_depend"] = """
+    SELECT 1255::UINTEGER AS classid, p.oid::UINTEGER AS objid, 0 AS objsubid,
+           0::UINTEGER AS refclassid, 0::UINTEGER AS refobjid, 0 AS refobjsubid,
+           'i' AS deptype
+    FROM quackml_pg.pg_proc p WHERE p.pronamespace <> 11
+    UNION ALL
+    SELECT 1259, v.view_oid, 0, 1259, r.oid, 0, 'n'
+    FROM duckdb_views() v
+    JOIN (SELECT table_oid AS oid, false AS is_view FROM duckdb_tables()
+          WHERE database_name = current_database()
+          UNION ALL
+          SELECT view_oid, true FROM duckdb_views()
+          WHERE database_name = current_database() AND NOT internal) r
+      ON NOT r.is_view OR r.oid < v.view_oid
+    WHERE v.database_name = current_database() AND NOT v.internal
+    UNION ALL
+    -- a table after the sequences its defaults take values from
+    SELECT 1259, c.table_oid, 0, 1259, q.sequence_oid, 0, 'n'
+    FROM duckdb_columns() c JOIN duckdb_sequences() q
+      ON q.database_name = c.database_name
+         AND c.column_default LIKE '%nextval(''%' || q.sequence_name || '''%'
+    WHERE c.database_name = current_database()"""
+
 VIEWS["pg_tablespace"] = """
     SELECT * FROM (VALUES (1663::UINTEGER, 'pg_default', 10::UINTEGER),
                           (1664::UINTEGER, 'pg_global', 10::UINTEGER))
@@ -119,10 +149,13 @@ VIEWS["pg_tablespace"] = """
          LATERAL (SELECT NULL::VARCHAR[] AS spcacl, NULL::VARCHAR[] AS spcoptions)"""
 
 # Column defaults (DuckDB's expressions, which pg_dump writes as DEFAULT clauses).
-VIEWS["pg_attrdef"] = """
+VIEWS["pg_attrdef"] = r"""
     SELECT (c.table_oid * 1000 + c.column_index)::UINTEGER AS oid,
            c.table_oid::UINTEGER AS adrelid, c.column_index::SMALLINT AS adnum,
-           c.column_default AS adbin
+           -- nextval('s') -> nextval('schema.s'::regclass): pg_dump's script runs with an
+           -- empty search_path
+           regexp_replace(c.column_default, 'nextval\(''([^''.]+)''\)',
+                          'nextval(''' || c.schema_name || '.\1''::regclass)', 'g') AS adbin
     FROM duckdb_columns() c
     WHERE c.column_default IS NOT NULL AND c.database_name = current_database()"""
 
@@ -177,6 +210,14 @@ MACROS: dict[str, str] = {
 }
 
 
+def catalog_oid_sql(name: str) -> str:
+    """SQL: the oid of a PostgreSQL catalog named ``name`` ('pg_class',
+    'pg_catalog.pg_class'), NULL for other names."""
+    pairs = ", ".join(f"'{k}': {v}" for k, v in CATALOG_OIDS.items())
+    return (f"MAP {{{pairs}}}[regexp_replace(lower(replace({name}, '\"', '')), "
+            "'^pg_catalog[.]', '')]::UINTEGER")
+
+
 def with_tableoid(name: str, body: str) -> str:
     """A catalog view's body with PostgreSQL's ``tableoid`` column added."""
     oid = CATALOG_OIDS.get(name)
@@ -215,3 +256,48 @@ def type_oid_sql(data_type: str) -> str:
 def type_len_sql(type_oid: str) -> str:
     """SQL: pg_type.typlen of a type oid (as the emulated pg_type has it)."""
     return f"coalesce({_map({str(int(o)): pg_type_len(o) for o in Oid})}[{type_oid}::VARCHAR], -1)"
+
+
+def view_query(sql: str, schema: str, local: list[str], default: str) -> str:
+    """pg_get_viewdef: the query of a DuckDB view (``duckdb_views().sql``) as PostgreSQL
+    SQL; sqlglot turns DuckDB's dialect into PostgreSQL's. Relations are qualified as
+    DuckDB resolves them (pg_dump's script runs with an empty search_path): an
+    unqualified name is the view's schema's relation when ``local`` (the relations of
+    that schema) has it, else the default schema's. A view with column names reads
+    its query through them."""
+    try:
+        create = sqlglot.parse_one(sql, read="duckdb")
+        query = create.expression
+        if not isinstance(create, exp.Create) or not isinstance(query, exp.Query):
+            return sql.rstrip()
+        query = query.copy()
+        ctes = {cte.alias for cte in query.find_all(exp.CTE)}
+        for table in query.find_all(exp.Table):
+            if table.db or table.name in ctes or not isinstance(table.this, exp.Identifier):
+                continue
+            table.set("db", exp.to_identifier(schema if table.name in local else default))
+        text = query.sql(dialect="postgres")
+    except sqlglot.errors.SqlglotError:
+        return sql.rstrip()
+    target = create.this
+    if isinstance(target, exp.Schema) and target.expressions:
+        names = ", ".join(c.sql(dialect="postgres") for c in target.expressions)
+        text = f"SELECT * FROM ({text}) AS {target.this.sql(dialect='postgres')}({names})"
+    return text + ";"   # as PostgreSQL ends it (pg_dump cuts the last character)
+
+
+def register(con: duckdb.DuckDBPyConnection) -> None:
+    """The Python functions the emulated catalog calls."""
+    con.create_function("quackml_view_query", view_query,
+                        ["VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR"], "VARCHAR")
+
+
+# pg_get_viewdef(view_oid)
+VIEWDEF = """(SELECT first(quackml_view_query(v.sql, v.schema_name,
+                   (SELECT list(t.table_name) FROM duckdb_tables() t
+                    WHERE t.database_name = v.database_name AND t.schema_name = v.schema_name)
+                   || (SELECT list(w.view_name) FROM duckdb_views() w
+                       WHERE w.database_name = v.database_name
+                             AND w.schema_name = v.schema_name),
+                   current_schema()))
+              FROM duckdb_views() v WHERE v.view_oid = {oid})"""
