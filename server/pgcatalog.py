@@ -173,7 +173,7 @@ _MACROS: dict[str, str] = {
 
 _VIEWS: dict[str, str] = {
     "pg_roles": """
-        SELECT CASE WHEN name = 'quackml' THEN 10
+        SELECT CASE WHEN name = '{bootstrap}' THEN 10
                     ELSE (16384 + hash(name) % 1000000000) END::INTEGER AS oid,
                name AS rolname, superuser AS rolsuper, true AS rolinherit,
                superuser AS rolcreaterole, superuser AS rolcreatedb, can_login AS rolcanlogin,
@@ -234,7 +234,8 @@ _VIEWS: dict[str, str] = {
                AND f.function_name IN (SELECT function_name FROM {models}))""",
     "pg_class": """
         SELECT c.* REPLACE (c.oid::UINTEGER AS oid, c.relnamespace::UINTEGER AS relnamespace,
-                            c.reltype::UINTEGER AS reltype, 10::UINTEGER AS relowner,
+                            c.reltype::UINTEGER AS reltype,
+                            coalesce(r.oid, 10)::UINTEGER AS relowner,
                             c.reloptions::VARCHAR[] AS reloptions,
                             'd' AS relreplident, a.acl AS relacl),
                false AS relforcerowsecurity
@@ -242,6 +243,9 @@ _VIEWS: dict[str, str] = {
         -- the relations of the current database (as in PostgreSQL), not the emulation's
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN {relacl} a ON a.schema_name = n.nspname AND a.name = c.relname
+        LEFT JOIN {owners} o ON o.database_name = current_database()
+             AND o.schema_name = n.nspname AND o.name = c.relname
+        LEFT JOIN {schema}.pg_roles r ON r.rolname = o.owner
         WHERE NOT (n.nspname = 'main' AND c.relname IN ({emulation_views}))
         UNION ALL BY NAME
         SELECT i.indexrelid AS oid, i.relname, i.relnamespace, 'i' AS relkind,

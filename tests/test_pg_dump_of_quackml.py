@@ -232,3 +232,71 @@ def test_dump_holds_user_objects_only(quackml: RunningServer) -> None:
     assert "qty integer DEFAULT 1 NOT NULL" in text
     for internal in ("quackml_pg", "svv_ml_model_info", "pg_catalog.pg_", "duckdb_"):
         assert internal not in text
+
+
+ADMIN, ADMIN_PW, READER_PW = "admin", "adm1n-pw", "r3ader-pw"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server with passwords: a superuser, and a user who may read one table."""
+    folder = tmp_path_factory.mktemp("dumped-secured")
+    srv = Server(Settings(host="127.0.0.1", port=0, database=str(folder / "db.duckdb"),
+                          data_dir=str(folder / "data"), samples=False, training_workers=1,
+                          training_threads=1, auth="scram-sha-256", superuser=ADMIN,
+                          superuser_password=ADMIN_PW))
+    srv.start()
+    try:
+        with psycopg.connect(f"host=127.0.0.1 port={srv.port} user={ADMIN} "
+                             f"password={ADMIN_PW} dbname=quackml", autocommit=True) as conn:
+            conn.execute(f"CREATE USER reader PASSWORD '{READER_PW}'")
+            conn.execute("CREATE TABLE open_t (a integer PRIMARY KEY, b varchar)")
+            conn.execute("INSERT INTO open_t VALUES (1, 'readable')")
+            conn.execute("CREATE TABLE secret_t (a integer)")
+            conn.execute("INSERT INTO secret_t VALUES (42)")
+            conn.execute("GRANT SELECT ON open_t TO reader")
+        yield RunningServer("127.0.0.1", srv.port, folder / "data")
+    finally:
+        srv.stop()
+
+
+def reader_dump(server: RunningServer, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([pg_bin("pg_dump"), "-h", server.host, "-p", str(server.port),
+                           "-U", "reader", *args, "quackml"], capture_output=True, timeout=60,
+                          env={"PGPASSWORD": READER_PW, "PATH": "/usr/bin:/bin"})
+
+
+def test_non_superuser_dumps_what_they_may_read(secured: RunningServer) -> None:
+    done = reader_dump(secured, "-t", "open_t")
+    assert done.returncode == 0, done.stderr.decode()
+    text = done.stdout.decode()
+    assert "COPY main.open_t (a, b) FROM stdin;\n1\treadable\n\\.\n" in text
+    assert "ALTER TABLE main.open_t OWNER TO admin;" in text
+    assert "GRANT SELECT ON TABLE main.open_t TO reader;" in text
+    assert "secret_t" not in text
+
+
+def test_non_superuser_cannot_dump_what_they_may_not_read(secured: RunningServer) -> None:
+    # pg_dump locks every table it dumps first: the lock needs SELECT (42501, as in
+    # PostgreSQL), and no row of the table reaches the client
+    for args in ((), ("-t", "secret_t"), ("--schema-only",)):
+        done = reader_dump(secured, *args)
+        assert done.returncode == 1
+        err = done.stderr.decode()
+        assert "permission denied for table secret_t" in err, err
+        assert "LOCK TABLE main.secret_t IN ACCESS SHARE MODE" in err
+        assert b"secret_t" not in done.stdout
+
+
+def test_lock_table(quackml: RunningServer) -> None:
+    with quackml.connect() as conn:
+        with pytest.raises(psycopg.errors.NoActiveSqlTransaction):
+            conn.execute("LOCK TABLE numbers IN ACCESS SHARE MODE")
+        with conn.transaction():
+            conn.execute("LOCK TABLE numbers, shop.orders IN ACCESS SHARE MODE")
+            conn.execute("LOCK ONLY numbers")
+            conn.execute("LOCK TABLE numbers IN SHARE ROW EXCLUSIVE MODE NOWAIT")
+        with pytest.raises(psycopg.errors.UndefinedTable), conn.transaction():
+            conn.execute("LOCK TABLE no_such_table IN ACCESS SHARE MODE")
+        with pytest.raises(psycopg.errors.SyntaxError), conn.transaction():
+            conn.execute("LOCK TABLE numbers IN SIDEWAYS MODE")

@@ -148,6 +148,18 @@ VIEWS["pg_tablespace"] = """
            t(oid, spcname, spcowner),
          LATERAL (SELECT NULL::VARCHAR[] AS spcacl, NULL::VARCHAR[] AS spcoptions)"""
 
+# PostgreSQL's parameters, as the session has them (SHOW, current_setting); DuckDB's
+# own settings are not PostgreSQL's (superusers read them in duckdb_settings())
+VIEWS["pg_settings"] = """
+    SELECT p.key AS name, p.value AS setting, NULL::VARCHAR AS unit,
+           'Client Connection Defaults' AS category, '' AS short_desc,
+           NULL::VARCHAR AS extra_desc, 'user' AS context, 'string' AS vartype,
+           'session' AS source, NULL::VARCHAR AS min_val, NULL::VARCHAR AS max_val,
+           NULL::VARCHAR[] AS enumvals, p.value AS boot_val, p.value AS reset_val,
+           NULL::VARCHAR AS sourcefile, NULL::INTEGER AS sourceline,
+           false AS pending_restart
+    FROM (SELECT unnest(map_entries(getvariable('quackml_params')), recursive := true)) p"""
+
 # Column defaults (DuckDB's expressions, which pg_dump writes as DEFAULT clauses).
 VIEWS["pg_attrdef"] = r"""
     SELECT (c.table_oid * 1000 + c.column_index)::UINTEGER AS oid,
@@ -197,8 +209,16 @@ VIEWS["pg_constraint"] = """
                "ELSE '\"' || replace(c, '\"', '\"\"') || '\"' END")
 
 MACROS: dict[str, str] = {
-    # NULL: the object has its owner's default privileges
-    "acldefault": "(kind, owner) AS NULL::VARCHAR[]",
+    # the owner's privileges on a new object of a kind, as aclitem texts (QuackML's
+    # table privileges are arwdD: pg_class.relacl)
+    "acldefault": "(kind, owner) AS (SELECT list_transform(CASE kind "
+                  "WHEN 'r' THEN ['{o}=arwdD/{o}'] WHEN 's' THEN ['{o}=rwU/{o}'] "
+                  "WHEN 'n' THEN ['{o}=UC/{o}'] WHEN 'f' THEN ['=X/{o}', '{o}=X/{o}'] "
+                  "WHEN 'T' THEN ['=U/{o}', '{o}=U/{o}'] "
+                  "WHEN 'd' THEN ['=Tc/{o}', '{o}=CTc/{o}'] ELSE [] END, "
+                  "lambda item: replace(item, '{o}', name)) "
+                  "FROM (SELECT coalesce((SELECT first(rolname) FROM quackml_pg.pg_roles "
+                  "WHERE oid = owner), '') AS name))",
     "pg_get_constraintdef": "(c) AS (SELECT first(condef) FROM quackml_pg.pg_constraint "
                             "WHERE oid = c), "
                             "(c, pretty) AS (SELECT first(condef) FROM "
