@@ -474,7 +474,7 @@ _CASTS = {"regclass": "UINTEGER", "regtype": "UINTEGER", "regproc": "UINTEGER",
           "oid": "UINTEGER", "name": "VARCHAR", "char": "VARCHAR", "\"char\"": "VARCHAR"}
 _REG_TYPES = {"regclass", "regtype", "regproc", "regnamespace"}
 _TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | {"pg_catalog", "information_schema",
-                                                    "operator", "collate"}
+                                                    "operator", "collate", "only"}
 
 _lock = threading.Lock()
 
@@ -534,6 +534,12 @@ def rewrite(stmt: Statement) -> str | None:
                 edits.append((tok.start, tokens[close].end, f" {op.text} "))
                 i = close + 1
                 continue
+        if tok.token_type is TokenType.ONLY and prev is not None and \
+                prev.text.upper() in ("FROM", "JOIN"):
+            # FROM ONLY t -> FROM t (DuckDB has no inheritance: ONLY changes nothing)
+            edits.append((tok.start, tok.end, ""))
+            i += 1
+            continue
         if low == "collate" and _qualified(tokens, i + 1):
             # COLLATE pg_catalog.default -> nothing
             edits.append((tok.start, tokens[i + 3].end, ""))

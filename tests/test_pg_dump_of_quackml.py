@@ -191,9 +191,11 @@ def assert_same_rows(quackml: RunningServer, restored: str) -> None:
             assert target.execute(state).fetchall() == source.execute(state).fetchall()
 
 
-def test_plain_dump_restores_with_psql(quackml: RunningServer, pg: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [(), ("--column-inserts",)], ids=["copy", "inserts"])
+def test_plain_dump_restores_with_psql(quackml: RunningServer, pg: str, tmp_path: Path,
+                                       options: tuple[str, ...]) -> None:
     dump = tmp_path / "quackml.sql"
-    dump.write_bytes(pg_dump(quackml))
+    dump.write_bytes(pg_dump(quackml, *options))
     restored = fresh_database(pg, "from_plain")
     done = subprocess.run([pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
                            *_dsn_args(restored), "-f", str(dump)],
