@@ -302,7 +302,8 @@ def view_query(sql: str, schema: str, local: list[str], default: str) -> str:
     target = create.this
     if isinstance(target, exp.Schema) and target.expressions:
         names = ", ".join(c.sql(dialect="postgres") for c in target.expressions)
-        text = f"SELECT * FROM ({text}) AS {target.this.sql(dialect='postgres')}({names})"
+        alias = exp.to_identifier(target.this.name).sql(dialect="postgres")
+        text = f"SELECT * FROM ({text}) AS {alias}({names})"
     return text + ";"   # as PostgreSQL ends it (pg_dump cuts the last character)
 
 
