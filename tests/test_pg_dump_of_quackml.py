@@ -303,3 +303,23 @@ def test_lock_table(quackml: RunningServer) -> None:
             conn.execute("LOCK TABLE no_such_table IN ACCESS SHARE MODE")
         with pytest.raises(psycopg.errors.SyntaxError), conn.transaction():
             conn.execute("LOCK TABLE numbers IN SIDEWAYS MODE")
+
+
+def test_sequence_read_as_a_relation(quackml: RunningServer) -> None:
+    with quackml.connect() as conn:
+        conn.execute("CREATE SEQUENCE IF NOT EXISTS shop.probe_seq START 7")
+        read = "SELECT last_value, is_called FROM shop.probe_seq"
+        assert conn.execute(read).fetchall() == [(7, False)]
+        conn.execute("SELECT nextval('shop.probe_seq')")
+        conn.execute("SELECT nextval('shop.probe_seq')")
+        cur = conn.execute("SELECT * FROM shop.probe_seq")
+        assert [d.name for d in cur.description or ()] == ["last_value", "log_cnt", "is_called"]
+        assert cur.fetchall() == [(8, 0, True)]
+        # a table with such columns is a table
+        conn.execute("CREATE TABLE shop.not_a_seq AS SELECT 1 AS last_value, false AS is_called")
+        assert conn.execute("SELECT last_value, is_called FROM shop.not_a_seq").fetchall() == \
+            [(1, False)]
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("SELECT last_value FROM shop.no_such_seq")
+        conn.execute("DROP TABLE shop.not_a_seq")
+        conn.execute("DROP SEQUENCE shop.probe_seq")
