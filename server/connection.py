@@ -21,15 +21,15 @@ import socket
 import tempfile
 import threading
 import time
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
-from server import copy, errors, pgcatalog
+from server import errors, pgcatalog
 from server.errors import ServerError, SyntaxError_
+from server.postgres import copy
 from server.protocol import codec
 from server.protocol import messages as m
 from server.protocol.types import (
@@ -43,6 +43,7 @@ from server.protocol.types import (
 from server.results import Command, CopyIn, CopyOut, Deallocate, Result, Rows, Stream
 from server.security import auth, tls
 from server.session import Session
+from server.sql.copy_spec import CopyFormat
 from server.sql.text import Statement, split
 
 if TYPE_CHECKING:
@@ -89,10 +90,8 @@ class CopyInProgress:
     """COPY FROM STDIN under way: CopyData is appended to a temporary file."""
     request: CopyIn
     path: str
-    file: typing.BinaryIO
+    writer: copy.CopyInWriter
     remaining: list[Statement] | None   # simple query: the statements after the COPY
-    # text format: whether the data holds a backslash escape (noted as CopyData arrives)
-    escapes: bool = False
 
 
 @dataclass
@@ -436,15 +435,17 @@ class Connection:
         assert self.server.engine is not None
         fd, path = tempfile.mkstemp(prefix="quackml-copy-", suffix=".txt",
                                     dir=self.server.engine.staging_dir)
-        self.copy_in = CopyInProgress(request, path, os.fdopen(fd, "wb"), remaining)
-        fmt = 1 if request.spec.format is copy.CopyFormat.BINARY else 0
+        self.copy_in = CopyInProgress(request, path,
+                                      copy.CopyInWriter(request.spec, os.fdopen(fd, "wb")),
+                                      remaining)
+        fmt = 1 if request.spec.format is CopyFormat.BINARY else 0
         self.send(m.copy_in_response(fmt, request.columns, [fmt] * request.columns))
         self.flush()
 
     def end_copy_in(self) -> None:
         state, self.copy_in = self.copy_in, None
         if state is not None:
-            state.file.close()
+            state.writer.close()
             with contextlib.suppress(OSError):
                 os.unlink(state.path)
 
@@ -454,17 +455,15 @@ class Connection:
         assert state is not None and self.session is not None
         match msg:
             case m.CopyData(data=data):
-                state.file.write(data)
-                if not state.escapes and state.request.spec.format is copy.CopyFormat.TEXT:
-                    state.escapes = copy.has_escapes(data, state.request.spec.null.encode())
+                state.writer.write(data)
                 return True
             case m.Flush() | m.Sync():
                 return True   # ignored during COPY, as PostgreSQL does
             case m.CopyDone():
-                state.file.close()
+                state.writer.finish()
                 try:
                     result: Result | BaseException = self.session.copy_from(
-                        state.request, state.path, state.escapes)
+                        state.request, state.path, state.writer.escapes)
                 except (ConnectionError, OSError):
                     raise
                 except BaseException as exc:  # noqa: BLE001 - becomes an ErrorResponse
@@ -493,7 +492,7 @@ class Connection:
     def send_copy_out(self, result: CopyOut) -> None:
         """Stream the rows of COPY TO STDOUT, one CopyData per row (as PostgreSQL sends)."""
         spec, reader = result.spec, result.reader
-        binary = spec.format is copy.CopyFormat.BINARY
+        binary = spec.format is CopyFormat.BINARY
         self.send(m.copy_out_response(int(binary), result.columns,
                                       [int(binary)] * result.columns))
         rows = 0

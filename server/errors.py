@@ -1,8 +1,9 @@
 """The SQLSTATE error boundary.
 
 Every package raises its own exception classes carrying a SQLSTATE. This
-module alone turns them (and DuckDB's exceptions, by class) into the fields
-of a PostgreSQL ErrorResponse: S, V, C, M and, when known, D, H, P. Bugs
+module alone turns them (and DuckDB's exceptions, by class and message as
+``server.postgres.sqlstate.RULES`` lists them) into the fields of a
+PostgreSQL ErrorResponse: S, V, C, M and, when known, D, H, P, W. Bugs
 become XX000 with the traceback logged and internals kept out of M.
 """
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from server.postgres.sqlstate import message_of, sqlstate_of
+
 log = logging.getLogger("quackml.errors")
 
 
@@ -23,7 +26,8 @@ class ServerError(Exception):
     sqlstate = "XX000"
 
     def __init__(self, message: str, *, sqlstate: str | None = None, detail: str | None = None,
-                 hint: str | None = None, position: int | None = None):
+                 hint: str | None = None, position: int | None = None,
+                 context: str | None = None):
         super().__init__(message)
         self.message = message
         if sqlstate is not None:
@@ -31,6 +35,7 @@ class ServerError(Exception):
         self.detail = detail
         self.hint = hint
         self.position = position
+        self.context = context   # PostgreSQL's CONTEXT (W): where, e.g. "COPY t, line 3"
 
 
 class SyntaxError_(ServerError):
@@ -97,6 +102,7 @@ class ErrorFields:
     detail: str | None = None
     hint: str | None = None
     position: int | None = None
+    context: str | None = None
 
     def as_protocol_fields(self) -> dict[str, str]:
         out = {"S": self.severity, "V": self.severity, "C": self.sqlstate, "M": self.message}
@@ -106,41 +112,14 @@ class ErrorFields:
             out["H"] = self.hint
         if self.position is not None:
             out["P"] = str(self.position)
+        if self.context:
+            out["W"] = self.context
         return out
 
-
-# DuckDB exception class -> SQLSTATE. Refined below for classes whose
-# messages distinguish standard conditions (e.g. a missing vs. a duplicate
-# catalog entry).
-_DUCKDB_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
-    (duckdb.ParserException, "42601"),
-    (duckdb.SyntaxException, "42601"),
-    (duckdb.CatalogException, "42P01"),
-    (duckdb.BinderException, "42703"),
-    (duckdb.ConstraintException, "23000"),
-    (duckdb.ConversionException, "22P02"),
-    (duckdb.OutOfRangeException, "22003"),
-    (duckdb.InterruptException, "57014"),
-    (duckdb.TransactionException, "25000"),
-    (duckdb.NotImplementedException, "0A000"),
-    (duckdb.OutOfMemoryException, "53200"),
-    (duckdb.PermissionException, "42501"),
-    (duckdb.IOException, "58030"),
-    (duckdb.HTTPException, "58030"),
-    (duckdb.SerializationException, "22000"),
-    (duckdb.TypeMismatchException, "42804"),
-    (duckdb.InvalidTypeException, "42804"),
-    (duckdb.SequenceException, "22000"),
-    (duckdb.DependencyException, "2BP01"),
-    (duckdb.InvalidInputException, "22023"),
-    (duckdb.FatalException, "XX000"),
-    (duckdb.InternalException, "XX000"),
-)
 
 _UDF_ERROR = re.compile(
     r"Python exception occurred while executing the UDF: (?P<cls>[A-Za-z_][A-Za-z0-9_]*): "
     r"(?P<msg>.*)", re.S)
-_DUCKDB_PREFIX = re.compile(r"^[A-Za-z ]+ Error: ")
 _LINE_MARK = re.compile(r"\n\nLINE \d+: .*", re.S)
 
 # Exceptions raised inside prediction functions travel through DuckDB as
@@ -148,43 +127,18 @@ _LINE_MARK = re.compile(r"\n\nLINE \d+: .*", re.S)
 UDF_ERROR_CLASSES: dict[str, str] = {}
 
 
-def _duckdb_sqlstate(exc: duckdb.Error, text: str) -> str:
-    if isinstance(exc, duckdb.CatalogException):
-        if "already exists" in text:
-            return "42P07" if "Table" in text or "View" in text else "42710"
-        if "Function with name" in text or "Scalar Function" in text:
-            return "42883"
-        if "Schema with name" in text:
-            return "3F000"
-        return "42P01"
-    if isinstance(exc, duckdb.BinderException):
-        if "No function matches" in text or "Function with name" in text:
-            return "42883"
-        if "GROUP BY" in text:
-            return "42803"
-        return "42703"
-    if isinstance(exc, duckdb.ConstraintException):
-        if "NOT NULL" in text:
-            return "23502"
-        if "foreign key" in text.lower():
-            return "23503"
-        if "CHECK" in text:
-            return "23514"
-        return "23505"
-    if isinstance(exc, duckdb.TransactionException):
-        if "aborted" in text:
-            return "25P02"
-        if "Conflict" in text or "conflict" in text:
-            return "40001"
-        return "25001" if "within a transaction" in text else "25000"
-    if isinstance(exc, duckdb.InvalidInputException) and "Division by zero" in text:
-        return "22012"
-    if isinstance(exc, duckdb.InvalidInputException) and "configuration has been locked" in text:
-        return "55P02"   # PostgreSQL's cant_change_runtime_param
-    for cls, code in _DUCKDB_CLASSES:
-        if isinstance(exc, cls):
-            return code
-    return "XX000"
+def _message_detail_hint(text: str) -> tuple[str, str | None, str | None]:
+    """DuckDB's message as PostgreSQL shapes one: its first line is the message; the
+    suggestions ("Did you mean ...") are the hint, any other lines (candidate
+    functions, settings) the detail; DuckDB's LINE/caret excerpt is dropped."""
+    message, _, rest = _LINE_MARK.sub("", text).strip().partition("\n")
+    detail: list[str] = []
+    hint: list[str] = []
+    for line in rest.strip().splitlines():
+        line = line.strip()
+        if line:
+            (hint if line.startswith("Did you mean") else detail).append(line)
+    return message.strip(), "\n".join(detail) or None, "\n".join(hint) or None
 
 
 # Server paths (data directory, database file, DuckDB's temporary directory) and the
@@ -217,7 +171,8 @@ def translate(exc: BaseException) -> ErrorFields:
     """Turn any exception into ErrorResponse fields (server paths replaced by names)."""
     fields = _translate(exc)
     return ErrorFields(fields.severity, fields.sqlstate, _hidden(fields.message) or "",
-                       _hidden(fields.detail), _hidden(fields.hint), fields.position)
+                       _hidden(fields.detail), _hidden(fields.hint), fields.position,
+                       _hidden(fields.context))
 
 
 def _translate(exc: BaseException) -> ErrorFields:
@@ -225,18 +180,18 @@ def _translate(exc: BaseException) -> ErrorFields:
     if isinstance(sqlstate, str) and len(sqlstate) == 5 and not isinstance(exc, duckdb.Error):
         message = getattr(exc, "message", None) or str(exc)
         return ErrorFields("ERROR", sqlstate, message, getattr(exc, "detail", None),
-                           getattr(exc, "hint", None), getattr(exc, "position", None))
+                           getattr(exc, "hint", None), getattr(exc, "position", None),
+                           getattr(exc, "context", None))
     if isinstance(exc, duckdb.Error):
         text = str(exc)
         udf = _UDF_ERROR.search(text)
         if udf and udf.group("cls") in UDF_ERROR_CLASSES:
             return ErrorFields("ERROR", UDF_ERROR_CLASSES[udf.group("cls")],
                                udf.group("msg").strip())
-        code = _duckdb_sqlstate(exc, text)
-        message = _LINE_MARK.sub("", _DUCKDB_PREFIX.sub("", text, count=1)).strip()
+        code = sqlstate_of(exc)
         if code == "XX000":
             log.error("DuckDB internal error: %s", text)
-        return ErrorFields("ERROR", code, message)
+        return ErrorFields("ERROR", code, *_message_detail_hint(message_of(exc)))
     if isinstance(exc, MemoryError):
         return ErrorFields("ERROR", "53200", "out of memory")
     log.exception("internal error", exc_info=exc)

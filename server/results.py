@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from server.copy import CopySpec
+from server.sql.copy_spec import CopySpec
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class CopyIn:
     columns: int
     oids: tuple[int, ...] = ()    # column types, for the binary format
     types: tuple[str, ...] = ()   # DuckDB column types, for conversions
+    names: tuple[str, ...] = ()   # column names, for errors
 
 
 @dataclass

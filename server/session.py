@@ -10,9 +10,9 @@ COMMIT/ROLLBACK is refused with 25P02.
 from __future__ import annotations
 
 import contextlib
-import enum
 import functools
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
-from server import copy, cursors, params, pgcatalog
+from server import pgcatalog
 from server.engine import Engine
 from server.errors import (
     DataException,
@@ -33,9 +33,12 @@ from server.errors import (
     InvalidParameterValue,
     ServerError,
     SyntaxError_,
+    UndefinedObject,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import colnames, lock, sequences
+from server.postgres import colnames, cursors, lock, sequences
+from server.postgres import copy as copy_formats
+from server.postgres.sqlstate import message_of, sqlstate_of
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
     Column,
@@ -50,7 +53,20 @@ from server.results import (
 from server.security.firewall import Effect, prepared_name
 from server.security.privileges import Privileges
 from server.security.roles import DuckDBObjects, Roles
-from server.sql import access_grammar, ml_grammar, multi, param_context
+from server.sql import cursors as cursor_sql
+from server.sql import multi, param_context, params
+from server.sql.classify import (
+    CHECKED_WHERE_THEY_RUN,
+    PLAIN,
+    Classified,
+    Kind,
+    TxKind,
+    classify,
+    savepoint_name,
+)
+from server.sql.copy_spec import CopyFormat, CopySpec, needs_conversion
+from server.sql.lock import Lock
+from server.sql.sequence_read import SequenceRead
 from server.sql.text import Statement, split
 
 BATCH_ROWS = 16_384
@@ -72,51 +88,6 @@ _DATA_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.INSERT,
                duckdb.StatementType.MERGE_INTO}
 _SKIP_WORDS = {"OR", "REPLACE", "TEMP", "TEMPORARY", "UNIQUE", "IF", "NOT", "EXISTS",
                "PERSISTENT", "MATERIALIZED"}
-
-
-class TxKind(enum.Enum):
-    BEGIN = "BEGIN"
-    COMMIT = "COMMIT"
-    ROLLBACK = "ROLLBACK"
-    SAVEPOINT = "SAVEPOINT"
-    RELEASE = "RELEASE"
-    ROLLBACK_TO = "ROLLBACK TO"
-
-
-def transaction_kind(stmt: Statement) -> TxKind | None:
-    words = stmt.words(2)
-    if not words:
-        return None
-    first = words[0]
-    if first in ("BEGIN", "START"):
-        return TxKind.BEGIN
-    if first in ("COMMIT", "END"):
-        return TxKind.COMMIT
-    if first in ("ROLLBACK", "ABORT"):
-        return TxKind.ROLLBACK_TO if len(words) > 1 and words[1] == "TO" else TxKind.ROLLBACK
-    if first == "SAVEPOINT":
-        return TxKind.SAVEPOINT
-    if first == "RELEASE":
-        return TxKind.RELEASE
-    return None
-
-
-def _deallocate(stmt: Statement) -> Deallocate:
-    words = [t.text for t in stmt.tokens[1:]]
-    if words and words[0].upper() == "PREPARE":
-        words = words[1:]
-    if len(words) != 1:
-        raise ServerError("DEALLOCATE needs a statement name or ALL", sqlstate="42601")
-    return Deallocate(None if words[0].upper() == "ALL" else words[0])
-
-
-def _savepoint_name(stmt: Statement) -> str:
-    words = [t.text for t in stmt.tokens[1:]]
-    if words and words[0].upper() in ("TO", "SAVEPOINT"):
-        words = words[1:]
-    if words and words[0].upper() == "SAVEPOINT":
-        words = words[1:]
-    return words[0] if words else ""
 
 
 def statement_type(text: str) -> duckdb.StatementType | None:
@@ -225,6 +196,10 @@ def _pg_named(reader: pa.RecordBatchReader, names: colnames.ResultNames
         schema, (batch.rename_columns(renamed) for batch in reader))
 
 
+# a file the server staged COPY data in, as DuckDB's messages name it
+_STAGED_FILE = re.compile(r'"[^"]*quackml-copy-[^"]*"')
+
+
 class Session:
     def __init__(self, engine: Engine, user: str, database: str,
                  startup: dict[str, str] | None = None):
@@ -251,6 +226,8 @@ class Session:
         # SQL PREPARE name AS stmt: the text of stmt, checked again at every EXECUTE
         self._sql_prepared: dict[str, str] = {}
         self._types: OrderedDict[str, duckdb.StatementType | None] = OrderedDict()
+        # statement text -> what it is (server.sql.classify), most recent last
+        self._kinds: OrderedDict[str, Classified] = OrderedDict()
         # client text -> plain DuckDB statement (see ``run``), most recent last
         self._plain: OrderedDict[str, _Plain] = OrderedDict()
         # (DuckDB text, client parameter types) -> (DDL generation, its Description)
@@ -298,11 +275,25 @@ class Session:
             self._types.popitem(last=False)
         return stype
 
+    def classify(self, stmt: Statement) -> Classified:
+        """The statement's kind (``server.sql.classify``), decided once per text."""
+        found = self._kinds.get(stmt.text)
+        if found is not None:
+            self._kinds.move_to_end(stmt.text)
+            return found
+        found = classify(stmt, pgcatalog.CLIENT_PARAMS)
+        self._kinds[stmt.text] = found   # what a text is does not change: it is read alone
+        if len(self._kinds) > 256:
+            self._kinds.popitem(last=False)
+        return found
+
     def run(self, stmt: Statement, params_: Sequence[object] = ()) -> Result:
         # plain DuckDB SQL seen before (a prepared statement run again): its routing,
         # rewrite and DuckDB statement type are known from its text
         plain = self._plain.get(stmt.text)
-        tx = None if plain is not None else transaction_kind(stmt)
+        what = PLAIN if plain is not None else self.classify(stmt)
+        tx = what.detail if what.kind is Kind.TRANSACTION else None
+        assert tx is None or isinstance(tx, TxKind)
         if self.status == "E" and tx not in (TxKind.COMMIT, TxKind.ROLLBACK,
                                              TxKind.ROLLBACK_TO):
             raise InFailedTransaction(
@@ -317,43 +308,45 @@ class Session:
                 self.privileges.record(effects)
                 return result
             if tx in (TxKind.SAVEPOINT, TxKind.RELEASE, TxKind.ROLLBACK_TO):
-                return self._savepoint(tx, _savepoint_name(stmt))
+                return self._savepoint(tx, savepoint_name(stmt))
             if tx is not None:
                 return self._transaction(tx)
             if self.status == "T":
                 self._block_statements += 1
-            if stmt.words(1) == ("DEALLOCATE",):
-                return _deallocate(stmt)
-            if access_grammar.is_access_statement(stmt):
-                return self.roles.handle(access_grammar.parse(stmt))
-            locking = lock.parse(stmt)
-            if locking is not None:
-                return self._lock(locking)
-            read = sequences.parse(stmt)
-            if read is not None:
-                state = self._sequence(read)
-                if state is not None:
-                    return state
-            stripped = multi.without_storage_parameters(stmt)
-            if stripped is not None:   # CREATE TABLE ... WITH (fillfactor = 70)
-                result = self.run(split(stripped[0])[0], params_)
-                assert isinstance(result, Command)
-                return replace(result, notices=(stripped[1], *result.notices))
-            effects = self.check_access(stmt)
-            cursor_stmt = cursors.parse(stmt)
-            if cursor_stmt is not None:
-                return self._cursor(cursor_stmt, params_)
-            if ml_grammar.is_ml_statement(stmt):
-                return self.ml.handle(ml_grammar.parse(stmt), self)
-            action = params.parse(stmt)
-            if action is not None:
-                return self._param(action)
-            spec = copy.parse(stmt)
-            if spec is not None:
-                return self._copy(spec)
-            several = multi.split_objects(stmt)
-            if several is not None:
-                return self._several(several)
+            match what.kind, what.detail:
+                case Kind.DEALLOCATE, name:
+                    assert name is None or isinstance(name, str)
+                    return Deallocate(name)
+                case Kind.ACCESS, access:
+                    return self.roles.handle(access)  # type: ignore[arg-type]
+                case Kind.STORAGE, (str() as text, str() as notice):
+                    # CREATE TABLE ... WITH (fillfactor = 70): run without, with a notice
+                    result = self.run(split(text)[0], params_)
+                    assert isinstance(result, Command)
+                    return replace(result, notices=(notice, *result.notices))
+                case Kind.CURSOR, action:
+                    return self._cursor(action, params_)  # type: ignore[arg-type]
+                case Kind.ML, ml:
+                    return self.ml.handle(ml, self)  # type: ignore[arg-type]
+                case Kind.PARAM, action:
+                    return self._param(action)  # type: ignore[arg-type]
+                case Kind.COPY, spec:
+                    assert isinstance(spec, CopySpec)
+                    return self._copy(spec)
+                case Kind.SEVERAL, several:
+                    assert isinstance(several, multi.Split)
+                    return self._several(several)
+                case Kind.LOCK, locking:
+                    assert isinstance(locking, Lock)
+                    return self._lock(locking)
+                case Kind.SEQUENCE_READ, read:
+                    assert isinstance(read, SequenceRead)
+                    state = self._sequence(read)
+                    if state is not None:
+                        return state
+                    what = PLAIN   # no sequence of that name: DuckDB's, as written
+            self._check_setting_exists(stmt)
+            effects = self.check_access(stmt, what)
             result = self._duckdb(stmt, params_)
             self.privileges.record(effects)
             return result
@@ -361,44 +354,63 @@ class Session:
             self.failed()
             raise
 
-    def check_access(self, stmt: Statement) -> tuple[Effect, ...]:
+    def check_access(self, stmt: Statement, what: Classified) -> tuple[Effect, ...]:
         """Refuse (42501) SQL a non-superuser may not run, decided on the text DuckDB will
-        run (after the catalog rewrite); free for superusers. Client SET/SHOW of session
-        parameters, cursors and COPY with the client are checked where they run.
+        run (after the catalog rewrite); free for superusers. The kinds QuackML handles
+        itself (client SET/SHOW, cursors, COPY with the client, ML and access
+        statements ...) are checked where they run.
         Returns the ownership changes to record once the statement succeeded."""
-        if self.privileges.superuser or params.parse(stmt) is not None \
-                or cursors.parse(stmt) is not None or copy.parse(stmt) is not None \
-                or ml_grammar.is_ml_statement(stmt):
+        if self.privileges.superuser or what.kind in CHECKED_WHERE_THEY_RUN:
             return ()
         return self.check_text(self.duckdb_text(stmt))
+
+    def _check_setting_exists(self, stmt: Statement) -> None:
+        """PostgreSQL's 42704 for SET / RESET / SHOW of a setting that does not exist,
+        for every user: DuckDB would say 55P02 under a locked configuration, and reads
+        ``SHOW x`` as ``DESCRIBE x`` (kept for tables and views)."""
+        named = params.setting_name(stmt, pgcatalog.CLIENT_PARAMS)
+        if named is None:
+            return
+        verb, name = named
+        known = self.cursor.execute(
+            "SELECT count(*) FROM duckdb_settings() WHERE name = $1 OR list_contains(aliases, $1)",
+            [name]).fetchall()
+        if known[0][0]:
+            return
+        if verb == "SHOW" and self.cursor.execute(
+                "SELECT count(*) FROM (SELECT table_name FROM duckdb_tables() UNION ALL "
+                "SELECT view_name FROM duckdb_views()) WHERE table_name = $1", [name]
+        ).fetchall()[0][0]:
+            return
+        raise UndefinedObject(f'unrecognized configuration parameter "{name}"')
 
     def check_text(self, text: str) -> tuple[Effect, ...]:
         return self.privileges.check_sql(self.cursor, text, self._sql_prepared)
 
-    def _lock(self, locking: lock.Lock) -> Command:
+    def _lock(self, locking: Lock) -> Command:
         """LOCK TABLE: checked (``server.postgres.lock``), nothing to lock in DuckDB."""
         if self.status == "I":
             raise ServerError("LOCK TABLE can only be used in transaction blocks",
                               sqlstate="25P01")
-        for probe in locking.probes:
+        for probe in lock.probes(locking):
             if not self.privileges.superuser:
                 self.check_text(probe)
             self.cursor.execute(probe).fetchall()
         return Command("LOCK TABLE")
 
-    def _sequence(self, read: sequences.SequenceRead) -> Rows | None:
+    def _sequence(self, read: SequenceRead) -> Rows | None:
         """A sequence read as a relation (``server.postgres.sequences``); None when the
-        name is no sequence (the statement then goes to DuckDB as written)."""
-        sql = read.sql()
+        name is no sequence."""
+        sql = sequences.state_sql(read)
         rows = self.cursor.execute(sql).fetchall()
         if not rows:
             return None
         if not self.privileges.superuser:
             self.check_text(sql)
-        types = {"last_value": Oid.INT8, "log_cnt": Oid.INT8, "is_called": Oid.BOOL}
         text = [tuple(None if v is None else ("t" if v else "f") if isinstance(v, bool)
                       else str(v) for v in row) for row in rows]
-        return Rows([Column(c, types[c]) for c in read.columns], text, f"SELECT {len(rows)}")
+        return Rows([Column(c, sequences.column_oid(c)) for c in read.columns], text,
+                    f"SELECT {len(rows)}")
 
     def _several(self, several: multi.Split) -> Command:
         """DROP/TRUNCATE of several objects: one DuckDB statement each, checked each,
@@ -422,9 +434,9 @@ class Session:
         return Command(several.tag)
 
     # -- SQL cursors -------------------------------------------------------------
-    def _cursor(self, action: cursors.CursorStatement, bound: Sequence[object]) -> Result:
+    def _cursor(self, action: cursor_sql.CursorStatement, bound: Sequence[object]) -> Result:
         match action:
-            case cursors.Declare(name=name, query=query, hold=hold):
+            case cursor_sql.Declare(name=name, query=query, hold=hold):
                 if name in self.cursors:
                     raise ServerError(f'cursor "{name}" already exists', sqlstate="42P03")
                 self.check_text(self.duckdb_text(query))
@@ -438,7 +450,7 @@ class Session:
                     raise
                 self.cursors[name] = cursors.SqlCursor(own, reader, hold)
                 return Command("DECLARE CURSOR")
-            case cursors.Fetch(name=name, count=count, move=move):
+            case cursor_sql.Fetch(name=name, count=count, move=move):
                 cursor = self.cursors.get(name)
                 if cursor is None:
                     raise cursors.missing(name)
@@ -446,7 +458,7 @@ class Session:
                     return Command(f"MOVE {sum(b.num_rows for b in cursor.take(count))}")
                 return Stream(pa.RecordBatchReader.from_batches(cursor.schema,
                                                                 cursor.take(count)), "FETCH")
-            case cursors.CloseCursor(name=name):
+            case cursor_sql.CloseCursor(name=name):
                 if name is None:
                     self._close_cursors(everything=True)
                 else:
@@ -513,13 +525,18 @@ class Session:
         type as PostgreSQL's parser gives it: the client's, else DuckDB's inference,
         else its operand's (``server.sql.param_context``), else text; the result
         columns are those of the statement bound with parameters of these types."""
-        if ml_grammar.is_ml_statement(stmt) or params.parse(stmt) is not None or \
-                copy.parse(stmt) is not None or transaction_kind(stmt) is not None:
+        what = self.classify(stmt)
+        if isinstance(what.detail, cursor_sql.Declare):   # its parameters are its query's
+            return Description(self.describe(what.detail.query, given).param_types, None)
+        if isinstance(what.detail, SequenceRead):
+            if self._sequence(what.detail) is not None:
+                return Description((), tuple(
+                    (c, "BOOLEAN" if c == "is_called" else "BIGINT")
+                    for c in what.detail.columns))
+            what = PLAIN   # no sequence of that name
+        if what.kind is not Kind.PLAIN:
             return Description((), None)
-        declared = cursors.parse(stmt)
-        if isinstance(declared, cursors.Declare):   # its parameters are its query's
-            return Description(self.describe(declared.query, given).param_types, None)
-        self.check_access(stmt)
+        self.check_access(stmt, what)
         text = self.duckdb_text(stmt)
         key = (text, tuple(given))
         generation = self.engine.decision_generation()
@@ -589,7 +606,7 @@ class Session:
                 duckdb.Value(None, _duckdb_type(t)) for t in types])
 
     # -- COPY ------------------------------------------------------------------
-    def _copy(self, spec: copy.CopySpec) -> CopyIn | CopyOut:
+    def _copy(self, spec: CopySpec) -> CopyIn | CopyOut:
         # the client's rows or query, checked as the statement DuckDB will run on them
         self.check_text(f"INSERT INTO {spec.target} {spec.probe_sql()}" if spec.from_client
                         else spec.select_sql())
@@ -598,7 +615,7 @@ class Session:
         if spec.from_client:
             return CopyIn(spec, columns, tuple(pg_type_for_duckdb(str(t))
                                                for t in signature.types),
-                          tuple(str(t) for t in signature.types))
+                          tuple(str(t) for t in signature.types), tuple(signature.names))
         self._open = self.cursor.sql(spec.select_sql()).to_arrow_reader(BATCH_ROWS)
         return CopyOut(spec, columns, self._open)
 
@@ -610,25 +627,27 @@ class Session:
         if os.path.getsize(path) == 0:
             return Command("COPY 0")   # no rows (DuckDB's CSV sniffer refuses an empty file)
         try:
-            if spec.format is copy.CopyFormat.BINARY:
+            if spec.format is CopyFormat.BINARY:
                 return self._copy_binary(request, path)
-            if spec.format is copy.CopyFormat.TEXT and escapes:
+            if spec.format is CopyFormat.TEXT and escapes:
                 fd, transcoded = tempfile.mkstemp(prefix="quackml-copy-", suffix=".csv",
                                                   dir=self.engine.staging_dir)
                 with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
-                    csv = copy.transcode_text(spec, request.columns, source, target)
+                    csv = copy_formats.transcode_text(spec, request.names, source, target)
                 sql = spec.insert_sql(transcoded, request.types, csv)
-            elif copy.needs_conversion(request.types):
+                text_read: tuple[str, CopySpec] | None = (transcoded, csv)
+            elif needs_conversion(request.types):
                 sql = spec.insert_sql(path, request.types)
+                text_read = (path, spec)
             else:
                 sql = spec.load_sql(path)
+                text_read = None
             if _seam.statement_count(self.cursor, sql) != 1:   # a target DuckDB reads otherwise
                 raise SyntaxError_("COPY target is not a table name")
             try:
                 self.cursor.execute(sql)
-            except duckdb.InvalidInputException as exc:   # the CSV reader's errors
-                first = str(exc).split("\n", 1)[0]
-                raise DataException(f"COPY from stdin: {first}", sqlstate="22P04") from exc
+            except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+                raise self._copy_row_error(request, exc, text_read) from exc
             rows = self.cursor.fetchall()
             row = rows[0] if rows else None
         except BaseException:
@@ -640,11 +659,50 @@ class Session:
                     os.unlink(transcoded)
         return Command(f"COPY {int(row[0]) if row else 0}")
 
+    def _copy_row_error(self, request: CopyIn, exc: duckdb.Error,
+                        text_read: tuple[str, CopySpec] | None) -> BaseException:
+        """PostgreSQL's error for the row DuckDB's CSV reader stopped at (one line, and the
+        line number, column and value as CONTEXT), not the reader's dump of its options.
+        ``text_read``: the file and CSV spec the loading statement read as text, when it
+        converted the columns itself (a failing conversion names no row: the rows are
+        read again to find it)."""
+        spec = request.spec
+        own = self.engine.cursor()   # this connection's transaction may be aborted now
+
+        def cast_sqlstate(value: str, duckdb_type: str) -> str:
+            try:
+                own.execute(f"SELECT CAST($1 AS {duckdb_type})", [value])
+            except duckdb.Error as err:
+                return sqlstate_of(err)
+            return "22P02"
+
+        try:
+            found = copy_formats.row_error(spec, request.names, request.types, str(exc),
+                                           cast_sqlstate)
+            if found is not None:
+                return found
+            if isinstance(exc, duckdb.ConversionException) and text_read is not None:
+                path, csv = text_read
+                bad = copy_formats.first_failing(own.sql(spec.check_sql(path, request.types, csv))
+                                         .to_arrow_reader(BATCH_ROWS))
+                if bad is not None:
+                    line, col, value = bad
+                    return DataException(
+                        message_of(exc).split("\n", 1)[0], sqlstate=sqlstate_of(exc),
+                        context=f"COPY {spec.table_name}, line {line + int(csv.header)}, "
+                                f'column {request.names[col]}: "{value}"')
+        finally:
+            own.close()
+        if isinstance(exc, duckdb.InvalidInputException):   # the CSV reader's other errors
+            first = _STAGED_FILE.sub("the COPY data", message_of(exc).split("\n", 1)[0])
+            return DataException(f"COPY from stdin: {first}", sqlstate="22P04")
+        return exc
+
     def _copy_binary(self, request: CopyIn, path: str) -> Command:
         spec = request.spec
         count = 0
         with open(path, "rb") as f:
-            for columns in copy.read_binary(f, request.oids):
+            for columns in copy_formats.read_binary(f, request.oids):
                 try:
                     batch = pa.table({f"c{i}": pa.array(col)
                                       for i, col in enumerate(columns)})

@@ -9,13 +9,18 @@ and what PostgreSQL writes must load back into QuackML as the same rows.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from server.postgres.copy import CopyInWriter
+from server.sql.copy_spec import CopyFormat, CopySpec
 from tests.conftest import RunningServer
 from tests.pgcluster import throwaway_postgres
+from tests.test_psql import PSQL
 
 COLUMNS = ("i integer, s varchar, b boolean, d date, f double precision, "
            "n numeric(10,3), arr integer[], sa varchar[], bb bytea, ts timestamp")
@@ -116,3 +121,144 @@ def test_escapes_found_in_any_copydata_message(server: RunningServer) -> None:
             copy.write(b"3\ttab\\there\n")
         assert q.execute("SELECT i, s FROM copy_split ORDER BY i").fetchall() == [
             (1, "plain"), (2, None), (3, "tab\there")]
+
+
+# -- the end-of-data marker and bad rows, against PostgreSQL ------------------------------
+
+ERR_COLUMNS = "i integer, s varchar, d date, n smallint"
+BAD_ROWS = [
+    ("COPY copy_err FROM STDIN",
+     b"1\tx\t2024-01-01\t1\n2\ty\t2024-01-02\t2\nx\tz\t2024-01-03\t3\n"),
+    ("COPY copy_err FROM STDIN", b"1\ta\\tb\t2024-01-01\t1\nnope\tz\t2024-01-03\t3\n"),
+    ("COPY copy_err (s, i) FROM STDIN", b"x\t1\nz\t3x\n"),
+    ("COPY copy_err FROM STDIN", b"1\tx\t2024-01-01\t70000\n"),
+    ("COPY copy_err FROM STDIN (FORMAT csv)", b"1,x,2024-01-01,1\n2,y,2024-13-01,2\n"),
+    ("COPY copy_err FROM STDIN (FORMAT csv)", b"1,x,2024-01-01,1\n2,y,someday,2\n"),
+    ("COPY copy_err FROM STDIN", b"1\tx\t2024-01-01\t1\n2\ty\n"),
+    ("COPY copy_err FROM STDIN", b"1\tx\t2024-01-01\t1\t5\n"),
+    ("COPY copy_err FROM STDIN", b"1\t\\\\x\t2024-01-01\t1\n2\ty\n"),
+    ("COPY copy_err FROM STDIN (FORMAT csv, HEADER)", b"i,s,d,n\n1,x,2024-01-01,1\n2\n"),
+    ("COPY copy_err FROM STDIN", b"1\t\\\\x\t2024-01-01\t1\n2\t\xfe\t2024-01-01\t2\n"),
+]
+# the same SQLSTATE and CONTEXT ("COPY t, line n" and, when the error names a column,
+# the column and value); the message words it differently
+BAD_ROWS_ALIKE = [
+    ("COPY copy_err FROM STDIN (FORMAT csv)", b'1,"abc\n'),
+    ("COPY copy_err FROM STDIN (FORMAT csv)", b"1,x,2024-01-01,1\n2,\xff,2024-01-01,2\n"),
+    ("COPY copy_err FROM STDIN", b"1\tx\t2024-01-01\t1\n2\t\xff\t2024-01-01\t2\n"),
+    # array columns are converted after loading: the rows are read again for the line
+    ("COPY copy_arr FROM STDIN", b"{1,2}\tx\n{3}\ty\n{1,a}\tz\n"),
+    ("COPY copy_arr FROM STDIN", b"{1,2}\ta\\tb\n{x}\tz\n"),
+    ("COPY copy_arr FROM STDIN (FORMAT csv, HEADER)", b'a,s\n"{1,2}",x\n"{1,a}",z\n'),
+]
+
+
+def _copy_errors(server: RunningServer, pg: str, sql: str,
+                 data: bytes) -> list[tuple[str | None, str | None, str | None]]:
+    errors = []
+    with psycopg.connect(pg, autocommit=True) as p, server.connect() as q:
+        for conn in (p, q):
+            conn.execute("DROP TABLE IF EXISTS copy_err")
+            conn.execute(f"CREATE TABLE copy_err ({ERR_COLUMNS})")
+            conn.execute("DROP TABLE IF EXISTS copy_arr")
+            conn.execute("CREATE TABLE copy_arr (a integer[], s varchar)")
+            with pytest.raises(psycopg.Error) as info:
+                _copy_in(conn, sql, data)
+            diag = info.value.diag
+            errors.append((diag.sqlstate, diag.message_primary, diag.context))
+            table = sql.split()[1]
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+    assert "quackml-copy" not in repr(errors[1])
+    return errors
+
+
+@pytest.mark.parametrize(("sql", "data"), BAD_ROWS)
+def test_bad_row_error_matches_postgres(server: RunningServer, pg: str, sql: str,
+                                        data: bytes) -> None:
+    """One line naming the type and value, CONTEXT with the line, column and value."""
+    errors = _copy_errors(server, pg, sql, data)
+    assert errors[1] == errors[0]
+
+
+@pytest.mark.parametrize(("sql", "data"), BAD_ROWS_ALIKE)
+def test_bad_row_error_like_postgres(server: RunningServer, pg: str, sql: str,
+                                     data: bytes) -> None:
+    (pg_code, _, pg_context), (code, message, context) = \
+        _copy_errors(server, pg, sql, data)
+    assert pg_context and context and message and "\n" not in message
+    assert code == pg_code
+    if ", column " in pg_context:
+        assert context == pg_context
+    else:
+        assert context.split(":")[0] == pg_context.split(":")[0]
+
+
+END_MARKER = [
+    ("COPY copy_end FROM STDIN", [b"1\tx\n2\ty\n\\.\nthis is not a row\n"]),
+    ("COPY copy_end FROM STDIN", [b"1\tx\n\\", b".", b"\n3\tjunk\n"]),
+    ("COPY copy_end FROM STDIN", [b"1\ta\\tb\n\\.\n"]),
+    ("COPY copy_end FROM STDIN (FORMAT csv)", [b"1,x\n\\.x,2\n"]),   # not the marker: data
+    ("COPY copy_end FROM STDIN (FORMAT csv)", [b"1,x\n\\.\nnot,a,row\n"]),
+    ("COPY copy_end FROM STDIN (FORMAT csv, HEADER)", [b"i,s\n1,x\n", b"\\.\n", b"junk\n"]),
+]
+
+
+@pytest.mark.parametrize(("sql", "chunks"), END_MARKER)
+def test_end_of_data_marker(server: RunningServer, pg: str, sql: str,
+                            chunks: list[bytes]) -> None:
+    """A line with only \\. ends the data; what follows it is ignored, as PostgreSQL does."""
+    rows = []
+    with psycopg.connect(pg, autocommit=True) as p, server.connect() as q:
+        for conn in (p, q):
+            conn.execute("DROP TABLE IF EXISTS copy_end")
+            conn.execute("CREATE TABLE copy_end (i varchar, s varchar)")
+            with conn.cursor() as cur, cur.copy(sql) as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+            rows.append(conn.execute("SELECT * FROM copy_end ORDER BY i").fetchall())
+    assert rows[1] == rows[0]
+    assert rows[0]
+
+
+def test_end_of_data_marker_across_messages(tmp_path: Path) -> None:
+    """The marker is found however CopyData cuts the data; text data ends at a marker
+    without its newline too, CSV data keeps it (PostgreSQL reads it as a value)."""
+    cases = [
+        (CopyFormat.TEXT, [b"1\tx\n\\", b".", b"\njunk\n"], b"1\tx\n"),
+        (CopyFormat.TEXT, [b"1\tx\n\\", b".\r", b"\njunk\n"], b"1\tx\n"),
+        (CopyFormat.TEXT, [b"1\tx", b"\n\\.\n"], b"1\tx\n"),
+        (CopyFormat.TEXT, [b"1\tx\n\\."], b"1\tx\n"),
+        (CopyFormat.TEXT, [b"1\t\\.x\n\\", b"N\t2\n"], b"1\t\\.x\n\\N\t2\n"),
+        (CopyFormat.CSV, [b"1,x\n\\."], b"1,x\n\\."),
+        (CopyFormat.CSV, [b"1,x\r\n\\.\r\nmore\r\n"], b"1,x\r\n"),
+        (CopyFormat.BINARY, [b"\\.\n"], b"\\.\n"),
+    ]
+    for fmt, chunks, expected in cases:
+        spec = CopySpec("t", True, fmt, ",", "", False, '"', '"')
+        path = tmp_path / "data"
+        writer = CopyInWriter(spec, path.open("wb"))
+        for chunk in chunks:
+            writer.write(chunk)
+        writer.finish()
+        assert path.read_bytes() == expected, (fmt, chunks)
+
+
+@pytest.mark.skipif(PSQL is None, reason="psql is installed by `make test`")
+def test_psql_copy_from_stdin_in_a_script(server: RunningServer, pg: str) -> None:
+    """psql reads COPY data from its script up to \\. and sends the marker line; the
+    script goes on after it."""
+    assert PSQL is not None
+    script = ("DROP TABLE IF EXISTS copy_psql;\n"
+              "CREATE TABLE copy_psql (i integer, s varchar);\n"
+              "\\copy copy_psql from stdin\n1\tx\n2\t\\N\n\\.\n"
+              "COPY copy_psql FROM STDIN (FORMAT csv);\n3,\"q\"\n\\.\n"
+              "SELECT i, coalesce(s, 'null') FROM copy_psql ORDER BY i;\n")
+    outputs = []
+    for dsn in (pg, server.dsn()):
+        out = subprocess.run([PSQL, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", dsn,
+                              "-f", "-"], input=script, capture_output=True, text=True,
+                             timeout=60, env={"PGCONNECT_TIMEOUT": "10", "PATH": "/usr/bin:/bin"})
+        assert out.returncode == 0, out.stderr
+        outputs.append(out.stdout)
+    assert outputs[1] == outputs[0]
+    assert outputs[0].splitlines()[-3:] == ["1|x", "2|null", "3|q"]

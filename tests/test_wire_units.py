@@ -11,11 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import copy, cursors, params, pgcatalog
+from server import pgcatalog
 from server.errors import FeatureNotSupported
+from server.postgres import copy as copy_formats
 from server.protocol import codec
 from server.protocol.types import Oid
+from server.sql import copy_spec as copy
+from server.sql import cursors, params
 from server.sql.text import split
+
+CLIENT = pgcatalog.CLIENT_PARAMS
 
 
 def one(sql: str):  # type: ignore[no-untyped-def]
@@ -60,19 +65,19 @@ def test_rewrite_cases(sql: str, expected: str) -> None:
 
 
 def test_parse_client_parameters() -> None:
-    assert params.parse(one("SET DateStyle TO 'ISO, MDY'")) == \
+    assert params.parse(one("SET DateStyle TO 'ISO, MDY'"), CLIENT) == \
         params.SetParam("datestyle", "ISO, MDY")
-    assert params.parse(one("set search_path = \"$user\", public")) == \
+    assert params.parse(one("set search_path = \"$user\", public"), CLIENT) == \
         params.SetParam("search_path", "$user, public")
-    assert params.parse(one("SET SESSION extra_float_digits = -1")) == \
+    assert params.parse(one("SET SESSION extra_float_digits = -1"), CLIENT) == \
         params.SetParam("extra_float_digits", "-1")
-    assert params.parse(one("SET TIME ZONE 'UTC'")) == params.SetParam("timezone", "UTC")
-    assert params.parse(one("SET application_name TO DEFAULT")) == \
+    assert params.parse(one("SET TIME ZONE 'UTC'"), CLIENT) == params.SetParam("timezone", "UTC")
+    assert params.parse(one("SET application_name TO DEFAULT"), CLIENT) == \
         params.SetParam("application_name", None)
-    assert params.parse(one("SHOW ALL")) == params.ShowParam("all")
-    assert params.parse(one("RESET DateStyle")) == params.ResetParam("datestyle")
-    assert params.parse(one("SET threads = 4")) is None      # DuckDB's own setting
-    assert params.parse(one("SHOW TABLES")) is None
+    assert params.parse(one("SHOW ALL"), CLIENT) == params.ShowParam("all")
+    assert params.parse(one("RESET DateStyle"), CLIENT) == params.ResetParam("datestyle")
+    assert params.parse(one("SET threads = 4"), CLIENT) is None      # DuckDB's own setting
+    assert params.parse(one("SHOW TABLES"), CLIENT) is None
 
 
 def test_parse_copy() -> None:
@@ -131,10 +136,10 @@ def test_binary_copy_round_trip(rows: list[tuple[object, ...]]) -> None:
     batch = pa.RecordBatch.from_pylist([dict(zip(schema.names, r, strict=True))
                                         for r in rows], schema=schema)
     encoder = codec.batch_encoder(schema, [1])
-    payload = _unframe(copy.binary_copy_data(encoder.encode(batch), first=True)) + \
-        copy.BINARY_TRAILER
+    payload = _unframe(copy_formats.binary_copy_data(encoder.encode(batch), first=True)) + \
+        copy_formats.BINARY_TRAILER
     oids = [Oid.INT8, Oid.TEXT, Oid.DATE, Oid.FLOAT8, Oid.BOOL]
-    [columns] = list(copy.read_binary(io.BytesIO(payload), oids))
+    [columns] = list(copy_formats.read_binary(io.BytesIO(payload), oids))
     assert [tuple(r) for r in zip(*columns, strict=True)] == rows
 
 

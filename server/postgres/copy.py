@@ -1,14 +1,15 @@
-"""COPY ... FROM STDIN / TO STDOUT, read from tokens and run by DuckDB.
+"""COPY ... FROM STDIN / TO STDOUT: PostgreSQL's data formats, run by DuckDB.
 
-``parse`` recognises a COPY whose source or destination is the client
-(STDIN / STDOUT) and returns a ``CopySpec``: the target exactly as written
-(``table``, ``table (cols)`` or ``(query)``), the direction and the options
-in both the parenthesised and the legacy (``CSV HEADER``) spellings.
+The statement is read by ``server.sql.copy_spec`` (a ``CopySpec``).
 
 COPY FROM STDIN: rows from the client are appended to a temporary file as
-CopyData arrives, so the data set is never held in memory, and loaded on
-CopyDone in one statement (all rows or none). PostgreSQL's text format is
-DuckDB's CSV with a tab delimiter, ``\\N`` for NULL and no quoting, so
+CopyData arrives (:class:`CopyInWriter`, which stops at PostgreSQL's ``\\.``
+end-of-data line), so the data set is never held in memory, and loaded on
+CopyDone in one statement (all rows or none). A row DuckDB's reader refuses
+is reported as PostgreSQL reports it (:func:`row_error`): one line, and the
+line number, column and value as the error's CONTEXT.
+
+PostgreSQL's text format is DuckDB's CSV with a tab delimiter, ``\\N`` for NULL and no quoting, so
 DuckDB's CSV reader takes it directly unless it holds backslash escapes;
 then :class:`TextDecoder` decodes it column-wise with Arrow kernels, chunk by
 chunk, into a CSV file DuckDB reads. Columns whose PostgreSQL text form
@@ -28,208 +29,21 @@ outgoing tuples are the binary DataRow bodies of ``server.protocol.codec``
 
 from __future__ import annotations
 
-import enum
+import re
 import struct
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlglot.tokens import Token, TokenType
 
-from server.errors import DataException, FeatureNotSupported, SyntaxError_
+from server.errors import DataException
 from server.protocol import codec
 from server.protocol.types import decode_param
-from server.sql.text import Statement
-
-
-class CopyFormat(enum.Enum):
-    TEXT = "text"
-    CSV = "csv"
-    BINARY = "binary"
-
-
-@dataclass(frozen=True)
-class CopySpec:
-    target: str            # as written: table, table (cols) or (query)
-    from_client: bool      # FROM STDIN (True) or TO STDOUT (False)
-    format: CopyFormat
-    delimiter: str
-    null: str
-    header: bool
-    quote: str
-    escape: str
-    columns: tuple[str, ...] = field(default_factory=tuple)  # listed columns, if any
-
-    def duckdb_options(self) -> str:
-        quote = self.quote if self.format is CopyFormat.CSV else ""
-        escape = self.escape if self.format is CopyFormat.CSV else ""
-        return (f"(FORMAT csv, DELIMITER {_literal(self.delimiter)}, NULL {_literal(self.null)}, "
-                f"QUOTE {_literal(quote)}, ESCAPE {_literal(escape)}, "
-                f"HEADER {'true' if self.header else 'false'}, ALLOW_QUOTED_NULLS false)")
-
-    def load_sql(self, path: str) -> str:
-        """DuckDB statement that loads the client's rows from ``path``."""
-        return f"COPY {self.target} FROM {_literal(path)} {self.duckdb_options()}"
-
-    def insert_sql(self, path: str, types: Sequence[str], csv: CopySpec | None = None) -> str:
-        """DuckDB statement that loads ``path`` (CSV as ``csv`` describes, this
-        spec by default) read as VARCHAR, each column converted to its type."""
-        csv = csv or self
-        quote = csv.quote if csv.format is CopyFormat.CSV else ""
-        escape = csv.escape if csv.format is CopyFormat.CSV else ""
-        columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(types)))
-        select = ", ".join(conversion(f"c{i}", t) for i, t in enumerate(types))
-        return (f"INSERT INTO {self.target} SELECT {select} FROM read_csv({_literal(path)}, "
-                f"columns={{{columns}}}, delim={_literal(csv.delimiter)}, "
-                f"quote={_literal(quote)}, escape={_literal(escape)}, "
-                f"nullstr={_literal(csv.null)}, header={'true' if csv.header else 'false'}, "
-                "allow_quoted_nulls=false, auto_detect=false)")
-
-    def select_sql(self) -> str:
-        """A query with the target's rows."""
-        if self.target.startswith("("):
-            return f"SELECT * FROM {self.target} AS q"
-        if self.columns:
-            table = self.target[:self.target.index("(")]
-            return f"SELECT {', '.join(self.columns)} FROM {table}"
-        return f"SELECT * FROM {self.target}"
-
-    def probe_sql(self) -> str:
-        """A query with the target's columns and no rows (for the column count)."""
-        if self.target.startswith("("):
-            return f"SELECT * FROM {self.target} AS q LIMIT 0"
-        if self.columns:
-            table = self.target[:self.target.index("(")]
-            return f"SELECT {', '.join(self.columns)} FROM {table} LIMIT 0"
-        return f"SELECT * FROM {self.target} LIMIT 0"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def parse(stmt: Statement) -> CopySpec | None:
-    """The COPY's spec when it reads from STDIN or writes to STDOUT, else None."""
-    tokens = stmt.tokens
-    if not tokens or tokens[0].token_type is not TokenType.COPY:
-        return None
-    depth = 0
-    for i, tok in enumerate(tokens):
-        if tok.token_type is TokenType.L_PAREN:
-            depth += 1
-        elif tok.token_type is TokenType.R_PAREN:
-            depth -= 1
-        elif depth == 0 and i > 1 and tok.text.upper() in ("STDIN", "STDOUT") and \
-                tokens[i - 1].text.upper() in ("FROM", "TO"):
-            from_client = tok.text.upper() == "STDIN"
-            if from_client != (tokens[i - 1].text.upper() == "FROM"):
-                raise SyntaxError_(f"COPY {tokens[i - 1].text} {tok.text} is not valid",
-                                   position=tok.start + 1)
-            target_tokens = tokens[1:i - 1]
-            target = stmt.text[tokens[1].start - stmt.offset:tokens[i - 1].start - stmt.offset]
-            return _spec(target.strip(), from_client, target_tokens, tokens[i + 1:])
-    return None
-
-
-def _columns(target_tokens: tuple[Token, ...]) -> tuple[str, ...]:
-    if not target_tokens or target_tokens[0].token_type is TokenType.L_PAREN:
-        return ()
-    inside = False
-    names = []
-    for tok in target_tokens:
-        if tok.token_type is TokenType.L_PAREN:
-            inside = True
-        elif inside and tok.token_type not in (TokenType.COMMA, TokenType.R_PAREN):
-            names.append('"' + tok.text.replace('"', '""') + '"')
-    return tuple(names)
-
-
-def _spec(target: str, from_client: bool, target_tokens: tuple[Token, ...],
-          rest: tuple[Token, ...]) -> CopySpec:
-    options: dict[str, str] = {}
-    toks = list(rest)
-    if toks and toks[0].text.upper() == "WITH":
-        toks = toks[1:]
-    if toks and toks[0].token_type is TokenType.L_PAREN:
-        # (FORMAT csv, HEADER true, DELIMITER ',', ...)
-        current: list[Token] = []
-        for tok in toks[1:]:
-            if tok.token_type in (TokenType.COMMA, TokenType.R_PAREN):
-                if current:
-                    key = current[0].text.lower()
-                    options[key] = current[1].text if len(current) > 1 else "true"
-                current = []
-            else:
-                current.append(tok)
-    else:
-        # legacy: [BINARY] [DELIMITER [AS] 'x'] [NULL [AS] 'x'] [CSV [HEADER] [QUOTE ...]]
-        i = 0
-        while i < len(toks):
-            word = toks[i].text.lower()
-            if word in ("binary", "csv"):
-                options["format"] = word
-            elif word == "header":
-                options["header"] = "true"
-            elif word in ("delimiter", "null", "quote", "escape"):
-                i += 1
-                if i < len(toks) and toks[i].text.upper() == "AS":
-                    i += 1
-                if i >= len(toks):
-                    raise SyntaxError_(f"COPY option {word.upper()} needs a value")
-                options[word] = toks[i].text
-            else:
-                raise FeatureNotSupported(f"COPY option {toks[i].text} is not supported")
-            i += 1
-    fmt_name = options.pop("format", "text").lower()
-    try:
-        fmt = CopyFormat(fmt_name)
-    except ValueError:
-        raise SyntaxError_(f'COPY format "{fmt_name}" not recognized') from None
-    csv = fmt is CopyFormat.CSV
-    header = options.pop("header", "false").lower() in ("true", "on", "1", "match")
-    if header and not csv:
-        raise FeatureNotSupported("COPY HEADER available only in CSV mode", sqlstate="0A000")
-    quote = options.pop("quote", '"')
-    spec = CopySpec(target, from_client, fmt,
-                    delimiter=options.pop("delimiter", "," if csv else "\t"),
-                    null=options.pop("null", "" if csv else "\\N"),
-                    header=header,
-                    quote=quote,
-                    escape=options.pop("escape", quote),
-                    columns=_columns(target_tokens))
-    options.pop("encoding", None)
-    if options:
-        raise FeatureNotSupported(f"COPY option {next(iter(options)).upper()} is not supported")
-    return spec
-
-
+from server.sql.copy_spec import CopyFormat, CopySpec
 
 # -- text and CSV, written and read as PostgreSQL does ------------------------
-
-def _is_list_type(duckdb_type: str) -> bool:
-    return duckdb_type.endswith("]")
-
-
-def needs_conversion(types: Sequence[str]) -> bool:
-    """Whether a column's PostgreSQL text form is not what DuckDB's cast reads."""
-    return any(_is_list_type(t) or t == "BLOB" for t in types)
-
-
-def conversion(column: str, duckdb_type: str) -> str:
-    """SQL turning the PostgreSQL text form in VARCHAR ``column`` into ``duckdb_type``."""
-    if _is_list_type(duckdb_type):
-        # {1,2} -> [1,2]; quoted elements keep their braces: only the outer pair changes
-        braces = (f"CASE WHEN contains({column}, '\"') THEN '[' || {column}[2:-2] || ']' "
-                  f"ELSE replace(replace({column}, '{{', '['), '}}', ']') END")
-        return f"CAST({braces} AS {duckdb_type})"
-    if duckdb_type == "BLOB":
-        return (f"CASE WHEN starts_with({column}, '\\x') THEN unhex(substr({column}, 3)) "
-                f"ELSE CAST({column} AS BLOB) END")
-    return f"CAST({column} AS {duckdb_type})"
-
 
 def _contains_any(values: pa.Array, chars: Sequence[str]) -> pa.Array:
     """Per value: whether it holds any of ``chars`` (one regex pass)."""
@@ -342,9 +156,10 @@ class TextDecoder:
     """PostgreSQL COPY text lines to VARCHAR columns (escapes decoded, NULLs
     found), column-wise over Arrow arrays."""
 
-    def __init__(self, spec: CopySpec, ncols: int):
+    def __init__(self, spec: CopySpec, names: Sequence[str]):
         self._spec = spec
-        self._ncols = ncols
+        self._names = names
+        self._ncols = len(names)
         self.lines_read = 0
 
     def columns(self, text: str) -> list[pa.Array]:
@@ -353,8 +168,6 @@ class TextDecoder:
         lines = text.split("\n")
         lines.pop()  # after the final newline
         lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        if lines and lines[-1] == "\\.":
-            lines.pop()  # the end-of-data marker
         first_line = self.lines_read + 1
         self.lines_read += len(lines)
         arr = pc.replace_substring(pa.array(lines, pa.string()), "\\\\", _BACKSLASH)
@@ -363,10 +176,8 @@ class TextDecoder:
         counts = pc.list_value_length(fields).to_numpy(zero_copy_only=False)
         bad = np.flatnonzero(counts != ncols)
         if bad.size:
-            line = first_line + int(bad[0])
-            what = "missing data for column" if counts[bad[0]] < ncols else \
-                "extra data after last expected column"
-            raise DataException(f"COPY from stdin, line {line}: {what}", sqlstate="22P04")
+            raise column_count_error(spec, self._names, first_line + int(bad[0]),
+                                     lines[bad[0]], int(counts[bad[0]]))
         flat = pc.list_flatten(fields)
         is_null = pc.equal(flat, spec.null)
         for escaped, raw in _SIMPLE_ESCAPES:
@@ -390,11 +201,168 @@ def has_escapes(chunk: bytes, null: bytes) -> bool:
     return backslashes > 0 and backslashes != chunk.count(null) * null.count(b"\\")
 
 
-def transcode_text(spec: CopySpec, ncols: int, source: BinaryIO, target: BinaryIO,
+class CopyInWriter:
+    """COPY FROM STDIN data as CopyData brings it, appended to the file DuckDB loads.
+
+    Text and CSV data end at a line holding only ``\\.`` (PostgreSQL's end-of-data
+    marker, which psql sends): the marker and everything after it are ignored, as
+    PostgreSQL 15 does. A marker split across CopyData messages is found too. (In
+    the text format PostgreSQL also takes ``\\.`` inside a line as the end, or
+    refuses it as a corrupt marker; here it is data there, decoded as ``.``.)
+    For the text format, notes whether the data holds backslash escapes."""
+
+    def __init__(self, spec: CopySpec, file: BinaryIO):
+        self._file = file
+        self._marker = spec.format is not CopyFormat.BINARY
+        self._text = spec.format is CopyFormat.TEXT
+        self._null = spec.null.encode()
+        self._held = b""          # the start of a line that may be the marker
+        self._line_start = True   # the next byte starts a line
+        self.ended = False        # the marker was seen
+        self.escapes = False
+
+    def write(self, data: bytes) -> None:
+        if self.ended:
+            return
+        if not self._marker:
+            self._file.write(data)
+            return
+        data, self._held = self._held + data, b""
+        keep = len(data)
+        pos = data.find(b"\\.")
+        while pos != -1:
+            if (pos == 0 and self._line_start) or (pos > 0 and data[pos - 1] == 0x0A):
+                after = data[pos + 2:pos + 4]
+                if after[:1] == b"\n" or after == b"\r\n":
+                    keep, self.ended = pos, True
+                    break
+                if after in (b"", b"\r"):   # the line goes on in the next CopyData
+                    keep, self._held = pos, data[pos:]
+                    break
+            pos = data.find(b"\\.", pos + 1)
+        else:
+            if data.endswith(b"\\") and ((len(data) == 1 and self._line_start)
+                                          or data[-2:-1] == b"\n"):
+                keep, self._held = len(data) - 1, b"\\"
+        self._keep(data[:keep])
+        if self._held:
+            self._line_start = True
+
+    def _keep(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self._file.write(chunk)
+        self._line_start = chunk.endswith(b"\n")
+        if self._text and not self.escapes:
+            self.escapes = has_escapes(chunk, self._null)
+
+    def finish(self) -> None:
+        """At CopyDone: the held start of a line is data, but for a text-format marker
+        without its newline (which PostgreSQL refuses as corrupt: it ends the data
+        here); in CSV it is data, as in PostgreSQL. The file is closed."""
+        held, self._held = self._held, b""
+        if not (self._text and held in (b"\\.", b"\\.\r")):
+            self._keep(held)
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# -- a bad row, reported as PostgreSQL reports it -----------------------------
+
+# PostgreSQL's input functions name their type so in "invalid input syntax for type ..."
+_INPUT_NAMES = {"SMALLINT": "smallint", "INTEGER": "integer", "BIGINT": "bigint",
+                "FLOAT": "real", "DOUBLE": "double precision", "BOOLEAN": "boolean",
+                "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
+                "TIME": "time", "TIME WITH TIME ZONE": "time with time zone", "BLOB": "bytea",
+                "VARCHAR": "character varying"}
+_CSV_ROW = re.compile(r"CSV Error on Line: (?P<line>\d+)\nOriginal Line: (?P<text>[^\n]*)")
+_CSV_VALUE = re.compile(r'Error when converting column "(?P<column>[^"]*)"\. '
+                        r"Could not convert string \"(?P<value>.*?)\" to '", re.S)
+_CSV_COUNT = re.compile(r"Expected Number of Columns: (?P<expected>\d+) Found: (?P<found>\d+)")
+
+
+def _input_name(duckdb_type: str) -> str:
+    if duckdb_type.startswith("DECIMAL"):
+        return "numeric"
+    return _INPUT_NAMES.get(duckdb_type, duckdb_type.lower())
+
+
+def column_count_error(spec: CopySpec, names: Sequence[str], line: int, text: str,
+                       found: int) -> DataException:
+    """PostgreSQL's 22P04 for a line with too few or too many fields."""
+    message = f'missing data for column "{names[found]}"' if found < len(names) else \
+        "extra data after last expected column"
+    return DataException(message, sqlstate="22P04",
+                         context=f'COPY {spec.table_name}, line {line}: "{text}"')
+
+
+def first_failing(rows: pa.RecordBatchReader) -> tuple[int, int, str] | None:
+    """(row number from 1, column, its text) of the first value whose conversion fails,
+    from the batches of ``CopySpec.check_sql``."""
+    seen = 0
+    for batch in rows:
+        ncols = batch.num_columns // 2
+        fails = [batch.column(ncols + j).to_numpy(zero_copy_only=False) for j in range(ncols)]
+        bad = np.flatnonzero(np.logical_or.reduce(fails))
+        if bad.size:
+            row = int(bad[0])
+            col = next(j for j in range(ncols) if fails[j][row])
+            return seen + row + 1, col, str(batch.column(col)[row].as_py())
+        seen += batch.num_rows
+    return None
+
+
+def row_error(spec: CopySpec, names: Sequence[str], types: Sequence[str], text: str,
+              cast_sqlstate: Callable[[str, str], str]) -> DataException | None:
+    """PostgreSQL's error for the row where DuckDB's CSV reader stopped (its message
+    ``text``): one line naming the type and value, and a CONTEXT with the line number,
+    the column and the value. ``cast_sqlstate(value, duckdb_type)``: the SQLSTATE of
+    casting ``value``. None when ``text`` names no row."""
+    row = _CSV_ROW.search(text)
+    if row is None:
+        return None
+    line = int(row.group("line"))
+    where = f"COPY {spec.table_name}, line {line}"
+    count = _CSV_COUNT.search(text)
+    if count is not None:
+        return column_count_error(spec, names, line, row.group("text"),
+                                  min(int(count.group("found")), len(names) + 1))
+    bad = _CSV_VALUE.search(text)
+    if bad is None:
+        if "Invalid unicode" in text:
+            return DataException('invalid byte sequence for encoding "UTF8"',
+                                 sqlstate="22021", context=where)
+        reason = "unterminated CSV quoted field" if "unterminated quote" in text else \
+            next((s.strip() for s in text[row.end():].splitlines() if s.strip()),
+                 "bad COPY data")
+        return DataException(reason, sqlstate="22P04", context=f'{where}: "{row.group("text")}"')
+    column, value = bad.group("column"), bad.group("value")
+    index = names.index(column) if column in names else \
+        int(column[1:]) if re.fullmatch(r"c\d+", column) else None
+    if index is None or index >= len(names):
+        return None
+    code = cast_sqlstate(value, types[index])
+    type_name = _input_name(types[index])
+    if code == "22003":
+        message = "numeric field overflow" if type_name == "numeric" else \
+            f'value "{value}" is out of range for type {type_name}'
+    elif code == "22008":
+        message = f'date/time field value out of range: "{value}"'
+    else:
+        code = code if code.startswith("22") else "22P02"
+        message = f'invalid input syntax for type {type_name}: "{value}"'
+    return DataException(message, sqlstate=code, context=f"COPY {spec.table_name}, line {line}, "
+                                                         f'column {names[index]}: "{value}"')
+
+
+def transcode_text(spec: CopySpec, names: Sequence[str], source: BinaryIO, target: BinaryIO,
                    chunk_bytes: int = 8 << 20) -> CopySpec:
     """Rewrite COPY text data as CSV (decoded, re-quoted); the spec to read it with."""
+    ncols = len(names)
     csv = CopySpec(spec.target, True, CopyFormat.CSV, ",", "", False, '"', '"')
-    decoder = TextDecoder(spec, ncols)
+    decoder = TextDecoder(spec, names)
     schema = pa.schema([(f"c{i}", pa.string()) for i in range(ncols)])
     encoder = RowEncoder(csv, schema)
     tail = b""
@@ -412,8 +380,10 @@ def transcode_text(spec: CopySpec, ncols: int, source: BinaryIO, target: BinaryI
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataException(f"invalid byte sequence for encoding \"UTF8\": {exc}",
-                                    sqlstate="22021") from exc
+                line = decoder.lines_read + body.count(b"\n", 0, exc.start) + 1
+                raise DataException(
+                    f'invalid byte sequence for encoding "UTF8": 0x{body[exc.start]:02x}',
+                    sqlstate="22021", context=f"COPY {spec.table_name}, line {line}") from exc
             columns = decoder.columns(text)
             if columns and len(columns[0]):
                 lines = encoder.lines(pa.RecordBatch.from_arrays(columns, schema=schema))

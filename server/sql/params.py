@@ -5,17 +5,19 @@ Clients set parameters DuckDB does not have (``DateStyle``,
 SHOW or ``current_setting``. ``parse`` recognises those statements by their
 tokens and returns a typed action for the session; a statement about any
 other parameter returns None and goes to DuckDB as written (DuckDB's own
-settings, such as ``threads``, keep working).
+settings, such as ``threads``, keep working). Which names are client
+parameters is the caller's (``server.pgcatalog.CLIENT_PARAMS``): this module
+only reads tokens.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlglot.tokens import TokenType
 
 from server.errors import InvalidParameterValue
-from server.pgcatalog import CLIENT_PARAMS
 from server.sql.text import Statement
 
 _ALIASES = {"time zone": "timezone", "names": "client_encoding",
@@ -52,7 +54,8 @@ class ResetParam:
 ParamAction = SetParam | ShowParam | ResetParam
 
 
-def parse(stmt: Statement) -> ParamAction | None:
+def _words(stmt: Statement) -> tuple[str, list[str], int] | None:
+    """SET/SHOW/RESET, the lower-case words of the name and the index after them."""
     tokens = stmt.tokens
     if not tokens:
         return None
@@ -70,6 +73,30 @@ def parse(stmt: Statement) -> ParamAction | None:
             tokens[i].token_type is not TokenType.STRING:
         words.append(tokens[i].text.lower())
         i += 1
+    return verb, words, i
+
+
+def setting_name(stmt: Statement, client_params: Collection[str]) -> tuple[str, str] | None:
+    """(verb, name) of a SET / RESET / SHOW of one setting that is not a client parameter
+    (DuckDB's own, or none at all); None for other statements, for DuckDB's
+    ``SET VARIABLE`` / ``SET GLOBAL`` and for PostgreSQL's dotted custom names."""
+    found = _words(stmt)
+    if found is None or parse(stmt, client_params) is not None:
+        return None
+    verb, words, _ = found
+    if len(words) != 1 or "." in words[0] or words[0] in ("all", "tables", "databases"):
+        return None
+    return verb, words[0].strip('"')
+
+
+def parse(stmt: Statement, client_params: Collection[str]) -> ParamAction | None:
+    """The SET/SHOW/RESET of one of ``client_params`` (lower-case names) that
+    ``stmt`` is, else None."""
+    found = _words(stmt)
+    if found is None:
+        return None
+    verb, words, i = found
+    tokens = stmt.tokens
     if verb == "SET":
         # SET [SESSION CHARACTERISTICS AS] TRANSACTION ISOLATION LEVEL x | READ ONLY/WRITE:
         # the level is recorded; DuckDB gives every transaction snapshot isolation
@@ -82,11 +109,11 @@ def parse(stmt: Statement) -> ParamAction | None:
     name = " ".join(words)
     name = _ALIASES.get(name, name)
     if verb == "SHOW":
-        return ShowParam(name) if (name in CLIENT_PARAMS or name == "all") \
+        return ShowParam(name) if (name in client_params or name == "all") \
             and i == len(tokens) else None
     if verb == "RESET":
-        return ResetParam(name) if name in CLIENT_PARAMS or name == "all" else None
-    if name not in CLIENT_PARAMS:
+        return ResetParam(name) if name in client_params or name == "all" else None
+    if name not in client_params:
         return None
     if i < len(tokens) and tokens[i].token_type is not TokenType.STRING:
         i += 1  # TO or =
