@@ -246,7 +246,7 @@ _VIEWS: dict[str, str] = {
         LEFT JOIN {owners} o ON o.database_name = current_database()
              AND o.schema_name = n.nspname AND o.name = c.relname
         LEFT JOIN {schema}.pg_roles r ON r.rolname = o.owner
-        WHERE NOT (n.nspname = 'main' AND c.relname IN ({emulation_views}))
+        WHERE NOT (c.relkind = 'v' AND c.relname IN ({emulation_views}))
         UNION ALL BY NAME
         SELECT i.indexrelid AS oid, i.relname, i.relnamespace, 'i' AS relkind,
                403::UINTEGER AS relam, 10 AS relowner, 'p' AS relpersistence,

@@ -171,6 +171,17 @@ VIEWS["pg_attrdef"] = r"""
     FROM duckdb_columns() c
     WHERE c.column_default IS NOT NULL AND c.database_name = current_database()"""
 
+def _keywords() -> str:
+    """The keywords an identifier must be quoted for (all but the unreserved ones, as
+    PostgreSQL's quote_ident; DuckDB's grammar is PostgreSQL's), as SQL literals."""
+    with duckdb.connect() as con:
+        rows = con.execute("SELECT keyword_name FROM duckdb_keywords() "
+                           "WHERE keyword_category <> 'unreserved' ORDER BY 1").fetchall()
+    return ", ".join(f"'{r[0]}'" for r in rows)
+
+
+_KEYWORDS = _keywords()
+
 # Primary keys, unique, check and not-null-free constraints, as PostgreSQL lists them;
 # ``condef`` is what pg_get_constraintdef answers.
 VIEWS["pg_constraint"] = """
@@ -205,7 +216,8 @@ VIEWS["pg_constraint"] = """
     FROM duckdb_constraints() k
     WHERE k.database_name = current_database()
           AND k.constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'CHECK')""".replace(
-    "{ident}", "CASE WHEN regexp_full_match(c, '[a-z_][a-z0-9_]*') THEN c "
+    "{ident}", "CASE WHEN regexp_full_match(c, '[a-z_][a-z0-9_]*') "
+               f"AND NOT list_contains([{_KEYWORDS}], c) THEN c "
                "ELSE '\"' || replace(c, '\"', '\"\"') || '\"' END")
 
 MACROS: dict[str, str] = {
