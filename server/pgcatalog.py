@@ -155,7 +155,9 @@ _MACROS: dict[str, str] = {
     "regtype_name": f"(o) AS (SELECT first(typname) FROM {SCHEMA}.pg_type WHERE oid = o)",
     "regtype_oid": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_type WHERE typname = t)",
     "regclass_name": f"(o) AS (SELECT first(relname) FROM {SCHEMA}.pg_class WHERE oid = o)",
-    "regclass_oid": f"(t) AS coalesce((SELECT first(c.oid) FROM {SCHEMA}.pg_class c "
+    # a name, a catalog's name, or an oid in text ('16384'::regclass)
+    "regclass_oid": f"(t) AS coalesce(TRY_CAST(t AS UINTEGER), "
+                    f"(SELECT first(c.oid) FROM {SCHEMA}.pg_class c "
                     f"JOIN {SCHEMA}.pg_namespace n ON n.oid = c.relnamespace "
                     "WHERE c.relname = string_split(replace(t, '\"', ''), '.')[-1] "
                     "AND (len(string_split(t, '.')) = 1 "
@@ -236,6 +238,15 @@ _VIEWS: dict[str, str] = {
         SELECT c.* REPLACE (c.oid::UINTEGER AS oid, c.relnamespace::UINTEGER AS relnamespace,
                             c.reltype::UINTEGER AS reltype,
                             coalesce(r.oid, 10)::UINTEGER AS relowner,
+                            -- foreign keys are triggers in PostgreSQL (pg_dump reads
+                            -- them for tables that have any)
+                            c.oid IN (SELECT f.table_oid FROM duckdb_constraints() f
+                                      WHERE f.constraint_type = 'FOREIGN KEY')
+                            OR (n.nspname, c.relname) IN (
+                                SELECT (f.schema_name, f.referenced_table)
+                                FROM duckdb_constraints() f
+                                WHERE f.constraint_type = 'FOREIGN KEY')
+                                AS relhastriggers,
                             c.reloptions::VARCHAR[] AS reloptions,
                             'd' AS relreplident, a.acl AS relacl),
                false AS relforcerowsecurity
@@ -508,6 +519,7 @@ def install(con: duckdb.DuckDBPyConnection, bootstrap: str) -> None:
             con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.{name} AS {body}")
         for name, body in _MACROS.items():
             con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")
+        dump_catalog.create_table_macros(con, SCHEMA)
         # last: its presence marks the installation complete
         con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.quackml_installed AS SELECT 1 AS x")
 

@@ -78,6 +78,10 @@ TABLES: dict[str, tuple[str, dict[str, str], str]] = {
         {"id": "bigint", "what": "character varying", "price": "numeric(12,2)",
          "qty": "integer", "code": "integer"},
         "SELECT i, 'item ' || i, i * 1.25, 1 + i % 7, i * 10 FROM range(1, 2001) t(i)"),
+    "shop.lines": (
+        "id integer PRIMARY KEY, order_id bigint REFERENCES shop.orders (id), qty integer",
+        {"id": "integer", "order_id": "bigint", "qty": "integer"},
+        "SELECT i, i % 50 + 1, i FROM range(1, 101) t(i)"),
     # a default from a sequence of the default schema, named unqualified
     "tickets": (
         "id integer DEFAULT nextval('ticket_no') PRIMARY KEY, note varchar",
@@ -110,6 +114,8 @@ def quackml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
                 conn.execute(f"INSERT INTO {table} {rows}")
             for view, query in VIEWS.items():
                 conn.execute(f"CREATE VIEW {view} AS {query}")
+            conn.execute("COMMENT ON TABLE numbers IS 'every integer size'")
+            conn.execute("COMMENT ON COLUMN shop.orders.price IS 'in euro, it''s net'")
         yield running
     finally:
         srv.stop()
@@ -232,7 +238,11 @@ def test_dump_holds_user_objects_only(quackml: RunningServer) -> None:
     assert "ADD CONSTRAINT numbers_id_pkey PRIMARY KEY (id);" in text
     assert "ADD CONSTRAINT orders_code_key UNIQUE (code);" in text
     assert "CHECK ((qty > 0))" in text
+    assert "ADD CONSTRAINT lines_order_id_id_fkey FOREIGN KEY (order_id) " \
+        "REFERENCES shop.orders(id);" in text
     assert "qty integer DEFAULT 1 NOT NULL" in text
+    assert f"COMMENT ON TABLE {default}.numbers IS 'every integer size';" in text
+    assert "COMMENT ON COLUMN shop.orders.price IS 'in euro, it''s net';" in text
     for internal in ("quackml_pg", "svv_ml_model_info", "pg_catalog.pg_", "duckdb_"):
         assert internal not in text
 

@@ -102,8 +102,6 @@ _EMPTY: dict[str, str] = {
                     "provider VARCHAR, label VARCHAR",
     "pg_shseclabel": "objoid UINTEGER, classoid UINTEGER, provider VARCHAR, label VARCHAR",
     "pg_db_role_setting": "setdatabase UINTEGER, setrole UINTEGER, setconfig VARCHAR[]",
-    "pg_description": "objoid UINTEGER, classoid UINTEGER, objsubid INTEGER, "
-                      "description VARCHAR",
 }
 
 
@@ -148,6 +146,21 @@ VIEWS["pg_tablespace"] = """
            t(oid, spcname, spcowner),
          LATERAL (SELECT NULL::VARCHAR[] AS spcacl, NULL::VARCHAR[] AS spcoptions)"""
 
+# COMMENT ON of tables, views, sequences and columns (pg_dump writes them back)
+VIEWS["pg_description"] = """
+    SELECT table_oid::UINTEGER AS objoid, 1259::UINTEGER AS classoid, 0 AS objsubid,
+           comment AS description
+    FROM duckdb_tables() WHERE comment IS NOT NULL AND database_name = current_database()
+    UNION ALL
+    SELECT view_oid, 1259, 0, comment FROM duckdb_views()
+    WHERE comment IS NOT NULL AND database_name = current_database() AND NOT internal
+    UNION ALL
+    SELECT sequence_oid, 1259, 0, comment FROM duckdb_sequences()
+    WHERE comment IS NOT NULL AND database_name = current_database()
+    UNION ALL
+    SELECT table_oid, 1259, column_index, comment FROM duckdb_columns()
+    WHERE comment IS NOT NULL AND database_name = current_database()"""
+
 # PostgreSQL's parameters, as the session has them (SHOW, current_setting); DuckDB's
 # own settings are not PostgreSQL's (superusers read them in duckdb_settings())
 VIEWS["pg_settings"] = """
@@ -186,9 +199,9 @@ _KEYWORDS = _keywords()
 # ``condef`` is what pg_get_constraintdef answers.
 VIEWS["pg_constraint"] = """
     SELECT (k.table_oid * 1000 + k.constraint_index)::UINTEGER AS oid,
-           CASE WHEN k.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
-                THEN k.constraint_name
-                ELSE k.table_name || '_' || k.constraint_index || '_check' END AS conname,
+           CASE WHEN k.constraint_type = 'CHECK'
+                THEN k.table_name || '_' || k.constraint_index || '_check'
+                ELSE k.constraint_name END AS conname,
            k.schema_oid::UINTEGER AS connamespace,
            CASE k.constraint_type WHEN 'CHECK' THEN 'c' WHEN 'UNIQUE' THEN 'u'
                 WHEN 'PRIMARY KEY' THEN 'p' WHEN 'FOREIGN KEY' THEN 'f' ELSE 'x' END
@@ -198,24 +211,29 @@ VIEWS["pg_constraint"] = """
            CASE WHEN k.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
                 THEN (k.table_oid * 100 + k.constraint_index)::UINTEGER
                 ELSE 0::UINTEGER END AS conindid,
-           0::UINTEGER AS conparentid, 0::UINTEGER AS confrelid, true AS conislocal,
-           0 AS coninhcount, false AS connoinherit,
+           0::UINTEGER AS conparentid, coalesce(r.table_oid, 0)::UINTEGER AS confrelid,
+           true AS conislocal, 0 AS coninhcount, false AS connoinherit,
            list_transform(k.constraint_column_indexes, lambda x: (x + 1)::SMALLINT)
                AS conkey,
            CASE k.constraint_type
-                WHEN 'PRIMARY KEY' THEN 'PRIMARY KEY ('
-                    || array_to_string(list_transform(k.constraint_column_names,
-                                                      lambda c: {ident}),
-                                       ', ') || ')'
-                WHEN 'UNIQUE' THEN 'UNIQUE ('
-                    || array_to_string(list_transform(k.constraint_column_names,
-                                                      lambda c: {ident}),
-                                       ', ') || ')'
+                WHEN 'PRIMARY KEY' THEN 'PRIMARY KEY (' || {columns} || ')'
+                WHEN 'UNIQUE' THEN 'UNIQUE (' || {columns} || ')'
                 WHEN 'CHECK' THEN 'CHECK (' || k.expression || ')'
+                -- DuckDB's foreign keys stay in their table's schema
+                WHEN 'FOREIGN KEY' THEN 'FOREIGN KEY (' || {columns} || ') REFERENCES '
+                    || array_to_string(list_transform([k.schema_name, k.referenced_table],
+                                                      lambda c: {ident}), '.')
+                    || '(' || array_to_string(list_transform(k.referenced_column_names,
+                                                             lambda c: {ident}), ', ') || ')'
            END AS condef
     FROM duckdb_constraints() k
+    LEFT JOIN duckdb_tables() r ON k.constraint_type = 'FOREIGN KEY'
+         AND r.database_name = k.database_name AND r.schema_name = k.schema_name
+         AND r.table_name = k.referenced_table
     WHERE k.database_name = current_database()
-          AND k.constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'CHECK')""".replace(
+          AND k.constraint_type IN ('PRIMARY KEY', 'UNIQUE', 'CHECK', 'FOREIGN KEY')""".replace(
+    "{columns}", "array_to_string(list_transform(k.constraint_column_names, "
+                 "lambda c: {ident}), ', ')").replace(
     "{ident}", "CASE WHEN regexp_full_match(c, '[a-z_][a-z0-9_]*') "
                f"AND NOT list_contains([{_KEYWORDS}], c) THEN c "
                "ELSE '\"' || replace(c, '\"', '\"\"') || '\"' END")
@@ -237,6 +255,9 @@ MACROS: dict[str, str] = {
                             "quackml_pg.pg_constraint WHERE oid = c)",
     "array_remove": "(arr, x) AS list_filter(arr, lambda e: e IS DISTINCT FROM x)",
     "quote_literal": "(s) AS '''' || replace(s::VARCHAR, '''', '''''') || ''''",
+    # no partitions: a relation is its own only ancestor (set-returning; in FROM, the
+    # table macro of the same name, TABLE_MACROS)
+    "pg_partition_ancestors": "(rel) AS unnest([quackml_pg.regclass_oid(rel::VARCHAR)])",
     "pg_options_to_table": "(options) AS TABLE SELECT NULL::VARCHAR AS option_name, "
                            "NULL::VARCHAR AS option_value WHERE false",
 }
@@ -319,10 +340,25 @@ def view_query(sql: str, schema: str, local: list[str], default: str) -> str:
     return text + ";"   # as PostgreSQL ends it (pg_dump cuts the last character)
 
 
+# Set-returning functions called in FROM too: DuckDB keeps a table macro apart from the
+# scalar one of the same name (MACROS). psql reads pg_partition_ancestors WITH
+# ORDINALITY, which DuckDB does not add to a table macro: depth is that column.
+TABLE_MACROS: dict[str, str] = {
+    "pg_partition_ancestors": "(rel) AS TABLE SELECT quackml_pg.regclass_oid(rel::VARCHAR) "
+                              "AS relid, 1 AS depth",
+}
+
+
 def register(con: duckdb.DuckDBPyConnection) -> None:
-    """The Python functions the emulated catalog calls."""
+    """The Python functions the emulated catalog calls (before it is made)."""
     con.create_function("quackml_view_query", view_query,
                         ["VARCHAR", "VARCHAR", "VARCHAR[]", "VARCHAR"], "VARCHAR")
+
+
+def create_table_macros(con: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """TABLE_MACROS, made after the scalar macros they call."""
+    for name, body in TABLE_MACROS.items():
+        con.execute(f"CREATE OR REPLACE MACRO {schema}.main.{name}{body}")
 
 
 # pg_get_viewdef(view_oid)
