@@ -393,9 +393,10 @@ class Session:
             raise ServerError("LOCK TABLE can only be used in transaction blocks",
                               sqlstate="25P01")
         for probe in lock.probes(locking):
+            text = self.duckdb_text(split(probe)[0])   # names as in any statement
             if not self.privileges.superuser:
-                self.check_text(probe)
-            self.cursor.execute(probe).fetchall()
+                self.check_text(text)
+            self.cursor.execute(text).fetchall()
         return Command("LOCK TABLE")
 
     def _sequence(self, read: SequenceRead) -> Rows | None:

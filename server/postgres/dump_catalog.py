@@ -361,12 +361,18 @@ def create_table_macros(con: duckdb.DuckDBPyConnection, schema: str) -> None:
         con.execute(f"CREATE OR REPLACE MACRO {schema}.main.{name}{body}")
 
 
-# pg_get_viewdef(view_oid)
-VIEWDEF = """(SELECT first(quackml_view_query(v.sql, v.schema_name,
+# pg_get_viewdef(view_oid): relations qualified with their schemas' names as clients see
+# them (pg_namespace's)
+VIEWDEF = """(SELECT first(quackml_view_query(v.sql,
+                   (SELECT first(n.nspname) FROM quackml_pg.pg_namespace n
+                    WHERE n.oid = v.schema_oid),
                    (SELECT list(t.table_name) FROM duckdb_tables() t
                     WHERE t.database_name = v.database_name AND t.schema_name = v.schema_name)
                    || (SELECT list(w.view_name) FROM duckdb_views() w
                        WHERE w.database_name = v.database_name
                              AND w.schema_name = v.schema_name),
-                   current_schema()))
+                   (SELECT first(n.nspname) FROM quackml_pg.pg_namespace n
+                    JOIN duckdb_schemas() s ON s.oid = n.oid
+                    WHERE s.database_name = v.database_name
+                          AND s.schema_name = current_schema())))
               FROM duckdb_views() v WHERE v.view_oid = {oid})"""

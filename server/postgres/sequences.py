@@ -19,9 +19,12 @@ _COLUMNS = {"last_value": ("coalesce(last_value, start_value)::BIGINT", Oid.INT8
 def state_sql(read: SequenceRead) -> str:
     """The query answering the read: one row, or none when the name is no sequence."""
     select = ", ".join(f'{_COLUMNS[c][0]} AS "{c}"' for c in read.columns)
-    schema = "current_schema()" if read.schema is None else _literal(read.schema)
+    # a qualifier is the schema's name as clients see it (pg_namespace's)
+    schema = "schema_name = current_schema()" if read.schema is None else \
+        (f"(SELECT first(n.nspname) FROM quackml_pg.pg_namespace n "
+         f"WHERE n.oid = schema_oid) = {_literal(read.schema)}")
     return (f"SELECT {select} FROM duckdb_sequences() "
-            f"WHERE database_name = current_database() AND schema_name = {schema} "
+            f"WHERE database_name = current_database() AND {schema} "
             f"AND sequence_name = {_literal(read.name)}")
 
 
