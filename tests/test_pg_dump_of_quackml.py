@@ -230,7 +230,10 @@ def test_dump_holds_user_objects_only(quackml: RunningServer) -> None:
     def qualified(name: str) -> str:
         return name if "." in name else f"{default}.{name}"
 
-    assert created == sorted([f"CREATE SCHEMA {default};", "CREATE SCHEMA shop;",
+    # pg_dump never creates public (initdb made it)
+    schemas = ["CREATE SCHEMA shop;"] + ([] if default == "public" else
+                                         [f"CREATE SCHEMA {default};"])
+    assert created == sorted([*schemas,
                               *(f"CREATE TABLE {qualified(t)} (" for t in TABLES),
                               *(f"CREATE VIEW {qualified(v.split()[0])} AS" for v in VIEWS),
                               *(f"CREATE SEQUENCE {qualified(q)}" for q in SEQUENCES)])
@@ -333,3 +336,16 @@ def test_sequence_read_as_a_relation(quackml: RunningServer) -> None:
             conn.execute("SELECT last_value FROM shop.no_such_seq")
         conn.execute("DROP TABLE shop.not_a_seq")
         conn.execute("DROP SEQUENCE shop.probe_seq")
+
+
+def test_psql_describes_foreign_keys(quackml: RunningServer) -> None:
+    # the catalog pg_dump reads foreign keys from is psql's too
+    done = subprocess.run([pg_bin("psql"), "-X", "-h", quackml.host, "-p", str(quackml.port),
+                           "-U", "tester", "-d", "quackml", "-c", r"\d shop.lines",
+                           "-c", r"\d shop.orders"], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    out = done.stdout.decode()
+    assert "Foreign-key constraints:\n    \"lines_order_id_id_fkey\" FOREIGN KEY (order_id) " \
+        "REFERENCES shop.orders(id)" in out
+    assert "Referenced by:" in out
+    assert not done.stderr
