@@ -72,6 +72,7 @@ CLIENT_PARAMS: dict[str, str] = {
     "default_table_access_method": "heap",
     "escape_string_warning": "on",
     "default_with_oids": "off",
+    "quote_all_identifiers": "off",   # pg_dump --quote-all-identifiers
 }
 # Parameters reported to the client with ParameterStatus when they change.
 REPORTED = {"application_name": "application_name", "client_encoding": "client_encoding",

@@ -198,7 +198,8 @@ def assert_same_rows(quackml: RunningServer, restored: str) -> None:
             assert target.execute(state).fetchall() == source.execute(state).fetchall()
 
 
-@pytest.mark.parametrize("options", [(), ("--column-inserts",)], ids=["copy", "inserts"])
+@pytest.mark.parametrize("options", [(), ("--column-inserts", "--quote-all-identifiers")],
+                         ids=["copy", "inserts"])
 def test_plain_dump_restores_with_psql(quackml: RunningServer, pg: str, tmp_path: Path,
                                        options: tuple[str, ...]) -> None:
     dump = tmp_path / "quackml.sql"
