@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# dbt runs from a venv of its own: dbt-common pins python-dateutil<3, pandas has 4
+DBT_VENV  := .venv-dbt
+DBT_STAMP := $(DBT_VENV)/.installed-stamp
+NODE_DIR  := tests/clients/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: serve test bench lint install system-deps clean
+.PHONY: serve test bench lint install system-deps client-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,9 +19,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Client programs the tests drive that are not Python test dependencies:
+# node-postgres from the committed package-lock.json (npm ci), dbt-core with
+# dbt-postgres in their own venv (tests/clients/dbt/requirements.txt).
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+$(DBT_STAMP): tests/clients/dbt/requirements.txt
+	@test -x $(DBT_VENV)/bin/python || $(PYTHON) -m venv $(DBT_VENV)
+	$(DBT_VENV)/bin/python -m pip install --quiet -r tests/clients/dbt/requirements.txt
+	@touch $(DBT_STAMP)
+
+client-deps: system-deps $(NODE_STAMP) $(DBT_STAMP)
+
 # Debian packages the tests drive: psql (postgresql-client), pgjdbc and javac,
-# unixODBC with psqlODBC; bench/wire.py compares against a throwaway
-# PostgreSQL 15 (postgresql: initdb, pg_ctl).
+# unixODBC with psqlODBC, node and npm (node-postgres); bench/wire.py compares
+# against a throwaway PostgreSQL 15 (postgresql: initdb, pg_ctl).
 system-deps:
 	@command -v psql >/dev/null 2>&1 || { \
 	  echo "installing Debian package postgresql-client (psql)"; \
@@ -33,11 +51,14 @@ system-deps:
 	@odbcinst -q -d -n "PostgreSQL Unicode" >/dev/null 2>&1 || { \
 	  echo "installing Debian packages unixodbc odbc-postgresql (ODBC test)"; \
 	  apt-get update -qq && apt-get install -y -qq unixodbc odbc-postgresql; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing Debian packages nodejs npm (node-postgres test)"; \
+	  apt-get update -qq && apt-get install -y -qq nodejs npm; }
 
 serve: $(STAMP)
 	$(BIN)/quackml serve
 
-test: $(STAMP) system-deps
+test: $(STAMP) client-deps
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) system-deps
@@ -51,4 +72,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) data/quackml.duckdb data/models
+	rm -rf $(VENV) $(DBT_VENV) $(NODE_DIR)/node_modules data/quackml.duckdb data/models

@@ -63,7 +63,9 @@ FUNCTIONS: dict[str, tuple[tuple[str, str], ...]] = {
                        ("name", "VARCHAR"), ("acl", "VARCHAR[]")),
 }
 # PostgreSQL's aclitem letters
-_ACL_LETTERS = {"INSERT": "a", "SELECT": "r", "UPDATE": "w", "DELETE": "d", "TRUNCATE": "D"}
+# USAGE: a grant on a sequence (kept with the table grants)
+_ACL_LETTERS = {"INSERT": "a", "SELECT": "r", "UPDATE": "w", "DELETE": "d", "TRUNCATE": "D",
+                "USAGE": "U"}
 VIEWS = ("svv_ml_model_info", "stv_ml_model_info", "svv_ml_model_privileges")
 
 _MODEL_STATE = """CASE m.state WHEN 'READY' THEN 'Model is Ready'
@@ -133,7 +135,7 @@ class CatalogRows:
             owner = self._acl.owner(path)
             items = [f"{owner}=arwdD/{owner}"]
             for who, held in sorted(by_grantee.items()):
-                ordered = "".join(c for c in "arwdD" if c in held)
+                ordered = "".join(c for c in "arwdDU" if c in held)
                 items.append(f"{who}={ordered}/{owner}")
             out.append({"database_name": path[0], "schema_name": path[1], "name": path[2],
                         "acl": items})

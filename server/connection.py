@@ -83,6 +83,8 @@ class Prepared:
     row_description: bytes = b""   # the encoder's RowDescription message
     # the DuckDB type of every parameter, from Session.describe (see Connection.param_types)
     param_types: tuple[str, ...] | None = None
+    # parameters a Bind must supply: the highest $n, or more if Parse gave more types
+    param_count: int = 0
 
 
 @dataclass
@@ -170,11 +172,7 @@ class Connection:
                 try:
                     messages = reader.feed(data)
                 except m.ProtocolViolation as exc:
-                    if self.session is None:
-                        self.refuse(exc)   # before login: FATAL, as PostgreSQL sends it
-                    else:
-                        self.send_error(exc)
-                        self.flush()
+                    self.violation(exc)
                     return
                 for msg in messages:
                     self.timed_out = False
@@ -185,6 +183,13 @@ class Connection:
                             return
                     finally:
                         self.busy_since = None
+                try:
+                    # a violation behind the messages just handled: now, not after
+                    # the client's next bytes (it may wait for our answer first)
+                    reader.raise_pending()
+                except m.ProtocolViolation as exc:
+                    self.violation(exc)
+                    return
         except (ConnectionError, OSError) as exc:
             log.debug("connection %s closed: %s", self.pid, exc)
         finally:
@@ -323,6 +328,14 @@ class Connection:
             self.send(m.authentication_sasl(["SCRAM-SHA-256"]))
         self.flush()
         return True
+
+    def violation(self, exc: m.ProtocolViolation) -> None:
+        """Broken input: the error, then the connection closes (the caller returns)."""
+        if self.session is None:
+            self.refuse(exc)   # before login: FATAL, as PostgreSQL sends it
+        else:
+            self.send_error(exc)
+            self.flush()
 
     def refuse(self, exc: ServerError | m.ProtocolViolation) -> None:
         """A start-up or authentication failure: FATAL, as PostgreSQL sends it."""
@@ -525,8 +538,10 @@ class Connection:
         statements = split(msg.query, self._cancel_flag())
         if len(statements) > 1:
             raise SyntaxError_("cannot insert multiple commands into a prepared statement")
-        self.prepared[msg.name] = Prepared(statements[0] if statements else None,
-                                           tuple(msg.param_oids))
+        stmt = statements[0] if statements else None
+        self.prepared[msg.name] = Prepared(
+            stmt, tuple(msg.param_oids),
+            param_count=max(len(msg.param_oids), _count_params(stmt)))
         self.send(m.parse_complete())
 
     def bind(self, msg: m.Bind) -> None:
@@ -536,6 +551,11 @@ class Connection:
                               sqlstate="26000")
         formats = msg.param_formats
         oids = prepared.param_oids
+        # PostgreSQL's check (08P01): libpq and node-postgres send what the caller gave
+        if len(msg.params) != prepared.param_count:
+            raise ServerError(f"bind message supplies {len(msg.params)} parameters, but "
+                              f'prepared statement "{msg.statement}" requires '
+                              f"{prepared.param_count}", sqlstate="08P01")
         types = self.param_types(prepared) if any(
             is_untyped(oids[i] if i < len(oids) else 0) for i in range(len(msg.params))) else ()
         values: list[object] = []
@@ -604,7 +624,7 @@ class Connection:
         parameter types the client left unspecified are those their context gives."""
         assert self.session is not None
         stmt = prepared.statement
-        n_params = _count_params(stmt)
+        n_params = prepared.param_count
         description = self.session.describe(
             stmt, tuple(duckdb_param_type(oid) for oid in prepared.param_oids)) \
             if stmt is not None else None
@@ -757,8 +777,9 @@ def _rows_fields(rows: Rows) -> list[m.Field]:
 
 
 def _count_params(stmt: Statement | None) -> int:
-    """The highest $n placeholder in the statement."""
-    if stmt is None:
+    """The highest $n placeholder in the statement (0 for PREPARE: its $n are those
+    of the statement it prepares, as in PostgreSQL)."""
+    if stmt is None or (stmt.tokens and stmt.tokens[0].text.upper() == "PREPARE"):
         return 0
     highest = 0
     tokens = stmt.tokens

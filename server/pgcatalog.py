@@ -123,7 +123,22 @@ _MACROS: dict[str, str] = {
     # the view's query in PostgreSQL's SQL (server.postgres.dump_catalog.view_query)
     "pg_get_viewdef": f"(o) AS {dump_catalog.VIEWDEF.format(oid='o')}, "
                       f"(o, pretty) AS {dump_catalog.VIEWDEF.format(oid='o')}",
-    "pg_get_serial_sequence": "(t, c) AS NULL::VARCHAR",
+    # the sequence a column owns (server.postgres.ddl marks it in the sequence's comment)
+    "pg_get_serial_sequence": "(t, c) AS (SELECT first(CASE WHEN s.database_name = 'temp' "
+                              "THEN 'pg_temp' WHEN s.schema_name = 'main' THEN 'public' "
+                              "ELSE s.schema_name END || '.' || CASE WHEN regexp_full_match("
+                              "s.sequence_name, '[a-z_][a-z0-9_]*') THEN s.sequence_name ELSE "
+                              "'\"' || replace(s.sequence_name, '\"', '\"\"') || '\"' END) "
+                              "FROM duckdb_sequences() s WHERE s.database_name IN ("
+                              "current_database(), 'temp') "
+                              "AND s.comment LIKE '{\"quackml_owned_by\"%' "
+                              "AND lower(json_extract_string(s.comment, '$.quackml_owned_by[0]'))"
+                              " = lower(replace(string_split(t, '.')[-1], '\"', '')) "
+                              "AND lower(json_extract_string(s.comment, '$.quackml_owned_by[1]'))"
+                              " = lower(replace(c, '\"', '')) AND (len(string_split(t, '.')) = 1 "
+                              "OR replace(string_split(t, '.')[1], '\"', '') "
+                              "IN (s.schema_name, CASE WHEN s.schema_name = 'main' "
+                              "THEN 'public' END)))",
     # over the int2vector (pg_index.indkey, '1 2') or int2[] (pg_constraint.conkey) JDBC
     # expands
     "_pg_expandarray": "(arr) AS unnest(list_transform(range(1, len("

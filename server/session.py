@@ -30,13 +30,14 @@ from server.errors import (
     DataException,
     FeatureNotSupported,
     InFailedTransaction,
+    InsufficientPrivilege,
     InvalidParameterValue,
     ServerError,
     SyntaxError_,
     UndefinedObject,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import colnames, cursors, lock, sequences
+from server.postgres import colnames, cursors, ddl, lock, sequences
 from server.postgres import copy as copy_formats
 from server.postgres.sqlstate import message_of, sqlstate_of
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
@@ -236,8 +237,10 @@ class Session:
         self._open: pa.RecordBatchReader | None = None
         # savepoints of the open block: (name, statements run in the block when set)
         self._savepoints: list[tuple[str, int]] = []
-        self.cursors: dict[str, cursors.SqlCursor] = {}
+        self.cursors: dict[str, cursors.SqlCursor | cursors.ScrollCursor] = {}
         self._block_statements = 0
+        # what PostgreSQL DDL translation asks of the database (server.postgres.ddl)
+        self._ddl = ddl.DuckDBCatalog(self.cursor, engine.decision_generation)
         # set by interrupt(): wakes statements that wait outside DuckDB (a CREATE
         # MODEL waiting for a training queue slot)
         self.cancel_requested = threading.Event()
@@ -316,7 +319,7 @@ class Session:
             match what.kind, what.detail:
                 case Kind.DEALLOCATE, name:
                     assert name is None or isinstance(name, str)
-                    return Deallocate(name)
+                    return self._deallocate(Deallocate(name))
                 case Kind.ACCESS, access:
                     return self.roles.handle(access)  # type: ignore[arg-type]
                 case Kind.STORAGE, (str() as text, str() as notice):
@@ -324,6 +327,11 @@ class Session:
                     result = self.run(split(text)[0], params_)
                     assert isinstance(result, Command)
                     return replace(result, notices=(notice, *result.notices))
+            if what.kind is not Kind.ML:
+                translation = ddl.translate(stmt, self._ddl)
+                if translation is not None:   # serial, identity, pg_dump's DDL, PREPARE (types)
+                    return self._translated(translation, params_)
+            match what.kind, what.detail:
                 case Kind.CURSOR, action:
                     return self._cursor(action, params_)  # type: ignore[arg-type]
                 case Kind.ML, ml:
@@ -353,6 +361,18 @@ class Session:
         except BaseException:
             self.failed()
             raise
+
+    def _deallocate(self, request: Deallocate) -> Result:
+        """DEALLOCATE of a SQL PREPARE (DuckDB's), else of the connection's prepared
+        statements (one namespace, as in PostgreSQL)."""
+        names = list(self._sql_prepared) if request.name is None else \
+            [n for n in self._sql_prepared if n.lower() == request.name.lower()]
+        for name in names:
+            self.cursor.execute(f'DEALLOCATE "{name}"')
+            del self._sql_prepared[name]
+        if names and request.name is not None:
+            return Command("DEALLOCATE")
+        return request
 
     def check_access(self, stmt: Statement, what: Classified) -> tuple[Effect, ...]:
         """Refuse (42501) SQL a non-superuser may not run, decided on the text DuckDB will
@@ -413,15 +433,30 @@ class Session:
         return Rows([Column(c, sequences.column_oid(c)) for c in read.columns], text,
                     f"SELECT {len(rows)}")
 
-    def _several(self, several: multi.Split) -> Command:
-        """DROP/TRUNCATE of several objects: one DuckDB statement each, checked each,
-        all in one transaction (the client's, or one of its own)."""
-        own_block = self.status == "I"
+    def _several(self, several: multi.Split) -> Result:
+        """DROP/TRUNCATE of several objects: one DuckDB statement each."""
+        return self._translated(ddl.Translation(several.statements, several.tag), ())
+
+    def _translated(self, translation: ddl.Translation, params_: Sequence[object]) -> Result:
+        """Run the DuckDB statements of a translated statement: one statement as any
+        other; several checked each, all in one transaction (the client's, or one of its
+        own). An optional statement the user may not run is skipped with a notice."""
+        if translation.tag is None:
+            (text,) = translation.statements
+            return self.run(split(text)[0], params_)
+        notices = list(translation.notices)
+        own_block = self.status == "I" and len(translation.statements) > 1
         if own_block:
             self.cursor.execute("BEGIN TRANSACTION")
         try:
-            for text in several.statements:
-                effects = () if self.privileges.superuser else self.check_text(text)
+            for k, text in enumerate(translation.statements):
+                try:
+                    effects = () if self.privileges.superuser else self.check_text(text)
+                except InsufficientPrivilege:
+                    if k not in translation.optional:
+                        raise
+                    notices.append(f"not run (permission denied): {text}")
+                    continue
                 self.cursor.execute(text)
                 self.privileges.record(effects)
             if own_block:
@@ -432,12 +467,12 @@ class Session:
             raise
         finally:
             self.engine.catalog_changed()
-        return Command(several.tag)
+        return Command(translation.tag, tuple(notices))
 
     # -- SQL cursors -------------------------------------------------------------
     def _cursor(self, action: cursor_sql.CursorStatement, bound: Sequence[object]) -> Result:
         match action:
-            case cursor_sql.Declare(name=name, query=query, hold=hold):
+            case cursor_sql.Declare(name=name, query=query, hold=hold, scroll=scroll):
                 if name in self.cursors:
                     raise ServerError(f'cursor "{name}" already exists', sqlstate="42P03")
                 self.check_text(self.duckdb_text(query))
@@ -445,20 +480,26 @@ class Session:
                 try:
                     relation = own.sql(self.duckdb_text(query),
                                        params=_bindable(bound) if bound else None)
-                    reader = relation.to_arrow_reader(BATCH_ROWS)
+                    if scroll:   # read whole: the position moves both ways over it
+                        self.cursors[name] = cursors.ScrollCursor(relation.to_arrow_table(),
+                                                                  hold)
+                        own.close()
+                    else:
+                        self.cursors[name] = cursors.SqlCursor(
+                            own, relation.to_arrow_reader(BATCH_ROWS), hold)
                 except BaseException:
                     own.close()
                     raise
-                self.cursors[name] = cursors.SqlCursor(own, reader, hold)
                 return Command("DECLARE CURSOR")
-            case cursor_sql.Fetch(name=name, count=count, move=move):
+            case cursor_sql.Fetch(name=name, move=move) as fetch:
                 cursor = self.cursors.get(name)
                 if cursor is None:
                     raise cursors.missing(name)
+                batches = cursor.fetch(fetch)
                 if move:
-                    return Command(f"MOVE {sum(b.num_rows for b in cursor.take(count))}")
-                return Stream(pa.RecordBatchReader.from_batches(cursor.schema,
-                                                                cursor.take(count)), "FETCH")
+                    return Command(f"MOVE {sum(b.num_rows for b in batches)}")
+                return Stream(pa.RecordBatchReader.from_batches(cursor.schema, batches),
+                              "FETCH")
             case cursor_sql.CloseCursor(name=name):
                 if name is None:
                     self._close_cursors(everything=True)
@@ -526,6 +567,11 @@ class Session:
         type as PostgreSQL's parser gives it: the client's, else DuckDB's inference,
         else its operand's (``server.sql.param_context``), else text; the result
         columns are those of the statement bound with parameters of these types."""
+        translation = ddl.translate(stmt, self._ddl, check=False)
+        if translation is not None:
+            if translation.tag is None:
+                return self.describe(split(translation.statements[0])[0], given)
+            return Description((), None)
         what = self.classify(stmt)
         if isinstance(what.detail, cursor_sql.Declare):   # its parameters are its query's
             return Description(self.describe(what.detail.query, given).param_types, None)
@@ -762,7 +808,9 @@ class Session:
                             [(k, v, "") for k, v in sorted(self.params.items())],
                             f"SHOW {len(self.params)}")
             case params.ShowParam(name=name):
-                return Rows([Column(name, Oid.TEXT)], [(self.params[name],)], "SHOW")
+                # the column is named as PostgreSQL spells the parameter (TimeZone)
+                return Rows([Column(pgcatalog.REPORTED.get(name, name), Oid.TEXT)],
+                            [(self.params[name],)], "SHOW")
             case params.SetParam(name=name, value=value):
                 self._set_param(name, value)
                 return Command("SET", status=self._reported(name))
@@ -821,6 +869,10 @@ class Session:
             name, inner = prepared_name(stmt.text)
             self._sql_prepared[name] = inner
         description = self.cursor.description
+        if stype is duckdb.StatementType.EXECUTE and len(stmt.tokens) > 1:
+            # tagged as the statement it runs ("INSERT 0 1", not a row set of its count)
+            executed = self._sql_prepared.get(stmt.tokens[1].text.lower())
+            stype = (self.statement_type(executed) if executed is not None else None) or stype
         returning = stype in _RETURNING_TAGS and bool(description) and \
             [d[0] for d in description] != ["Count"]
         if (stype in _ROWSET_TYPES or returning) and description and \

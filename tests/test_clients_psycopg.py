@@ -96,3 +96,19 @@ def test_client_parameters(conn: psycopg.Connection) -> None:
         conn.execute("SET client_encoding = 'LATIN1'")
     assert conn.execute("SELECT version()").fetchone()[0].startswith(  # type: ignore[index]
         "PostgreSQL 15.0")
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_union_values_are_their_members_text(conn: psycopg.Connection, binary: bool) -> None:
+    """DuckDB UNION values (no PostgreSQL equivalent) arrive as text: the member's
+    value as DuckDB casts it to VARCHAR, not a JSON rendering of it."""
+    cur = conn.cursor(binary=binary)
+    rows = cur.execute(
+        "SELECT u, u::VARCHAR AS duck FROM (VALUES "
+        "(union_value(n := 'boolrecv')::UNION(n VARCHAR, i INTEGER)), "
+        "(union_value(i := -5)::UNION(n VARCHAR, i INTEGER)), "
+        "(NULL::UNION(n VARCHAR, i INTEGER)), "
+        "(union_value(n := 'it''s \"q\"')::UNION(n VARCHAR, i INTEGER))) t(u)").fetchall()
+    assert cur.description is not None and cur.description[0].type_code == 25  # text
+    assert [r[0] for r in rows] == ["boolrecv", "-5", None, "it's \"q\""]
+    assert [r[0] for r in rows] == [r[1] for r in rows]

@@ -95,3 +95,43 @@ def test_malformed_message_gets_08p01_and_close(server: RunningServer) -> None:
         assert rawwire.error_fields(msgs[-1][1])["C"] == "08P01"
     with psycopg.connect(server.dsn(), autocommit=True) as c:
         assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_bind_counts_are_checked_and_the_connection_stays(server: RunningServer) -> None:
+    """A Bind whose parameter count differs from the statement's is 08P01 as in
+    PostgreSQL, an ERROR: the connection goes on. One with more than one format
+    code but not one per parameter is broken input: 08P01, then the connection
+    closes, also when it arrives behind good messages (it used to wait for the
+    client's next bytes)."""
+    def bind(n_formats: int, params: list[bytes]) -> bytes:
+        body = b"\0\0" + struct.pack("!H", n_formats) + b"\0\0" * n_formats
+        body += struct.pack("!H", len(params))
+        body += b"".join(struct.pack("!I", len(p)) + p for p in params)
+        return rawwire.message(b"B", body + b"\0\0")
+
+    parse = rawwire.message(b"P", b"\0SELECT $1::int + 1\0\0\0")
+    execute = rawwire.message(b"E", b"\0\0\0\0\0")
+    sync = rawwire.message(b"S", b"")
+    sock = rawwire.connect(server.host, server.port)
+    try:
+        for bad, text in ((bind(0, []), 'bind message supplies 0 parameters, but prepared '
+                                        'statement "" requires 1'),
+                          (bind(1, [b"1", b"2"]), "bind message supplies 2 parameters")):
+            sock.sendall(parse + bad + execute + sync)
+            msgs, closed = rawwire.read_messages(sock)
+            assert not closed and [t for t, _ in msgs] == [b"1", b"E", b"Z"], msgs
+            fields = rawwire.error_fields(msgs[1][1])
+            assert (fields["S"], fields["C"]) == ("ERROR", "08P01")
+            assert fields["M"].startswith(text), fields
+        sock.sendall(parse + bind(1, [b"41"]) + execute + sync)
+        msgs, closed = rawwire.read_messages(sock)
+        assert [t for t, _ in msgs] == [b"1", b"2", b"D", b"C", b"Z"], msgs
+        assert msgs[2][1].endswith(b"42")
+        sock.sendall(parse + bind(2, [b"1"]) + execute + sync)
+        msgs, closed = rawwire.read_messages(sock, until=b"\xff")
+        assert closed and [t for t, _ in msgs] == [b"1", b"E"], msgs
+        fields = rawwire.error_fields(msgs[1][1])
+        assert fields["C"] == "08P01"
+        assert fields["M"] == "bind message has 2 parameter formats but 1 parameters"
+    finally:
+        sock.close()

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server import pgcatalog
-from server.errors import FeatureNotSupported
+from server.errors import FeatureNotSupported, SyntaxError_
 from server.postgres import copy as copy_formats
 from server.protocol import codec
 from server.protocol.types import Oid
@@ -104,8 +104,16 @@ def test_parse_cursor_statements() -> None:
     assert cursors.parse(one("FETCH ALL IN c1")) == cursors.Fetch("c1", None, False)
     assert cursors.parse(one("MOVE 3 c1")) == cursors.Fetch("c1", 3, True)
     assert cursors.parse(one("CLOSE ALL")) == cursors.CloseCursor(None)
-    with pytest.raises(FeatureNotSupported):
-        cursors.parse(one("FETCH BACKWARD 1 FROM c1"))
+    assert cursors.parse(one("FETCH BACKWARD 2 FROM c1")) == \
+        cursors.Fetch("c1", 2, False, "backward")
+    assert cursors.parse(one("FETCH -3 c1")) == cursors.Fetch("c1", 3, False, "backward")
+    assert cursors.parse(one("MOVE ABSOLUTE -1 IN c1")) == \
+        cursors.Fetch("c1", -1, True, "absolute")
+    assert cursors.parse(one("FETCH LAST c1")) == cursors.Fetch("c1", -1, False, "absolute")
+    assert cursors.parse(one("FETCH FORWARD -2 c1")) == \
+        cursors.Fetch("c1", 2, False, "backward")
+    with pytest.raises(SyntaxError_):
+        cursors.parse(one("FETCH SIDEWAYS 1 FROM c1"))
 
 
 def _unframe(messages: bytes) -> bytes:

@@ -14,7 +14,8 @@ count, per-value length prefix) is built with numpy and the rows are
 assembled by a single ``binary_join_element_wise`` call. There is no
 per-value Python work for booleans, integers, floats, decimals, strings,
 bytea, uuid, dates, times, timestamps and their lists; intervals, durations,
-structs, maps and unions are formatted value by value (rarely bulk data).
+structs and maps are formatted value by value (rarely bulk data), unions as
+their members' text.
 
 Invariants:
 
@@ -461,7 +462,22 @@ def text_encoder(t: pa.DataType) -> ValueEncoder:
         return _text_list(text_encoder(inner), quote=not _is_list(inner))
     if pt.is_null(t):
         return _text_null
+    if pt.is_union(t):
+        return _text_union
     return _text_json
+
+
+def _text_union(arr: pa.Array) -> pa.Array:
+    """A union value is sent as its member's text, as DuckDB casts it to VARCHAR
+    (PostgreSQL has no unions; a regproc-like catalog column is one)."""
+    t = arr.type
+    members = [text_encoder(t.field(i).type)(arr.field(i)).to_pylist()
+               for i in range(t.num_fields)]
+    member_of = {code: i for i, code in enumerate(t.type_codes)}
+    codes = arr.type_codes.to_pylist()
+    positions = arr.offsets.to_pylist() if t.mode == "dense" else range(len(arr))
+    return _string_array([members[member_of[c]][p]
+                          for c, p in zip(codes, positions, strict=True)])
 
 
 # --------------------------------------------------------------------------

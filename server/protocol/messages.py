@@ -471,6 +471,11 @@ class MessageReader:
                 del buf[:pos]
         return out
 
+    def raise_pending(self) -> None:
+        """Raise the violation found behind the messages ``feed`` last returned, if any."""
+        if self._error is not None:
+            raise self._error
+
     def _startup_message(self, buf: bytearray, pos: int) -> tuple[int, FrontendMessage | None]:
         if len(buf) - pos < 4:
             return pos, None

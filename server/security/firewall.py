@@ -82,6 +82,8 @@ _TABLE_FUNCTIONS: Mapping[str, frozenset[str]] = {
 # Functions that run SQL handed to them as data: refused even where the plan shows
 # what they bound to, so the SQL a user runs is always the SQL they sent.
 SQL_RUNNING = frozenset({"query", "query_table", "json_execute_serialized_sql"})
+# Functions that read or move a sequence: the sequence is checked (Policy.sequence_check).
+SEQUENCE_FUNCTIONS = frozenset({"nextval", "currval", "setval"})
 # Scalar functions that reveal server state.
 _SCALAR_REFUSED = frozenset({"duckdb_settings", "getenv"})
 # current_setting(name) is allowed with a constant name of a setting that holds no
@@ -131,7 +133,9 @@ class Policy:
       privilege (SELECT, INSERT, ...) on the table or view and USAGE on its schema;
     - ``owner_check(path, what, missing_ok)``: raise 42501 unless the user owns the
       object (or, with ``missing_ok``, it does not exist);
-    - ``create_check(database, schema)``: raise 42501 without CREATE on the schema.
+    - ``create_check(database, schema)``: raise 42501 without CREATE on the schema;
+    - ``sequence_check(function, path)``: raise 42501 unless the user may call
+      nextval/currval/setval on the sequence.
     """
     model_check: Callable[[str], bool]
     reserved_names: Callable[[], frozenset[str]]
@@ -139,6 +143,7 @@ class Policy:
     table_check: Callable[[str, Path], None]
     owner_check: Callable[[Path, str, bool], None]
     create_check: Callable[[str, str], None]
+    sequence_check: Callable[[str, Path], None]
 
 
 @dataclass(frozen=True)
@@ -436,6 +441,9 @@ class _Check:
             if name == "explain_model":
                 self._explain_model(node)
                 continue
+            if name in SEQUENCE_FUNCTIONS:
+                self._sequence(name, node)
+                continue
             if name == "current_setting":
                 setting = _constant_string(node)
                 if setting is None or any(w in setting.lower() for w in _PATH_SETTING_WORDS):
@@ -443,6 +451,19 @@ class _Check:
                                  hint="client parameters are answered by SHOW")
                 continue
             self.policy.model_check(name)
+
+    def _sequence(self, name: str, node: dict[str, Any]) -> None:
+        """nextval/currval/setval: the sequence DuckDB bound the call to (a name given at
+        run time, which the plan does not show, needs a superuser)."""
+        info = (node.get("function_data") or {}).get("sequence_create_info") or {}
+        path = [str(p) for p in (info.get("qualified_name") or {}).get("path", [])]
+        if len(path) != 3:
+            raise denied(f"{name}() of a sequence named at run time needs a superuser",
+                         hint="name the sequence as a constant")
+        if path[0].lower() in RESERVED_CATALOGS:
+            raise denied(f"{'.'.join(path)} belongs to the server")
+        if path[0].lower() != "temp":
+            self.policy.sequence_check(name, (path[0], path[1], path[2]))
 
     def _explain_model(self, node: dict[str, Any]) -> None:
         model = _constant_string(node)

@@ -24,6 +24,7 @@ from catalog.views import VIEWS as ML_VIEWS
 from inference.functions import PROBABILITIES_SUFFIX
 from server.errors import InsufficientPrivilege, ServerError
 from server.security.firewall import Effect, Firewall, Path, Policy, Subject, denied
+from server.sql import sequences
 
 if TYPE_CHECKING:
     from server.engine import Engine
@@ -105,7 +106,8 @@ class Privileges:
         policy = Policy(self._model_check, engine.reserved_names,
                         engine.settings.file_dir or None, self._table_check,
                         lambda path, what, missing_ok: self._owner_check(
-                            cursor, path, what, missing_ok), self._create_check)
+                            cursor, path, what, missing_ok), self._create_check,
+                        lambda function, path: self._sequence_check(cursor, function, path))
         return self.firewall.check(cursor, text, Subject(self.user, self.file_access),
                                    policy, prepared)
 
@@ -151,6 +153,35 @@ class Privileges:
             return
         name = f"{path[1]}.{path[2]}" if path[2] else path[1]
         raise InsufficientPrivilege(f"must be owner of {what} {name}")
+
+    def _sequence_check(self, cursor: duckdb.DuckDBPyConnection, function: str,
+                        path: Path) -> None:
+        """A sequence is its owner's; others need PostgreSQL's privilege on it (GRANT
+        USAGE or UPDATE for nextval, UPDATE for setval, USAGE or SELECT for currval), or
+        reach it through a table of the same owner whose column takes its default from
+        it, with INSERT (nextval), UPDATE (setval) or SELECT (currval) on that table."""
+        acl = self.engine.acl
+        identities = self.identities()
+        owner = acl.owner(path)
+        if owner in identities:
+            return
+        granted = {"nextval": ("USAGE", "UPDATE"), "setval": ("UPDATE",)}.get(
+            function, ("USAGE", "SELECT"))   # PostgreSQL's privileges on the sequence
+        privilege = {"nextval": "INSERT", "setval": "UPDATE"}.get(function, "SELECT")
+        if acl.has_schema(identities, path[0], path[1], "USAGE"):
+            if any(acl.has_table(identities, path, p) for p in granted):
+                return
+            for (table,) in cursor.execute(
+                    "SELECT DISTINCT table_name FROM duckdb_columns() WHERE database_name = ? "
+                    f"AND schema_name = ? AND {sequences.default_uses('column_default', '?')}",
+                    [path[0], path[1], path[2], path[2]]).fetchall():
+                fed: Path = (path[0], path[1], str(table))
+                if acl.owner(fed) == owner and acl.has_table(identities, fed, privilege):
+                    return
+        raise InsufficientPrivilege(
+            f"permission denied for sequence {path[2]}",
+            hint=f"the owner grants {' or '.join(granted)} on the sequence, or {privilege} "
+                 "on a table whose column takes its default from it")
 
     def _model_check(self, name: str) -> bool:
         """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL target)."""

@@ -36,6 +36,7 @@ from server.sql.access_grammar import (
     Grantee,
     GrantOnModel,
     GrantOnSchema,
+    GrantOnSequence,
     GrantOnTable,
     GrantRole,
 )
@@ -59,6 +60,10 @@ class Objects(Protocol):
 
     def any_object(self, kind: str, name: QualifiedName) -> Path:
         """The path of a sequence, macro or function; 42704 if none."""
+        ...
+
+    def sequences_in(self, schema: str) -> list[Path]:
+        """The sequences of a schema; 3F000 if no such schema."""
         ...
 
 
@@ -147,6 +152,20 @@ class Roles:
                             self.acl.grant_table(path, privilege, grantee, grantee_type,
                                                  revoke)
                 return Command("REVOKE" if revoke else "GRANT")
+            case GrantOnSequence(privileges=privileges, sequences=sequences,
+                                 in_schemas=in_schemas, grantees=grantees, revoke=revoke):
+                paths = [self.objects.any_object("SEQUENCE", q) for q in sequences]
+                for schema in in_schemas:
+                    paths.extend(self.objects.sequences_in(schema))
+                for path in paths:
+                    self._require_owner(path, "sequence")
+                for path in paths:   # kept with the table grants, by the sequence's path
+                    for g in grantees:
+                        grantee, grantee_type = self._grantee(g)
+                        for privilege in privileges:
+                            self.acl.grant_table(path, privilege, grantee, grantee_type,
+                                                 revoke)
+                return Command("REVOKE" if revoke else "GRANT")
             case GrantOnSchema(privileges=privileges, schemas=schemas, grantees=grantees,
                                revoke=revoke):
                 paths = [self.objects.schema(s_) for s_ in schemas]
@@ -161,7 +180,17 @@ class Roles:
                 return Command("REVOKE" if revoke else "GRANT")
             case AlterOwner(kind=kind, name=name, owner=owner):
                 if kind in ("TABLE", "VIEW"):
-                    path, found = self.objects.relation(name)
+                    try:
+                        path, found = self.objects.relation(name)
+                    except UndefinedTable:
+                        if kind != "TABLE":
+                            raise
+                        # ALTER TABLE takes a sequence too (pg_dump writes it so)
+                        try:
+                            path, found = self.objects.any_object("SEQUENCE", name), "sequence"
+                        except UndefinedObject:
+                            raise UndefinedTable(f'relation "{name.name}" does not exist') \
+                                from None
                 elif kind == "SCHEMA":
                     path, found = self.objects.schema(name.name), "schema"
                 else:
@@ -247,6 +276,14 @@ class DuckDBObjects:
         if not rows:
             raise InvalidSchemaName(f'schema "{name}" does not exist')
         return (str(rows[0][0]), str(rows[0][1]), "")
+
+    def sequences_in(self, schema: str) -> list[Path]:
+        path = self.schema(schema)
+        rows = self.cursor.execute(
+            "SELECT database_name, schema_name, sequence_name FROM duckdb_sequences() "
+            "WHERE database_name = ? AND schema_name = ? ORDER BY 3",
+            [path[0], path[1]]).fetchall()
+        return [(str(d), str(s), str(n)) for d, s, n in rows]
 
     def any_object(self, kind: str, name: QualifiedName) -> Path:
         schema = self._schema_name(name.schema)

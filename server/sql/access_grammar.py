@@ -14,6 +14,8 @@ Recognises, case-insensitively:
 - ``GRANT { SELECT | INSERT | UPDATE | DELETE | TRUNCATE } [, ...] | ALL [PRIVILEGES]
   ON { [TABLE] t [, ...] | ALL TABLES IN SCHEMA s [, ...] } TO grantee [, ...]``;
 - ``GRANT { USAGE | CREATE } [, ...] | ALL [PRIVILEGES] ON SCHEMA s [, ...] TO ...``;
+- ``GRANT { USAGE | SELECT | UPDATE } [, ...] | ALL [PRIVILEGES] ON { SEQUENCE s [, ...] |
+  ALL SEQUENCES IN SCHEMA s [, ...] } TO ...``;
 - ``ALTER { TABLE | VIEW | SEQUENCE | SCHEMA | MACRO | FUNCTION } name OWNER TO user``.
 
 Every GRANT and REVOKE is claimed here (DuckDB has neither); errors carry
@@ -81,6 +83,7 @@ class GrantOnModel:
 
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
 SCHEMA_PRIVILEGES = ("USAGE", "CREATE")
+SEQUENCE_PRIVILEGES = ("USAGE", "SELECT", "UPDATE")
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,15 @@ class GrantOnSchema:
 
 
 @dataclass(frozen=True)
+class GrantOnSequence:
+    privileges: tuple[str, ...]             # from SEQUENCE_PRIVILEGES
+    sequences: tuple[QualifiedName, ...]    # empty with in_schemas
+    in_schemas: tuple[str, ...]             # ALL SEQUENCES IN SCHEMA s, ...
+    grantees: tuple[Grantee, ...]
+    revoke: bool
+
+
+@dataclass(frozen=True)
 class AlterOwner:
     kind: str                            # TABLE, VIEW, SEQUENCE, SCHEMA, MACRO, FUNCTION
     name: QualifiedName
@@ -108,7 +120,8 @@ class AlterOwner:
 
 
 AccessStatement = (CreateUser | AlterUser | DropUser | GrantRole | GrantCreateModel
-                   | GrantOnModel | GrantOnTable | GrantOnSchema | AlterOwner)
+                   | GrantOnModel | GrantOnTable | GrantOnSchema | GrantOnSequence
+                   | AlterOwner)
 _OWNED_KINDS = ("TABLE", "VIEW", "SEQUENCE", "SCHEMA", "MACRO", "FUNCTION")
 
 
@@ -240,6 +253,19 @@ class _AccessParser(_Parser):
                 schemas = self.names("a schema name")
                 self.expect(to)
                 return GrantOnSchema(wanted, tuple(schemas), self.grantees(), revoke)
+            if self.at("SEQUENCE") or self.at("ALL", "SEQUENCES"):
+                wanted = _expand(privileges, SEQUENCE_PRIVILEGES, "sequence")
+                if self.accept("ALL", "SEQUENCES", "IN", "SCHEMA"):
+                    in_schemas = tuple(self.names("a schema name"))
+                    self.expect(to)
+                    return GrantOnSequence(wanted, (), in_schemas, self.grantees(), revoke)
+                self.expect("SEQUENCE")
+                sequences = [self.qualified("a sequence name")]
+                while self.peek() is not None and self.peek().text == ",":  # type: ignore[union-attr]
+                    self.i += 1
+                    sequences.append(self.qualified("a sequence name"))
+                self.expect(to)
+                return GrantOnSequence(wanted, tuple(sequences), (), self.grantees(), revoke)
             if not self.at("MODEL"):
                 wanted = _expand(privileges, TABLE_PRIVILEGES, "table")
                 if self.accept("ALL", "TABLES", "IN", "SCHEMA"):

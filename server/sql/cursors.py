@@ -1,13 +1,14 @@
 """SQL cursors: DECLARE / FETCH / MOVE / CLOSE, read from tokens.
 
-``parse`` returns what the statement asks; ``server.postgres.cursors`` runs it.
+``parse`` returns what the statement asks (a ``Fetch`` carries its direction
+and count as PostgreSQL reads them); ``server.postgres.cursors`` runs it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.errors import FeatureNotSupported, SyntaxError_
+from server.errors import SyntaxError_
 from server.sql.text import Statement, split
 
 
@@ -16,13 +17,17 @@ class Declare:
     name: str
     query: Statement
     hold: bool
+    scroll: bool = False
 
 
 @dataclass(frozen=True)
 class Fetch:
     name: str
-    count: int | None     # None: ALL
+    count: int | None     # rows (negative: backward); None: ALL forward, see ``direction``
     move: bool            # MOVE: skip rows, return none
+    # forward (count rows; None: ALL), backward (count rows; None: ALL), absolute or
+    # relative (count is the position)
+    direction: str = "forward"
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,7 @@ def parse(stmt: Statement) -> CursorStatement | None:
         if "CURSOR" not in upper or len(texts) < 2:
             return None   # not a cursor declaration: let DuckDB report it
         options = upper[2:upper.index("CURSOR")]
-        if "SCROLL" in options and "NO" not in options:
-            raise FeatureNotSupported("SCROLL cursors are not supported (forward only)")
+        scroll = "SCROLL" in options and "NO" not in options
         rest = upper[upper.index("CURSOR") + 1:]
         hold = rest[:2] == ["WITH", "HOLD"]
         for_at = upper.index("FOR", upper.index("CURSOR"))
@@ -57,7 +61,7 @@ def parse(stmt: Statement) -> CursorStatement | None:
         inner = split(stmt.text[query_start:])
         if len(inner) != 1:
             raise SyntaxError_("DECLARE CURSOR needs one query after FOR")
-        return Declare(texts[1], inner[0], hold)
+        return Declare(texts[1], inner[0], hold, scroll)
     # FETCH / MOVE [direction] [count] [FROM | IN] name
     move = upper[0] == "MOVE"
     if len(texts) < 2:
@@ -66,14 +70,43 @@ def parse(stmt: Statement) -> CursorStatement | None:
     body = upper[1:-1]
     if body and body[-1] in ("FROM", "IN"):
         body = body[:-1]
-    count: int | None = 1
-    if body and body[0] in ("FORWARD", "NEXT"):
-        body = body[1:]
-    if body == ["ALL"]:
-        count = None
-    elif len(body) == 1 and body[0].isdigit():
-        count = int(body[0])
-    elif body:
-        raise FeatureNotSupported(f"{upper[0]} {' '.join(body)} is not supported "
-                                  "(cursors are forward only)")
-    return Fetch(name, count, move)
+    direction, count = _direction(body, upper[0])
+    return Fetch(name, count, move, direction)
+
+
+def _direction(body: list[str], verb: str) -> tuple[str, int | None]:
+    """(direction, count) of FETCH's words between the verb and the cursor name."""
+    words = list(body)
+    if len(words) >= 2 and words[-2] in ("-", "+"):   # a signed count: two tokens
+        words[-2:] = [words[-2].replace("+", "") + words[-1]]
+    head = words[0] if words else ""
+    number = words[1] if len(words) == 2 else None
+
+    def integer(word: str | None) -> int:
+        try:
+            return int(word or "")
+        except ValueError:
+            raise SyntaxError_(f"{verb} {' '.join(body)}: a count is needed") from None
+
+    match words:
+        case [] | ["NEXT"] | ["FORWARD"]:
+            return "forward", 1
+        case ["PRIOR"] | ["BACKWARD"]:
+            return "backward", 1
+        case ["FIRST"]:
+            return "absolute", 1
+        case ["LAST"]:
+            return "absolute", -1
+        case ["ALL"] | ["FORWARD", "ALL"]:
+            return "forward", None
+        case ["BACKWARD", "ALL"]:
+            return "backward", None
+        case ["ABSOLUTE" | "RELATIVE", _]:
+            return head.lower(), integer(number)
+        case ["FORWARD" | "BACKWARD", _]:
+            n = integer(number)
+            return ("forward", n) if (head == "FORWARD") == (n >= 0) else ("backward", abs(n))
+        case [_]:
+            n = integer(head)
+            return ("forward", n) if n >= 0 else ("backward", -n)
+    raise SyntaxError_(f"{verb} {' '.join(body)} is not a FETCH direction")
