@@ -87,12 +87,17 @@ TABLES: dict[str, tuple[str, dict[str, str], str]] = {
         "id integer DEFAULT nextval('ticket_no') PRIMARY KEY, note varchar",
         {"id": "integer", "note": "character varying"},
         "(note) VALUES ('first'), ('second'), (NULL)"),
+    # serial: a sequence owned by the column
+    "events": (
+        "id serial PRIMARY KEY, what varchar",
+        {"id": "integer", "what": "character varying"},
+        "(what) VALUES ('start'), ('stop')"),
 }
 # views (their rows are compared) and sequences (their state is)
 VIEWS = {"cheap_orders": "SELECT id, price FROM shop.orders WHERE price < 10",
          "shop.recent": "SELECT id, t, length(t) AS n FROM texts WHERE id > 1",
          "shop.firsts (id, label)": "SELECT id, what FROM shop.orders WHERE id < 4"}
-SEQUENCES = ("ticket_no", "shop.order_no")
+SEQUENCES = ("ticket_no", "shop.order_no", "events_id_seq")
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +250,11 @@ def test_dump_holds_user_objects_only(quackml: RunningServer) -> None:
     assert "ADD CONSTRAINT lines_order_id_id_fkey FOREIGN KEY (order_id) " \
         "REFERENCES shop.orders(id);" in text
     assert "qty integer DEFAULT 1 NOT NULL" in text
+    assert f"ALTER SEQUENCE {default}.events_id_seq OWNED BY {default}.events.id;" in text
+    assert f"ALTER TABLE ONLY {default}.events ALTER COLUMN id SET DEFAULT " \
+        f"nextval('{default}.events_id_seq'::regclass);" in text
     assert f"COMMENT ON TABLE {default}.numbers IS 'every integer size';" in text
+    assert "quackml_owned_by" not in text
     assert "COMMENT ON COLUMN shop.orders.price IS 'in euro, it''s net';" in text
     for internal in ("quackml_pg", "svv_ml_model_info", "pg_catalog.pg_", "duckdb_"):
         assert internal not in text

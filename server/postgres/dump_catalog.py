@@ -133,12 +133,23 @@ VIEWS["pg_depend"] = """
       ON NOT r.is_view OR r.oid < v.view_oid
     WHERE v.database_name = current_database() AND NOT v.internal
     UNION ALL
-    -- a table after the sequences its defaults take values from
-    SELECT 1259, c.table_oid, 0, 1259, q.sequence_oid, 0, 'n'
+    -- a column default (pg_attrdef) after the sequence it takes values from
+    SELECT 2604, (c.table_oid * 1000 + c.column_index)::UINTEGER, 0, 1259, q.sequence_oid,
+           0, 'n'
     FROM duckdb_columns() c JOIN duckdb_sequences() q
       ON q.database_name = c.database_name
          AND c.column_default LIKE '%nextval(''%' || q.sequence_name || '''%'
-    WHERE c.database_name = current_database()"""
+    WHERE c.database_name = current_database()
+    UNION ALL
+    -- a sequence owned by a column (serial, identity, OWNED BY: server.postgres.ddl's
+    -- marker in the sequence's comment): pg_dump writes ALTER SEQUENCE ... OWNED BY
+    SELECT 1259, q.sequence_oid, 0, 1259, c.table_oid, c.column_index, 'a'
+    FROM duckdb_sequences() q JOIN duckdb_columns() c
+      ON c.database_name = q.database_name AND c.schema_name = q.schema_name
+         AND c.table_name = json_extract_string(q.comment, '$.quackml_owned_by[0]')
+         AND c.column_name = json_extract_string(q.comment, '$.quackml_owned_by[1]')
+    WHERE q.database_name = current_database()
+          AND q.comment LIKE '{"quackml_owned_by"%'"""
 
 VIEWS["pg_tablespace"] = """
     SELECT * FROM (VALUES (1663::UINTEGER, 'pg_default', 10::UINTEGER),
@@ -157,6 +168,7 @@ VIEWS["pg_description"] = """
     UNION ALL
     SELECT sequence_oid, 1259, 0, comment FROM duckdb_sequences()
     WHERE comment IS NOT NULL AND database_name = current_database()
+          AND comment NOT LIKE '{"quackml_owned_by"%'   -- server.postgres.ddl's marker
     UNION ALL
     SELECT table_oid, 1259, column_index, comment FROM duckdb_columns()
     WHERE comment IS NOT NULL AND database_name = current_database()"""
