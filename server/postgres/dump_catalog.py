@@ -1,17 +1,23 @@
 """The pg_catalog that pg_dump (15) reads, beyond what ``server.pgcatalog`` emulates.
 
-pg_dump asks the catalog for every kind of object PostgreSQL has. QuackML
-has tables, views, sequences, primary keys and unique constraints (DuckDB's);
-every other catalog pg_dump reads (operators, casts, text-search objects,
-foreign servers, event triggers, large objects ...) is here as an empty view
-with PostgreSQL's columns, so that the dump contains nothing of them.
+pg_dump asks the catalog for every kind of object PostgreSQL has. What QuackML
+has is here as PostgreSQL lists it: ``pg_constraint`` (primary keys, unique,
+check and foreign keys, with ``pg_get_constraintdef``), ``pg_attrdef``
+(defaults), ``pg_depend`` (the order pg_dump needs: views after tables,
+defaults after their sequences, sequences owned by columns; the models'
+functions and macros internal, so never dumped), ``pg_description``
+(comments), ``pg_settings`` (the session's PostgreSQL parameters),
+``acldefault()``, and ``pg_get_viewdef``'s view query in PostgreSQL's SQL
+(``view_query``). Every other catalog pg_dump reads (operators, casts,
+text-search objects, foreign servers, event triggers, large objects ...) is an
+empty view with PostgreSQL's columns, so that the dump contains nothing of them.
 
 The objects are created by ``server.pgcatalog.install`` in its reserved
 ``quackml_pg`` database and reached through its token rewrite, like the
-others: ``VIEWS`` and ``MACROS`` are merged into its own, and
-``with_tableoid`` gives every emulated catalog its ``tableoid`` column
+others: ``VIEWS`` and ``MACROS`` fill the names it does not define itself,
+and ``with_tableoid`` gives every emulated catalog its ``tableoid`` column
 (PostgreSQL's system column: the oid of the catalog table, which pg_dump
-reads to identify objects).
+reads to identify objects). docs/pg_dump.md says what a dump holds.
 """
 
 from __future__ import annotations
