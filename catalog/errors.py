@@ -64,3 +64,21 @@ class RemoteModelError(CatalogError):
     """A remote model's endpoint failed or answered something other than one value per row."""
 
     sqlstate = "58000"  # system_error
+
+
+class UnknownRelation(CatalogError):
+    """A name cast to regclass that names no table, view or index."""
+
+    sqlstate = "42P01"  # undefined_table
+
+
+class UnknownFunction(CatalogError):
+    """A name cast to regproc that names no function."""
+
+    sqlstate = "42883"  # undefined_function
+
+
+class UnknownSchema(CatalogError):
+    """A schema named that does not exist (a cast to regnamespace, CREATE MODEL s.m)."""
+
+    sqlstate = "3F000"  # invalid_schema_name

@@ -159,12 +159,14 @@ def _fetcher(rows: CatalogRows, name: str) -> Callable[[], list[dict[str, object
     return fetch
 
 
-def create_views(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create the ML views over the catalog functions."""
+def create_views(con: duckdb.DuckDBPyConnection,
+                 database_sql: str = "current_database()") -> None:
+    """(Re)create the ML views over the catalog functions; ``database_sql``: SQL for
+    the database name they show (the server's: the one the client connected with)."""
     models = rows_of("quackml_ml_models")
     con.execute(f"""
         CREATE OR REPLACE VIEW svv_ml_model_info AS
-        SELECT current_database() AS database_name, m.schema_name, m.owner AS user_name,
+        SELECT {database_sql} AS database_name, m.schema_name, m.owner AS user_name,
                m.model_name, 'ACTIVE' AS life_cycle, false AS is_refreshable,
                {_MODEL_STATE} AS model_state
         FROM {models} m""")

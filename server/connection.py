@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from server import errors, pgcatalog
 from server.errors import ServerError, SyntaxError_
-from server.postgres import copy
+from server.postgres import copy, names
 from server.protocol import codec
 from server.protocol import messages as m
 from server.protocol.types import (
@@ -372,11 +372,16 @@ class Connection:
         if not privileged:
             record = self.server.engine.users.get(user)
             privileged = record is not None and record.superuser
+        if database.lower() in names.RESERVED_DATABASES:
+            # DuckDB's own catalogs: the client's database name is the user's database's
+            self.send_fatal("3D000", f'database "{database}" does not exist')
+            return False
         refusal = self.server.admit(self.pid, self.secret, self, superuser=privileged)
         if refusal is not None:   # max_connections, superuser_reserved_connections
             self.send_fatal("53300", refusal)
             return False
-        self.session = Session(self.server.engine, user, database, params)
+        self.session = Session(self.server.engine, user, database, params, pid=self.pid,
+                               client_addr=self.peer_address() or None)
         default_timeout = self.server.settings.statement_timeout_ms
         if default_timeout > 0 and self.session.params.get("statement_timeout") == "0":
             self.session.params["statement_timeout"] = str(default_timeout)

@@ -30,6 +30,8 @@ from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
 from server import pgcatalog
 from server.errors import hide_paths
+from server.postgres import catalog_views, names
+from server.postgres.activity import Activity
 from server.security.privileges import reserved_names
 from server.security.tls import server_context
 from server.settings import Settings
@@ -108,12 +110,23 @@ class Engine:
         self.users = UserStore(self.catalog_db)
         legacy.migrate(self.con, self.catalog_db)
         self.database_name = str(self.con.execute("SELECT current_database()").fetchall()[0][0])
+        if self.con.execute("SELECT count(*) FROM duckdb_schemas() WHERE database_name = "
+                            "current_database() AND lower(schema_name) = ?",
+                            [names.PUBLIC]).fetchall()[0][0]:
+            log.warning("the database has a DuckDB schema named %s (made by an earlier "
+                        "version): clients' %s is DuckDB's %s now, and that schema's tables "
+                        "are out of reach; copy them into %s with DuckDB while the server "
+                        "is stopped", names.PUBLIC, names.PUBLIC, names.DUCKDB_SCHEMA,
+                        names.DUCKDB_SCHEMA)
         self.acl = Acl(self.catalog_db, self.database_name, settings.superuser)
         if self.users.get(settings.superuser) is None:   # first start: the bootstrap superuser
             self.users.create(settings.superuser, settings.superuser_password or None,
                               superuser=True, can_login=True)
         views.register_functions(self.con, views.CatalogRows(self.store, self.users, self.acl))
-        views.create_views(self.con)
+        views.create_views(self.con, names.DATABASE_SQL)
+        self.activity = Activity()
+        self.activity.register(self.con)
+        catalog_views.register_functions(self.con, self.store)
         pgcatalog.install(self.con, settings.superuser)
         if settings.samples and self.store.meta("samples_loaded") is None:
             from server.samples import load_samples

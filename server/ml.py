@@ -35,6 +35,7 @@ from catalog.errors import (
     DuplicateModel,
     ModelFileMissing,
     ModelNotFound,
+    UnknownSchema,
     UnknownType,
 )
 from catalog.imported import ImportedBooster, RemoteEndpoint, detect_library
@@ -55,6 +56,7 @@ from server.protocol.types import Oid, pg_type_for_duckdb, pg_type_name
 from server.results import Column as ResultColumn
 from server.results import Command, Result, Rows
 from server.sql.ml_grammar import CreateModel, DropModel, MLStatement, QualifiedName, ShowModel
+from server.sql.text import split
 
 if TYPE_CHECKING:
     from server.engine import Engine
@@ -155,6 +157,7 @@ class MLHandlers:
         kind = _variant(stmt)
         schema, name = _schema(stmt.name), stmt.name.name
         function_name = stmt.function.name
+        self._check_schemas(stmt, session)
         store = self.engine.store
         if store.get(schema, name) is not None:
             raise DuplicateModel(f'model "{schema}.{name}" already exists')
@@ -203,6 +206,8 @@ class MLHandlers:
             assert stmt.source_table is not None
             parts = [p for p in (stmt.source_table.schema, stmt.source_table.name) if p]
             query = "SELECT * FROM " + ".".join(quote_ident(p) for p in parts)
+        # PostgreSQL's names (public, the client's database name) made DuckDB's
+        query = session.duckdb_text(split(query)[0])
         # the FROM query runs as the user: checked as any statement of theirs
         session.privileges.check_sql(session.cursor, query)
         relation = session.cursor.sql(query)
@@ -333,6 +338,7 @@ class MLHandlers:
                               ("AUTO", stmt.auto)):
             if given is not None:
                 raise FeatureNotSupported(f"a bring-your-own model takes no {clause}")
+        self._check_schemas(stmt, session)
         store = self.engine.store
         if store.get(schema, name) is not None:
             raise DuplicateModel(f'model "{schema}.{name}" already exists')
@@ -445,6 +451,26 @@ class MLHandlers:
         except duckdb.Error:
             raise UnknownType(f'type "{sql_type}" does not exist') from None
         return str(types[0])
+
+    @staticmethod
+    def _check_schemas(stmt: CreateModel, session: Session) -> None:
+        """The model's schema and its function's must exist (3F000); the function's is
+        the model's (or public): prediction functions are called with either."""
+        schema, function_schema = _schema(stmt.name), stmt.function.schema
+        for name in {schema, function_schema or schema}:
+            if name.lower() == DEFAULT_SCHEMA:
+                continue
+            rows = session.cursor.execute(
+                "SELECT count(*) FROM duckdb_schemas() WHERE database_name = "
+                "current_database() AND lower(schema_name) = lower(?)", [name]).fetchall()
+            if not rows or not rows[0][0]:
+                raise UnknownSchema(f'schema "{name}" does not exist')
+        if function_schema is not None and \
+                function_schema.lower() not in (schema.lower(), DEFAULT_SCHEMA):
+            raise FeatureNotSupported(
+                f'a model\'s prediction function is in the model\'s schema: FUNCTION '
+                f'{function_schema}.{stmt.function.name} needs CREATE MODEL '
+                f'{function_schema}.{stmt.name.name}')
 
     def _check_function_free(self, function_name: str, session: Session) -> None:
         if self.engine.store.by_function(function_name) is not None:

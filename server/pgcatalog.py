@@ -23,7 +23,7 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from catalog.views import rows_of
-from server.postgres import dump_catalog
+from server.postgres import catalog_views, dump_catalog, names
 from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
 from server.sql.text import Statement, closing_paren
 
@@ -85,6 +85,13 @@ FIXED = {"client_encoding": {"UTF8", "UNICODE", "UTF-8"},
          "server_version_num": {"150000"}, "standard_conforming_strings": {"ON"},
          "integer_datetimes": {"ON"}, "max_identifier_length": {"63"}}
 
+# PostgreSQL's oids of its system catalogs (what 'pg_class'::regclass answers)
+_CATALOG_OIDS = dump_catalog.CATALOG_OIDS
+
+# the oids of the types' I/O functions (pg_type.typinput ...: none is in pg_proc): base +
+# type oid * 4 + 0 (in), 1 (out), 2 (recv), 3 (send)
+TYPPROC_BASE = 1_000_000
+
 # The emulated objects. Macros take the PostgreSQL argument lists clients use.
 _MACROS: dict[str, str] = {
     "pg_get_userbyid": f"(role_oid) AS coalesce((SELECT first(rolname) FROM {SCHEMA}.pg_roles "
@@ -96,17 +103,18 @@ _MACROS: dict[str, str] = {
     "obj_description": "(o) AS NULL::VARCHAR, (o, c) AS NULL::VARCHAR",
     "col_description": "(o, n) AS NULL::VARCHAR",
     "shobj_description": "(o, c) AS NULL::VARCHAR",
-    "pg_get_function_result": "(fn_oid) AS (SELECT first(p.quackml_result) FROM "
-                              f"{SCHEMA}.pg_proc p WHERE p.oid = fn_oid)",
-    "pg_get_function_arguments": "(fn_oid) AS (SELECT first(p.quackml_arguments) FROM "
-                                 f"{SCHEMA}.pg_proc p WHERE p.oid = fn_oid)",
-    "pg_get_function_identity_arguments": "(fn_oid) AS (SELECT first(p.quackml_arguments) FROM "
-                                          f"{SCHEMA}.pg_proc p WHERE p.oid = fn_oid)",
+    "pg_get_function_result": "(fn_oid) AS (SELECT first(fn_p.quackml_result) FROM "
+                              f"{SCHEMA}.pg_proc fn_p WHERE fn_p.oid = fn_oid)",
+    "pg_get_function_arguments": "(fn_oid) AS (SELECT first(fn_p.quackml_arguments) FROM "
+                                 f"{SCHEMA}.pg_proc fn_p WHERE fn_p.oid = fn_oid)",
+    "pg_get_function_identity_arguments": "(fn_oid) AS (SELECT first(fn_p.quackml_arguments) FROM "
+                                          f"{SCHEMA}.pg_proc fn_p WHERE fn_p.oid = fn_oid)",
     "pg_function_is_visible": "(fn_oid) AS true",
     "pg_table_is_visible": "(rel_oid) AS (SELECT bool_or(list_contains("
-                           "current_schemas(true), n.nspname)) FROM pg_catalog.pg_class c "
-                           "JOIN pg_catalog.pg_namespace n "
-                           "ON n.oid = c.relnamespace WHERE c.oid = rel_oid)",
+                           f"{SCHEMA}.quackml_current_schemas(true), rel_n.nspname)) "
+                           f"FROM {SCHEMA}.pg_class rel_c "
+                           f"JOIN {SCHEMA}.pg_namespace rel_n "
+                           "ON rel_n.oid = rel_c.relnamespace WHERE rel_c.oid = rel_oid)",
     "array_to_string": "(arr, sep) AS list_aggr(arr, 'string_agg', sep)",
     "pg_type_is_visible": "(type_oid) AS true",
     "pg_get_indexdef": f"(idx) AS (SELECT first(indexdef) FROM {SCHEMA}.quackml_indexes "
@@ -118,7 +126,6 @@ _MACROS: dict[str, str] = {
     "pg_get_triggerdef": "(o) AS NULL::VARCHAR, (o, pretty) AS NULL::VARCHAR",
     "pg_get_ruledef": "(o) AS NULL::VARCHAR, (o, pretty) AS NULL::VARCHAR",
     "pg_tablespace_location": "(o) AS ''",
-    "pg_backend_pid": "() AS 0",
     "pg_relation_is_publishable": "(o) AS false",
     # the view's query in PostgreSQL's SQL (server.postgres.dump_catalog.view_query)
     "pg_get_viewdef": f"(o) AS {dump_catalog.VIEWDEF.format(oid='o')}, "
@@ -155,9 +162,15 @@ _MACROS: dict[str, str] = {
     "pg_postmaster_start_time": "() AS now()",
     "txid_current": "() AS 1",
     "pg_is_in_recovery": "() AS false",
-    "pg_total_relation_size": "(o) AS 0",
-    "pg_relation_size": "(o) AS 0, (o, fork) AS 0",
-    "pg_table_size": "(o) AS 0",
+    # sizes: an estimate, rows (DuckDB's estimate) times the columns' widths (16 bytes
+    # for a variable-width one); 0 for anything but a table
+    "pg_total_relation_size": f"(o) AS {SCHEMA}.pg_table_size(o)",
+    "pg_relation_size": f"(o) AS {SCHEMA}.pg_table_size(o), "
+                        f"(o, fork) AS {SCHEMA}.pg_table_size(o)",
+    "pg_table_size": "(o) AS coalesce((SELECT first(sz_t.estimated_size) * (SELECT "
+                     "sum(CASE WHEN sz_a.attlen > 0 THEN sz_a.attlen ELSE 16 END) "
+                     "FROM pg_catalog.pg_attribute sz_a WHERE sz_a.attrelid = o) "
+                     "FROM duckdb_tables() sz_t WHERE sz_t.table_oid = o), 0)::BIGINT",
     "pg_indexes_size": "(o) AS 0",
     "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s "
                    "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
@@ -168,27 +181,37 @@ _MACROS: dict[str, str] = {
                        "(n, missing_ok) AS getvariable('quackml_params')[lower(n)]",
     "pg_get_expr": "(node, rel) AS node::VARCHAR, (node, rel, pretty) AS node::VARCHAR",
     "set_config": "(name, value, is_local) AS value",
-    "regtype_name": f"(o) AS (SELECT first(typname) FROM {SCHEMA}.pg_type WHERE oid = o)",
-    "regtype_oid": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_type WHERE typname = t)",
-    "regclass_name": f"(o) AS (SELECT first(relname) FROM {SCHEMA}.pg_class WHERE oid = o)",
-    # a name, a catalog's name, or an oid in text ('16384'::regclass)
-    "regclass_oid": f"(t) AS coalesce(TRY_CAST(t AS UINTEGER), "
-                    f"(SELECT first(c.oid) FROM {SCHEMA}.pg_class c "
-                    f"JOIN {SCHEMA}.pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE c.relname = string_split(replace(t, '\"', ''), '.')[-1] "
-                    "AND (len(string_split(t, '.')) = 1 "
-                    "OR n.nspname = string_split(replace(t, '\"', ''), '.')[1])), "
-                    f"{dump_catalog.catalog_oid_sql('t')})",
-    "to_regtype": f"(t) AS {SCHEMA}.regtype_oid(t)",
-    "to_regclass": f"(t) AS {SCHEMA}.regclass_oid(t)",
-    "regproc_name": f"(o) AS (SELECT first(proname) FROM {SCHEMA}.pg_proc WHERE oid = o)",
-    "regproc_oid": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_proc WHERE proname = t)",
+    "regtype_name": f"(o) AS {SCHEMA}.format_type(o, NULL)",
+    # qualified when its schema is not on the search path, as PostgreSQL writes it
+    "regclass_name": f"(o) AS (SELECT first(CASE WHEN list_contains("
+                     f"{SCHEMA}.quackml_current_schemas(true), rel_n.nspname) THEN rel_c.relname "
+                     "ELSE rel_n.nspname || '.' || rel_c.relname END) "
+                     f"FROM {SCHEMA}.pg_class rel_c JOIN {SCHEMA}.pg_namespace rel_n "
+                     "ON rel_n.oid = rel_c.relnamespace WHERE rel_c.oid = o)",
+    # a relation of the user's, else a system catalog's (PostgreSQL's oids: drivers write
+    # classoid = 'pg_class'::regclass)
+    # ('16384'::regclass: that oid, as PostgreSQL reads a number)
+    "to_regclass": f"(t) AS coalesce(TRY_CAST(t AS UINTEGER), "
+                   f"(SELECT first(rel_c.oid) FROM {SCHEMA}.pg_class rel_c "
+                   f"JOIN {SCHEMA}.pg_namespace rel_n ON rel_n.oid = rel_c.relnamespace "
+                   "WHERE lower(rel_c.relname) = "
+                   "lower(string_split(replace(t, '\"', ''), '.')[-1]) "
+                   "AND (len(string_split(t, '.')) = 1 "
+                   "OR rel_n.nspname = lower(string_split(replace(t, '\"', ''), '.')[1]))), "
+                   "(SELECT first(rel_k.oid) FROM (VALUES "
+                   + ", ".join(f"('{name}', {oid})" for name, oid in _CATALOG_OIDS.items())
+                   + ") rel_k(name, oid) WHERE rel_k.name = lower(replace(replace(t, '\"', ''), "
+                   "'pg_catalog.', ''))))::UINTEGER",
+    "to_regproc": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_proc WHERE proname = t)",
+    "to_regnamespace": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_namespace "
+                       "WHERE nspname = t)",
+    "regproc_name": f"(o) AS coalesce((SELECT first(proname) FROM {SCHEMA}.pg_proc "
+                    "WHERE oid = o), (SELECT first(rp_t.typname || ['in', 'out', 'recv', "
+                    f"'send'][(o - {TYPPROC_BASE}) % 4 + 1]) FROM {SCHEMA}.pg_type rp_t "
+                    f"WHERE o >= {TYPPROC_BASE} AND rp_t.oid = (o - {TYPPROC_BASE}) // 4))",
     "regnamespace_name": f"(o) AS (SELECT first(nspname) FROM {SCHEMA}.pg_namespace "
                          "WHERE oid = o)",
-    "regnamespace_oid": f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_namespace "
-                        "WHERE nspname = t)",
 }
-
 _VIEWS: dict[str, str] = {
     "pg_roles": """
         SELECT CASE WHEN name = '{bootstrap}' THEN 10
@@ -216,14 +239,14 @@ _VIEWS: dict[str, str] = {
                               (403::INTEGER, 'btree', 330::UINTEGER, 'i'))
                t(oid, amname, amhandler, amtype)""",
     "pg_database": """
-        SELECT d.database_oid::INTEGER AS oid, d.database_name AS datname, 10::INTEGER AS datdba,
+        SELECT d.database_oid::INTEGER AS oid, {database} AS datname, 10::INTEGER AS datdba,
                6 AS encoding, 'c' AS datlocprovider, true AS datallowconn, -1 AS datconnlimit,
                false AS datistemplate, 'C' AS datcollate, 'C' AS datctype,
                NULL::VARCHAR AS daticulocale, NULL::VARCHAR AS datcollversion,
                NULL::VARCHAR[] AS datacl, 1663::INTEGER AS dattablespace,
                '0' AS datfrozenxid, '1' AS datminmxid
         FROM duckdb_databases() d
-        WHERE NOT d.internal AND d.database_name <> 'quackml_pg'""",
+        WHERE d.database_name = system.main.current_database()""",
     "pg_proc": """
         SELECT f.function_oid::UINTEGER AS oid, f.function_name AS proname,
                coalesce(n.oid, 0)::UINTEGER AS pronamespace, 10::INTEGER AS proowner,
@@ -235,25 +258,36 @@ _VIEWS: dict[str, str] = {
                'u' AS proparallel, len(f.parameters)::SMALLINT AS pronargs,
                0::SMALLINT AS pronargdefaults, 0::UINTEGER AS prorettype,
                '' AS proargtypes, NULL::INTEGER[] AS proallargtypes,
-               NULL::VARCHAR[] AS proargmodes, f.parameters AS proargnames,
+               NULL::VARCHAR[] AS proargmodes,
+               coalesce(m.argument_names, f.parameters) AS proargnames,
                NULL::VARCHAR AS proargdefaults, NULL::VARCHAR AS prosrc,
                NULL::VARCHAR AS probin, NULL::VARCHAR[] AS proconfig,
                NULL::VARCHAR[] AS proacl, f.function_type = 'aggregate' AS proisagg,
-               coalesce(lower(f.return_type), 'record') AS quackml_result,
-               array_to_string(list_transform(
-                   list_zip(f.parameters, coalesce(f.parameter_types, [])),
-                   lambda x: x[1] || ' ' || lower(coalesce(x[2], 'any'))), ', ')
-                   AS quackml_arguments
+               CASE WHEN m.function_name IS NULL
+                    THEN coalesce(lower(f.return_type), 'record')
+                    -- a prediction function: its model's feature names, PostgreSQL's types
+                    WHEN f.return_type LIKE 'STRUCT%' THEN 'record'
+                    ELSE {pg_type_of_return} END AS quackml_result,
+               CASE WHEN m.function_name IS NULL
+                    THEN array_to_string(list_transform(
+                             list_zip(f.parameters, coalesce(f.parameter_types, [])),
+                             lambda x: x[1] || ' ' || lower(coalesce(x[2], 'any'))), ', ')
+                    ELSE array_to_string(list_transform(
+                             list_zip(m.argument_names, f.parameter_types),
+                             lambda x: x[1] || ' ' || {pg_type_of_argument}), ', ')
+                    END AS quackml_arguments
         FROM duckdb_functions() f
-        LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = f.schema_name
+        LEFT JOIN (SELECT unnest({model_functions}(), recursive := true)) m
+             ON f.database_name = 'system' AND f.extension_name IS NULL
+             AND m.function_name = f.function_name
+        LEFT JOIN pg_catalog.pg_namespace n
+             ON n.nspname = coalesce({model_schema}, f.schema_name)
         WHERE (NOT f.internal AND f.database_name NOT IN ('system', 'temp', 'quackml_pg')
                AND f.schema_name NOT IN ('pg_catalog', 'information_schema'))
-           OR (f.database_name = 'system' AND f.extension_name IS NULL
-               AND f.function_name IN (SELECT function_name FROM {models}))""",
+           OR m.function_name IS NOT NULL""",
     "pg_class": """
         SELECT c.* REPLACE (c.oid::UINTEGER AS oid, c.relnamespace::UINTEGER AS relnamespace,
                             c.reltype::UINTEGER AS reltype,
-                            coalesce(r.oid, 10)::UINTEGER AS relowner,
                             -- foreign keys are triggers in PostgreSQL (pg_dump reads
                             -- them for tables that have any)
                             c.oid IN (SELECT f.table_oid FROM duckdb_constraints() f
@@ -264,16 +298,23 @@ _VIEWS: dict[str, str] = {
                                 WHERE f.constraint_type = 'FOREIGN KEY')
                                 AS relhastriggers,
                             c.reloptions::VARCHAR[] AS reloptions,
-                            'd' AS relreplident, a.acl AS relacl),
+                            'd' AS relreplident, a.acl AS relacl,
+                            -- tables are heap tables (psql's \\dt+ "Access method")
+                            CASE c.relkind WHEN 'r' THEN 2 ELSE c.relam END AS relam,
+                            -- the owner the security catalog knows (the bootstrap's else)
+                            coalesce(r.oid, 10) AS relowner),
                false AS relforcerowsecurity
         FROM pg_catalog.pg_class c
         -- the relations of the current database (as in PostgreSQL), not the emulation's
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN {relacl} a ON a.schema_name = n.nspname AND a.name = c.relname
-        LEFT JOIN {owners} o ON o.database_name = current_database()
+        LEFT JOIN {owners} o ON o.database_name = system.main.current_database()
              AND o.schema_name = n.nspname AND o.name = c.relname
-        LEFT JOIN {schema}.pg_roles r ON r.rolname = o.owner
-        WHERE NOT (c.relkind = 'v' AND c.relname IN ({emulation_views}))
+        LEFT JOIN {schema}.pg_roles r ON r.rolname = coalesce(o.owner, '{bootstrap}')
+        -- the user's database only (never quackml_pg's views)
+        WHERE c.relnamespace IN (SELECT oid FROM duckdb_schemas()
+                                 WHERE database_name = system.main.current_database())
+              AND NOT (c.relkind = 'v' AND c.relname IN ({emulation_views}))
         UNION ALL BY NAME
         SELECT i.indexrelid AS oid, i.relname, i.relnamespace, 'i' AS relkind,
                403::UINTEGER AS relam, 10 AS relowner, 'p' AS relpersistence,
@@ -281,7 +322,7 @@ _VIEWS: dict[str, str] = {
                false AS relispartition, 0 AS relchecks, false AS relhasrules,
                false AS relhastriggers, 0::UINTEGER AS reltype, 0 AS reloftype,
                0 AS reltablespace, 'd' AS relreplident
-        FROM {schema}.quackml_indexes i""",
+        FROM {schema}.quackml_indexes i WHERE i.indisconstraint""",
     # information_schema.table_privileges (reached through the rewrite): explicit grants,
     # and the owner's own privileges on objects that have any
     "table_privileges": """
@@ -301,16 +342,35 @@ _VIEWS: dict[str, str] = {
                list_transform(k.constraint_column_indexes, lambda x: (x + 1)::SMALLINT)
                    AS indkey,
                k.constraint_type = 'PRIMARY KEY' AS indisprimary,
-               'CREATE UNIQUE INDEX ' || k.constraint_name || ' ON ' || k.schema_name || '.'
-                   || k.table_name || ' USING btree ('
+               true AS indisunique, true AS indisconstraint,
+               'CREATE UNIQUE INDEX ' || k.constraint_name || ' ON '
+                   || {public_schema} || '.' || k.table_name || ' USING btree ('
                    || array_to_string(k.constraint_column_names, ', ') || ')' AS indexdef
         FROM duckdb_constraints() k
         JOIN pg_catalog.pg_namespace n ON n.nspname = k.schema_name
         WHERE k.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
-              AND k.database_name = current_database()""",
+              AND k.database_name = system.main.current_database()
+        UNION ALL BY NAME
+        -- CREATE INDEX's indexes (DuckDB's pg_class has them already)
+        SELECT x.index_oid::UINTEGER AS indexrelid, x.table_oid::UINTEGER AS indrelid,
+               x.index_name AS relname, x.schema_oid::UINTEGER AS relnamespace,
+               (SELECT list(c.column_index::SMALLINT
+                            ORDER BY list_position(x.columns, c.column_name))
+                FROM duckdb_columns() c
+                WHERE c.table_oid = x.table_oid AND list_contains(x.columns, c.column_name))
+                   AS indkey,
+               x.is_primary AS indisprimary, x.is_unique AS indisunique,
+               'CREATE ' || CASE WHEN x.is_unique THEN 'UNIQUE ' ELSE '' END || 'INDEX '
+                   || x.index_name || ' ON ' || {public_x_schema} || '.' || x.table_name
+                   || ' USING btree (' || array_to_string(x.columns, ', ') || ')' AS indexdef,
+               false AS indisconstraint
+        FROM (SELECT *, list_transform(string_split(trim(expressions, '[]'), ', '),
+                                       lambda e: trim(e, '"')) AS columns
+              FROM duckdb_indexes()) x
+        WHERE x.database_name = system.main.current_database()""",
     "pg_index": """
         SELECT i.indexrelid, i.indrelid, len(i.indkey)::SMALLINT AS indnatts,
-               len(i.indkey)::SMALLINT AS indnkeyatts, true AS indisunique,
+               len(i.indkey)::SMALLINT AS indnkeyatts, i.indisunique,
                false AS indnullsnotdistinct, i.indisprimary, false AS indisexclusion,
                true AS indimmediate, false AS indisclustered, true AS indisvalid,
                false AS indcheckxmin, true AS indisready, true AS indislive,
@@ -399,9 +459,10 @@ _VIEWS: dict[str, str] = {
         SELECT NULL::INTEGER AS partrelid, NULL::VARCHAR AS partstrat,
                NULL::UINTEGER[] AS partclass WHERE false""",
     "pg_extension": """
-        SELECT 1::INTEGER AS oid, 'plpgsql' AS extname, 10::INTEGER AS extowner,
-               11::INTEGER AS extnamespace, false AS extrelocatable, '1.0' AS extversion,
-               NULL::UINTEGER[] AS extconfig, NULL::VARCHAR[] AS extcondition""",
+        SELECT 3079::UINTEGER AS tableoid, 13000::UINTEGER AS oid, 'plpgsql' AS extname,
+               10::UINTEGER AS extowner, 11::UINTEGER AS extnamespace,
+               false AS extrelocatable, '1.0' AS extversion, NULL::UINTEGER[] AS extconfig,
+               NULL::VARCHAR[] AS extcondition""",
 }
 
 PG_CATALOG_OID = 11
@@ -428,16 +489,20 @@ def _pg_type_rows() -> str:
     return ",\n".join(rows)
 
 
+def _typprocs(oid: str) -> str:
+    """typinput, typoutput, typreceive, typsend: regproc, as oids (comparable with 0)."""
+    return ", ".join(f"({TYPPROC_BASE} + {oid}::UINTEGER * 4 + {k})::UINTEGER AS {name}"
+                     for k, name in enumerate(("typinput", "typoutput", "typreceive",
+                                               "typsend")))
+
 _VIEWS["pg_type"] = f"""
     SELECT t.oid::UINTEGER AS oid, t.typname, {PG_CATALOG_OID}::UINTEGER AS typnamespace,
            10::INTEGER AS typowner, t.typlen::SMALLINT AS typlen, t.typbyval, t.typtype,
            t.typcategory, false AS typispreferred, true AS typisdefined, ',' AS typdelim,
            0::UINTEGER AS typrelid, NULL::VARCHAR AS typsubscript,
            t.typelem::UINTEGER AS typelem, t.typarray::UINTEGER AS typarray,
-           t.typname || 'in' AS typinput,
-           t.typname || 'out' AS typoutput, t.typname || 'recv' AS typreceive,
-           t.typname || 'send' AS typsend, NULL::VARCHAR AS typmodin,
-           NULL::VARCHAR AS typmodout, NULL::VARCHAR AS typanalyze, 'i' AS typalign,
+           {_typprocs('t.oid')}, 0::UINTEGER AS typmodin,
+           0::UINTEGER AS typmodout, 0::UINTEGER AS typanalyze, 'i' AS typalign,
            CASE WHEN t.typlen = -1 THEN 'x' ELSE 'p' END AS typstorage, false AS typnotnull,
            0::UINTEGER AS typbasetype, -1 AS typtypmod, 0 AS typndims, 0::INTEGER AS typcollation,
            NULL::VARCHAR AS typdefaultbin, NULL::VARCHAR AS typdefault,
@@ -448,8 +513,8 @@ _VIEWS["pg_type"] = f"""
     -- DuckDB's own types (and the user's: QuackML dumps none) belong to pg_catalog
     SELECT d.oid::UINTEGER, d.typname, {PG_CATALOG_OID}::UINTEGER,
            10::INTEGER, d.typlen::SMALLINT, d.typbyval, d.typtype, d.typcategory, false, true,
-           ',', 0::UINTEGER, NULL::VARCHAR, 0::UINTEGER, 0::UINTEGER, d.typname || 'in',
-           d.typname || 'out', d.typname || 'recv', d.typname || 'send', NULL, NULL, NULL, 'i',
+           ',', 0::UINTEGER, NULL::VARCHAR, 0::UINTEGER, 0::UINTEGER, {_typprocs('d.oid')},
+           0, 0, 0, 'i',
            'p', false, 0::UINTEGER, -1, 0, 0::INTEGER, NULL, NULL, NULL
     FROM pg_catalog.pg_type d
     WHERE d.oid IS NOT NULL AND d.oid NOT IN ({', '.join(str(int(o)) for o in Oid)})"""
@@ -481,27 +546,57 @@ def _format_type_body() -> str:
 
 _MACROS["format_type"] = _format_type_body()
 
+
+def _add_reg_casts() -> None:
+    """'name'::regclass (and regtype, regproc, regnamespace): the oid, else PostgreSQL's
+    error (42P01, 42704, 42883, 3F000); to_regclass() and friends answer NULL."""
+    _MACROS["to_regtype"] = (f"(t) AS (SELECT first(oid) FROM {SCHEMA}.pg_type "
+                             f"WHERE typname = lower(t) OR {SCHEMA}.format_type(oid, NULL) "
+                             "= lower(t))")
+    undefined = {"regclass": "relation", "regtype": "type", "regproc": "function",
+                 "regnamespace": "schema"}
+    for reg, what in undefined.items():
+        _MACROS[f"{reg}_oid"] = (f"(t) AS CASE WHEN {SCHEMA}.to_{reg}(t) IS NULL "
+                                 f"THEN {catalog_views.UNDEFINED}('{what}', t) "
+                                 f"ELSE {SCHEMA}.to_{reg}(t) END")
+
+
+_add_reg_casts()
+
 _VIEWS["pg_namespace"] = f"""
-    SELECT oid::UINTEGER AS oid, nspname, 10::INTEGER AS nspowner,
+    SELECT oid::UINTEGER AS oid, {names.schema_sql('nspname')} AS nspname,
+           10::INTEGER AS nspowner,
            NULL::VARCHAR[] AS nspacl FROM pg_catalog.pg_namespace
     UNION ALL SELECT {PG_CATALOG_OID}, 'pg_catalog', 10, NULL"""
 
-# what pg_dump reads besides (server/postgres/dump_catalog.py)
+
+def _add_names_objects() -> None:
+    """server.postgres.catalog_views' objects (public, database names, tools' catalog)."""
+    for name in set(catalog_views.VIEWS) & set(_VIEWS):
+        raise AssertionError(f"{name} is emulated twice")
+    _VIEWS.update(catalog_views.VIEWS)
+    _MACROS.update(catalog_views.MACROS)
+
+
+_add_names_objects()
+
+# what pg_dump reads besides (server/postgres/dump_catalog.py): the names no one else
+# emulates
 _VIEWS.update({k: v for k, v in dump_catalog.VIEWS.items() if k not in _VIEWS})
 _MACROS.update({k: v for k, v in dump_catalog.MACROS.items() if k not in _MACROS})
 
 # Names the rewrite qualifies; macros may be called unqualified, views only
 # through pg_catalog or unqualified right after FROM / JOIN.
-FUNCTIONS = frozenset(_MACROS)
+FUNCTIONS = frozenset(_MACROS) | frozenset(catalog_views.RENAMED)
 # reached as information_schema.name only: DuckDB's information_schema lacks them
-INFORMATION_SCHEMA = frozenset({"table_privileges"})
+INFORMATION_SCHEMA = frozenset({"table_privileges"}) | catalog_views.INFORMATION_SCHEMA
 RELATIONS = frozenset(_VIEWS) - INFORMATION_SCHEMA
 _CASTS = {"regclass": "UINTEGER", "regtype": "UINTEGER", "regproc": "UINTEGER",
           "regprocedure": "UINTEGER", "regnamespace": "UINTEGER", "regrole": "UINTEGER",
           "oid": "UINTEGER", "name": "VARCHAR", "char": "VARCHAR", "\"char\"": "VARCHAR"}
 _REG_TYPES = {"regclass", "regtype", "regproc", "regnamespace"}
-_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | {"pg_catalog", "information_schema",
-                                                    "operator", "collate", "only"}
+_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | set(catalog_views.BARE) | {
+    "pg_catalog", "information_schema", "operator", "collate", "only"}
 
 _lock = threading.Lock()
 
@@ -527,24 +622,47 @@ def install(con: duckdb.DuckDBPyConnection, bootstrap: str) -> None:
             body = body.replace("{owners}", rows_of("quackml_owners"))
             body = body.replace("{bootstrap}", bootstrap.replace("'", "''"))
             body = body.replace("{schema}", SCHEMA)
+            body = body.replace("{database}", names.DATABASE_SQL)
+            body = body.replace("{model_functions}", catalog_views.MODEL_FUNCTIONS)
+            body = body.replace("{model_schema}", "CASE WHEN lower(m.schema_name) = "
+                                f"'{names.PUBLIC}' THEN '{names.DUCKDB_SCHEMA}' "
+                                "ELSE m.schema_name END")
+            body = body.replace("{pg_type_of_return}",
+                                catalog_views.pg_type_sql("f.return_type"))
+            body = body.replace("{pg_type_of_argument}", catalog_views.pg_type_sql("x[2]"))
+            body = body.replace("{public_schema}", names.schema_sql("k.schema_name"))
+            body = body.replace("{public_x_schema}", names.schema_sql("x.schema_name"))
             body = body.replace("{emulation_views}", ", ".join(
                 f"'{v}'" for v in dump_catalog.EMULATION_VIEWS))
             body = body.replace("{type_len}", dump_catalog.type_len_sql("t.atttypid"))
             body = body.replace("{type_oid}", dump_catalog.type_oid_sql("c.data_type"))
             body = dump_catalog.with_tableoid(name, body)
             con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.{name} AS {body}")
-        for name, body in _MACROS.items():
-            con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")
+        # a macro binds the macros it calls: each after those (in rounds)
+        pending = list(_MACROS.items())
+        while pending:
+            failed: list[tuple[str, str]] = []
+            for name, body in pending:
+                try:
+                    con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")
+                except duckdb.CatalogException:
+                    failed.append((name, body))
+            if len(failed) == len(pending):
+                name, body = failed[0]
+                con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")   # raises
+            pending = failed
         dump_catalog.create_table_macros(con, SCHEMA)
         # last: its presence marks the installation complete
         con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.quackml_installed AS SELECT 1 AS x")
 
 
-def rewrite(stmt: Statement) -> str | None:
-    """The statement's text with emulated catalog names qualified, or None
-    when it names nothing emulated (the usual case)."""
+def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
+    """The statement's text with emulated catalog names qualified (and, given the
+    session's ``context``, PostgreSQL's names made DuckDB's: ``server.postgres.names``),
+    or None when it names nothing emulated (the usual case)."""
     tokens = stmt.tokens
-    if not any(t.text.lower() in _TRIGGERS for t in tokens):
+    extra = context.triggers if context is not None else frozenset()
+    if not any(t.text.lower() in _TRIGGERS or t.text.lower() in extra for t in tokens):
         return None
     edits: list[tuple[int, int, str]] = []   # (start, end inclusive, replacement), absolute
     i = 0
@@ -588,9 +706,12 @@ def rewrite(stmt: Statement) -> str | None:
                 kind = target.removeprefix("reg")
                 literal = tokens[operand].token_type is TokenType.STRING
                 if as_text or literal:
-                    fn = f"{SCHEMA}.reg{kind}_{'name' if as_text else 'oid'}"
-                    edits.append((tokens[operand].start, tokens[operand].start - 1, f"{fn}("))
-                    edits.append((prev.start, name_tok.end, ")"))
+                    # 'name'::regclass::text: the name of the oid of the name
+                    fns = [f"{SCHEMA}.reg{kind}_{f}" for f, wanted in
+                           (("name", as_text), ("oid", literal)) if wanted]
+                    edits.append((tokens[operand].start, tokens[operand].start - 1,
+                                  "".join(f"{fn}(" for fn in fns)))
+                    edits.append((prev.start, name_tok.end, ")" * len(fns)))
                     i = end
                     continue
             if end + 1 < n and tokens[end].token_type is TokenType.L_BRACKET and \
@@ -604,6 +725,16 @@ def rewrite(stmt: Statement) -> str | None:
                 edits.append((tok.start, name_tok.end, cast or name_tok.text))
                 i = end
                 continue
+        if low in _REG_TYPES and i >= 4 and prev is not None and prev.text.upper() == "AS" \
+                and tokens[i - 2].token_type is TokenType.STRING \
+                and tokens[i - 3].token_type is TokenType.L_PAREN \
+                and tokens[i - 4].text.upper() == "CAST" \
+                and nxt is not None and nxt.token_type is TokenType.R_PAREN:
+            # CAST('name' AS regclass) -> its oid, as 'name'::regclass
+            edits.append((tokens[i - 4].start, tokens[i - 3].end, f"{SCHEMA}.{low}_oid("))
+            edits.append((tokens[i - 2].end + 1, tok.end, ""))
+            i += 1
+            continue
         if prev is not None and prev.text.upper() == "AS" and low in _CASTS and \
                 nxt is not None and nxt.token_type is TokenType.R_PAREN and \
                 _inside_cast(tokens, i):
@@ -627,6 +758,9 @@ def rewrite(stmt: Statement) -> str | None:
             if column:
                 # pg_catalog.pg_class.relname -> pg_class.relname (the FROM item's name)
                 edits.append((tok.start, nxt.end, ""))
+            elif target in catalog_views.RENAMED:
+                edits.append((tok.start, tokens[i + 2].end,
+                              f"{SCHEMA}.{catalog_views.RENAMED[target]}"))
             elif target in RELATIONS or target in FUNCTIONS:
                 edits.append((tok.start, tok.end, SCHEMA))
             elif call:
@@ -634,24 +768,39 @@ def rewrite(stmt: Statement) -> str | None:
                 edits.append((tok.start, nxt.end, ""))
             i += 3
             continue
+        if _is_name(tok) and (prev is None or prev.token_type is not TokenType.DOT) and \
+                low in catalog_views.BARE and \
+                (nxt is None or nxt.token_type not in (TokenType.L_PAREN, TokenType.DOT)) and \
+                (prev is None or prev.text.upper() != "AS"):
+            # SELECT current_schema, current_catalog: functions without parentheses
+            name = f' AS "{low}"' if prev is not None and \
+                prev.token_type in (TokenType.SELECT, TokenType.COMMA) and \
+                (nxt is None or nxt.token_type in (TokenType.COMMA, TokenType.FROM)) else ""
+            edits.append((tok.start, tok.end, f"{SCHEMA}.{catalog_views.BARE[low]}(){name}"))
+            i += 1
+            continue
         if _is_name(tok) and (prev is None or prev.token_type is not TokenType.DOT):
             if low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN:
-                edits.append((tok.start, tok.end, f"{SCHEMA}.{tok.text}"))
+                edits.append((tok.start, tok.end,
+                              f"{SCHEMA}.{catalog_views.RENAMED.get(low, tok.text)}"))
                 close = closing_paren(tokens, i + 1)
                 after = tokens[close + 1] if close is not None and close + 1 < n else None
                 if close is not None and prev is not None and \
                         (prev.token_type in (TokenType.SELECT, TokenType.COMMA)) and \
                         (after is None or after.token_type in (TokenType.COMMA, TokenType.FROM)):
                     # keep PostgreSQL's column name for an unaliased call
+                    # (its arguments are read on: 'x'::regclass in them too)
                     edits.append((tokens[close].start, tokens[close].end, f') AS "{low}"'))
-                    i = close + 1
-                    continue
             elif low in RELATIONS and prev is not None and \
                     (prev.text.upper() in ("FROM", "JOIN") or
                      (prev.token_type is TokenType.COMMA and _in_from_list(tokens, i - 1))) and \
                     (nxt is None or nxt.token_type is not TokenType.DOT):
                 edits.append((tok.start, tok.end, f"{SCHEMA}.{tok.text}"))
         i += 1
+    if context is not None:
+        taken = [(start, end) for start, end, _ in edits]
+        edits.extend(e for e in names.edits(tokens, context)
+                     if not any(e[0] <= end and start <= e[1] for start, end in taken))
     if not edits:
         return None
     sql_start = stmt.offset

@@ -19,11 +19,13 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
 from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
+from inference.functions import PROBABILITIES_SUFFIX
 from server import pgcatalog
 from server.engine import Engine
 from server.errors import (
@@ -37,8 +39,9 @@ from server.errors import (
     UndefinedObject,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import colnames, cursors, ddl, lock, sequences
+from server.postgres import activity, colnames, cursors, ddl, lock, names, sequences
 from server.postgres import copy as copy_formats
+from server.postgres.names import Names
 from server.postgres.sqlstate import message_of, sqlstate_of
 from server.protocol.types import Oid, TypedParam, pg_type_for_duckdb
 from server.results import (
@@ -143,6 +146,7 @@ class _Plain:
     stmt: Statement
     stype: duckdb.StatementType | None
     names: colnames.ResultNames
+    context: Names | None = None   # what it was rewritten against (Session.names)
 
 
 @dataclass(frozen=True)
@@ -203,13 +207,19 @@ _STAGED_FILE = re.compile(r'"[^"]*quackml-copy-[^"]*"')
 
 class Session:
     def __init__(self, engine: Engine, user: str, database: str,
-                 startup: dict[str, str] | None = None):
+                 startup: dict[str, str] | None = None, pid: int = 0,
+                 client_addr: str | None = None):
         self.engine = engine
         self.user = user
         self.database = database
+        self.pid = pid
         self.cursor = engine.cursor()
         self.params: dict[str, str] = dict(pgcatalog.CLIENT_PARAMS)
         self._publish_params()
+        # current_database() and pg_backend_pid() (variables only the server may set)
+        self.cursor.execute(f"SET VARIABLE {names.DATABASE_VARIABLE} = ?", [database])
+        self.cursor.execute(f"SET VARIABLE {names.PID_VARIABLE} = ?", [pid])
+        self._names: tuple[int, names.Names] | None = None
         # current_user and session_user are the start-up (authenticated) user, as a
         # constant: no SQL can change them (the firewall refuses macros of these names)
         literal = "'" + user.replace("'", "''") + "'"
@@ -244,6 +254,10 @@ class Session:
         # set by interrupt(): wakes statements that wait outside DuckDB (a CREATE
         # MODEL waiting for a training queue slot)
         self.cancel_requested = threading.Event()
+        self.backend = activity.Backend(
+            pid, database, user, self.params.get("application_name", ""), client_addr, None,
+            datetime.now(UTC))
+        engine.activity.enter(self.backend)
 
     def release(self) -> None:
         """Close the open result stream, if any: a DuckDB connection runs one
@@ -253,6 +267,7 @@ class Session:
             reader.close()
 
     def close(self) -> None:
+        self.engine.activity.leave(self.pid)
         self.release()
         self._close_cursors(everything=True)
         with contextlib.suppress(duckdb.Error):
@@ -291,9 +306,19 @@ class Session:
         return found
 
     def run(self, stmt: Statement, params_: Sequence[object] = ()) -> Result:
+        self.backend.running(stmt.text, self.status != "I")
+        try:
+            return self._run(stmt, params_)
+        finally:
+            self.backend.finished(self.status)
+
+    def _run(self, stmt: Statement, params_: Sequence[object] = ()) -> Result:
         # plain DuckDB SQL seen before (a prepared statement run again): its routing,
-        # rewrite and DuckDB statement type are known from its text
+        # rewrite and DuckDB statement type are known from its text (while the names
+        # it was read against are the same)
         plain = self._plain.get(stmt.text)
+        if plain is not None and plain.context is not self.names():
+            plain = None
         what = PLAIN if plain is not None else self.classify(stmt)
         tx = what.detail if what.kind is Kind.TRANSACTION else None
         assert tx is None or isinstance(tx, TxKind)
@@ -324,7 +349,7 @@ class Session:
                     return self.roles.handle(access)  # type: ignore[arg-type]
                 case Kind.STORAGE, (str() as text, str() as notice):
                     # CREATE TABLE ... WITH (fillfactor = 70): run without, with a notice
-                    result = self.run(split(text)[0], params_)
+                    result = self._run(split(text)[0], params_)
                     assert isinstance(result, Command)
                     return replace(result, notices=(notice, *result.notices))
             if what.kind is not Kind.ML:
@@ -443,7 +468,7 @@ class Session:
         own). An optional statement the user may not run is skipped with a notice."""
         if translation.tag is None:
             (text,) = translation.statements
-            return self.run(split(text)[0], params_)
+            return self._run(split(text)[0], params_)
         notices = list(translation.notices)
         own_block = self.status == "I" and len(translation.statements) > 1
         if own_block:
@@ -775,6 +800,8 @@ class Session:
     def _store_param(self, name: str, value: str) -> None:
         self.params[name] = value
         self._publish_params()
+        if name == "application_name" and hasattr(self, "backend"):
+            self.backend.application_name = value
 
     def _set_param(self, name: str, value: str | None) -> None:
         if value is None:
@@ -792,7 +819,7 @@ class Session:
     def _duckdb_search_path(self, value: str) -> None:
         """Forward the schemas that exist to DuckDB's search_path (public is main)."""
         wanted = [v.strip().strip('"') for v in value.split(",")]
-        wanted = ["main" if v == "public" else v for v in wanted]
+        wanted = [names.duckdb_schema(v) for v in wanted]
         existing = {r[0] for r in self.cursor.execute(
             "SELECT DISTINCT schema_name FROM duckdb_schemas() "
             "WHERE database_name = current_database()").fetchall()}
@@ -829,11 +856,28 @@ class Session:
         return ((reported, self.params[name]),) if reported else ()
 
     # -- DuckDB ----------------------------------------------------------------
-    @staticmethod
-    def duckdb_text(stmt: Statement) -> str:
-        """The text DuckDB runs: the client's, with emulated catalog names qualified."""
-        rewritten = pgcatalog.rewrite(stmt)
+    def duckdb_text(self, stmt: Statement) -> str:
+        """The text DuckDB runs: the client's, with emulated catalog names qualified and
+        PostgreSQL's names made DuckDB's (``server.postgres.names``)."""
+        rewritten = pgcatalog.rewrite(stmt, self.names())
         return stmt.text if rewritten is None else rewritten
+
+    def names(self) -> names.Names:
+        """What statements are read against: the client's database name, the schemas
+        of the models' prediction functions (read again after a change of the model
+        catalog; the same object while they are the same)."""
+        generation = self.engine.catalog_db.generation
+        if self._names is None or self._names[0] != generation:
+            functions: dict[str, frozenset[str]] = {}
+            for record in self.engine.store.all():
+                schemas = frozenset({record.schema_name.lower(), names.PUBLIC})
+                for fn in (record.function_name, record.function_name + PROBABILITIES_SUFFIX):
+                    functions[fn.lower()] = functions.get(fn.lower(), frozenset()) | schemas
+            found = names.Names(self.database, self.engine.database_name, functions)
+            if self._names is not None and self._names[1] == found:
+                found = self._names[1]
+            self._names = (generation, found)
+        return self._names[1]
 
     def _duckdb(self, stmt: Statement, params: Sequence[object]) -> Result:
         text = self.duckdb_text(stmt)
@@ -843,7 +887,7 @@ class Session:
         else:
             client_text = text
         plain = _Plain(stmt, self.statement_type(stmt.text),
-                       colnames.ResultNames(client_text, stmt.text))
+                       colnames.ResultNames(client_text, stmt.text), self.names())
         self._plain[client_text] = plain
         if len(self._plain) > 256:
             self._plain.popitem(last=False)

@@ -32,8 +32,8 @@ def test_jdbc_probe(server: RunningServer, tmp_path: Path) -> None:
     lines = out.stdout.splitlines()
     assert "update 3" in lines
     assert "product PostgreSQL 15.0" in lines
-    assert "schema main" in lines
-    assert "table main.jd_t" in lines
+    assert "schema public" in lines
+    assert "table public.jd_t" in lines
     assert [line for line in lines if line.startswith("column ")] == [
         "column id int4", "column name varchar", "column ok bool", "column amount numeric"]
     assert "pk id" in lines

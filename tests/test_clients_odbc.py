@@ -24,7 +24,7 @@ def test_odbc_query_parameters_and_catalog(server: RunningServer) -> None:
         rows = cur.execute("SELECT * FROM od_t WHERE i >= ? ORDER BY i", 2).fetchall()
         assert [tuple(r) for r in rows] == [(2, "b"), (3, None)]
         assert [(r.table_schem, r.table_name) for r in cur.tables(table="od%")] == [
-            ("main", "od_t")]
+            ("public", "od_t")]
         assert [(r.column_name, r.type_name) for r in cur.columns(table="od_t")] == [
             ("i", "int4"), ("s", "varchar")]
     finally:

@@ -32,7 +32,7 @@ def test_describe_table(server: RunningServer) -> None:
     ok(server, "-c", "CREATE OR REPLACE TABLE bs_desc (id INTEGER PRIMARY KEY, "
                      "label VARCHAR, amount DECIMAL(10,2))")
     out = ok(server, "-c", r"\d bs_desc")
-    assert 'Table "main.bs_desc"' in out
+    assert 'Table "public.bs_desc"' in out
     assert "character varying" in out and "numeric(10,2)" in out
     assert '"bs_desc_id_pkey" PRIMARY KEY, btree (id)' in out
     out = ok(server, "-c", r"\d+ bs_desc", "-c", "CREATE OR REPLACE VIEW bs_v AS SELECT 1 AS x",
@@ -45,7 +45,7 @@ def test_describe_table(server: RunningServer) -> None:
 
 
 def test_schemas_databases_roles(server: RunningServer) -> None:
-    assert "main" in ok(server, "-c", r"\dn")
+    assert "public" in ok(server, "-c", r"\dn")
     assert "quackml" in ok(server, "-A", "-t", "-c", r"\du")
     out = ok(server, "-A", "-t", "-c", r"\l")
     assert "UTF8" in out

@@ -29,7 +29,7 @@ def test_reflection(engine: sa.Engine) -> None:
         conn.execute(sa.text("CREATE OR REPLACE TABLE sa_items (id INTEGER NOT NULL, "
                              "name VARCHAR, price DECIMAL(10,2), seen TIMESTAMPTZ, ok BOOLEAN)"))
     insp = sa.inspect(engine)
-    assert "main" in insp.get_schema_names()
+    assert "public" in insp.get_schema_names()
     assert {"customers", "sa_items"} <= set(insp.get_table_names())
     columns = {c["name"]: c for c in insp.get_columns("sa_items")}
     assert list(columns) == ["id", "name", "price", "seen", "ok"]

@@ -47,7 +47,7 @@ RULES = [
     ("server/sql", ("server.sql", "server.errors", "catalog.spec")),
     # the PostgreSQL emulation: over the pure layers, never the session or the engine
     ("server/postgres", ("server.postgres", "server.protocol", "server.sql", "server.errors",
-                         "catalog")),
+                         "catalog", "inference.functions")),
     # the security layer: decisions and DDL over the catalog, the sql layer and results
     ("server/security", ("server.security", "server.errors", "server.sql", "server.protocol",
                          "server.results", "server.settings", "catalog", "inference.functions",

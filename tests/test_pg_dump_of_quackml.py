@@ -292,13 +292,22 @@ def reader_dump(server: RunningServer, *args: str) -> subprocess.CompletedProces
                           env={"PGPASSWORD": READER_PW, "PATH": "/usr/bin:/bin"})
 
 
+def _default_schema(server: RunningServer) -> str:
+    with psycopg.connect(f"host={server.host} port={server.port} user={ADMIN} "
+                         f"password={ADMIN_PW} dbname=quackml") as conn:
+        row = conn.execute("SELECT current_schema()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def test_non_superuser_dumps_what_they_may_read(secured: RunningServer) -> None:
     done = reader_dump(secured, "-t", "open_t")
     assert done.returncode == 0, done.stderr.decode()
     text = done.stdout.decode()
-    assert "COPY main.open_t (a, b) FROM stdin;\n1\treadable\n\\.\n" in text
-    assert "ALTER TABLE main.open_t OWNER TO admin;" in text
-    assert "GRANT SELECT ON TABLE main.open_t TO reader;" in text
+    schema = _default_schema(secured)
+    assert f"COPY {schema}.open_t (a, b) FROM stdin;\n1\treadable\n\\.\n" in text
+    assert f"ALTER TABLE {schema}.open_t OWNER TO admin;" in text
+    assert f"GRANT SELECT ON TABLE {schema}.open_t TO reader;" in text
     assert "secret_t" not in text
 
 
@@ -310,7 +319,7 @@ def test_non_superuser_cannot_dump_what_they_may_not_read(secured: RunningServer
         assert done.returncode == 1
         err = done.stderr.decode()
         assert "permission denied for table secret_t" in err, err
-        assert "LOCK TABLE main.secret_t IN ACCESS SHARE MODE" in err
+        assert f"LOCK TABLE {_default_schema(secured)}.secret_t IN ACCESS SHARE MODE" in err
         assert b"secret_t" not in done.stdout
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from server import pgcatalog
 from server.errors import FeatureNotSupported, SyntaxError_
 from server.postgres import copy as copy_formats
+from server.postgres.names import Names
 from server.protocol import codec
 from server.protocol.types import Oid
 from server.sql import copy_spec as copy
@@ -62,6 +63,39 @@ def test_rewrite_leaves_ordinary_sql_alone(words: list[str]) -> None:
 ])
 def test_rewrite_cases(sql: str, expected: str) -> None:
     assert pgcatalog.rewrite(one(sql)) == expected
+
+
+_NAMES = Names("quackml", "db", {"f": frozenset({"analytics", "public"}),
+                                  "f_probabilities": frozenset({"analytics", "public"})})
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("SELECT * FROM public.t", "SELECT * FROM main.t"),
+    ('SELECT * FROM "public"."t"', 'SELECT * FROM main."t"'),
+    ("SELECT * FROM quackml.public.t", 'SELECT * FROM "db".main.t'),
+    ('SELECT * FROM "quackml".s.t', 'SELECT * FROM "db".s.t'),
+    ("SELECT * FROM db.public.t", "SELECT * FROM db.main.t"),
+    ("CREATE SCHEMA IF NOT EXISTS public", "CREATE SCHEMA IF NOT EXISTS main"),
+    ('CREATE SCHEMA IF NOT EXISTS "quackml"."x"', 'CREATE SCHEMA IF NOT EXISTS "db"."x"'),
+    ('CREATE SCHEMA IF NOT EXISTS "quackml"."public"',
+     'CREATE SCHEMA IF NOT EXISTS "db".main'),
+    ("SELECT analytics.f(a), public.f_probabilities(a) FROM t",
+     "SELECT f(a), f_probabilities(a) FROM t"),
+    ("SELECT other.f(a) FROM t", None),   # not the model's schema: not its function
+    ('SELECT * FROM "quackml".information_schema."columns"',
+     'SELECT * FROM quackml_pg."columns"'),
+    ("SELECT current_database(), pg_catalog.current_schema()",
+     'SELECT quackml_pg.quackml_current_database() AS "current_database", '
+     "quackml_pg.quackml_current_schema()"),
+    ("SELECT current_schema, current_catalog AS c",
+     'SELECT quackml_pg.quackml_current_schema() AS "current_schema", '
+     "quackml_pg.quackml_current_database() AS c"),
+    # strings, columns and aliases named public stay as written
+    ("SELECT 'public.t', t.public, quackml FROM t", None),
+    ("SELECT CAST('t' AS regclass)", "SELECT quackml_pg.regclass_oid('t')"),
+])
+def test_rewrite_names(sql: str, expected: str | None) -> None:
+    assert pgcatalog.rewrite(one(sql), _NAMES) == expected
 
 
 def test_parse_client_parameters() -> None:

@@ -47,6 +47,8 @@ CATALOG_OIDS: dict[str, int] = {
     "pg_trigger": 2620, "pg_ts_config": 3602, "pg_ts_dict": 3600, "pg_ts_parser": 3601,
     "pg_ts_template": 3764, "pg_type": 1247, "pg_amop": 2602, "pg_amproc": 2603,
     "pg_seclabel": 3596, "pg_shseclabel": 3592, "pg_db_role_setting": 2964,
+    "pg_shdescription": 2396, "pg_largeobject": 2613, "pg_user_mapping": 1418,
+    "pg_aggregate": 2600, "pg_enum": 3501,
 }
 
 # Catalogs of objects QuackML does not have: PostgreSQL's columns (those clients
@@ -196,10 +198,16 @@ VIEWS["pg_attrdef"] = r"""
     SELECT (c.table_oid * 1000 + c.column_index)::UINTEGER AS oid,
            c.table_oid::UINTEGER AS adrelid, c.column_index::SMALLINT AS adnum,
            -- nextval('s') -> nextval('schema.s'::regclass): pg_dump's script runs with an
-           -- empty search_path
-           regexp_replace(c.column_default, 'nextval\(''([^''.]+)''\)',
-                          'nextval(''' || c.schema_name || '.\1''::regclass)', 'g') AS adbin
+           -- empty search_path; schemas by the names clients see (main's: public)
+           regexp_replace(regexp_replace(c.column_default, 'nextval\(''([^''.]+)''\)',
+                                         'nextval(''' || n.nspname || '.\1''::regclass)',
+                                         'g'),
+                          'nextval\(''main[.]', 'nextval(''' || m.nspname || '.', 'g')
+               AS adbin
     FROM duckdb_columns() c
+    JOIN quackml_pg.pg_namespace n ON n.oid = c.schema_oid
+    JOIN duckdb_schemas() s ON s.database_name = c.database_name AND s.schema_name = 'main'
+    JOIN quackml_pg.pg_namespace m ON m.oid = s.oid
     WHERE c.column_default IS NOT NULL AND c.database_name = current_database()"""
 
 def _keywords() -> str:
@@ -275,18 +283,10 @@ MACROS: dict[str, str] = {
     "quote_literal": "(s) AS '''' || replace(s::VARCHAR, '''', '''''') || ''''",
     # no partitions: a relation is its own only ancestor (set-returning; in FROM, the
     # table macro of the same name, TABLE_MACROS)
-    "pg_partition_ancestors": "(rel) AS unnest([quackml_pg.regclass_oid(rel::VARCHAR)])",
+    "pg_partition_ancestors": "(rel) AS unnest([quackml_pg.to_regclass(rel::VARCHAR)])",
     "pg_options_to_table": "(options) AS TABLE SELECT NULL::VARCHAR AS option_name, "
                            "NULL::VARCHAR AS option_value WHERE false",
 }
-
-
-def catalog_oid_sql(name: str) -> str:
-    """SQL: the oid of a PostgreSQL catalog named ``name`` ('pg_class',
-    'pg_catalog.pg_class'), NULL for other names."""
-    pairs = ", ".join(f"'{k}': {v}" for k, v in CATALOG_OIDS.items())
-    return (f"MAP {{{pairs}}}[regexp_replace(lower(replace({name}, '\"', '')), "
-            "'^pg_catalog[.]', '')]::UINTEGER")
 
 
 def with_tableoid(name: str, body: str) -> str:
@@ -362,7 +362,7 @@ def view_query(sql: str, schema: str, local: list[str], default: str) -> str:
 # scalar one of the same name (MACROS). psql reads pg_partition_ancestors WITH
 # ORDINALITY, which DuckDB does not add to a table macro: depth is that column.
 TABLE_MACROS: dict[str, str] = {
-    "pg_partition_ancestors": "(rel) AS TABLE SELECT quackml_pg.regclass_oid(rel::VARCHAR) "
+    "pg_partition_ancestors": "(rel) AS TABLE SELECT quackml_pg.to_regclass(rel::VARCHAR) "
                               "AS relid, 1 AS depth",
 }
 

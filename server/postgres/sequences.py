@@ -19,10 +19,10 @@ _COLUMNS = {"last_value": ("coalesce(last_value, start_value)::BIGINT", Oid.INT8
 def state_sql(read: SequenceRead) -> str:
     """The query answering the read: one row, or none when the name is no sequence."""
     select = ", ".join(f'{_COLUMNS[c][0]} AS "{c}"' for c in read.columns)
-    # a qualifier is the schema's name as clients see it (pg_namespace's)
+    # a qualifier is DuckDB's name of the schema or the one clients see (pg_namespace's)
     schema = "schema_name = current_schema()" if read.schema is None else \
-        (f"(SELECT first(n.nspname) FROM quackml_pg.pg_namespace n "
-         f"WHERE n.oid = schema_oid) = {_literal(read.schema)}")
+        (f"{_literal(read.schema)} IN (schema_name, (SELECT first(n.nspname) "
+         f"FROM quackml_pg.pg_namespace n WHERE n.oid = schema_oid))")
     return (f"SELECT {select} FROM duckdb_sequences() "
             f"WHERE database_name = current_database() AND {schema} "
             f"AND sequence_name = {_literal(read.name)}")

@@ -387,6 +387,9 @@ class _Check:
             schema = path[1] if len(path) == 3 else next((p for p in path if p), name)
             if len(path) != 3:
                 raise denied(f'schema name "{schema}" is reserved')
+            if schema.lower() == "main" and path[0].lower() not in RESERVED_CATALOGS and \
+                    info.get("on_conflict") == "IGNORE_ON_CONFLICT":
+                return   # CREATE SCHEMA IF NOT EXISTS public: main always exists, a no-op
             # names of catalogs too: a schema "temp" would make others' temp.x ambiguous
             if schema.lower() in ("information_schema", "temp", "main", "system",
                                   path[0].lower()) or \
