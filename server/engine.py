@@ -30,7 +30,7 @@ from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
 from server import pgcatalog
 from server.errors import hide_paths
-from server.postgres import catalog_views, names
+from server.postgres import catalog_views, functions, names
 from server.postgres.activity import Activity
 from server.security.privileges import reserved_names
 from server.security.tls import server_context
@@ -58,6 +58,9 @@ def sandbox(con: duckdb.DuckDBPyConnection, settings: Settings) -> Sandbox:
     # is an error (22012)
     con.execute("SET GLOBAL integer_division = true")
     con.execute("SET GLOBAL ieee_floating_point_ops = false")
+    # PostgreSQL's NULL order: NULLs sort as if larger than every value (last on ASC,
+    # first on DESC)
+    con.execute("SET GLOBAL default_null_order = 'nulls_last_on_asc_first_on_desc'")
     allowed: tuple[str, ...] = ()
     if settings.file_dir:
         folder = Path(settings.file_dir).resolve()
@@ -128,6 +131,7 @@ class Engine:
         self.activity.register(self.con)
         catalog_views.register_functions(self.con, self.store)
         pgcatalog.install(self.con, settings.superuser)
+        functions.install(self.con)
         if settings.samples and self.store.meta("samples_loaded") is None:
             from server.samples import load_samples
             self.store.set_meta("samples_loaded", ",".join(load_samples(self.con)))

@@ -557,6 +557,12 @@ def model_or_error(engine: Engine, name: QualifiedName) -> ModelRecord:
     return record
 
 
+def _redshift_type(duckdb_type: str) -> str:
+    """A feature's type as Redshift's SHOW MODEL names it (strings are varchar there)."""
+    oid = pg_type_for_duckdb(duckdb_type)
+    return "varchar" if oid == Oid.TEXT else pg_type_name(oid)
+
+
 def _is_byom(record: ModelRecord) -> bool:
     model_type = record.model_type or ""
     return model_type.startswith("IMPORTED ") or model_type == "SAGEMAKER"
@@ -672,7 +678,7 @@ def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
         ("Function Name", functions),
         ("Function Parameters", " ".join(c.name for c in record.features)),
         ("Function Parameter Types",
-         " ".join(pg_type_name(pg_type_for_duckdb(c.type)) for c in record.features)),
+         " ".join(_redshift_type(c.type) for c in record.features)),
         ("IAM Role", record.iam_role or ""),
         ("S3 Bucket", s.s3_bucket or ""),
         ("KMS Key", s.kms_key_id or ""),

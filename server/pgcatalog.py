@@ -23,7 +23,7 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from catalog.views import rows_of
-from server.postgres import catalog_views, dump_catalog, names
+from server.postgres import catalog_views, dump_catalog, functions, names, syntax
 from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
 from server.sql.text import Statement, closing_paren
 
@@ -172,8 +172,6 @@ _MACROS: dict[str, str] = {
                      "FROM pg_catalog.pg_attribute sz_a WHERE sz_a.attrelid = o) "
                      "FROM duckdb_tables() sz_t WHERE sz_t.table_oid = o), 0)::BIGINT",
     "pg_indexes_size": "(o) AS 0",
-    "quote_ident": "(s) AS CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_]*') THEN s "
-                   "ELSE '\"' || replace(s, '\"', '\"\"') || '\"' END",
     # a client parameter, else DuckDB's own setting (operator_memory_limit, threads ...)
     # client parameters only: DuckDB's own settings (paths among them) are not shown
     # through it (superusers read duckdb_settings())
@@ -587,7 +585,7 @@ _MACROS.update({k: v for k, v in dump_catalog.MACROS.items() if k not in _MACROS
 
 # Names the rewrite qualifies; macros may be called unqualified, views only
 # through pg_catalog or unqualified right after FROM / JOIN.
-FUNCTIONS = frozenset(_MACROS) | frozenset(catalog_views.RENAMED)
+FUNCTIONS = frozenset(_MACROS) | frozenset(catalog_views.RENAMED) | functions.NAMES
 # reached as information_schema.name only: DuckDB's information_schema lacks them
 INFORMATION_SCHEMA = frozenset({"table_privileges"}) | catalog_views.INFORMATION_SCHEMA
 RELATIONS = frozenset(_VIEWS) - INFORMATION_SCHEMA
@@ -595,7 +593,7 @@ _CASTS = {"regclass": "UINTEGER", "regtype": "UINTEGER", "regproc": "UINTEGER",
           "regprocedure": "UINTEGER", "regnamespace": "UINTEGER", "regrole": "UINTEGER",
           "oid": "UINTEGER", "name": "VARCHAR", "char": "VARCHAR", "\"char\"": "VARCHAR"}
 _REG_TYPES = {"regclass", "regtype", "regproc", "regnamespace"}
-_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | set(catalog_views.BARE) | {
+_TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | set(catalog_views.BARE) | syntax.TRIGGERS | {
     "pg_catalog", "information_schema", "operator", "collate", "only"}
 
 _lock = threading.Lock()
@@ -664,7 +662,8 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
     extra = context.triggers if context is not None else frozenset()
     if not any(t.text.lower() in _TRIGGERS or t.text.lower() in extra for t in tokens):
         return None
-    edits: list[tuple[int, int, str]] = []   # (start, end inclusive, replacement), absolute
+    # (start, end inclusive, replacement), absolute
+    edits: list[tuple[int, int, str]] = syntax.edits(tokens)
     i = 0
     n = len(tokens)
     while i < n:
@@ -714,13 +713,6 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
                     edits.append((prev.start, name_tok.end, ")" * len(fns)))
                     i = end
                     continue
-            if end + 1 < n and tokens[end].token_type is TokenType.L_BRACKET and \
-                    tokens[i - 2].token_type is TokenType.STRING and \
-                    tokens[i - 2].text.startswith("{") and tokens[i - 2].text.endswith("}"):
-                # '{1,2}'::oid[] -> '[1,2]'::UINTEGER[] (DuckDB's list literal)
-                as_list = "[" + tokens[i - 2].text[1:-1] + "]"
-                edits.append((tokens[i - 2].start, tokens[i - 2].end,
-                              "'" + as_list.replace("'", "''") + "'"))
             if qualified or cast:
                 edits.append((tok.start, name_tok.end, cast or name_tok.text))
                 i = end

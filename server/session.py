@@ -39,7 +39,17 @@ from server.errors import (
     UndefinedObject,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import activity, colnames, cursors, ddl, lock, names, sequences
+from server.postgres import (
+    activity,
+    colnames,
+    cursors,
+    ddl,
+    literals,
+    lock,
+    names,
+    resulttypes,
+    sequences,
+)
 from server.postgres import copy as copy_formats
 from server.postgres.names import Names
 from server.postgres.sqlstate import message_of, sqlstate_of
@@ -505,13 +515,13 @@ class Session:
                 try:
                     relation = own.sql(self.duckdb_text(query),
                                        params=_bindable(bound) if bound else None)
+                    reader = resulttypes.pg_typed(relation.to_arrow_reader(BATCH_ROWS),
+                                                  relation.types)
                     if scroll:   # read whole: the position moves both ways over it
-                        self.cursors[name] = cursors.ScrollCursor(relation.to_arrow_table(),
-                                                                  hold)
+                        self.cursors[name] = cursors.ScrollCursor(reader.read_all(), hold)
                         own.close()
                     else:
-                        self.cursors[name] = cursors.SqlCursor(
-                            own, relation.to_arrow_reader(BATCH_ROWS), hold)
+                        self.cursors[name] = cursors.SqlCursor(own, reader, hold)
                 except BaseException:
                     own.close()
                     raise
@@ -857,10 +867,21 @@ class Session:
 
     # -- DuckDB ----------------------------------------------------------------
     def duckdb_text(self, stmt: Statement) -> str:
-        """The text DuckDB runs: the client's, with emulated catalog names qualified and
-        PostgreSQL's names made DuckDB's (``server.postgres.names``)."""
-        rewritten = pgcatalog.rewrite(stmt, self.names())
-        return stmt.text if rewritten is None else rewritten
+        """The text DuckDB runs: the client's, with emulated catalog names qualified,
+        PostgreSQL's names made DuckDB's (``server.postgres.names``) and the PostgreSQL
+        syntax DuckDB reads otherwise in DuckDB's words (``server.postgres.syntax``,
+        ``server.postgres.literals``)."""
+        typed = literals.typed(stmt, self._column_types)
+        rewritten = pgcatalog.rewrite(typed, self.names())
+        return typed.text if rewritten is None else rewritten
+
+    def _column_types(self, table: str) -> list[tuple[str, str]] | None:
+        """The names and DuckDB types of a table's columns (bound, never read)."""
+        try:
+            signature = _seam.bind(self.cursor, f"SELECT * FROM {table}")
+        except duckdb.Error:
+            return None
+        return [(n, str(t)) for n, t in zip(signature.names, signature.types, strict=True)]
 
     def names(self) -> names.Names:
         """What statements are read against: the client's database name, the schemas
@@ -888,7 +909,8 @@ class Session:
             client_text = text
         plain = _Plain(stmt, self.statement_type(stmt.text),
                        colnames.ResultNames(client_text, stmt.text), self.names())
-        self._plain[client_text] = plain
+        if not literals.depends_on_columns(stmt):   # else read again after the next DDL
+            self._plain[client_text] = plain
         if len(self._plain) > 256:
             self._plain.popitem(last=False)
         return self._run_plain(plain, params)
@@ -900,10 +922,11 @@ class Session:
             # DuckDB's statement runner straight to a record-batch stream: the relation
             # API (cursor.sql) binds and plans the text twice more first, which
             # halves the rate of short queries.
-            self._open = _seam.submit(self.cursor, stmt.text, bound, "stream",
-                                      BATCH_ROWS).arrow_reader()
-            return Stream(self._open if plain.names.settled else
-                          _pg_named(self._open, plain.names))
+            submitted = _seam.submit(self.cursor, stmt.text, bound, "stream", BATCH_ROWS)
+            types = [d[1] for d in submitted.description]
+            self._open = submitted.arrow_reader()
+            reader = resulttypes.pg_typed(self._open, types)
+            return Stream(reader if plain.names.settled else _pg_named(reader, plain.names))
         try:
             self.cursor.execute(stmt.text, bound)
         finally:
@@ -925,9 +948,11 @@ class Session:
                 warnings.simplefilter("ignore", UserWarning)
                 table = self.cursor.to_arrow_table()
             assert table is not None
+            reader = resulttypes.pg_typed(table.to_reader(BATCH_ROWS),
+                                          [d[1] for d in description])
             # INSERT/UPDATE/DELETE ... RETURNING: the rows, tagged "INSERT 0 n" etc.
             prefix = _RETURNING_TAGS[stype] if returning and stype is not None else "SELECT"
-            return Stream(table.to_reader(BATCH_ROWS), prefix)
+            return Stream(reader, prefix)
         count = None
         if description and description[0][0] == "Count":
             rows = self.cursor.fetchall()

@@ -84,8 +84,6 @@ def test_dbt_debug_connects(project: Path) -> None:
     assert "All checks passed!" in out
 
 
-@pytest.mark.xfail(strict=True, reason="needs pg_matviews, which dbt-postgres reads to list "
-                   "relations (issue 11 item 13)")
 def test_dbt_seed_run_test_docs(default_server: RunningServer, project: Path) -> None:
     with default_server.connect() as c:
         # trains while dbt seeds; `dbt run` needs the prediction function

@@ -61,7 +61,7 @@ def psql(server: RunningServer, *args: str) -> str:
 def tables(qm: psycopg.Connection, pg: psycopg.Connection) -> None:
     for conn in (qm, pg):
         conn.execute("DROP TABLE IF EXISTS public.nm_t")
-        conn.execute("CREATE TABLE public.nm_t (a integer PRIMARY KEY, b varchar(10), "
+        conn.execute("CREATE TABLE public.nm_t (a integer PRIMARY KEY, b text, "
                      "d numeric(10,2), e boolean, f double precision, g timestamp, "
                      "h bigint[])")
         conn.execute("CREATE INDEX nm_t_b ON nm_t (b)")

@@ -300,7 +300,7 @@ def test_type_mapping() -> None:
     assert pg_type_for_duckdb("DECIMAL(18,3)") == Oid.NUMERIC
     assert pg_type_for_duckdb("timestamp with time zone") == Oid.TIMESTAMPTZ
     assert pg_type_for_duckdb("INTEGER[]") == Oid.INT4_ARRAY
-    assert pg_type_for_duckdb("VARCHAR") == Oid.VARCHAR
+    assert pg_type_for_duckdb("VARCHAR") == Oid.TEXT
     assert pg_type_for_duckdb("STRUCT(a INTEGER)") == Oid.TEXT
 
 

@@ -279,8 +279,6 @@ MACROS: dict[str, str] = {
                             "WHERE oid = c), "
                             "(c, pretty) AS (SELECT first(condef) FROM "
                             "quackml_pg.pg_constraint WHERE oid = c)",
-    "array_remove": "(arr, x) AS list_filter(arr, lambda e: e IS DISTINCT FROM x)",
-    "quote_literal": "(s) AS '''' || replace(s::VARCHAR, '''', '''''') || ''''",
     # no partitions: a relation is its own only ancestor (set-returning; in FROM, the
     # table macro of the same name, TABLE_MACROS)
     "pg_partition_ancestors": "(rel) AS unnest([quackml_pg.to_regclass(rel::VARCHAR)])",
@@ -329,6 +327,14 @@ def type_len_sql(type_oid: str) -> str:
     return f"coalesce({_map({str(int(o)): pg_type_len(o) for o in Oid})}[{type_oid}::VARCHAR], -1)"
 
 
+def _emulated_unqualified(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func) and \
+            node.this.sql().lower() in ("quackml_pg", "quackml_pg.main"):
+        inner: exp.Expression = node.args["expression"]
+        return inner
+    return node
+
+
 def view_query(sql: str, schema: str, local: list[str], default: str) -> str:
     """pg_get_viewdef: the query of a DuckDB view (``duckdb_views().sql``) as PostgreSQL
     SQL; sqlglot turns DuckDB's dialect into PostgreSQL's. Relations are qualified as
@@ -341,7 +347,8 @@ def view_query(sql: str, schema: str, local: list[str], default: str) -> str:
         query = create.expression
         if not isinstance(create, exp.Create) or not isinstance(query, exp.Query):
             return sql.rstrip()
-        query = query.copy()
+        # the server's emulated functions (quackml_pg.f(...)) are PostgreSQL's own
+        query = query.copy().transform(_emulated_unqualified)
         ctes = {cte.alias for cte in query.find_all(exp.CTE)}
         for table in query.find_all(exp.Table):
             if table.db or table.name in ctes or not isinstance(table.this, exp.Identifier):

@@ -42,6 +42,8 @@ RULES: tuple[Rule, ...] = (
     # -- binder: names, types and clauses of a statement -------------------------------
     (duckdb.BinderException, r"^No function matches", "42883"),             # undefined_function
     (duckdb.BinderException, r"^Function with name", "42883"),
+    # a PostgreSQL function emulated by a macro (server/postgres/functions.py), wrong arguments
+    (duckdb.BinderException, r"^Macro .* does not support the supplied arguments", "42883"),
     (duckdb.BinderException, r"^Could not choose a best candidate", "42725"),  # ambiguous_function
     (duckdb.BinderException, r"^Ambiguous reference to column", "42702"),   # ambiguous_column
     (duckdb.BinderException, r"^Ambiguous reference to table", "42712"),    # duplicate_alias

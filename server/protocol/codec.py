@@ -42,12 +42,14 @@ from server.protocol.messages import Field
 from server.protocol.types import (
     PG_EPOCH_DAYS,
     PG_EPOCH_US,
+    PG_OID_KEY,
     Oid,
     encode_numeric_binary,
     pg_type_for_arrow,
+    pg_type_len,
 )
 
-__all__ = ["BatchEncoder", "FormatCodeError", "batch_encoder", "pg_float_text"]
+__all__ = ["BatchEncoder", "FormatCodeError", "batch_encoder", "decimal_text", "pg_float_text"]
 
 #: An encoder of one column: Arrow array -> binary array of wire values (nulls kept).
 ValueEncoder = Callable[[pa.Array], pa.Array]
@@ -198,6 +200,15 @@ def _text_bool(arr: pa.Array) -> pa.Array:
 
 def _text_cast(arr: pa.Array) -> pa.Array:
     return pc.cast(arr, pa.string())
+
+
+def decimal_text(arr: pa.Array) -> pa.Array:
+    """numeric_out: Arrow writes small decimals and zeros of a large scale with an
+    exponent (``0E-10``, ``1.0E-7``); PostgreSQL writes every digit of the scale."""
+    text = pc.cast(arr, pa.string())
+    mask = pc.fill_null(pc.match_substring(text, "E"), False).to_numpy(zero_copy_only=False)
+    values = arr.to_pylist() if mask.any() else []
+    return _fix_up(text, mask, lambda i: format(values[i], "f"))
 
 
 def _text_string(arr: pa.Array) -> pa.Array:
@@ -434,7 +445,9 @@ def text_encoder(t: pa.DataType) -> ValueEncoder:
         return _unwrap(text_encoder(t.value_type), lambda a: a.dictionary_decode())
     if pt.is_boolean(t):
         return _text_bool
-    if pt.is_integer(t) or pt.is_decimal(t):
+    if pt.is_decimal(t):
+        return decimal_text
+    if pt.is_integer(t):
         return _text_cast
     if pt.is_floating(t):
         return _text_float
@@ -558,6 +571,10 @@ def _bin_numeric(arr: pa.Array) -> pa.Array:
     )
 
 
+# binary encoders of columns whose PG_OID_KEY names their type (their values are text)
+_NAMED_BINARY: dict[int, ValueEncoder] = {Oid.NUMERIC: _bin_numeric}
+
+
 def _length_prefixed(values: pa.Array) -> pa.Array:
     """Each value prefixed by its int32 length (-1 and no bytes for NULL)."""
     values = _as_binary(values)
@@ -663,10 +680,7 @@ def binary_encoder(t: pa.DataType) -> ValueEncoder | None:
         elem = binary_encoder(t.value_type)
         if elem is None:
             return None
-        elem_oid = pg_type_for_arrow(t.value_type)[0]
-        if elem_oid == Oid.VARCHAR:
-            elem_oid = int(Oid.TEXT)   # elements of text[]
-        return _bin_list(elem, elem_oid)
+        return _bin_list(elem, pg_type_for_arrow(t.value_type)[0])
     return None
 
 
@@ -799,8 +813,13 @@ class BatchEncoder:
         for f, fmt in zip(schema, wanted, strict=True):
             if fmt not in (0, 1):
                 raise FormatCodeError(f"unsupported format code: {fmt}", sqlstate="22023")
-            oid, size, typmod = pg_type_for_arrow(f.type)
-            enc = binary_encoder(f.type) if fmt == 1 else None
+            named = (f.metadata or {}).get(PG_OID_KEY)
+            if named is not None:   # a type the Arrow type does not tell; values: its text
+                oid, size, typmod = int(named), pg_type_len(int(named)), -1
+                enc = _NAMED_BINARY.get(oid) if fmt == 1 else None
+            else:
+                oid, size, typmod = pg_type_for_arrow(f.type)
+                enc = binary_encoder(f.type) if fmt == 1 else None
             if enc is None:
                 enc, fmt = text_encoder(f.type), 0
             self._encoders.append(enc)

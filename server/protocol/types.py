@@ -35,6 +35,7 @@ __all__ = [
     "PG_EPOCH_DATE",
     "PG_EPOCH_DAYS",
     "PG_EPOCH_US",
+    "PG_OID_KEY",
     "Oid",
     "ParamDecodeError",
     "TypedParam",
@@ -185,6 +186,11 @@ _NAMES: dict[int, str] = {
     Oid.JSONB: "jsonb",
 }
 
+#: Arrow field metadata naming the PostgreSQL type OID of a column whose Arrow type
+#: says otherwise (its values are sent in text format, as the Arrow text encoder
+#: writes them, with no type modifier)
+PG_OID_KEY = b"postgres.oid"
+
 #: 2000-01-01, the PostgreSQL epoch of binary dates and timestamps.
 PG_EPOCH_DATE = dt.date(2000, 1, 1)
 #: days from 1970-01-01 to 2000-01-01
@@ -286,7 +292,7 @@ def _scalar_oid(t: pa.DataType) -> tuple[int, int]:
     if pt.is_decimal(t):
         return Oid.NUMERIC, _numeric_typmod(t.precision, t.scale)
     if pt.is_string(t) or pt.is_large_string(t) or pt.is_string_view(t):
-        return Oid.VARCHAR, -1
+        return Oid.TEXT, -1   # DuckDB has one string type; PostgreSQL's own is text
     if (
         pt.is_binary(t)
         or pt.is_large_binary(t)
@@ -319,11 +325,8 @@ def _is_list(t: pa.DataType) -> bool:
 
 
 def array_oid(elem: int) -> int:
-    """The array type OID for an element type OID. Strings make ``text[]``
-    (DuckDB has one string type; clients such as asyncpg know ``text[]``
-    without asking the catalog), elements without an array type ``_text``."""
-    if elem in (Oid.VARCHAR, Oid.TEXT):
-        return int(Oid.TEXT_ARRAY)
+    """The array type OID for an element type OID; elements without an array
+    type make ``_text``."""
     return int(ARRAY_OF.get(elem, Oid.TEXT_ARRAY))
 
 
@@ -368,8 +371,9 @@ _DUCKDB_NAMES: dict[str, int] = {
     "INT8": Oid.INT8,
     "LONG": Oid.INT8,
     "UBIGINT": Oid.NUMERIC,
-    "HUGEINT": Oid.NUMERIC,
-    "INT128": Oid.NUMERIC,
+    # sent as bigint: DuckDB's sum() of integers (server/postgres/resulttypes.py)
+    "HUGEINT": Oid.INT8,
+    "INT128": Oid.INT8,
     "UHUGEINT": Oid.NUMERIC,
     "VARINT": Oid.NUMERIC,
     "BIGNUM": Oid.NUMERIC,
@@ -381,11 +385,11 @@ _DUCKDB_NAMES: dict[str, int] = {
     "DOUBLE": Oid.FLOAT8,
     "FLOAT8": Oid.FLOAT8,
     "DOUBLE PRECISION": Oid.FLOAT8,
-    "VARCHAR": Oid.VARCHAR,
-    "CHAR": Oid.VARCHAR,
-    "BPCHAR": Oid.VARCHAR,
-    "TEXT": Oid.VARCHAR,
-    "STRING": Oid.VARCHAR,
+    "VARCHAR": Oid.TEXT,
+    "CHAR": Oid.TEXT,
+    "BPCHAR": Oid.TEXT,
+    "TEXT": Oid.TEXT,
+    "STRING": Oid.TEXT,
     "NAME": Oid.NAME,
     "BLOB": Oid.BYTEA,
     "BYTEA": Oid.BYTEA,

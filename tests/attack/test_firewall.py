@@ -313,6 +313,21 @@ def test_sql_running_functions(mallory: psycopg.Connection) -> None:
         assert sqlstate(mallory, sql) == "42501", sql
 
 
+def test_postgres_functions_for_everyone(mallory: psycopg.Connection) -> None:
+    """The PostgreSQL functions of server/postgres/functions.py (macros, table macros and
+    the Python functions behind them) pass the firewall; their names cannot be taken."""
+    assert mallory.execute(
+        "SELECT format('%s=%L', 'a', 'b'), to_char(DATE '2024-05-07', 'DD/MM/YYYY'), "
+        "regexp_match('a1', '([a-z])([0-9])'), initcap('ab cd')").fetchone() == \
+        ("a='b'", "07/05/2024", ["a", "1"], "Ab Cd")
+    assert mallory.execute("SELECT key, value FROM jsonb_each_text('{\"a\": \"1\"}') "
+                           "UNION ALL SELECT 'x', value FROM json_array_elements_text('[2]')"
+                           ).fetchall() == [("a", "1"), ("x", "2")]
+    for sql in ("CREATE MACRO initcap(x) AS x", "CREATE MACRO jsonb_each_text(j) AS TABLE "
+                "SELECT 1", "CREATE MACRO quackml_pg.main.format(x) AS x"):
+        assert sqlstate(mallory, sql) == "42501", sql
+
+
 # -- no shadowing ----------------------------------------------------------------------
 def test_no_shadowing(target: Target, mallory: psycopg.Connection) -> None:  # noqa: F811
     for sql in ("CREATE MACRO sum(x) AS 0", "CREATE OR REPLACE MACRO lower(x) AS 'owned'",
