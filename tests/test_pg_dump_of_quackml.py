@@ -40,7 +40,7 @@ TABLES: dict[str, tuple[str, dict[str, str], str]] = {
     "texts": (
         "id integer PRIMARY KEY, t text, v varchar(20), b boolean, j json, u uuid, "
         "bb bytea",
-        {"id": "integer", "t": "text", "v": "text",
+        {"id": "integer", "t": "character varying", "v": "character varying",
          "b": "boolean", "j": "json", "u": "uuid", "bb": "bytea"},
         "VALUES (1, E'tab\\there\\nnew line \\\\ back\\rslash', 'x', true, "
         "'{\"a\": [1, null, \"x\"], \"b\": {\"c\": 2.5}}', "
@@ -75,7 +75,7 @@ TABLES: dict[str, tuple[str, dict[str, str], str]] = {
     "shop.orders": (
         "id bigint PRIMARY KEY, what varchar NOT NULL, price decimal(12,2), "
         "qty integer DEFAULT 1 NOT NULL CHECK (qty > 0), code integer UNIQUE",
-        {"id": "bigint", "what": "text", "price": "numeric(12,2)",
+        {"id": "bigint", "what": "character varying", "price": "numeric(12,2)",
          "qty": "integer", "code": "integer"},
         "SELECT i, 'item ' || i, i * 1.25, 1 + i % 7, i * 10 FROM range(1, 2001) t(i)"),
     "shop.lines": (
@@ -85,12 +85,12 @@ TABLES: dict[str, tuple[str, dict[str, str], str]] = {
     # a default from a sequence of the default schema, named unqualified
     "tickets": (
         "id integer DEFAULT nextval('ticket_no') PRIMARY KEY, note varchar",
-        {"id": "integer", "note": "text"},
+        {"id": "integer", "note": "character varying"},
         "(note) VALUES ('first'), ('second'), (NULL)"),
     # serial: a sequence owned by the column
     "events": (
         "id serial PRIMARY KEY, what varchar",
-        {"id": "integer", "what": "text"},
+        {"id": "integer", "what": "character varying"},
         "(what) VALUES ('start'), ('stop')"),
 }
 # views (their rows are compared) and sequences (their state is)

@@ -314,7 +314,9 @@ def _map(pairs: dict[str, int]) -> str:
 def type_oid_sql(data_type: str) -> str:
     """SQL: the PostgreSQL type oid of a column from its DuckDB type name (the oid the
     server sends its values as, ``server.protocol.types.pg_type_for_duckdb``)."""
-    scalars = {t: pg_type_for_duckdb(t) for t in _DUCKDB_TYPES}
+    # a string column is character varying in the catalog (as DuckDB's own pg_attribute
+    # and drivers' metadata have it), whatever type its values are sent as
+    scalars = {t: pg_type_for_duckdb(t) for t in _DUCKDB_TYPES} | {"VARCHAR": int(Oid.VARCHAR)}
     arrays = {t: pg_type_for_duckdb(t + "[]") for t in _DUCKDB_TYPES}
     base = f"regexp_extract({data_type}, '^[A-Z_0-9 ]*[A-Z_0-9]')"
     return (f"CASE WHEN {data_type} LIKE '%]' "
