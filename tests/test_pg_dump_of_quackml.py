@@ -119,6 +119,7 @@ def quackml(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
                 conn.execute(f"INSERT INTO {table} {rows}")
             for view, query in VIEWS.items():
                 conn.execute(f"CREATE VIEW {view} AS {query}")
+            conn.execute("CREATE INDEX orders_what ON shop.orders (what)")
             conn.execute("COMMENT ON TABLE numbers IS 'every integer size'")
             conn.execute("COMMENT ON COLUMN shop.orders.price IS 'in euro, it''s net'")
         yield running
@@ -240,6 +241,7 @@ def test_dump_holds_user_objects_only(quackml: RunningServer) -> None:
     schemas = ["CREATE SCHEMA shop;"] + ([] if default == "public" else
                                          [f"CREATE SCHEMA {default};"])
     assert created == sorted([*schemas,
+                              "CREATE INDEX orders_what ON shop.orders USING btree (what);",
                               *(f"CREATE TABLE {qualified(t)} (" for t in TABLES),
                               *(f"CREATE VIEW {qualified(v.split()[0])} AS" for v in VIEWS),
                               *(f"CREATE SEQUENCE {qualified(q)}" for q in SEQUENCES)])
@@ -247,6 +249,7 @@ def test_dump_holds_user_objects_only(quackml: RunningServer) -> None:
     assert "ADD CONSTRAINT numbers_id_pkey PRIMARY KEY (id);" in text
     assert "ADD CONSTRAINT orders_code_key UNIQUE (code);" in text
     assert "CHECK ((qty > 0))" in text
+    assert "CREATE INDEX orders_what ON shop.orders USING btree (what);" in text
     assert "ADD CONSTRAINT lines_order_id_id_fkey FOREIGN KEY (order_id) " \
         "REFERENCES shop.orders(id);" in text
     assert "qty integer DEFAULT 1 NOT NULL" in text
