@@ -8,6 +8,7 @@ COPY catalog ./catalog
 COPY automl ./automl
 COPY inference ./inference
 COPY examples ./examples
+COPY quackml ./quackml
 RUN pip install --no-cache-dir .
 ENV QUACKML_HOST=0.0.0.0 \
     QUACKML_DATABASE=/data/quackml.duckdb \

@@ -12,10 +12,12 @@ NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 .PHONY: serve test bench lint install system-deps client-deps clean
 
 $(STAMP): pyproject.toml
+	@echo "QuackML: installing dependencies into $(VENV) (about 2 minutes the first time) ..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	@touch $(STAMP)
+	@echo "QuackML: dependencies installed"
 
 install: $(STAMP)
 
@@ -56,7 +58,8 @@ system-deps:
 	  apt-get update -qq && apt-get install -y -qq nodejs npm; }
 
 serve: $(STAMP)
-	$(BIN)/quackml serve
+	@echo "QuackML: starting the server (Ctrl-C stops it)"
+	@$(BIN)/quackml serve
 
 test: $(STAMP) client-deps
 	$(BIN)/python -m pytest
@@ -68,7 +71,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/load.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check server catalog automl inference tests bench
+	$(BIN)/ruff check quackml server catalog automl inference tests bench
 	$(BIN)/mypy
 
 clean:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from automl.errors import TrainingQueueFull, TrainingWaitCancelled
 from automl.worker import read_result, run_job
 from catalog.spec import TrainingFailure, TrainingJob, TrainingResult
-from catalog.workers import exit_with_parent
+from catalog.workers import exit_with_parent, ignore_interrupts
 
 log = logging.getLogger("quackml.training")
 
@@ -170,7 +170,8 @@ class TrainingPool:
         self._wake()
         return True
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> int:
+        """Kill the running jobs and forget the queued ones; the number killed."""
         with self._lock:
             self._closed = True
             running = list(self._running.values())
@@ -182,6 +183,7 @@ class TrainingPool:
             _kill(r.process)
         self._wake()
         self._thread.join(timeout=10)
+        return len(running)
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -246,6 +248,7 @@ def _run_guarded(job: TrainingJob, result_path: str, server_pid: int) -> None:
     """The worker's entry point: run the job, and exit at once if the server
     process dies (kill -9 leaves no one to read the result; a restarted server
     resumes the job itself and must not race an orphan for the same files)."""
+    ignore_interrupts()
     exit_with_parent(server_pid)
     run_job(job, result_path)
 

@@ -1,9 +1,12 @@
 """Bench- and test-only: install a model trained outside QuackML into an engine.
 
-Bring-your-own-model (``CREATE MODEL ... FROM 'file'``) does not exist yet.
-Until it does, benchmarks and tests that need a model of a known shape (for
-example LightGBM with 200 trees and 31 leaves) train it with the library,
-pack it as ``automl`` packs its results (:class:`catalog.artifact.ModelArtifact`
+Not the SQL bring-your-own-model (``CREATE MODEL ... FROM 'file'``), which
+imports a bare XGBoost or LightGBM booster with one numeric result (no class
+labels) from the operator's ``--file-dir``: benchmarks and tests that need a
+model of a known shape served the way a trained model is (for example a
+LightGBM classifier with 200 trees and 31 leaves, its labels and categorical
+encoding) train it with the library, pack it as ``automl`` packs its results
+(:class:`catalog.artifact.ModelArtifact`
 written with :func:`catalog.artifact.write_artifact`), insert a READY catalog
 row with :class:`catalog.store.ModelStore` and register its prediction
 functions through the engine, exactly as a finished training does. After a

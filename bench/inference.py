@@ -12,10 +12,12 @@ One run, in this order (nothing runs concurrently):
 2. (a) times the library's own predict on the same NumPy matrix with one
    thread (LightGBM ``Booster.predict(num_threads=1)``, XGBoost
    ``inplace_predict`` with ``nthread=1``) on ``--library-rows`` rows;
-3. installs the three models in a QuackML database in this process (there is
-   no bring-your-own-model CREATE MODEL yet: ``bench/byom.py`` writes the
-   artifact and a READY catalog row and registers the functions, as a
-   finished training does) and compiles them (``ModelCache.prepare``), then
+3. installs the three models in a QuackML database in this process
+   (``bench/byom.py`` writes the artifact and a READY catalog row and
+   registers the functions, as a finished training does, so the prediction
+   path measured is a trained model's, labels and categorical encoding
+   included; the SQL ``CREATE MODEL ... FROM 'file'`` imports a bare booster
+   with a numeric result instead) and compiles them (``ModelCache.prepare``), then
    closes the database;
 4. starts ``quackml serve`` on that database as a subprocess (so this is a
    restart: the models are loaded from their artifacts and compiled files)

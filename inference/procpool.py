@@ -58,7 +58,7 @@ import pyarrow as pa
 
 from catalog.artifact import ModelArtifact
 from catalog.frames import flatten
-from catalog.workers import exit_with_parent
+from catalog.workers import exit_with_parent, ignore_interrupts
 from inference.errors import ScoringWorkerDied
 
 log = logging.getLogger("quackml.inference")
@@ -128,6 +128,7 @@ def wants_pool(artifact: ModelArtifact, mode: str) -> bool:
 
 def _worker_main(conn: multiprocessing.connection.Connection, server_pid: int) -> None:
     """Serve requests until the socket closes or the server dies."""
+    ignore_interrupts()
     _one_thread()
     exit_with_parent(server_pid)
     # An estimator with n_jobs > 1 that _one_thread did not reach predicts with one

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -290,15 +291,20 @@ class Engine:
                 log.error("cannot register functions of %s: %s", record.qualified_name, exc)
             self.publish(record)
 
-    def close(self) -> None:
+    def close(self, report: Callable[[str], None] = lambda _: None) -> None:
         """Kill training workers (their models stay TRAINING and are resumed at the
-        next start), checkpoint the WAL into the database file and close it."""
-        self.pool.shutdown()
+        next start), checkpoint the WAL into the database file and close it;
+        ``report`` gets one line per phase."""
+        killed = self.pool.shutdown()
+        report(f"training workers stopped ({killed} running "
+               f"job{'' if killed == 1 else 's'} will resume at the next start)")
         self.cache.close()
+        report("scoring workers stopped")
         self.catalog_db.close()
         try:
             self.con.execute("CHECKPOINT")
         except duckdb.Error as exc:
             log.warning("CHECKPOINT at shutdown failed: %s", exc)
         self.con.close()
+        report("database checkpointed and closed")
 

@@ -38,6 +38,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -110,17 +111,27 @@ class Server:
         return int(self._sock.getsockname()[1])
 
     def start(self) -> None:
+        """Bind first (a port in use fails before any work), then open the engine.
+        A failure closes what was opened and propagates (``server.cli`` turns the
+        known ones into one line)."""
         _register_udf_errors()
-        self.engine = Engine(self.settings)   # loads the sample tables into a new database
-        self.engine.recover()
-        self.auth_secret = auth.server_secret(self.engine.data_dir)
+        self._sock = socket.create_server((self.settings.host, self.settings.port),
+                                          reuse_port=False, backlog=128)
+        try:
+            self.engine = Engine(self.settings)   # loads the sample tables into a new database
+            self.engine.recover()
+            self.auth_secret = auth.server_secret(self.engine.data_dir)
+        except BaseException:
+            self._sock.close()
+            if self.engine is not None:
+                with contextlib.suppress(Exception):
+                    self.engine.close()
+            raise
         if self.settings.superuser_reserved_connections >= self.settings.max_connections:
             log.warning("superuser_reserved_connections (%d) is not below max_connections "
                         "(%d): one slot stays open to non-superusers",
                         self.settings.superuser_reserved_connections,
                         self.settings.max_connections)
-        self._sock = socket.create_server((self.settings.host, self.settings.port),
-                                          reuse_port=False, backlog=128)
         self._thread = threading.Thread(target=self._accept_loop, name="accept", daemon=True)
         self._thread.start()
         threading.Thread(target=self._watch, name="watchdog", daemon=True).start()
@@ -276,9 +287,10 @@ class Server:
         if entry is not None and entry[0] == secret and entry[1].session is not None:
             entry[1].session.interrupt()
 
-    def stop(self, grace_s: float = 5.0) -> None:
+    def stop(self, grace_s: float = 5.0, report: Callable[[str], None] = lambda _: None) -> None:
         """Graceful shutdown: refuse new clients, interrupt running statements,
-        let every connection send FATAL 57P01 and close, then close the engine."""
+        let every connection send FATAL 57P01 and close, then close the engine;
+        ``report`` gets one line per phase."""
         self._stopping.set()
         if self._sock is not None:
             self._sock.close()
@@ -305,5 +317,7 @@ class Server:
         for c in left:
             with contextlib.suppress(OSError):
                 c.sock.shutdown(socket.SHUT_RDWR)
+        report(f"stopped accepting connections; {len(conns)} "
+               f"session{'' if len(conns) == 1 else 's'} ended with FATAL 57P01")
         if self.engine is not None:
-            self.engine.close()
+            self.engine.close(report)

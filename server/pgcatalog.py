@@ -23,7 +23,7 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from catalog.views import rows_of
-from server.postgres import catalog_views, functions, names, syntax
+from server.postgres import catalog_views, dump_catalog, functions, names, syntax
 from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
 from server.sql.text import Statement, closing_paren
 
@@ -72,6 +72,7 @@ CLIENT_PARAMS: dict[str, str] = {
     "default_table_access_method": "heap",
     "escape_string_warning": "on",
     "default_with_oids": "off",
+    "quote_all_identifiers": "off",   # pg_dump --quote-all-identifiers
 }
 # Parameters reported to the client with ParameterStatus when they change.
 REPORTED = {"application_name": "application_name", "client_encoding": "client_encoding",
@@ -85,23 +86,7 @@ FIXED = {"client_encoding": {"UTF8", "UNICODE", "UTF-8"},
          "integer_datetimes": {"ON"}, "max_identifier_length": {"63"}}
 
 # PostgreSQL's oids of its system catalogs (what 'pg_class'::regclass answers)
-_CATALOG_OIDS = {
-    "pg_type": 1247, "pg_attribute": 1249, "pg_proc": 1255, "pg_class": 1259,
-    "pg_authid": 1260, "pg_auth_members": 1261, "pg_database": 1262, "pg_namespace": 2615,
-    "pg_constraint": 2606, "pg_index": 2610, "pg_description": 2609, "pg_depend": 2608,
-    "pg_attrdef": 2604, "pg_am": 2601, "pg_operator": 2617, "pg_opclass": 2616,
-    "pg_rewrite": 2618, "pg_trigger": 2620, "pg_inherits": 2611, "pg_collation": 3456,
-    "pg_extension": 3079, "pg_shdescription": 2396, "pg_seclabel": 3596,
-    "pg_shseclabel": 3592, "pg_sequence": 2224, "pg_policy": 3256, "pg_publication": 6104,
-    "pg_foreign_table": 3118, "pg_partitioned_table": 3350, "pg_range": 3541,
-    "pg_statistic_ext": 3381, "pg_tablespace": 1213, "pg_language": 2612, "pg_cast": 2605,
-    "pg_conversion": 2607, "pg_event_trigger": 3466, "pg_largeobject": 2613,
-    "pg_largeobject_metadata": 2995, "pg_default_acl": 826, "pg_init_privs": 3394,
-    "pg_transform": 3576, "pg_ts_config": 3602, "pg_ts_dict": 3600, "pg_ts_parser": 3601,
-    "pg_ts_template": 3764, "pg_foreign_data_wrapper": 2328, "pg_foreign_server": 1417,
-    "pg_user_mapping": 1418, "pg_aggregate": 2600, "pg_enum": 3501,
-    "pg_subscription": 6100, "pg_publication_rel": 6106, "pg_publication_namespace": 6237,
-}
+_CATALOG_OIDS = dump_catalog.CATALOG_OIDS
 
 # A regproc value: PostgreSQL sends (and casts to text) the function's name and compares it
 # with oids (typreceive != 0): a union of the two, sent as its member's text. The types' I/O
@@ -147,9 +132,9 @@ _MACROS: dict[str, str] = {
     "pg_get_ruledef": "(o) AS NULL::VARCHAR, (o, pretty) AS NULL::VARCHAR",
     "pg_tablespace_location": "(o) AS ''",
     "pg_relation_is_publishable": "(o) AS false",
-    "pg_get_viewdef": "(o) AS (SELECT first(sql) FROM duckdb_views() WHERE view_oid = o), "
-                      "(o, pretty) AS (SELECT first(sql) FROM duckdb_views() "
-                      "WHERE view_oid = o)",
+    # the view's query in PostgreSQL's SQL (server.postgres.dump_catalog.view_query)
+    "pg_get_viewdef": f"(o) AS {dump_catalog.VIEWDEF.format(oid='o')}, "
+                      f"(o, pretty) AS {dump_catalog.VIEWDEF.format(oid='o')}",
     # the sequence a column owns (server.postgres.ddl marks it in the sequence's comment)
     "pg_get_serial_sequence": "(t, c) AS (SELECT first(CASE WHEN s.database_name = 'temp' "
                               "THEN 'pg_temp' WHEN s.schema_name = 'main' THEN 'public' "
@@ -166,8 +151,12 @@ _MACROS: dict[str, str] = {
                               "OR replace(string_split(t, '.')[1], '\"', '') "
                               "IN (s.schema_name, CASE WHEN s.schema_name = 'main' "
                               "THEN 'public' END)))",
-    "_pg_expandarray": "(arr) AS unnest(list_transform(range(1, len(arr) + 1), "
-                       "lambda k: {'x': arr[k], 'n': k}))",
+    # over the int2vector (pg_index.indkey, '1 2') or int2[] (pg_constraint.conkey) JDBC
+    # expands
+    "_pg_expandarray": "(arr) AS unnest(list_transform(range(1, len("
+                       "regexp_extract_all(arr::VARCHAR, '-?[0-9]+')) + 1), "
+                       "lambda k: {'x': regexp_extract_all(arr::VARCHAR, '-?[0-9]+')[k]"
+                       "::SMALLINT, 'n': k}))",
     "json_build_object": ", ".join(
         "({}) AS json_object({})".format(
             ", ".join(f"a{k}" for k in range(n)),
@@ -204,7 +193,9 @@ _MACROS: dict[str, str] = {
                      "ON rel_n.oid = rel_c.relnamespace WHERE rel_c.oid = o)",
     # a relation of the user's, else a system catalog's (PostgreSQL's oids: drivers write
     # classoid = 'pg_class'::regclass)
-    "to_regclass": f"(t) AS coalesce((SELECT first(rel_c.oid) FROM {SCHEMA}.pg_class rel_c "
+    # ('16384'::regclass: that oid, as PostgreSQL reads a number)
+    "to_regclass": f"(t) AS coalesce(TRY_CAST(t AS UINTEGER), "
+                   f"(SELECT first(rel_c.oid) FROM {SCHEMA}.pg_class rel_c "
                    f"JOIN {SCHEMA}.pg_namespace rel_n ON rel_n.oid = rel_c.relnamespace "
                    "WHERE lower(rel_c.relname) = "
                    "lower(trim(string_split(replace(t, '\"', ''), '.')[-1])) "
@@ -235,7 +226,7 @@ _MACROS: dict[str, str] = {
 }
 _VIEWS: dict[str, str] = {
     "pg_roles": """
-        SELECT CASE WHEN name = 'quackml' THEN 10
+        SELECT CASE WHEN name = '{bootstrap}' THEN 10
                     ELSE (16384 + hash(name) % 1000000000) END::INTEGER AS oid,
                name AS rolname, superuser AS rolsuper, true AS rolinherit,
                superuser AS rolcreaterole, superuser AS rolcreatedb, can_login AS rolcanlogin,
@@ -255,15 +246,17 @@ _VIEWS: dict[str, str] = {
         FROM {role_members} m JOIN {schema}.pg_roles r ON r.rolname = m.role_name
              JOIN {schema}.pg_roles u ON u.rolname = m.member""",
     "pg_am": """
-        SELECT * FROM (VALUES (2::INTEGER, 'heap', 'heap_tableam_handler', 't'),
-                              (403::INTEGER, 'btree', 'bthandler', 'i'))
+        -- amhandler is a regproc: the handler function's oid
+        SELECT * FROM (VALUES (2::INTEGER, 'heap', 3::UINTEGER, 't'),
+                              (403::INTEGER, 'btree', 330::UINTEGER, 'i'))
                t(oid, amname, amhandler, amtype)""",
     "pg_database": """
         SELECT d.database_oid::INTEGER AS oid, {database} AS datname, 10::INTEGER AS datdba,
                6 AS encoding, 'c' AS datlocprovider, true AS datallowconn, -1 AS datconnlimit,
                false AS datistemplate, 'C' AS datcollate, 'C' AS datctype,
                NULL::VARCHAR AS daticulocale, NULL::VARCHAR AS datcollversion,
-               NULL::VARCHAR[] AS datacl, 1663::INTEGER AS dattablespace
+               NULL::VARCHAR[] AS datacl, 1663::INTEGER AS dattablespace,
+               '0' AS datfrozenxid, '1' AS datminmxid
         FROM duckdb_databases() d
         WHERE d.database_name = system.main.current_database()""",
     "pg_proc": """
@@ -307,6 +300,15 @@ _VIEWS: dict[str, str] = {
     "pg_class": """
         SELECT c.* REPLACE (c.oid::UINTEGER AS oid, c.relnamespace::UINTEGER AS relnamespace,
                             c.reltype::UINTEGER AS reltype,
+                            -- foreign keys are triggers in PostgreSQL (pg_dump reads
+                            -- them for tables that have any)
+                            c.oid IN (SELECT f.table_oid FROM duckdb_constraints() f
+                                      WHERE f.constraint_type = 'FOREIGN KEY')
+                            OR (n.nspname, c.relname) IN (
+                                SELECT (f.schema_name, f.referenced_table)
+                                FROM duckdb_constraints() f
+                                WHERE f.constraint_type = 'FOREIGN KEY')
+                                AS relhastriggers,
                             c.reloptions::VARCHAR[] AS reloptions,
                             'd' AS relreplident, a.acl AS relacl,
                             -- tables are heap tables (psql's \\dt+ "Access method"),
@@ -317,7 +319,8 @@ _VIEWS: dict[str, str] = {
                             coalesce(r.oid, 10) AS relowner),
                false AS relforcerowsecurity
         FROM pg_catalog.pg_class c
-        LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        -- the relations of the current database (as in PostgreSQL), not the emulation's
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN {relacl} a ON a.schema_name = n.nspname AND a.name = c.relname
         LEFT JOIN {owners} o ON o.database_name = system.main.current_database()
              AND o.schema_name = n.nspname AND o.name = c.relname
@@ -325,6 +328,7 @@ _VIEWS: dict[str, str] = {
         -- the user's database only (never quackml_pg's views)
         WHERE c.relnamespace IN (SELECT oid FROM duckdb_schemas()
                                  WHERE database_name = system.main.current_database())
+              AND NOT (c.relkind = 'v' AND c.relname IN ({emulation_views}))
         UNION ALL BY NAME
         SELECT i.indexrelid AS oid, i.relname, i.relnamespace, 'i' AS relkind,
                403::UINTEGER AS relam, 10 AS relowner, 'p' AS relpersistence,
@@ -384,23 +388,38 @@ _VIEWS: dict[str, str] = {
                false AS indnullsnotdistinct, i.indisprimary, false AS indisexclusion,
                true AS indimmediate, false AS indisclustered, true AS indisvalid,
                false AS indcheckxmin, true AS indisready, true AS indislive,
-               false AS indisreplident, i.indkey, NULL::UINTEGER[] AS indcollation,
-               NULL::UINTEGER[] AS indclass,
-               -- an int2vector: its text ("0 0": ascending, nulls last, per column)
-               union_value(int2vector := array_to_string(
-                   list_transform(i.indkey, lambda x: '0'), ' ')) AS indoption,
+               false AS indisreplident,
+               -- int2vectors (server.protocol.types.VECTORS): sent as PostgreSQL writes
+               -- them, '1 2' (pg_dump parses that), lists in SQL (unnest(indkey))
+               list_transform(i.indkey, lambda x: union_value(int2vector := x::BIGINT)) AS indkey,
+               NULL::UINTEGER[] AS indcollation, NULL::UINTEGER[] AS indclass,
+               -- ascending, nulls last, per column
+               list_transform(i.indkey, lambda x: union_value(int2vector := 0::BIGINT))
+                   AS indoption,
                NULL::VARCHAR AS indexprs, NULL::VARCHAR AS indpred
         FROM {schema}.quackml_indexes i""",
-    "pg_attribute": """
-        SELECT a.* REPLACE (a.attrelid::UINTEGER AS attrelid, a.atttypid::UINTEGER AS atttypid,
-                            a.attcollation::UINTEGER AS attcollation,
+    "pg_attribute": r"""
+        SELECT a.* REPLACE (a.attrelid::UINTEGER AS attrelid, a.atttypid AS atttypid,
+                            a.attcollation::UINTEGER AS attcollation, a.attlen AS attlen,
                             CASE WHEN a.attlen = -1 THEN 'x' ELSE 'p' END AS attstorage,
+                            -1 AS attstattarget,
                             -- DuckDB writes precision * 1000 + scale; PostgreSQL's numeric
                             -- typmod is ((precision << 16) | scale) + 4
-                            CASE WHEN a.atttypid = 1700 AND a.atttypmod > 0
+                            CASE WHEN a.atttypid IN (1700, 1231) AND a.atttypmod > 0
                                  THEN (((a.atttypmod // 1000) << 16) | (a.atttypmod % 1000)) + 4
                                  ELSE a.atttypmod END AS atttypmod)
-        FROM pg_catalog.pg_attribute a""",
+        FROM (SELECT a.* REPLACE (t.atttypid AS atttypid, {type_len} AS attlen,
+                                  -- numeric(p,s)[] too
+                                  CASE WHEN c.data_type LIKE 'DECIMAL(%'
+                                       THEN regexp_extract(c.data_type, 'DECIMAL\((\d+),',
+                                                           1)::INTEGER * 1000 +
+                                            regexp_extract(c.data_type, ',(\d+)\)', 1)::INTEGER
+                                       ELSE a.atttypmod END AS atttypmod)
+              FROM pg_catalog.pg_attribute a
+              JOIN duckdb_columns() c ON c.table_oid = a.attrelid
+                   AND c.column_index = a.attnum,
+              -- the type the server sends the column's values as
+              LATERAL (SELECT ({type_oid})::UINTEGER AS atttypid) t) a""",
     "pg_range": """
         SELECT NULL::UINTEGER AS rngtypid, NULL::UINTEGER AS rngsubtype,
                NULL::UINTEGER AS rngmultitypid, NULL::INTEGER AS rngcollation,
@@ -412,9 +431,11 @@ _VIEWS: dict[str, str] = {
                -1 AS collencoding, NULL::VARCHAR AS collcollate, NULL::VARCHAR AS collctype,
                NULL::VARCHAR AS colliculocale, NULL::VARCHAR AS collversion""",
     "pg_sequence": """
-        SELECT NULL::UINTEGER AS seqrelid, NULL::UINTEGER AS seqtypid, NULL::BIGINT AS seqstart,
-               NULL::BIGINT AS seqincrement, NULL::BIGINT AS seqmax, NULL::BIGINT AS seqmin,
-               NULL::BIGINT AS seqcache, NULL::BOOLEAN AS seqcycle WHERE false""",
+        SELECT s.sequence_oid::UINTEGER AS seqrelid, 20::UINTEGER AS seqtypid,
+               s.start_value AS seqstart, s.increment_by AS seqincrement,
+               s.max_value AS seqmax, s.min_value AS seqmin, 1::BIGINT AS seqcache,
+               s.cycle AS seqcycle
+        FROM duckdb_sequences() s WHERE s.database_name = current_database()""",
     "pg_inherits": """
         SELECT NULL::INTEGER AS inhrelid, NULL::INTEGER AS inhparent, NULL::INTEGER AS inhseqno,
                false AS inhdetachpending WHERE false""",
@@ -437,7 +458,8 @@ _VIEWS: dict[str, str] = {
                NULL::INTEGER AS stxstattarget, NULL::VARCHAR AS stxkeys,
                NULL::VARCHAR[] AS stxkind, NULL::VARCHAR AS stxexprs WHERE false""",
     "pg_publication": """
-        SELECT NULL::INTEGER AS oid, NULL::VARCHAR AS pubname, NULL::BOOLEAN AS puballtables,
+        SELECT NULL::INTEGER AS oid, NULL::VARCHAR AS pubname, NULL::UINTEGER AS pubowner,
+               NULL::BOOLEAN AS puballtables,
                NULL::BOOLEAN AS pubinsert, NULL::BOOLEAN AS pubupdate,
                NULL::BOOLEAN AS pubdelete, NULL::BOOLEAN AS pubtruncate,
                NULL::BOOLEAN AS pubviaroot WHERE false""",
@@ -451,7 +473,8 @@ _VIEWS: dict[str, str] = {
         SELECT NULL::INTEGER AS ftrelid, NULL::INTEGER AS ftserver,
                NULL::VARCHAR[] AS ftoptions WHERE false""",
     "pg_partitioned_table": """
-        SELECT NULL::INTEGER AS partrelid, NULL::VARCHAR AS partstrat WHERE false""",
+        SELECT NULL::INTEGER AS partrelid, NULL::VARCHAR AS partstrat,
+               NULL::UINTEGER[] AS partclass WHERE false""",
     "pg_extension": """
         SELECT 3079::UINTEGER AS tableoid, 13000::UINTEGER AS oid, 'plpgsql' AS extname,
                10::UINTEGER AS extowner, 11::UINTEGER AS extnamespace,
@@ -509,7 +532,8 @@ _VIEWS["pg_type"] = f"""
     FROM (VALUES {_pg_type_rows()})
          t(oid, typname, typlen, typbyval, typtype, typcategory, typelem, typarray)
     UNION ALL
-    SELECT d.oid::UINTEGER, d.typname, coalesce(d.typnamespace, {PG_CATALOG_OID})::UINTEGER,
+    -- DuckDB's own types (and the user's: QuackML dumps none) belong to pg_catalog
+    SELECT d.oid::UINTEGER, d.typname, {PG_CATALOG_OID}::UINTEGER,
            10::INTEGER, d.typlen::SMALLINT, d.typbyval, d.typtype, d.typcategory, false, true,
            ',', 0::UINTEGER, NULL::VARCHAR, 0::UINTEGER, 0::UINTEGER, {_typprocs('d.typname', '0')},
            0, 0, 0, 'i',
@@ -563,7 +587,7 @@ _add_reg_casts()
 
 _VIEWS["pg_namespace"] = f"""
     SELECT oid::UINTEGER AS oid, {names.schema_sql('nspname')} AS nspname,
-           nspowner::INTEGER AS nspowner,
+           10::INTEGER AS nspowner,
            NULL::VARCHAR[] AS nspacl FROM pg_catalog.pg_namespace
     UNION ALL SELECT {PG_CATALOG_OID}, 'pg_catalog', 10, NULL"""
 
@@ -578,6 +602,11 @@ def _add_names_objects() -> None:
 
 _add_names_objects()
 
+# what pg_dump reads besides (server/postgres/dump_catalog.py): the names no one else
+# emulates
+_VIEWS.update({k: v for k, v in dump_catalog.VIEWS.items() if k not in _VIEWS})
+_MACROS.update({k: v for k, v in dump_catalog.MACROS.items() if k not in _MACROS})
+
 # Names the rewrite qualifies; macros may be called unqualified, views only
 # through pg_catalog or unqualified right after FROM / JOIN.
 FUNCTIONS = frozenset(_MACROS) | frozenset(catalog_views.RENAMED) | functions.NAMES
@@ -589,7 +618,7 @@ _CASTS = {"regclass": "UINTEGER", "regtype": "UINTEGER", "regproc": "UINTEGER",
           "oid": "UINTEGER", "name": "VARCHAR", "char": "VARCHAR", "\"char\"": "VARCHAR"}
 _REG_TYPES = {"regclass", "regtype", "regproc", "regnamespace"}
 _TRIGGERS = FUNCTIONS | RELATIONS | set(_CASTS) | set(catalog_views.BARE) | syntax.TRIGGERS | {
-    "pg_catalog", "information_schema", "operator", "collate"}
+    "pg_catalog", "information_schema", "operator", "collate", "only"}
 
 _lock = threading.Lock()
 
@@ -602,6 +631,7 @@ def install(con: duckdb.DuckDBPyConnection, bootstrap: str) -> None:
         if present[0][0]:
             return
         con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SCHEMA}")
+        dump_catalog.register(con)
         models = rows_of("quackml_ml_models")
         # views that others read first
         first = ("quackml_indexes", "pg_roles")
@@ -624,6 +654,11 @@ def install(con: duckdb.DuckDBPyConnection, bootstrap: str) -> None:
             body = body.replace("{pg_type_of_argument}", catalog_views.pg_type_sql("x[2]"))
             body = body.replace("{public_schema}", names.schema_sql("k.schema_name"))
             body = body.replace("{public_x_schema}", names.schema_sql("x.schema_name"))
+            body = body.replace("{emulation_views}", ", ".join(
+                f"'{v}'" for v in dump_catalog.EMULATION_VIEWS))
+            body = body.replace("{type_len}", dump_catalog.type_len_sql("t.atttypid"))
+            body = body.replace("{type_oid}", dump_catalog.type_oid_sql("c.data_type"))
+            body = dump_catalog.with_tableoid(name, body)
             con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.{name} AS {body}")
         # a macro binds the macros it calls: each after those (in rounds)
         pending = list(_MACROS.items())
@@ -638,6 +673,7 @@ def install(con: duckdb.DuckDBPyConnection, bootstrap: str) -> None:
                 name, body = failed[0]
                 con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")   # raises
             pending = failed
+        dump_catalog.create_table_macros(con, SCHEMA)
         # last: its presence marks the installation complete
         con.execute(f"CREATE OR REPLACE VIEW {SCHEMA}.main.quackml_installed AS SELECT 1 AS x")
 
@@ -667,6 +703,12 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
                 edits.append((tok.start, tokens[close].end, f" {op.text} "))
                 i = close + 1
                 continue
+        if tok.token_type is TokenType.ONLY and prev is not None and \
+                prev.text.upper() in ("FROM", "JOIN"):
+            # FROM ONLY t -> FROM t (DuckDB has no inheritance: ONLY changes nothing)
+            edits.append((tok.start, tok.end, ""))
+            i += 1
+            continue
         if low == "collate" and _qualified(tokens, i + 1):
             # COLLATE pg_catalog.default -> nothing
             edits.append((tok.start, tokens[i + 3].end, ""))
@@ -772,7 +814,8 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
                     # (its arguments are read on: 'x'::regclass in them too)
                     edits.append((tokens[close].start, tokens[close].end, f') AS "{low}"'))
             elif low in RELATIONS and prev is not None and \
-                    prev.text.upper() in ("FROM", "JOIN") and \
+                    (prev.text.upper() in ("FROM", "JOIN") or
+                     (prev.token_type is TokenType.COMMA and _in_from_list(tokens, i - 1))) and \
                     (nxt is None or nxt.token_type is not TokenType.DOT):
                 edits.append((tok.start, tok.end, f"{SCHEMA}.{tok.text}"))
         i += 1
@@ -821,6 +864,30 @@ def _operand_start(tokens: tuple[Token, ...], j: int) -> int | None:
     while j >= 2 and tokens[j - 1].token_type is TokenType.DOT and _is_name(tokens[j - 2]):
         j -= 2
     return j
+
+
+_CLAUSE_WORDS = {"SELECT", "WHERE", "ON", "USING", "GROUP", "ORDER", "HAVING", "LIMIT",
+                 "SET", "VALUES", "RETURNING", "WINDOW", "QUALIFY"}
+
+
+def _in_from_list(tokens: tuple[Token, ...], comma: int) -> bool:
+    """Whether the comma at ``comma`` separates items of a FROM list."""
+    depth = 0
+    for j in range(comma - 1, -1, -1):
+        kind = tokens[j].token_type
+        if kind is TokenType.R_PAREN:
+            depth += 1
+        elif kind is TokenType.L_PAREN:
+            if depth == 0:
+                return False
+            depth -= 1
+        elif depth == 0:
+            word = tokens[j].text.upper()
+            if word == "FROM":
+                return True
+            if word in _CLAUSE_WORDS:
+                return False
+    return False
 
 
 def _inside_cast(tokens: tuple[Token, ...], i: int) -> bool:

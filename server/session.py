@@ -39,7 +39,17 @@ from server.errors import (
     UndefinedObject,
 )
 from server.ml import MLHandlers, model_or_error
-from server.postgres import activity, colnames, cursors, ddl, literals, names, resulttypes
+from server.postgres import (
+    activity,
+    colnames,
+    cursors,
+    ddl,
+    literals,
+    lock,
+    names,
+    resulttypes,
+    sequences,
+)
 from server.postgres import copy as copy_formats
 from server.postgres.names import Names
 from server.postgres.sqlstate import message_of, sqlstate_of
@@ -69,6 +79,8 @@ from server.sql.classify import (
     savepoint_name,
 )
 from server.sql.copy_spec import CopyFormat, CopySpec, needs_conversion
+from server.sql.lock import Lock
+from server.sql.sequence_read import SequenceRead
 from server.sql.text import Statement, split
 
 BATCH_ROWS = 16_384
@@ -367,6 +379,15 @@ class Session:
                 case Kind.SEVERAL, several:
                     assert isinstance(several, multi.Split)
                     return self._several(several)
+                case Kind.LOCK, locking:
+                    assert isinstance(locking, Lock)
+                    return self._lock(locking)
+                case Kind.SEQUENCE_READ, read:
+                    assert isinstance(read, SequenceRead)
+                    state = self._sequence(read)
+                    if state is not None:
+                        return state
+                    what = PLAIN   # no sequence of that name: DuckDB's, as written
             self._check_setting_exists(stmt)
             effects = self.check_access(stmt, what)
             result = self._duckdb(stmt, params_)
@@ -420,6 +441,32 @@ class Session:
 
     def check_text(self, text: str) -> tuple[Effect, ...]:
         return self.privileges.check_sql(self.cursor, text, self._sql_prepared)
+
+    def _lock(self, locking: Lock) -> Command:
+        """LOCK TABLE: checked (``server.postgres.lock``), nothing to lock in DuckDB."""
+        if self.status == "I":
+            raise ServerError("LOCK TABLE can only be used in transaction blocks",
+                              sqlstate="25P01")
+        for probe in lock.probes(locking):
+            text = self.duckdb_text(split(probe)[0])   # names as in any statement
+            if not self.privileges.superuser:
+                self.check_text(text)
+            self.cursor.execute(text).fetchall()
+        return Command("LOCK TABLE")
+
+    def _sequence(self, read: SequenceRead) -> Rows | None:
+        """A sequence read as a relation (``server.postgres.sequences``); None when the
+        name is no sequence."""
+        sql = sequences.state_sql(read)
+        rows = self.cursor.execute(sql).fetchall()
+        if not rows:
+            return None
+        if not self.privileges.superuser:
+            self.check_text(sql)
+        text = [tuple(None if v is None else ("t" if v else "f") if isinstance(v, bool)
+                      else str(v) for v in row) for row in rows]
+        return Rows([Column(c, sequences.column_oid(c)) for c in read.columns], text,
+                    f"SELECT {len(rows)}")
 
     def _several(self, several: multi.Split) -> Result:
         """DROP/TRUNCATE of several objects: one DuckDB statement each."""
@@ -563,6 +610,12 @@ class Session:
         what = self.classify(stmt)
         if isinstance(what.detail, cursor_sql.Declare):   # its parameters are its query's
             return Description(self.describe(what.detail.query, given).param_types, None)
+        if isinstance(what.detail, SequenceRead):
+            if self._sequence(what.detail) is not None:
+                return Description((), tuple(
+                    (c, "BOOLEAN" if c == "is_called" else "BIGINT")
+                    for c in what.detail.columns))
+            what = PLAIN   # no sequence of that name
         if what.kind is not Kind.PLAIN:
             return Description((), None)
         self.check_access(stmt, what)

@@ -12,6 +12,7 @@ import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 
@@ -34,6 +35,57 @@ def _bool(text: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"not a boolean: {text!r}")
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An integer parser that refuses values below ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise ValueError(f"must be at least {low}: {text!r}")
+        return value
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _int_at_least(0)(text)
+    if value > 65535:
+        raise ValueError(f"not a TCP port (0-65535): {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
+def _log_level(text: str) -> str:
+    value = text.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"not a log level (DEBUG, INFO, WARNING, ERROR): {text!r}")
+    return value
+
+
+def _memory(text: str) -> str:
+    """A DuckDB memory size (8GB, 512MB, 80%), checked by DuckDB's own parser;
+    empty keeps the default."""
+    value = text.strip()
+    if value:
+        import duckdb
+
+        try:
+            duckdb.connect(":memory:", config={"memory_limit": value}).close()
+        except duckdb.Error:
+            raise ValueError(f"not a memory size (e.g. 8GB, 512MB, 80%): {text!r}") from None
+    return value
 
 
 def _auth(text: str) -> str:
@@ -117,28 +169,28 @@ class Settings:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", "QUACKML_HOST", str, "address to listen on (loopback by default)"),
-    Setting("port", "QUACKML_PORT", int, "TCP port; 0 picks a free port"),
+    Setting("port", "QUACKML_PORT", _port, "TCP port; 0 picks a free port"),
     Setting("database", "QUACKML_DATABASE", str,
             "DuckDB database file, or :memory: for a throwaway database"),
     Setting("data_dir", "QUACKML_DATA_DIR", str,
             "folder for model artifacts and training snapshots"),
     Setting("samples", "QUACKML_SAMPLES", _bool,
             "load sample tables (customers, credit, hpc, diamonds) into a new database"),
-    Setting("training_workers", "QUACKML_TRAINING_WORKERS", int,
+    Setting("training_workers", "QUACKML_TRAINING_WORKERS", _int_at_least(1),
             "training jobs that run at once, each in its own process (default cores - 1)"),
-    Setting("training_threads", "QUACKML_TRAINING_THREADS", int,
+    Setting("training_threads", "QUACKML_TRAINING_THREADS", _int_at_least(1),
             "threads each training job may use"),
-    Setting("duckdb_threads", "QUACKML_DUCKDB_THREADS", int,
+    Setting("duckdb_threads", "QUACKML_DUCKDB_THREADS", _int_at_least(0),
             "DuckDB worker threads; 0 keeps DuckDB's default (all cores)"),
-    Setting("model_cache_mb", "QUACKML_MODEL_CACHE_MB", int,
+    Setting("model_cache_mb", "QUACKML_MODEL_CACHE_MB", _int_at_least(0),
             "memory bound of the loaded-model cache shared by all sessions"),
-    Setting("scoring_workers", "QUACKML_SCORING_WORKERS", int,
+    Setting("scoring_workers", "QUACKML_SCORING_WORKERS", _int_at_least(0),
             "processes that score scikit-learn models for the prediction functions "
             "(default min(2, cores)); 0 scores every model in the server process"),
     Setting("scoring_pool", "QUACKML_SCORING_POOL", _scoring_pool,
             "which library-scored models use those processes: auto (the measured default "
             "per model kind), on (all), off (none)"),
-    Setting("log_level", "QUACKML_LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
+    Setting("log_level", "QUACKML_LOG_LEVEL", _log_level, "DEBUG, INFO, WARNING or ERROR"),
     Setting("auth", "QUACKML_AUTH", _auth,
             "client authentication: trust (loopback only), scram-sha-256, md5 or password"),
     Setting("superuser", "QUACKML_SUPERUSER", str,
@@ -150,23 +202,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tls_key", "QUACKML_TLS_KEY", str, "PEM private key file of --tls-cert"),
     Setting("tls_required_remote", "QUACKML_TLS_REQUIRED_REMOTE", _bool,
             "refuse non-TLS connections from non-loopback addresses"),
-    Setting("max_connections", "QUACKML_MAX_CONNECTIONS", int,
+    Setting("max_connections", "QUACKML_MAX_CONNECTIONS", _int_at_least(1),
             "client connections at once; more are refused with 53300"),
-    Setting("superuser_reserved_connections", "QUACKML_SUPERUSER_RESERVED_CONNECTIONS", int,
+    Setting("superuser_reserved_connections", "QUACKML_SUPERUSER_RESERVED_CONNECTIONS",
+            _int_at_least(0),
             "of max_connections, slots only superusers may take; others get 53300 "
             "(at most max_connections - 1 are reserved)"),
-    Setting("max_startup_connections", "QUACKML_MAX_STARTUP_CONNECTIONS", int,
+    Setting("max_startup_connections", "QUACKML_MAX_STARTUP_CONNECTIONS", _int_at_least(1),
             "connections that have not finished start-up and authentication at once; "
             "more get FATAL 53300 and are closed"),
-    Setting("authentication_timeout", "QUACKML_AUTHENTICATION_TIMEOUT", float,
+    Setting("authentication_timeout", "QUACKML_AUTHENTICATION_TIMEOUT", _seconds,
             "seconds a client has to finish start-up and authentication (TLS handshake "
             "included); then the connection is closed"),
-    Setting("statement_timeout_ms", "QUACKML_STATEMENT_TIMEOUT_MS", int,
+    Setting("statement_timeout_ms", "QUACKML_STATEMENT_TIMEOUT_MS", _int_at_least(0),
             "cancel statements running longer than this (57014); 0 means no limit"),
-    Setting("memory_limit", "QUACKML_MEMORY_LIMIT", str,
+    Setting("memory_limit", "QUACKML_MEMORY_LIMIT", _memory,
             "DuckDB's memory_limit for the whole server (e.g. 8GB); past it statements "
             "fail with 53200; empty keeps DuckDB's default (80% of RAM)"),
-    Setting("session_memory_limit", "QUACKML_SESSION_MEMORY_LIMIT", str,
+    Setting("session_memory_limit", "QUACKML_SESSION_MEMORY_LIMIT", _memory,
             "memory each session's sorts and hash tables may use before they spill to "
             "disk (DuckDB's per-connection operator_memory_limit, e.g. 1GB); empty: no "
             "per-session limit"),
@@ -175,14 +228,14 @@ SETTINGS: tuple[Setting, ...] = (
             "superuser's included, changes a DuckDB setting; off lets superusers SET "
             "threads, memory_limit ... at run time (non-superusers are refused either "
             "way). Never locked while --session-memory-limit is set"),
-    Setting("training_queue_size", "QUACKML_TRAINING_QUEUE_SIZE", int,
+    Setting("training_queue_size", "QUACKML_TRAINING_QUEUE_SIZE", _int_at_least(0),
             "training jobs that may wait for a free worker"),
     Setting("training_queue_full", "QUACKML_TRAINING_QUEUE_FULL", _queue_full,
             "when the queue is full: error (CREATE MODEL fails with 53000) or wait"),
-    Setting("training_queue_per_user", "QUACKML_TRAINING_QUEUE_PER_USER", int,
+    Setting("training_queue_per_user", "QUACKML_TRAINING_QUEUE_PER_USER", _int_at_least(0),
             "training jobs (running and queued) one non-superuser may have at once; more "
             "fail with 53000; 0: no per-user limit"),
-    Setting("max_runtime_limit", "QUACKML_MAX_RUNTIME_LIMIT", int,
+    Setting("max_runtime_limit", "QUACKML_MAX_RUNTIME_LIMIT", _int_at_least(0),
             "largest MAX_RUNTIME (seconds) a CREATE MODEL may ask for (more fails with 22023; "
             "no MAX_RUNTIME given trains for at most this long); 0: no limit"),
     Setting("sagemaker_allowed_urls", "QUACKML_SAGEMAKER_ALLOWED_URLS", _url_prefixes,
@@ -203,8 +256,26 @@ def from_environment(env: Mapping[str, str], base: Settings | None = None) -> Se
             try:
                 changes[s.name] = s.parse(env[s.env])
             except ValueError as exc:
-                raise SystemExit(f"quackml: bad value for {s.env}: {exc}") from exc
+                raise SystemExit(f"quackml: bad value for {s.env}: {exc}; "
+                                 f"see quackml serve --help") from None
     return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors (a bad flag or value) in one line with a hint, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
+def _flag_type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """argparse shows the message of an ArgumentTypeError (not of a ValueError)."""
+    def checked(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return checked
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,16 +287,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 default=None,
                                 help=_help(s, defaults))
         else:
-            parser.add_argument(flag, dest=s.name, type=s.parse, default=None,
+            parser.add_argument(flag, dest=s.name, type=_flag_type(s.parse), default=None,
                                 help=_help(s, defaults))
 
 
-def load(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
-    """Settings from defaults, then the environment, then parsed CLI flags."""
-    parser = argparse.ArgumentParser(prog="quackml serve")
+def serve_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The parser of ``quackml serve``'s flags (a subcommand parser of the CLI, or
+    a parser of its own)."""
+    parser = parser or OneLineParser(prog="quackml serve")
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def from_arguments(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    """Settings from defaults, then the environment, then parsed CLI flags."""
     settings = from_environment(env)
     changes = {f.name: getattr(args, f.name) for f in fields(Settings)
                if getattr(args, f.name, None) is not None}
     return replace(settings, **changes)
+
+
+def load(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
+    """Settings from defaults, then the environment, then CLI flags ``argv``."""
+    return from_arguments(serve_parser().parse_args(argv), env)

@@ -30,3 +30,23 @@ def test_serve_help_lists_every_setting() -> None:
     assert out.returncode == 0, out.stderr
     for setting in SETTINGS:
         assert "--" + setting.name.replace("_", "-") in out.stdout, setting.name
+
+
+def test_help_and_version() -> None:
+    """`quackml --help`, `quackml --version`; no command prints the usage (exit 2)."""
+    import re
+    import subprocess
+    import sys
+
+    def quackml(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "server", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+
+    top = quackml("--help")
+    assert top.returncode == 0, top.stderr
+    assert "serve" in top.stdout and "--version" in top.stdout
+    version = quackml("--version")
+    assert version.returncode == 0, version.stderr
+    assert re.fullmatch(r"quackml \S+.*\n", version.stdout), version.stdout
+    bare = quackml()
+    assert bare.returncode == 2 and "usage: quackml" in bare.stderr

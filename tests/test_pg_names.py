@@ -285,10 +285,13 @@ def test_index_and_constraint_catalogs(qm: psycopg.Connection, pg: psycopg.Conne
                  "WHERE table_name = 'nm_t'")
     # SQLAlchemy finds primary keys so: conindid is the index, conkey 1-based,
     # indoption an int2vector ("0")
-    both(qm, pg, "SELECT c.contype, c.conkey, i.indoption::text, "
+    both(qm, pg, "SELECT c.contype, c.conkey, i.indoption, i.indkey, "
                  "c.confrelid FROM pg_constraint c JOIN pg_index i ON c.conindid = i.indexrelid "
                  "WHERE c.conrelid = 'nm_t'::regclass")
     both(qm, pg, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'nm_t'::regclass")
+    # a bare oid argument is the row's (SQLAlchemy's foreign keys)
+    both(qm, pg, "SELECT contype, pg_get_constraintdef(oid) FROM pg_constraint "
+                 "WHERE conrelid = 'nm_t'::regclass ORDER BY 1")
     sql = "SELECT indoption FROM pg_index WHERE indrelid = 'nm_t'::regclass LIMIT 1"
     assert [d.type_code for d in qm.execute(sql).description or ()] == \
         [d.type_code for d in pg.execute(sql).description or ()] == [22]   # int2vector

@@ -53,6 +53,13 @@ def test_rewrite_leaves_ordinary_sql_alone(words: list[str]) -> None:
     ("SELECT CAST(x AS REGCLASS) FROM t", "SELECT CAST(x AS UINTEGER) FROM t"),
     ("SELECT information_schema._pg_expandarray(k)",
      "SELECT quackml_pg._pg_expandarray(k)"),
+    # pg_dump's forms: an oid[] array literal, a comma-joined catalog, FROM ONLY
+    ("SELECT x FROM unnest('{1,2}'::pg_catalog.oid[]) AS s(x)",
+     "SELECT x FROM unnest('[1,2]'::UINTEGER[]) AS s(x)"),
+    ("SELECT 1 FROM pg_depend d, pg_amop o WHERE o.oid = d.objid",
+     "SELECT 1 FROM quackml_pg.pg_depend d, quackml_pg.pg_amop o WHERE o.oid = d.objid"),
+    ("SELECT a, pg_amop FROM t", None),
+    ("SELECT a FROM ONLY main.t", "SELECT a FROM  main.t"),
 ])
 def test_rewrite_cases(sql: str, expected: str) -> None:
     assert pgcatalog.rewrite(one(sql)) == expected

@@ -169,42 +169,6 @@ VIEWS: dict[str, str] = {
                NULL::VARCHAR AS matviewowner, NULL::VARCHAR AS tablespace,
                NULL::BOOLEAN AS hasindexes, NULL::BOOLEAN AS ispopulated,
                NULL::VARCHAR AS definition WHERE false""",
-    # DuckDB's constraints as PostgreSQL's: 1-based conkey, a primary key's or unique
-    # constraint's index (conindid: quackml_indexes' indexrelid), a foreign key's
-    # referenced table and columns; no NOT NULL rows (PostgreSQL 15 has none). The oids
-    # are DuckDB's (its pg_get_constraintdef reads them).
-    "pg_constraint": f"""
-        SELECT (k.table_oid * 1000000 + k.constraint_index) AS oid,
-               k.constraint_name AS conname, k.schema_oid::UINTEGER AS connamespace,
-               CASE k.constraint_type WHEN 'CHECK' THEN 'c' WHEN 'UNIQUE' THEN 'u'
-                    WHEN 'PRIMARY KEY' THEN 'p' ELSE 'f' END AS contype,
-               false AS condeferrable, false AS condeferred, true AS convalidated,
-               k.table_oid::UINTEGER AS conrelid, 0::UINTEGER AS contypid,
-               CASE WHEN k.constraint_type IN ('PRIMARY KEY', 'UNIQUE')
-                    THEN k.table_oid * 100 + k.constraint_index ELSE 0 END::UINTEGER
-                   AS conindid,
-               0::UINTEGER AS conparentid, coalesce(r.table_oid, 0)::UINTEGER AS confrelid,
-               CASE WHEN r.table_oid IS NOT NULL THEN 'a' ELSE ' ' END AS confupdtype,
-               CASE WHEN r.table_oid IS NOT NULL THEN 'a' ELSE ' ' END AS confdeltype,
-               CASE WHEN r.table_oid IS NOT NULL THEN 's' ELSE ' ' END AS confmatchtype,
-               true AS conislocal, 0::SMALLINT AS coninhcount, false AS connoinherit,
-               list_transform(k.constraint_column_indexes, lambda x: (x + 1)::SMALLINT)
-                   AS conkey,
-               CASE WHEN r.table_oid IS NOT NULL THEN
-                   (SELECT list(rc.column_index::SMALLINT
-                                ORDER BY list_position(k.referenced_column_names,
-                                                       rc.column_name))
-                    FROM duckdb_columns() rc WHERE rc.table_oid = r.table_oid
-                         AND list_contains(k.referenced_column_names, rc.column_name))
-               END AS confkey,
-               NULL::UINTEGER[] AS conpfeqop, NULL::UINTEGER[] AS conppeqop,
-               NULL::UINTEGER[] AS conffeqop, NULL::UINTEGER[] AS conexclop,
-               k.expression AS conbin
-        FROM duckdb_constraints() k
-        LEFT JOIN duckdb_tables() r ON k.constraint_type = 'FOREIGN KEY'
-             AND r.database_name = k.database_name AND r.schema_name = k.schema_name
-             AND r.table_name = k.referenced_table
-        WHERE k.constraint_type <> 'NOT NULL' AND {_visible('k.database_name')}""",
     "pg_opclass": """
         -- a default btree operator class per type, as PostgreSQL's <type>_ops
         SELECT (10000 + t.oid)::UINTEGER AS oid, 403::UINTEGER AS opcmethod,

@@ -136,9 +136,9 @@ def similar_to_regex(pattern: str) -> str:
 
 def _array_type_follows(tokens: Sequence[Token], j: int) -> bool:
     """Whether tokens j... are a type name followed by ``[]`` (``int[]``,
-    ``double precision[]``, ``varchar(3)[]``)."""
+    ``double precision[]``, ``varchar(3)[]``, ``pg_catalog.oid[]``)."""
     n = len(tokens)
-    while j < n and _name(tokens[j]):
+    while j < n and (_name(tokens[j]) or tokens[j].token_type is TokenType.DOT):
         j += 1
     if j < n and tokens[j].token_type is TokenType.L_PAREN:
         close = closing_paren(tuple(tokens), j)

@@ -47,6 +47,7 @@ from server.protocol.types import (
     encode_numeric_binary,
     pg_type_for_arrow,
     pg_type_len,
+    vector_oid,
 )
 
 __all__ = ["BatchEncoder", "FormatCodeError", "batch_encoder", "decimal_text", "pg_float_text"]
@@ -415,6 +416,18 @@ def _text_list(elem_encoder: ValueEncoder, quote: bool) -> ValueEncoder:
     return encode
 
 
+def _text_vector(elem_encoder: ValueEncoder) -> ValueEncoder:
+    """int2vector and friends (``types.VECTORS``): the elements separated by spaces."""
+    def encode(arr: pa.Array) -> pa.Array:
+        lst, elems, off = _list_parts(arr)
+        ev = pc.fill_null(elem_encoder(elems), "")
+        mask = pc.is_null(lst) if lst.null_count else None
+        rebuilt = pa.ListArray.from_arrays(pa.array(off, pa.int32()), ev, mask=mask)
+        return pc.binary_join(rebuilt, " ")
+
+    return encode
+
+
 def _text_null(arr: pa.Array) -> pa.Array:
     return pa.nulls(len(arr), pa.string())
 
@@ -470,6 +483,8 @@ def text_encoder(t: pa.DataType) -> ValueEncoder:
         return _text_interval
     if pt.is_duration(t):
         return _text_duration
+    if vector_oid(t) is not None:
+        return _text_vector(text_encoder(t.value_type))
     if _is_list(t):
         inner = t.value_type
         return _text_list(text_encoder(inner), quote=not _is_list(inner))

@@ -46,6 +46,7 @@ __all__ = [
     "pg_type_for_duckdb",
     "pg_type_len",
     "pg_type_name",
+    "vector_oid",
 ]
 
 
@@ -188,11 +189,20 @@ _NAMES: dict[int, str] = {
     Oid.JSONB: "jsonb",
 }
 
-#: PostgreSQL types whose values are text a catalog makes: a DuckDB UNION with one VARCHAR
-#: member named after the type (``UNION(int2vector VARCHAR)``) is sent as that type, its
-#: values as the member's text (pg_index.indoption: ``0 0``)
-TEXT_TYPED: dict[str, int] = {"int2vector": Oid.INT2VECTOR}
-_TEXT_TYPED_UNION = re.compile(r'UNION\("?(\w+)"? VARCHAR\)')
+#: PostgreSQL's vector types (pg_index.indkey, indoption): a DuckDB list whose elements are
+#: a UNION with one member named after the type (``UNION(int2vector BIGINT)[]``: a list
+#: DuckDB unnests and compares with integers) is sent as that type, its text the elements
+#: separated by spaces (``1 2``), as PostgreSQL writes it
+VECTORS: dict[str, int] = {"int2vector": Oid.INT2VECTOR}
+_VECTOR_TYPE = re.compile(r'UNION\("?(\w+)"? \w+\)\[\]')
+
+
+def vector_oid(t: pa.DataType) -> int | None:
+    """The OID of the vector type (``VECTORS``) the Arrow type stands for, if any."""
+    if _is_list(t) and pa.types.is_union(t.value_type) and t.value_type.num_fields == 1:
+        return VECTORS.get(t.value_type.field(0).name)
+    return None
+
 
 #: Arrow field metadata naming the PostgreSQL type OID of a column whose Arrow type
 #: says otherwise (its values are sent in text format, as the Arrow text encoder
@@ -318,8 +328,6 @@ def _scalar_oid(t: pa.DataType) -> tuple[int, int]:
         return Oid.INTERVAL, -1
     if pt.is_null(t):
         return Oid.TEXT, -1
-    if pt.is_union(t) and t.num_fields == 1:
-        return TEXT_TYPED.get(t.field(0).name, Oid.TEXT), -1
     return Oid.TEXT, -1
 
 
@@ -348,6 +356,9 @@ def pg_type_for_arrow(t: pa.DataType) -> tuple[int, int, int]:
     an array OID make ``_text``. Structs, maps, unions and anything else are
     sent as ``text``.
     """
+    vector = vector_oid(t)
+    if vector is not None:
+        return vector, -1, -1
     if _is_list(t):
         inner = t.value_type
         while _is_list(inner):
@@ -439,9 +450,9 @@ def pg_type_for_duckdb(type_name: str) -> int:
     Nested DuckDB types (STRUCT, MAP, UNION, ENUM) and unrecognised names map
     to ``text``, as their values are sent as text.
     """
-    named = _TEXT_TYPED_UNION.fullmatch(type_name.strip())
-    if named is not None and named.group(1).lower() in TEXT_TYPED:
-        return int(TEXT_TYPED[named.group(1).lower()])
+    vector = _VECTOR_TYPE.fullmatch(type_name.strip())
+    if vector is not None and vector.group(1).lower() in VECTORS:
+        return int(VECTORS[vector.group(1).lower()])
     name = " ".join(type_name.strip().upper().split())
     if _ARRAY_SUFFIX.search(name):
         inner = name

@@ -21,7 +21,16 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from server.errors import ServerError
-from server.sql import access_grammar, copy_spec, cursors, ml_grammar, multi, params
+from server.sql import (
+    access_grammar,
+    copy_spec,
+    cursors,
+    lock,
+    ml_grammar,
+    multi,
+    params,
+    sequence_read,
+)
 from server.sql.text import Statement
 
 
@@ -35,6 +44,9 @@ class Kind(enum.Enum):
     PARAM = "param"               # SET/SHOW/RESET of a client parameter: a ParamAction
     COPY = "copy"                 # COPY ... FROM STDIN / TO STDOUT: a CopySpec
     SEVERAL = "several"           # DROP/TRUNCATE of several objects: a multi.Split
+    LOCK = "lock"                 # LOCK [TABLE] ...: a lock.Lock
+    SEQUENCE_READ = "sequence"    # SELECT last_value, ... FROM name: a SequenceRead (plain
+                                  # SQL when the name is no sequence)
     PLAIN = "plain"               # anything else: DuckDB's, as written
 
 
@@ -50,7 +62,8 @@ class TxKind(enum.Enum):
 # the kinds whose privileges are checked where they run, not on the statement's text
 CHECKED_WHERE_THEY_RUN = frozenset({Kind.TRANSACTION, Kind.DEALLOCATE, Kind.ACCESS,
                                     Kind.STORAGE, Kind.CURSOR, Kind.ML, Kind.PARAM,
-                                    Kind.COPY, Kind.SEVERAL})
+                                    Kind.COPY, Kind.SEVERAL, Kind.LOCK,
+                                    Kind.SEQUENCE_READ})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +103,12 @@ def classify(stmt: Statement, client_params: Collection[str]) -> Classified:
     several = multi.split_objects(stmt)
     if several is not None:
         return Classified(Kind.SEVERAL, several)
+    locking = lock.parse(stmt)
+    if locking is not None:
+        return Classified(Kind.LOCK, locking)
+    read = sequence_read.parse(stmt)
+    if read is not None:
+        return Classified(Kind.SEQUENCE_READ, read)
     return PLAIN
 
 

@@ -1,0 +1,3 @@
+from quackml import main
+
+raise SystemExit(main())
