@@ -47,7 +47,7 @@ from sqlglot.tokens import Token, TokenType
 
 from server.errors import ServerError
 from server.sql import ml_grammar, multi, sequences
-from server.sql.text import Statement, closing_paren, split
+from server.sql.text import Statement, closing_paren, split, top_level_items
 
 SERIALS = {"serial": "INTEGER", "serial4": "INTEGER", "bigserial": "BIGINT",
            "serial8": "BIGINT", "smallserial": "SMALLINT", "serial2": "SMALLINT"}
@@ -530,20 +530,7 @@ def _auto_column_edit(catalog: Catalog, table: _QName, element: Sequence[Token],
 
 def _elements(tokens: Sequence[Token], start: int, end: int) -> list[tuple[int, int]]:
     """Comma-separated elements of tokens[start:end] at depth 0, as index ranges."""
-    out: list[tuple[int, int]] = []
-    depth = 0
-    begin = start
-    for j in range(start, end):
-        kind = tokens[j].token_type
-        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
-            depth += 1
-        elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
-            depth -= 1
-        elif kind is TokenType.COMMA and depth == 0:
-            out.append((begin, j))
-            begin = j + 1
-    out.append((begin, end))
-    return out
+    return top_level_items(tokens, start, end)
 
 
 def _create_sequence(stmt: Statement) -> Translation | None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from sqlglot.tokens import Token, TokenType
 
 from server.postgres.syntax import array_literal
-from server.sql.text import Statement, closing_paren, split
+from server.sql.text import Statement, closing_paren, split, top_level_items
 
 #: the DuckDB types of a table's columns, in order, by the table's name as written
 #: (None: no such table)
@@ -37,20 +37,7 @@ def _candidate(tok: Token) -> bool:
 
 def _items(tokens: tuple[Token, ...], open_: int, close: int) -> list[tuple[int, int]]:
     """The (first, last) token indexes of the comma-separated items in a parenthesis."""
-    items = []
-    depth = 0
-    start = open_ + 1
-    for j in range(open_ + 1, close):
-        kind = tokens[j].token_type
-        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
-            depth += 1
-        elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
-            depth -= 1
-        elif kind is TokenType.COMMA and depth == 0:
-            items.append((start, j - 1))
-            start = j + 1
-    items.append((start, close - 1))
-    return items
+    return [(first, past - 1) for first, past in top_level_items(tokens, open_ + 1, close)]
 
 
 def depends_on_columns(stmt: Statement) -> bool:

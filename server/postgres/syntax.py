@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from sqlglot.tokens import Token, TokenType
 
 from server.postgres.functions import SCHEMA, UNCONSTRAINED_NUMERIC
-from server.sql.text import closing_paren
+from server.sql.text import closing_paren, top_level_items
 
 #: PostgreSQL aggregates as DuckDB's (a macro cannot take ORDER BY): json_agg(x ORDER BY y)
 #: is to_json(list(x ORDER BY y))
@@ -385,16 +385,7 @@ def _row_is_null(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, str]
     null = close + 3 if negated else close + 2
     if null >= len(tokens) or tokens[null].token_type is not TokenType.NULL:
         return []
-    depth = 0
-    commas = 0
-    for j in range(open_ + 1, close):
-        kind = tokens[j].token_type
-        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
-            depth += 1
-        elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
-            depth -= 1
-        elif kind is TokenType.COMMA and depth == 0:
-            commas += 1
+    commas = len(top_level_items(tokens, open_ + 1, close)) - 1
     if tokens[i].token_type is TokenType.L_PAREN and \
             (commas == 0 or tokens[open_ + 1].token_type in (TokenType.SELECT, TokenType.WITH)):
         return []   # (x) IS NULL, (SELECT ...) IS NULL: a value, not a row

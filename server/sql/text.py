@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -185,3 +186,22 @@ def closing_paren(tokens: tuple[Token, ...], i: int) -> int | None:
             if depth == 0:
                 return j
     return None
+
+
+def top_level_items(tokens: Sequence[Token], start: int, end: int) -> list[tuple[int, int]]:
+    """The comma-separated items of ``tokens[start:end]`` (commas inside parentheses
+    and brackets do not count), as half-open index ranges ``(first, past_last)``."""
+    out: list[tuple[int, int]] = []
+    depth = 0
+    begin = start
+    for j in range(start, end):
+        kind = tokens[j].token_type
+        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        elif kind is TokenType.COMMA and depth == 0:
+            out.append((begin, j))
+            begin = j + 1
+    out.append((begin, end))
+    return out
