@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
-from server import errors, pgcatalog
+from server import errors
 from server.errors import ServerError, SyntaxError_
+from server.postgres import catalog as pgcatalog
 from server.postgres import copy, names
 from server.protocol import codec
 from server.protocol import messages as m

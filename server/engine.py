@@ -29,8 +29,8 @@ from catalog.store import ModelRecord, ModelStore
 from catalog.users import UserStore
 from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
-from server import pgcatalog
 from server.errors import hide_paths
+from server.postgres import catalog as pgcatalog
 from server.postgres import catalog_views, functions, names
 from server.postgres.activity import Activity
 from server.security.privileges import reserved_names

@@ -26,7 +26,6 @@ import pyarrow as pa
 from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
 from inference.functions import PROBABILITIES_SUFFIX
-from server import pgcatalog
 from server.engine import Engine
 from server.errors import (
     DataException,
@@ -50,6 +49,7 @@ from server.postgres import (
     resulttypes,
     sequences,
 )
+from server.postgres import catalog as pgcatalog
 from server.postgres import copy as copy_formats
 from server.postgres.names import Names
 from server.postgres.sqlstate import message_of, sqlstate_of

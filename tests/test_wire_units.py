@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import pgcatalog
 from server.errors import FeatureNotSupported, SyntaxError_
+from server.postgres import catalog as pgcatalog
 from server.postgres import copy as copy_formats
 from server.postgres.names import Names
 from server.protocol import codec

@@ -1,6 +1,6 @@
 """Catalog objects clients read, in PostgreSQL's names (see ``server.postgres.names``).
 
-Views and macros created in ``quackml_pg`` next to ``server.pgcatalog``'s:
+Views and macros created in ``quackml_pg`` next to ``server.postgres.catalog``'s:
 
 - ``information_schema``'s ``tables``, ``columns``, ``schemata``, ``views``,
   ``table_constraints``, ``key_column_usage``: DuckDB's, limited to the user's
@@ -14,7 +14,7 @@ Views and macros created in ``quackml_pg`` next to ``server.pgcatalog``'s:
 - ``current_schema()``, ``current_schemas(bool)``, ``current_database()``,
   ``pg_backend_pid()``.
 
-The bodies use ``{schema}``, ``{owners}`` and ``{bootstrap}`` as server.pgcatalog's do.
+The bodies use ``{schema}``, ``{owners}`` and ``{bootstrap}`` as server.postgres.catalog's do.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The pg_catalog that pg_dump (15) reads, beyond what ``server.pgcatalog`` emulates.
+"""The pg_catalog that pg_dump (15) reads, beyond what ``server.postgres.catalog`` emulates.
 
 pg_dump asks the catalog for every kind of object PostgreSQL has. What QuackML
 has is here as PostgreSQL lists it: ``pg_constraint`` (primary keys, unique,
@@ -12,7 +12,7 @@ functions and macros internal, so never dumped), ``pg_description``
 text-search objects, foreign servers, event triggers, large objects ...) is an
 empty view with PostgreSQL's columns, so that the dump contains nothing of them.
 
-The objects are created by ``server.pgcatalog.install`` in its reserved
+The objects are created by ``server.postgres.catalog.install`` in its reserved
 ``quackml_pg`` database and reached through its token rewrite, like the
 others: ``VIEWS`` and ``MACROS`` fill the names it does not define itself,
 and ``with_tableoid`` gives every emulated catalog its ``tableoid`` column

@@ -2,7 +2,7 @@
 server.postgres.syntax's).
 
 Functions live as macros in the emulation database ``quackml_pg`` (created at
-engine start by ``install``); ``server.pgcatalog.rewrite`` qualifies an
+engine start by ``install``); ``server.postgres.catalog.rewrite`` qualifies an
 unqualified call of a name in ``NAMES`` (``format(...)`` runs
 ``quackml_pg.format(...)``), so a macro of the name of a DuckDB built-in
 (``format``, ``to_hex``, ``length``, ``lpad`` ...) takes effect for every
@@ -601,7 +601,7 @@ def _keywords(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
 
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the functions in quackml_pg (attached by ``pgcatalog.install``)."""
+    """Create the functions in quackml_pg (attached by ``server.postgres.catalog.install``)."""
     for error in (PgFunctionError, FormatError, DatetimeFormatError, NumberFormatError,
                   NullIdentifierError):
         UDF_ERROR_CLASSES[error.__name__] = error.sqlstate

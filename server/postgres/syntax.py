@@ -1,7 +1,7 @@
 """PostgreSQL syntax that DuckDB reads otherwise, as token-level edits.
 
 ``edits`` gives the changes of a statement's text, from its tokens (applied by
-``server.pgcatalog.rewrite`` with its own):
+``server.postgres.catalog.rewrite`` with its own):
 
 - the type ``jsonb`` is DuckDB's ``JSON`` (DuckDB has one JSON type; its
   values are sent as ``json``, OID 114);

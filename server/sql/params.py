@@ -6,7 +6,7 @@ SHOW or ``current_setting``. ``parse`` recognises those statements by their
 tokens and returns a typed action for the session; a statement about any
 other parameter returns None and goes to DuckDB as written (DuckDB's own
 settings, such as ``threads``, keep working). Which names are client
-parameters is the caller's (``server.pgcatalog.CLIENT_PARAMS``): this module
+parameters is the caller's (``server.postgres.catalog.CLIENT_PARAMS``): this module
 only reads tokens.
 """
 
