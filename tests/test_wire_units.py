@@ -222,3 +222,22 @@ def test_small_batches_encode_as_large_ones(data: st.DataObject) -> None:
     small_bytes = encoder.encode(small)
     assert large.num_rows > 16
     assert encoder.encode(large)[:len(small_bytes)] == small_bytes
+
+
+def test_token_scans_over_parentheses_and_brackets() -> None:
+    from sqlglot.tokens import TokenType
+
+    from server.sql.text import back_at_depth, closing_paren, top_level_items
+    stmt = one("SELECT f(a, (b, c)), ARRAY[1, [2, 3]] FROM t")
+    tokens = stmt.tokens
+    texts = [t.text for t in tokens]
+    comma = texts.index(",", texts.index("c") - 2)       # the comma between b and c
+    assert [texts[j] for j in back_at_depth(tokens, comma)] == ["b", "("]
+    last = len(tokens) - 1                                # t: every token before is at depth 0
+    assert [texts[j] for j in back_at_depth(tokens, last)][:2] == ["FROM", "]"]
+    bracket = texts.index("[")
+    assert texts[closing_paren(tokens, bracket, (TokenType.L_BRACKET, TokenType.R_BRACKET))
+                  + 1] == "FROM"
+    assert closing_paren(tokens, texts.index("(")) == texts.index(",", texts.index("c")) - 1
+    items = top_level_items(tokens, 1, texts.index("FROM"))
+    assert [texts[a] for a, _ in items] == ["f", "ARRAY"]

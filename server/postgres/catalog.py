@@ -25,7 +25,7 @@ from sqlglot.tokens import Token, TokenType
 from catalog.views import rows_of
 from server.postgres import catalog_views, dump_catalog, functions, names, syntax
 from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
-from server.sql.text import Statement, closing_paren
+from server.sql.text import Statement, back_at_depth, closing_paren
 
 SCHEMA = "quackml_pg"
 PG_VERSION = "15.0"
@@ -872,35 +872,22 @@ _CLAUSE_WORDS = {"SELECT", "WHERE", "ON", "USING", "GROUP", "ORDER", "HAVING", "
 
 def _in_from_list(tokens: tuple[Token, ...], comma: int) -> bool:
     """Whether the comma at ``comma`` separates items of a FROM list."""
-    depth = 0
-    for j in range(comma - 1, -1, -1):
-        kind = tokens[j].token_type
-        if kind is TokenType.R_PAREN:
-            depth += 1
-        elif kind is TokenType.L_PAREN:
-            if depth == 0:
-                return False
-            depth -= 1
-        elif depth == 0:
-            word = tokens[j].text.upper()
-            if word == "FROM":
-                return True
-            if word in _CLAUSE_WORDS:
-                return False
+    for j in back_at_depth(tokens, comma):
+        if tokens[j].token_type is TokenType.L_PAREN:
+            return False
+        word = tokens[j].text.upper()
+        if word == "FROM":
+            return True
+        if word in _CLAUSE_WORDS:
+            return False
     return False
 
 
 def _inside_cast(tokens: tuple[Token, ...], i: int) -> bool:
     """Whether token i sits directly in a CAST( ... ) call."""
-    depth = 0
-    for j in range(i - 1, -1, -1):
-        kind = tokens[j].token_type
-        if kind is TokenType.R_PAREN:
-            depth += 1
-        elif kind is TokenType.L_PAREN:
-            if depth == 0:
-                return j > 0 and tokens[j - 1].text.upper() in ("CAST", "TRY_CAST")
-            depth -= 1
+    for j in back_at_depth(tokens, i):
+        if tokens[j].token_type is TokenType.L_PAREN:
+            return j > 0 and tokens[j - 1].text.upper() in ("CAST", "TRY_CAST")
     return False
 
 

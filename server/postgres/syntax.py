@@ -44,7 +44,9 @@ from collections.abc import Sequence
 from sqlglot.tokens import Token, TokenType
 
 from server.postgres.functions import SCHEMA, UNCONSTRAINED_NUMERIC
-from server.sql.text import closing_paren, top_level_items
+from server.sql.text import back_at_depth, closing_paren, top_level_items
+
+_BRACKETS = (TokenType.L_BRACKET, TokenType.R_BRACKET)
 
 #: PostgreSQL aggregates as DuckDB's (a macro cannot take ORDER BY): json_agg(x ORDER BY y)
 #: is to_json(list(x ORDER BY y))
@@ -178,18 +180,11 @@ def _select_list_item(tokens: Sequence[Token], i: int) -> bool:
     if prev is None or prev.token_type not in (TokenType.SELECT, TokenType.DISTINCT,
                                                TokenType.COMMA):
         return False
-    depth = 0
-    for j in range(i - 1, -1, -1):
+    for j in back_at_depth(tokens, i):
         kind = tokens[j].token_type
-        if kind is TokenType.R_PAREN:
-            depth += 1
-        elif kind is TokenType.L_PAREN:
-            if depth == 0:
-                return False
-            depth -= 1
-        elif depth == 0 and kind is TokenType.SELECT:
+        if kind is TokenType.SELECT:
             return True
-        elif depth == 0 and kind in _SELECT_LIST_END:
+        if kind is TokenType.L_PAREN or kind in _SELECT_LIST_END:
             return False
     return False
 
@@ -253,7 +248,7 @@ def _primary_end(tokens: tuple[Token, ...], j: int) -> int | None:
         end = closing_paren(tokens, j)
     elif kind is TokenType.ARRAY and j + 1 < n and \
             tokens[j + 1].token_type is TokenType.L_BRACKET:
-        end = _closing_bracket(tokens, j + 1)
+        end = closing_paren(tokens, j + 1, _BRACKETS)
     elif kind in (TokenType.STRING, TokenType.NUMBER) or kind in _NAMES:
         end = j
         while end + 2 < n and tokens[end + 1].token_type is TokenType.DOT:
@@ -270,16 +265,6 @@ def _primary_end(tokens: tuple[Token, ...], j: int) -> int | None:
     return end
 
 
-def _closing_bracket(tokens: tuple[Token, ...], i: int) -> int | None:
-    depth = 0
-    for j in range(i, len(tokens)):
-        if tokens[j].token_type is TokenType.L_BRACKET:
-            depth += 1
-        elif tokens[j].token_type is TokenType.R_BRACKET:
-            depth -= 1
-            if depth == 0:
-                return j
-    return None
 
 
 def _json_kind(tokens: Sequence[Token]) -> bool | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -175,17 +175,39 @@ def _shift(tok: Token, offset: int) -> Token:
 _split_cached = functools.lru_cache(maxsize=512)(_split)
 
 
-def closing_paren(tokens: tuple[Token, ...], i: int) -> int | None:
-    """Index of the token closing the parenthesis at ``tokens[i]``, or None."""
+def closing_paren(tokens: Sequence[Token], i: int,
+                  pair: tuple[TokenType, TokenType] = (TokenType.L_PAREN, TokenType.R_PAREN)
+                  ) -> int | None:
+    """Index of the token closing the parenthesis (or the ``pair``, say brackets) that
+    opens at ``tokens[i]``, or None."""
+    opening, closing = pair
     depth = 0
     for j in range(i, len(tokens)):
-        if tokens[j].token_type is TokenType.L_PAREN:
+        if tokens[j].token_type is opening:
             depth += 1
-        elif tokens[j].token_type is TokenType.R_PAREN:
+        elif tokens[j].token_type is closing:
             depth -= 1
             if depth == 0:
                 return j
     return None
+
+
+def back_at_depth(tokens: Sequence[Token], i: int) -> Iterator[int]:
+    """The indexes before ``i`` of the tokens at ``tokens[i]``'s parenthesis depth,
+    nearest first (what lies inside a nested parenthesis is skipped); last, the
+    parenthesis that encloses ``i``, if there is one."""
+    depth = 0
+    for j in range(i - 1, -1, -1):
+        kind = tokens[j].token_type
+        if kind is TokenType.R_PAREN:
+            depth += 1
+        elif kind is TokenType.L_PAREN:
+            if depth == 0:
+                yield j
+                return
+            depth -= 1
+        elif depth == 0:
+            yield j
 
 
 def top_level_items(tokens: Sequence[Token], start: int, end: int) -> list[tuple[int, int]]:
