@@ -32,8 +32,9 @@ from automl.hyperparams import (
 from automl.preprocessors import KMEANS_TRANSFORMERS, parse_preprocessors
 from automl.problem import detect_problem, encode_labels
 from automl.progress import ProgressWriter
-from catalog.artifact import ARTIFACT_FILE, ModelArtifact, write_artifact
+from catalog.artifact import ModelArtifact, write_artifact
 from catalog.estimators import HardLabelClassifier
+from catalog.files import ARTIFACT_FILE
 from catalog.frames import to_frame
 from catalog.preprocessing import FramePreprocessor, PreprocessedEstimator
 from catalog.spec import (

@@ -15,7 +15,6 @@ shape SQL.md gives for EXPLAIN_MODEL.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -23,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from catalog.artifact import ModelArtifact
+from catalog.files import EXPLANATION_FILE, write_json_atomic
 
-EXPLANATION_FILE = "explanation.json"
 MAX_ROWS = 500
 
 
@@ -46,13 +45,7 @@ def explain(artifact: ModelArtifact, frame: pd.DataFrame, seed: int = 0) -> dict
 
 def write_explanation(artifact: ModelArtifact, frame: pd.DataFrame, output_dir: str) -> None:
     document = explain(artifact, frame)
-    path = os.path.join(output_dir, EXPLANATION_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(document, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(os.path.join(output_dir, EXPLANATION_FILE), document)
 
 
 def _output_index(artifact: ModelArtifact) -> int:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import threading
 import time
 from typing import Any
 
+from catalog.files import write_json_atomic
 from catalog.spec import Progress
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Progress))
@@ -50,7 +49,7 @@ class ProgressWriter:
             if "elapsed_s" not in fields:
                 self._state["elapsed_s"] = round(self.elapsed_s, 3)
             state = dict(self._state)
-            _write_json_atomic(self.path, state)
+            write_json_atomic(self.path, state)
         return Progress(**state)
 
 
@@ -172,14 +171,3 @@ class TrialLogTailer:
         return 1.0 - loss if self._higher_is_better else loss
 
 
-def _write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".progress-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -57,7 +57,8 @@ from automl.problem import (
     resolve_objective,
 )
 from automl.progress import ProgressWriter, TrialLogTailer
-from catalog.artifact import ARTIFACT_FILE, ModelArtifact, estimator_input, write_artifact
+from catalog.artifact import ModelArtifact, estimator_input, write_artifact
+from catalog.files import ARTIFACT_FILE
 from catalog.frames import fit_categories, to_frame
 from catalog.preprocessing import FramePreprocessor, PreprocessedEstimator
 from catalog.spec import Column, FeatureKind, ProblemType, TrainingJob, TrainingResult

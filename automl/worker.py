@@ -18,12 +18,12 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 from typing import Any
 
 from automl.errors import TrainingError
 from automl.progress import ProgressWriter
 from automl.train import train
+from catalog.files import write_json_atomic
 from catalog.spec import ProblemType, TrainingFailure, TrainingJob, TrainingResult
 
 RESULT_VERSION = 1
@@ -54,7 +54,8 @@ def run_job(job: TrainingJob, result_path: str) -> None:
     else:
         document = {"status": "ok", "result": dataclasses.asdict(result)}
     document["version"] = RESULT_VERSION
-    _write_json_atomic(result_path, document)
+    os.makedirs(os.path.dirname(os.path.abspath(result_path)), exist_ok=True)
+    write_json_atomic(result_path, document)
 
 
 def read_result(result_path: str) -> TrainingResult | TrainingFailure:
@@ -77,17 +78,3 @@ def read_result(result_path: str) -> TrainingResult | TrainingFailure:
     return TrainingFailure(**document["failure"])
 
 
-def _write_json_atomic(path: str, document: dict[str, Any]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(document, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

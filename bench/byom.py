@@ -19,7 +19,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from catalog.artifact import ARTIFACT_FILE, ModelArtifact, write_artifact
+from catalog.artifact import ModelArtifact, write_artifact
+from catalog.files import ARTIFACT_FILE
 from catalog.spec import ModelState, Settings
 from catalog.store import ModelRecord
 from server.engine import Engine
@@ -39,7 +40,7 @@ def install_model(engine: Engine, name: str, function_name: str, artifact: Model
         metric_name=artifact.metric_name, metric_value=artifact.metric_value,
         labels=artifact.labels, artifact_file=ARTIFACT_FILE, best_learner=artifact.learner,
         trials=1, train_seconds=0.0, finished_at=now)
-    folder = engine.model_dir(record)
+    folder = engine.files(record).folder
     folder.mkdir(parents=True, exist_ok=True)
     sha = write_artifact(artifact, str(folder / ARTIFACT_FILE))
     record = replace(record, artifact_sha256=sha)

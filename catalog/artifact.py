@@ -3,7 +3,7 @@
 An artifact is a small set of files in a model version's folder, none of
 which can run code when read:
 
-- the manifest, ``artifact.json`` (:data:`ARTIFACT_FILE`): format version,
+- the manifest, ``artifact.json`` (:data:`catalog.files.ARTIFACT_FILE`): format version,
   feature schema, target, problem type, labels, categories, metric,
   decision threshold, what kind of estimator it is (with its preprocessors)
   as JSON, and the name and sha256 of every other file;
@@ -17,8 +17,7 @@ catalog's wrappers, never training data nor classes from ``automl`` or
 
 Invariants:
 
-- every file is written atomically (:func:`write_atomic`: temp file in the
-  same folder, flush, fsync, ``os.replace``, fsync of the folder); the
+- every file is written atomically (:func:`catalog.files.write_atomic`); the
   manifest is written last, so it only ever names files already on disk;
 - :func:`read_artifact` checks the manifest's sha256, then every listed
   file's, *before* decoding any of them;
@@ -36,7 +35,6 @@ import decimal
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,11 +45,11 @@ import pyarrow as pa
 
 from catalog import formats
 from catalog.errors import ArtifactCorrupt, ArtifactOutdated
+from catalog.files import write_atomic
 from catalog.frames import to_frame
 from catalog.spec import Column, ProblemType
 
 FORMAT_VERSION = 2  # 1: one pickle file (no longer read)
-ARTIFACT_FILE = "artifact.json"  # the manifest's name in a model version's folder
 _PICKLE_PROTOCOL_2_PLUS = b"\x80"  # how every pickle QuackML ever wrote starts
 
 
@@ -276,28 +274,3 @@ def _label(value: Any) -> object:
     return value
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably: temp file in the same folder,
-    flush, fsync, ``os.replace``, fsync of the folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".artifact-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_path(folder)
-
-
-def fsync_path(path: str | os.PathLike[str]) -> None:
-    """fsync a file or a folder (after os.replace, so the rename is durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

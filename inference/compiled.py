@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from catalog.artifact import ModelArtifact, fsync_path
+from catalog.artifact import ModelArtifact
+from catalog.files import publish
 from catalog.spec import FeatureKind
 from inference.errors import CompilationFailed
 from inference.evaluators import LibraryEvaluator, TreeEvaluator, tree_library
@@ -138,17 +139,14 @@ def compile_and_store(artifact: ModelArtifact, artifact_path: str, artifact_sha2
         tmp_model = work / paths.model.name
         model.save(str(tmp_model))
         for tmp, final in ((tmp_model, paths.model), (tmp_library, paths.library)):
-            fsync_path(tmp)
-            os.replace(tmp, final)
+            publish(tmp, final)
         manifest = {"version": MANIFEST_VERSION, "artifact_sha256": artifact_sha256.lower(),
                     "lignum_version": lignum.__version__, "model_file": paths.model.name,
                     "model_sha256": _sha256(paths.model), "library_file": paths.library.name,
                     "library_sha256": _sha256(paths.library)}
         tmp_manifest = work / paths.manifest.name
         tmp_manifest.write_text(json.dumps(manifest, indent=1))
-        fsync_path(tmp_manifest)
-        os.replace(tmp_manifest, paths.manifest)
-        fsync_path(folder)
+        publish(tmp_manifest, paths.manifest)
         return evaluator
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -23,11 +23,10 @@ import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
 from catalog.artifact import ModelArtifact
+from catalog.files import PROBABILITIES_SUFFIX, function_names
 from catalog.spec import Column, FeatureKind, ProblemType
 from inference.cache import LoadedModel, ModelCache
 from inference.errors import WrongProblemType
-
-PROBABILITIES_SUFFIX = "_probabilities"
 
 
 def _arrow_type(duckdb_type: str) -> pa.DataType:
@@ -115,10 +114,7 @@ class PredictionFunctions:
         self._lowered: frozenset[str] = frozenset()   # the same names, lower case
 
     def names(self, function_name: str, classification: bool) -> list[str]:
-        names = [function_name]
-        if classification:
-            names.append(function_name + PROBABILITIES_SUFFIX)
-        return names
+        return function_names(function_name, classification)
 
     def register(self, function_name: str, features: Sequence[Column], returns: str,
                  classification: bool) -> None:

@@ -24,6 +24,7 @@ from catalog import legacy, views
 from catalog.acl import Acl
 from catalog.db import FILE_NAME as CATALOG_FILE
 from catalog.db import CatalogDB
+from catalog.files import VersionFiles
 from catalog.spec import Column, ModelState, TrainingFailure, TrainingJob, TrainingResult
 from catalog.store import ModelRecord, ModelStore
 from catalog.users import UserStore
@@ -149,21 +150,13 @@ class Engine:
         self._functions_lock = threading.Lock()
         self.pool = TrainingPool(settings.training_workers, self._on_training_finished,
                                  settings.training_queue_size)
-        from server.explain import register_explain_model
+        from server.models.explain import register_explain_model
         register_explain_model(self)
 
     # -- paths -----------------------------------------------------------
-    def model_dir(self, record: ModelRecord) -> Path:
-        return self.data_dir / record.model_dir
-
-    def result_path(self, record: ModelRecord) -> Path:
-        return self.model_dir(record) / "result.json"
-
-    def progress_path(self, record: ModelRecord) -> Path:
-        return self.model_dir(record) / "progress.json"
-
-    def snapshot_path(self, record: ModelRecord) -> Path:
-        return self.model_dir(record) / "snapshot.parquet"
+    def files(self, record: ModelRecord) -> VersionFiles:
+        """The files of a model version (catalog.files owns their layout)."""
+        return VersionFiles.of(self.data_dir, record.model_dir)
 
     def catalog_changed(self) -> None:
         """Something may bind differently now: cached privilege decisions are stale."""
@@ -197,7 +190,7 @@ class Engine:
         """Make the model's functions and cache entry match the record."""
         artifact = None
         if record.state is ModelState.READY and record.artifact_file:
-            artifact = str(self.model_dir(record) / record.artifact_file)
+            artifact = str(self.files(record).folder / record.artifact_file)
         self.cache.set_entry(record.function_name, CacheEntry(
             record.qualified_name, record.state, record.failure_reason, artifact,
             record.artifact_sha256))
@@ -220,14 +213,14 @@ class Engine:
                   if record.target is not None and record.target_type is not None else None)
         return TrainingJob(
             model_name=record.qualified_name,
-            snapshot_path=str(self.snapshot_path(record)),
+            snapshot_path=str(self.files(record).snapshot),
             features=record.features,
             target=target,
             problem_type=record.problem_type,
             objective=record.objective,
             time_budget_s=float(record.settings.max_runtime),
-            output_dir=str(self.model_dir(record)),
-            progress_path=str(self.progress_path(record)),
+            output_dir=str(self.files(record).folder),
+            progress_path=str(self.files(record).progress),
             n_jobs=self.settings.training_threads,
             auto=record.auto,
             model_type=record.model_type,
@@ -237,7 +230,7 @@ class Engine:
 
     def start_training(self, record: ModelRecord, reserved: bool = False) -> None:
         self.pool.submit(record.qualified_name, self.job_for(record),
-                         str(self.result_path(record)), reserved)
+                         str(self.files(record).result), reserved)
 
     def _on_training_finished(self, key: str, outcome: Outcome) -> None:
         schema, name = key.split(".", 1)
@@ -262,20 +255,20 @@ class Engine:
                 self.cache.warm(updated.function_name)
             if updated.state is ModelState.READY and not updated.settings.s3_garbage_collect:
                 return
-            snapshot = self.snapshot_path(updated)
+            snapshot = self.files(updated).snapshot
             if updated.state is ModelState.READY and snapshot.exists():
                 snapshot.unlink()
 
     def remove_files(self, record: ModelRecord) -> None:
         """Remove the model's folder with every version in it."""
-        shutil.rmtree(self.model_dir(record).parent, ignore_errors=True)
+        shutil.rmtree(self.files(record).model_folder, ignore_errors=True)
 
     def recover(self) -> None:
         """Bring functions and training back after a (re)start."""
         for record in self.store.all():
             if record.state is ModelState.TRAINING:
-                if self.snapshot_path(record).exists():
-                    for stale in (self.result_path(record), self.progress_path(record)):
+                if self.files(record).snapshot.exists():
+                    for stale in (self.files(record).result, self.files(record).progress):
                         if stale.exists():
                             stale.unlink()
                     log.info("resuming training of %s from its snapshot", record.qualified_name)

@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
-from inference.functions import PROBABILITIES_SUFFIX
+from catalog.files import PROBABILITIES_SUFFIX
 from server.engine import Engine
 from server.errors import (
     DataException,
@@ -37,7 +37,9 @@ from server.errors import (
     SyntaxError_,
     UndefinedObject,
 )
-from server.ml import MLHandlers, model_or_error
+from server.models.caller import Caller
+from server.models.lifecycle import model_or_error
+from server.models.statements import ModelStatements
 from server.postgres import (
     activity,
     colnames,
@@ -240,7 +242,7 @@ class Session:
                 with contextlib.suppress(InvalidParameterValue):
                     self._set_param(name.lower(), value)
         self.status = "I"
-        self.ml = MLHandlers(engine)
+        self.models = ModelStatements(engine)
         self.privileges = Privileges(engine, user)
         self.roles = Roles(engine.users, engine.acl, self.privileges, engine.settings.superuser,
                            lambda name: model_or_error(engine, name), DuckDBObjects(self.cursor))
@@ -370,7 +372,7 @@ class Session:
                 case Kind.CURSOR, action:
                     return self._cursor(action, params_)  # type: ignore[arg-type]
                 case Kind.ML, ml:
-                    return self.ml.handle(ml, self)  # type: ignore[arg-type]
+                    return self.models.handle(ml, self.caller())  # type: ignore[arg-type]
                 case Kind.PARAM, action:
                     return self._param(action)  # type: ignore[arg-type]
                 case Kind.COPY, spec:
@@ -866,6 +868,11 @@ class Session:
         return ((reported, self.params[name]),) if reported else ()
 
     # -- DuckDB ----------------------------------------------------------------
+    def caller(self) -> Caller:
+        """What a model statement's handler may use of this session."""
+        return Caller(self.user, self.cursor, self.privileges, self.cancel_requested,
+                      self.duckdb_text)
+
     def duckdb_text(self, stmt: Statement) -> str:
         """The text DuckDB runs: the client's, with emulated catalog names qualified,
         PostgreSQL's names made DuckDB's (``server.postgres.names``) and the PostgreSQL

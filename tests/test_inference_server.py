@@ -178,7 +178,7 @@ def test_drop_model_invalidates_and_replace_serves_the_new_model(
     features = feature_list(first)
     query = f"SELECT churn_tmp({features}) FROM churn ORDER BY id"
     record = install_model(engine, "churn_tmp", "churn_tmp", first)
-    folder = engine.model_dir(record)
+    folder = engine.files(record).folder
     with served.running.connect() as c:
         assert [r[0] for r in c.execute(query).fetchall()] == oracle(first)[0]
         assert "churn_tmp" in engine.cache.loaded_functions()
@@ -212,7 +212,7 @@ def test_fallback_when_compilation_fails(served: Served,
         loaded = engine.cache.prepare("churn_nocc", timeout=120)
         assert loaded.compile_error is not None
         assert loaded.evaluator.kind == "lignum-interpreter"
-        path = str(engine.model_dir(record) / "artifact.json")
+        path = str(engine.files(record).folder / "artifact.json")
         assert not compiled.CompiledPaths.beside(path).manifest.exists()
     finally:
         engine.cache.compiler = "auto"
@@ -234,7 +234,7 @@ def test_compiled_once_across_restarts(tmp_path: Path,
     finally:
         first.server.stop()
     library = compiled.CompiledPaths.beside(
-        str(first.engine.model_dir(record) / "artifact.json")).library
+        str(first.engine.files(record).folder / "artifact.json")).library
     stamp = library.stat().st_mtime_ns
     second = start(tmp_path)
     try:

@@ -51,7 +51,12 @@ RULES = [
     # the security layer: decisions and DDL over the catalog, the sql layer and results
     ("server/security", ("server.security", "server.errors", "server.sql", "server.protocol",
                          "server.results", "server.settings", "catalog", "inference.functions",
-                         "server.ml", "server.engine")),
+                         "server.models.lifecycle", "server.engine")),
+    # the model statements: handlers get a Caller (cursor, user, privileges), never the
+    # session; the engine is named for types only (checked below)
+    ("server/models", ("server.models", "server.security.privileges", "server.sql",
+                       "server.errors", "server.protocol", "server.results", "server.engine",
+                       "catalog", "automl", "inference")),
     # packages below the server
     ("catalog", ("catalog",)),
     ("automl", ("automl", "catalog")),
@@ -68,14 +73,17 @@ def test_layering(folder: str, allowed: tuple[str, ...]) -> None:
     assert broken == []
 
 
-def test_security_reaches_server_modules_only_for_types() -> None:
-    """security/ names the engine and the model lookup only under TYPE_CHECKING or
-    inside a function (the model lookup of EXPLAIN_MODEL): never at module level."""
-    for path in modules("server/security"):
+@pytest.mark.parametrize(("folder", "late"), [
+    ("server/security", ("server.engine", "server.models.lifecycle")),
+    ("server/models", ("server.engine",))])
+def test_server_modules_named_only_for_types(folder: str, late: tuple[str, ...]) -> None:
+    """security/ and models/ name the engine (and security/ the model lookup) only under
+    TYPE_CHECKING or inside a function (the model lookup of EXPLAIN_MODEL): never at
+    module level."""
+    for path in modules(folder):
         tree = ast.parse(path.read_text())
         for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and node.module in ("server.engine",
-                                                                     "server.ml"):
+            if isinstance(node, ast.ImportFrom) and node.module in late:
                 raise AssertionError(f"{_module_name(path)} imports {node.module} at "
                                      "module level")
 

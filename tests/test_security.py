@@ -419,7 +419,7 @@ def test_tampered_artifact_is_XX001_and_never_loaded(secured: Secured) -> None:
         assert engine is not None
         record = engine.store.get("public", "tamper_km")
         assert record is not None and record.artifact_file is not None
-        artifact = engine.model_dir(record) / record.artifact_file
+        artifact = engine.files(record).folder / record.artifact_file
         with artifact.open("ab") as f:
             f.write(b"tampered")
         # the READY model was loaded already: evict it, as a restart or the cache bound would

@@ -25,8 +25,8 @@ import duckdb
 
 from catalog import errors
 from catalog import views as ml_views
+from catalog.files import PROBABILITIES_SUFFIX
 from catalog.store import ModelStore
-from inference.functions import PROBABILITIES_SUFFIX
 from server.postgres.names import DATABASE_SQL, PID_VARIABLE, schema_sql
 from server.protocol.types import Oid, pg_type_for_duckdb, pg_type_name
 

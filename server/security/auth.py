@@ -31,16 +31,14 @@ import enum
 import hashlib
 import hmac
 import ipaddress
-import os
 import secrets
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scramp import ScramException, ScramMechanism
 
-from catalog.artifact import fsync_path
+from catalog.files import write_atomic
 from catalog.users import ITERATIONS, User, Verifier
 from server.errors import ServerError
 
@@ -79,17 +77,7 @@ def server_secret(data_dir: Path) -> bytes:
         secret = path.read_bytes()
     except FileNotFoundError:
         secret = secrets.token_bytes(SECRET_BYTES)
-        fd, tmp = tempfile.mkstemp(prefix=".auth_secret-", suffix=".tmp", dir=data_dir)
-        try:
-            with os.fdopen(fd, "wb") as f:   # mkstemp makes it 0600
-                f.write(secret)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_path(data_dir)
+        write_atomic(path, secret)   # mode 0600
         return secret
     if len(secret) != SECRET_BYTES:
         raise SystemExit(f"quackml: {path} is damaged ({len(secret)} bytes, not "

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from catalog.files import PROBABILITIES_SUFFIX
 from catalog.store import ModelRecord
 from catalog.views import FUNCTIONS as CATALOG_FUNCTIONS
 from catalog.views import VIEWS as ML_VIEWS
-from inference.functions import PROBABILITIES_SUFFIX
 from server.errors import InsufficientPrivilege, ServerError
 from server.security.firewall import Effect, Firewall, Path, Policy, Subject, denied
 from server.sql import sequences
@@ -186,7 +186,7 @@ class Privileges:
     def _model_check(self, name: str) -> bool:
         """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL target)."""
         if name.startswith("explain_model:"):
-            from server.ml import model_or_error
+            from server.models.lifecycle import model_or_error
             from server.sql.ml_grammar import QualifiedName
             schema, _, model = name.removeprefix("explain_model:").rpartition(".")
             self.require_execute(model_or_error(self.engine, QualifiedName(schema or None,

@@ -34,8 +34,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from catalog.artifact import ARTIFACT_FILE, ModelArtifact, read_artifact, write_artifact
+from catalog.artifact import ModelArtifact, read_artifact, write_artifact
 from catalog.errors import ArtifactCorrupt, ArtifactOutdated
+from catalog.files import ARTIFACT_FILE
 from catalog.spec import Column, ProblemType
 from server.listener import Server
 from server.settings import Settings
@@ -88,7 +89,7 @@ class Trained:
         assert engine is not None
         record = engine.store.get("public", model)
         assert record is not None and record.artifact_file and record.artifact_sha256
-        return engine.model_dir(record) / record.artifact_file, record.artifact_sha256
+        return engine.files(record).folder / record.artifact_file, record.artifact_sha256
 
     def reload(self, model: str) -> None:
         """Drop the loaded model, as a restart or the cache bound would."""

@@ -1,4 +1,5 @@
-"""Handlers for the ML statements: CREATE MODEL, SHOW MODEL, DROP MODEL.
+"""CREATE MODEL: trained models (AUTO ON, AUTO OFF XGBoost, k-means) and bring-your-own
+models (a model file, or a SAGEMAKER endpoint).
 
 CREATE MODEL validates everything that can be checked before training
 (names, columns, types, row counts, the problem type and objective), runs
@@ -25,19 +26,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from automl.auto_off import CLUSTER_COLUMN
-from automl.hyperparams import TRAIN_METRICS, resolve_kmeans, resolve_xgboost, xgboost_problem
+from automl.hyperparams import resolve_kmeans, resolve_xgboost, xgboost_problem
 from automl.preprocessors import KMEANS_TRANSFORMERS, parse_preprocessors
 from automl.problem import detect_problem, resolve_objective
-from automl.progress import read_progress
-from catalog.artifact import ARTIFACT_FILE, ModelArtifact, write_artifact
+from catalog.artifact import ModelArtifact, write_artifact
 from catalog.errors import (
     DuplicateFunction,
     DuplicateModel,
     ModelFileMissing,
-    ModelNotFound,
     UnknownSchema,
     UnknownType,
 )
+from catalog.files import ARTIFACT_FILE, publish, version_folder
 from catalog.imported import ImportedBooster, RemoteEndpoint, detect_library
 from catalog.spec import Column, FeatureKind, ModelState, ProblemType, feature_kind
 from catalog.spec import Settings as ModelSettings
@@ -50,37 +50,18 @@ from server.errors import (
     InvalidParameterValue,
     SyntaxError_,
     UndefinedColumn,
-    hide,
 )
-from server.protocol.types import Oid, pg_type_for_duckdb, pg_type_name
-from server.results import Column as ResultColumn
-from server.results import Command, Result, Rows
-from server.sql.ml_grammar import CreateModel, DropModel, MLStatement, QualifiedName, ShowModel
+from server.models.caller import DEFAULT_SCHEMA, Caller, quote_ident, schema_of
+from server.results import Command
+from server.sql.ml_grammar import CreateModel
 from server.sql.text import split
 
 if TYPE_CHECKING:
     from server.engine import Engine
-    from server.session import Session
 
-DEFAULT_SCHEMA = "public"
 MIN_ROWS = 500
 MAX_FEATURES = 256
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _TYPE_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?")
-
-
-def _version_dir(schema: str, name: str, created: datetime) -> str:
-    """A new model version's folder, relative to the data dir."""
-    return str(Path("models") / _SAFE_NAME.sub("_", schema) / _SAFE_NAME.sub("_", name) /
-               f"v1-{created.strftime('%Y%m%d%H%M%S%f')}")
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _schema(name: QualifiedName) -> str:
-    return name.schema or DEFAULT_SCHEMA
 
 
 def _endpoint(url: str) -> tuple[SplitResult, int] | None:
@@ -128,55 +109,45 @@ def endpoint_allowed(url: str, allowed: str) -> bool:
     return False
 
 
-class MLHandlers:
+class CreateModelHandler:
+    """CREATE MODEL, as the caller: checked, snapshotted and queued, or imported."""
+
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def handle(self, statement: MLStatement, session: Session) -> Result:
-        match statement:
-            case CreateModel():
-                return self.create_model(statement, session)
-            case ShowModel(name=None):
-                return self.show_all()
-            case ShowModel(name=QualifiedName() as name):
-                return self.show_model(name, session)
-            case DropModel():
-                return self.drop_model(statement, session)
-        raise AssertionError(statement)
-
     # -- CREATE MODEL ------------------------------------------------------
-    def create_model(self, stmt: CreateModel, session: Session) -> Command:
-        session.privileges.require_create_model()
+    def create_model(self, stmt: CreateModel, caller: Caller) -> Command:
+        caller.privileges.require_create_model()
         self._refuse_unsupported(stmt)
         if stmt.source_file is not None or stmt.sagemaker is not None:
-            return self.create_imported(stmt, session)
+            return self.create_imported(stmt, caller)
         if stmt.function_arg_types is not None or stmt.returns is not None:
             raise FeatureNotSupported(
                 "FUNCTION argument types and RETURNS are for bring-your-own models "
                 "(FROM 'model file' or SAGEMAKER)")
         kind = _variant(stmt)
-        schema, name = _schema(stmt.name), stmt.name.name
+        schema, name = schema_of(stmt.name), stmt.name.name
         function_name = stmt.function.name
-        self._check_schemas(stmt, session)
+        self._check_schemas(stmt, caller)
         store = self.engine.store
         if store.get(schema, name) is not None:
             raise DuplicateModel(f'model "{schema}.{name}" already exists')
-        self._check_function_free(function_name, session)
+        self._check_function_free(function_name, caller)
         stmt, notices = self._limit_runtime(stmt)
         # a slot in the bounded training queue first, within the user's share of it:
         # 53000 (or a cancellable wait) before any work, given back if anything fails
         pool, settings = self.engine.pool, self.engine.settings
         key = f"{schema}.{name}"   # the job's key: ModelRecord.qualified_name
-        session.cancel_requested.clear()
+        caller.cancel_requested.clear()
         # superusers are exempt, as from PostgreSQL's per-role CONNECTION LIMIT
-        per_user = 0 if session.privileges.superuser else settings.training_queue_per_user
+        per_user = 0 if caller.privileges.superuser else settings.training_queue_per_user
         pool.reserve(wait=settings.training_queue_full == "wait",
-                     cancelled=session.cancel_requested, user=session.user, key=key,
+                     cancelled=caller.cancel_requested, user=caller.user, key=key,
                      per_user=per_user)
         try:
-            result = self._create_trained(stmt, session, kind, schema, name, function_name)
+            result = self._create_trained(stmt, caller, kind, schema, name, function_name)
         except BaseException:
-            pool.release(key, session.user)
+            pool.release(key, caller.user)
             raise
         return replace(result, notices=(*result.notices, *notices))
 
@@ -198,7 +169,7 @@ class MLHandlers:
                 (f"MAX_RUNTIME defaults to {default} seconds, more than the server's "
                  f"max_runtime_limit: training for at most {limit} seconds",))
 
-    def _create_trained(self, stmt: CreateModel, session: Session, kind: str, schema: str,
+    def _create_trained(self, stmt: CreateModel, caller: Caller, kind: str, schema: str,
                         name: str, function_name: str) -> Command:
         if stmt.source_query is not None:
             query = stmt.source_query
@@ -207,10 +178,10 @@ class MLHandlers:
             parts = [p for p in (stmt.source_table.schema, stmt.source_table.name) if p]
             query = "SELECT * FROM " + ".".join(quote_ident(p) for p in parts)
         # PostgreSQL's names (public, the client's database name) made DuckDB's
-        query = session.duckdb_text(split(query)[0])
+        query = caller.duckdb_text(split(query)[0])
         # the FROM query runs as the user: checked as any statement of theirs
-        session.privileges.check_sql(session.cursor, query)
-        relation = session.cursor.sql(query)
+        caller.privileges.check_sql(caller.cursor, query)
+        relation = caller.cursor.sql(query)
         columns = [Column(n, str(t)) for n, t in zip(relation.columns, relation.types,
                                                      strict=True)]
         target = self._find_target(stmt.target, columns) if kind != "kmeans" else None
@@ -266,10 +237,10 @@ class MLHandlers:
 
         now = datetime.now(UTC)
         record = ModelRecord(
-            schema_name=schema, model_name=name, version=1, owner=session.user,
+            schema_name=schema, model_name=name, version=1, owner=caller.user,
             created_at=now, state=ModelState.TRAINING, statement=stmt.text,
             function_name=function_name, features=features, settings=stmt.settings,
-            model_dir=_version_dir(schema, name, now),
+            model_dir=version_folder(schema, name, 1, now),
             source_query=stmt.source_query,
             source_table=str(stmt.source_table) if stmt.source_table else None,
             target=target.name if target is not None else None,
@@ -279,15 +250,13 @@ class MLHandlers:
             objective=objective_sql, rows_total=rows_total, rows_used=table.num_rows,
             auto=kind == "auto", hyperparameters=hyperparameters,
             preprocessors=stmt.preprocessors)
-        folder = self.engine.model_dir(record)
+        folder = self.engine.files(record).folder
         folder.mkdir(parents=True, exist_ok=True)
-        snapshot = self.engine.snapshot_path(record)
+        snapshot = self.engine.files(record).snapshot
         tmp = snapshot.with_suffix(".parquet.tmp")
         keep_columns = [c.name for c in features] + ([target.name] if target is not None else [])
         pq.write_table(table.select(keep_columns), tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, snapshot)
+        publish(tmp, snapshot)
 
         self._insert_and_register(record)
         self.engine.start_training(record, reserved=True)
@@ -301,7 +270,7 @@ class MLHandlers:
         schema, name = record.schema_name, record.model_name
         with store.locked():
             if store.get(schema, name) is not None:
-                shutil.rmtree(self.engine.model_dir(record), ignore_errors=True)
+                shutil.rmtree(self.engine.files(record).folder, ignore_errors=True)
                 raise DuplicateModel(f'model "{schema}.{name}" already exists')
             store.insert(record)
         try:
@@ -322,10 +291,10 @@ class MLHandlers:
                 raise FeatureNotSupported(f"CREATE MODEL with {what} is not supported yet",
                                           hint="see README: What is not supported yet")
 
-    def create_imported(self, stmt: CreateModel, session: Session) -> Command:
+    def create_imported(self, stmt: CreateModel, caller: Caller) -> Command:
         """Bring your own model: FROM 'model file' (imported into the artifact store and
         READY at once) or SAGEMAKER 'http endpoint' (scored remotely in CSV batches)."""
-        schema, name = _schema(stmt.name), stmt.name.name
+        schema, name = schema_of(stmt.name), stmt.name.name
         function_name = stmt.function.name
         if stmt.function_arg_types is None or stmt.returns is None:
             raise SyntaxError_("syntax error: a bring-your-own model needs FUNCTION "
@@ -338,12 +307,12 @@ class MLHandlers:
                               ("AUTO", stmt.auto)):
             if given is not None:
                 raise FeatureNotSupported(f"a bring-your-own model takes no {clause}")
-        self._check_schemas(stmt, session)
+        self._check_schemas(stmt, caller)
         store = self.engine.store
         if store.get(schema, name) is not None:
             raise DuplicateModel(f'model "{schema}.{name}" already exists')
-        self._check_function_free(function_name, session)
-        features = tuple(Column(f"arg{i + 1}", self._duckdb_type(t, session))
+        self._check_function_free(function_name, caller)
+        features = tuple(Column(f"arg{i + 1}", self._duckdb_type(t, caller))
                          for i, t in enumerate(stmt.function_arg_types))
         if not features:
             raise DataException("a bring-your-own model needs at least one argument type")
@@ -352,21 +321,21 @@ class MLHandlers:
                 raise FeatureNotSupported(
                     f"argument type {c.type} is not supported for bring-your-own models yet",
                     hint="use numeric or boolean argument types")
-        returns = self._duckdb_type(stmt.returns, session)
+        returns = self._duckdb_type(stmt.returns, caller)
         if feature_kind(returns) not in (FeatureKind.NUMERIC, FeatureKind.BOOLEAN):
             raise FeatureNotSupported(
                 f"RETURNS {stmt.returns} is not supported for bring-your-own models yet",
                 hint="return a numeric type")
         estimator: ImportedBooster | RemoteEndpoint
         if stmt.source_file is not None:
-            data = self._read_model_file(stmt.source_file, session)
+            data = self._read_model_file(stmt.source_file, caller)
             library = detect_library(data)
             estimator = ImportedBooster(library, data, len(features))
             model_type = f"IMPORTED {library.upper()}"
         else:
             assert stmt.sagemaker is not None
             url = stmt.sagemaker.split(":'", 1)[0]
-            if not session.privileges.superuser:
+            if not caller.privileges.superuser:
                 raise InsufficientPrivilege(
                     "permission denied: a SAGEMAKER endpoint makes the server call an "
                     "address; only superusers may create one")
@@ -385,15 +354,15 @@ class MLHandlers:
         target = Column("prediction", returns)
         now = datetime.now(UTC)
         record = ModelRecord(
-            schema_name=schema, model_name=name, version=1, owner=session.user,
+            schema_name=schema, model_name=name, version=1, owner=caller.user,
             created_at=now, state=ModelState.READY, statement=stmt.text,
             function_name=function_name, features=features, settings=stmt.settings,
-            model_dir=_version_dir(schema, name, now),
+            model_dir=version_folder(schema, name, 1, now),
             source_table=stmt.source_file or stmt.sagemaker, target_type=returns,
             iam_role=stmt.iam_role, model_type=model_type,
             problem_type=ProblemType.REGRESSION, auto=False, finished_at=now,
             best_learner=model_type.split()[-1].lower(), trials=0, train_seconds=0.0)
-        folder = self.engine.model_dir(record)
+        folder = self.engine.files(record).folder
         folder.mkdir(parents=True, exist_ok=True)
         artifact = ModelArtifact(
             features=features, target=target, problem_type=ProblemType.REGRESSION, labels=(),
@@ -405,13 +374,13 @@ class MLHandlers:
         self._insert_and_register(record)
         return Command("CREATE MODEL")
 
-    def _read_model_file(self, name: str, session: Session) -> bytes:
+    def _read_model_file(self, name: str, caller: Caller) -> bytes:
         """The bytes of a bring-your-own model file, read only from inside the
         operator's file_dir and only for superusers and FILEACCESS users. ``name`` is
         taken relative to file_dir (an absolute one must lie inside it); symlinks are
         followed before the check, so none leads out. Errors name the file as the user
         wrote it, never its server path."""
-        if not session.privileges.file_access:
+        if not caller.privileges.file_access:
             raise InsufficientPrivilege(
                 f"permission denied: reading model file {name!r} needs a superuser or the "
                 f"FILEACCESS attribute")
@@ -441,26 +410,26 @@ class MLHandlers:
                                    f"{exc.strerror or type(exc).__name__}") from None
 
     @staticmethod
-    def _duckdb_type(sql_type: str, session: Session) -> str:
+    def _duckdb_type(sql_type: str, caller: Caller) -> str:
         """The DuckDB type for a type written in FUNCTION (...) or RETURNS (``float8``,
         ``int4``, ``double precision``, ``varchar(10)``)."""
         if not _TYPE_TEXT.fullmatch(sql_type):
             raise SyntaxError_(f"syntax error: invalid type {sql_type!r}")
         try:
-            types = session.cursor.sql(f"SELECT NULL::{sql_type}").types
+            types = caller.cursor.sql(f"SELECT NULL::{sql_type}").types
         except duckdb.Error:
             raise UnknownType(f'type "{sql_type}" does not exist') from None
         return str(types[0])
 
     @staticmethod
-    def _check_schemas(stmt: CreateModel, session: Session) -> None:
+    def _check_schemas(stmt: CreateModel, caller: Caller) -> None:
         """The model's schema and its function's must exist (3F000); the function's is
         the model's (or public): prediction functions are called with either."""
-        schema, function_schema = _schema(stmt.name), stmt.function.schema
+        schema, function_schema = schema_of(stmt.name), stmt.function.schema
         for name in {schema, function_schema or schema}:
             if name.lower() == DEFAULT_SCHEMA:
                 continue
-            rows = session.cursor.execute(
+            rows = caller.cursor.execute(
                 "SELECT count(*) FROM duckdb_schemas() WHERE database_name = "
                 "current_database() AND lower(schema_name) = lower(?)", [name]).fetchall()
             if not rows or not rows[0][0]:
@@ -472,13 +441,13 @@ class MLHandlers:
                 f'{function_schema}.{stmt.function.name} needs CREATE MODEL '
                 f'{function_schema}.{stmt.name.name}')
 
-    def _check_function_free(self, function_name: str, session: Session) -> None:
+    def _check_function_free(self, function_name: str, caller: Caller) -> None:
         if self.engine.store.by_function(function_name) is not None:
             raise DuplicateFunction(f'function "{function_name}" is already a model function')
         # DuckDB resolves function names case-insensitively: compare lower-case, against
         # every function the session could see and the names the server reserves
         names = (function_name.lower(), function_name.lower() + "_probabilities")
-        rows = session.cursor.execute(
+        rows = caller.cursor.execute(
             "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) IN (?, ?)",
             list(names)).fetchall()
         if (rows and rows[0][0]) or any(n in self.engine.reserved_names() for n in names):
@@ -516,78 +485,6 @@ class MLHandlers:
                     "take numeric or boolean features only",
                     hint="cast it to a number, or leave AUTO ON")
 
-    # -- SHOW MODEL ----------------------------------------------------------
-    def show_all(self) -> Rows:
-        records = self.engine.store.all()
-        columns = [ResultColumn("Schema Name", Oid.VARCHAR),
-                   ResultColumn("Model Name", Oid.VARCHAR)]
-        return Rows(columns,
-                    [(r.schema_name, r.model_name) for r in records], f"SELECT {len(records)}")
-
-    def show_model(self, name: QualifiedName, session: Session) -> Rows:
-        record = model_or_error(self.engine, name)
-        rows = session.privileges.visible_rows(record, model_rows(record, self.engine))
-        return Rows([ResultColumn("Key", Oid.VARCHAR), ResultColumn("Value", Oid.VARCHAR)],
-                    rows, f"SELECT {len(rows)}")
-
-    # -- DROP MODEL ----------------------------------------------------------
-    def drop_model(self, stmt: DropModel, session: Session) -> Command:
-        schema, name = _schema(stmt.name), stmt.name.name
-        store = self.engine.store
-        with store.locked():
-            record = store.get(schema, name)
-            if record is None:
-                if stmt.if_exists:
-                    return Command("DROP MODEL",
-                                   (f'model "{schema}.{name}" does not exist, skipping',))
-                raise ModelNotFound(f'model "{schema}.{name}" does not exist')
-            session.privileges.require_drop(record)
-            self.engine.pool.cancel(record.qualified_name)
-            store.delete(schema, name)
-            self.engine.users.forget_model(schema, name)
-        self.engine.unregister_functions(record)
-        self.engine.remove_files(record)
-        return Command("DROP MODEL")
-
-
-def model_or_error(engine: Engine, name: QualifiedName) -> ModelRecord:
-    record = engine.store.get(_schema(name), name.name)
-    if record is None:
-        raise ModelNotFound(f'model "{_schema(name)}.{name.name}" does not exist')
-    return record
-
-
-def _redshift_type(duckdb_type: str) -> str:
-    """A feature's type as Redshift's SHOW MODEL names it (strings are varchar there)."""
-    oid = pg_type_for_duckdb(duckdb_type)
-    return "varchar" if oid == Oid.TEXT else pg_type_name(oid)
-
-
-def _is_byom(record: ModelRecord) -> bool:
-    model_type = record.model_type or ""
-    return model_type.startswith("IMPORTED ") or model_type == "SAGEMAKER"
-
-
-def _status(record: ModelRecord, engine: Engine) -> str:
-    if _is_byom(record):
-        return ("Remote: scored by the SAGEMAKER endpoint" if record.model_type == "SAGEMAKER"
-                else "Imported: model file copied into the artifact store")
-    if record.state is ModelState.TRAINING:
-        if engine.pool.queued(record.qualified_name):
-            return "Queued: waiting for a free training worker"
-        p = read_progress(str(engine.progress_path(record)))
-        if p is None:
-            return f"Starting: 0 s of {record.settings.max_runtime} s budget"
-        best = (f", best validation {p.metric_name} {p.best_metric:.4f}"
-                if p.best_metric is not None and p.metric_name else "")
-        learner = f", current learner {p.current_learner}" if p.current_learner else ""
-        return (f"{p.phase.capitalize()}: {p.elapsed_s:.0f} s of {p.budget_s:.0f} s budget, "
-                f"{p.trials} trials{best}{learner}")
-    if record.state is ModelState.READY:
-        return (f"Completed in {record.train_seconds or 0:.1f} s: {record.trials or 0} trials, "
-                f"best learner {record.best_learner}")
-    return "Failed"
-
 
 def _variant(stmt: CreateModel) -> str:
     """'auto' (AUTO ON, possibly guided), 'xgboost' (AUTO OFF) or 'kmeans'; refuse the
@@ -617,83 +514,3 @@ def _variant(stmt: CreateModel) -> str:
         raise FeatureNotSupported("HYPERPARAMETERS need AUTO OFF",
                                   hint="AUTO ON searches the hyperparameters itself")
     return "auto"
-
-
-def _fmt(v: float | None) -> str:
-    return "" if v is None else f"{v:.6g}"
-
-
-def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
-    s = record.settings
-    kmeans = record.model_type == "KMEANS"
-    byom = _is_byom(record)
-    if kmeans:
-        metric = "train:msd"
-    elif not record.auto:
-        metric = TRAIN_METRICS[record.problem_type or ProblemType.REGRESSION]
-    else:
-        metric = f"validation:{(record.objective or record.metric_name or 'metric').lower()}"
-    functions = record.function_name
-    if record.problem_type is not None and record.problem_type.is_classification:
-        functions += f", {record.function_name}_probabilities"
-    rows: list[tuple[str, str]] = [
-        ("Model Name", record.model_name),
-        ("Schema Name", record.schema_name),
-        ("Owner", record.owner),
-        ("Creation Time", record.created_at.astimezone(UTC).strftime("%a, %d.%m.%Y %H:%M:%S")),
-        ("Model State", record.state.value),
-    ]
-    if record.state is ModelState.FAILED:
-        rows.append(("Failure Reason", hide(record.failure_reason or "unknown")))
-    rows.append(("Training Job Status", _status(record, engine)))
-    if not byom:
-        rows.append((metric, _fmt(record.metric_value)))
-    rows += [
-        ("Estimated Cost", "0.000000"),
-        ("", ""),
-        ("TRAINING DATA:", ""),
-    ]
-    if byom:
-        rows.append(("Endpoint" if record.model_type == "SAGEMAKER" else "Model File",
-                     record.source_table or ""))
-    elif record.source_query is not None:
-        rows.append(("Query", record.source_query))
-    else:
-        rows.append(("Table", record.source_table or ""))
-    used = "" if record.rows_total is None else f"{record.rows_used} of {record.rows_total}" + (
-        " (sampled to MAX_CELLS)" if (record.rows_used or 0) < (record.rows_total or 0) else "")
-    rows += [
-        ("Target Column", record.target or ""),
-        ("Training Rows", used),
-        ("", ""),
-        ("PARAMETERS:", ""),
-        ("Model Type", (record.model_type or "auto").lower()
-         + (f" ({record.best_learner})" if record.best_learner and record.auto else "")),
-        ("Problem Type", record.problem_type.value
-         if record.problem_type and not kmeans and not byom else ""),
-        ("Objective", record.objective or ""),
-        ("AutoML Job Name" if record.auto else "Training Job Name",
-         f"{record.schema_name}-{record.model_name}-"
-         f"{record.created_at.strftime('%Y-%m-%d-%H-%M-%S')}"),
-        ("Function Name", functions),
-        ("Function Parameters", " ".join(c.name for c in record.features)),
-        ("Function Parameter Types",
-         " ".join(_redshift_type(c.type) for c in record.features)),
-        ("IAM Role", record.iam_role or ""),
-        ("S3 Bucket", s.s3_bucket or ""),
-        ("KMS Key", s.kms_key_id or ""),
-        ("Max Runtime", str(s.max_runtime)),
-    ]
-    if not record.auto and not _is_byom(record):
-        rows += [("", ""), ("HYPERPARAMETERS:", "")]
-        rows += sorted(_hyperparameters(record).items())
-    return rows
-
-
-def _hyperparameters(record: ModelRecord) -> dict[str, str]:
-    if record.model_type == "KMEANS":
-        return resolve_kmeans(record.hyperparameters, len(record.features))
-    values = resolve_xgboost(record.hyperparameters, record.objective or "")
-    values["objective"] = record.objective or ""
-    return values
-

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from automl.explain import EXPLANATION_FILE
 from catalog.errors import ModelNotFound
 from catalog.spec import ModelState
 
@@ -34,7 +33,7 @@ def register_explain_model(engine: Engine) -> None:
             return WAITING
         if record.state is ModelState.FAILED:
             return json.dumps({"explanations": f"training failed: {record.failure_reason}"})
-        path = engine.model_dir(record) / EXPLANATION_FILE
+        path = engine.files(record).explanation
         try:
             return path.read_text(encoding="utf-8")
         except FileNotFoundError:
