@@ -58,7 +58,7 @@ from automl.problem import (
 )
 from automl.progress import ProgressWriter, TrialLogTailer
 from catalog.artifact import ModelArtifact, estimator_input, write_artifact
-from catalog.files import ARTIFACT_FILE
+from catalog.files import ARTIFACT_FILE, HOLDOUT_FILE, write_atomic
 from catalog.frames import fit_categories, to_frame
 from catalog.preprocessing import FramePreprocessor, PreprocessedEstimator
 from catalog.spec import Column, FeatureKind, ProblemType, TrainingJob, TrainingResult
@@ -119,6 +119,7 @@ def train(job: TrainingJob, progress: ProgressWriter | None = None) -> TrainingR
     )
     os.makedirs(job.output_dir, exist_ok=True)
     sha256 = write_artifact(artifact, os.path.join(job.output_dir, ARTIFACT_FILE))
+    write_holdout(job, data, search.holdout)
     write_explanation(artifact, data.frame, job.output_dir)
     with contextlib.suppress(FileNotFoundError):
         os.remove(os.path.join(job.output_dir, TRIAL_LOG_FILE))
@@ -139,11 +140,20 @@ def train(job: TrainingJob, progress: ProgressWriter | None = None) -> TrainingR
     )
 
 
+def write_holdout(job: TrainingJob, data: _Data, rows: np.ndarray) -> None:
+    """The holdout rows of the snapshot, as they were given (features and target)."""
+    table = data.table.take(pa.array(rows))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_atomic(os.path.join(job.output_dir, HOLDOUT_FILE), sink.getvalue().to_pybytes())
+
+
 @dataclass(frozen=True)
 class _Data:
     frame: pd.DataFrame
     y: pa.Array  # the target, no NULLs
     categories: tuple[tuple[str, ...] | None, ...]
+    table: pa.Table   # the snapshot's rows with a target (features and target)
 
 
 def _load(job: TrainingJob) -> _Data:
@@ -172,7 +182,7 @@ def _load(job: TrainingJob) -> _Data:
     y = table.column(job.target.name).combine_chunks()
     categories = _prune_identifiers(table, job.features, fit_categories(table, job.features))
     frame = to_frame([table.column(f.name) for f in job.features], job.features, categories)
-    return _Data(frame=frame, y=y, categories=categories)
+    return _Data(frame=frame, y=y, categories=categories, table=table)
 
 
 def _prune_identifiers(
@@ -198,6 +208,7 @@ class _SearchResult:
     category_codes: bool
     trials: int
     rows_validation: int
+    holdout: np.ndarray   # row positions of the validation holdout
 
 
 def _search(
@@ -220,6 +231,7 @@ def _search(
     with contextlib.suppress(FileNotFoundError):
         os.remove(log_path)
     objective = metric.objective
+    train_rows, holdout = holdout_split(y, problem, job.seed)
     automl = AutoML()
     learners = list(LEARNERS)
     if job.model_type in MODEL_TYPE_LEARNERS:
@@ -232,15 +244,15 @@ def _search(
     try:
         with _quiet():
             automl.fit(
-                X_train=frame,
-                y_train=y,
+                X_train=frame.iloc[train_rows],
+                y_train=y[train_rows],
+                X_val=frame.iloc[holdout],
+                y_val=y[holdout],
                 task="regression" if problem is ProblemType.REGRESSION else "classification",
                 metric=metric,
                 estimator_list=learners,
                 time_budget=budget,
                 eval_method="holdout",
-                split_ratio=SPLIT_RATIO,
-                split_type=_split_type(y, problem),
                 retrain_full=False,  # serve the model the holdout scored (see module doc)
                 skip_transform=True,
                 seed=job.seed,
@@ -264,7 +276,8 @@ def _search(
         threshold=logged.get("threshold"),
         category_codes=isinstance(model, SKLearnEstimator),
         trials=max(tailer.trials, 1),
-        rows_validation=int(logged.get("rows_validation", round(len(y) * SPLIT_RATIO))),
+        rows_validation=len(holdout),
+        holdout=holdout,
     )
     _check_same_predictions(automl, result, frame, problem)
     return result
@@ -277,11 +290,21 @@ def _too_small(job: TrainingJob) -> BudgetTooSmall:
     )
 
 
-def _split_type(y: np.ndarray, problem: ProblemType) -> str:
-    if not problem.is_classification:
-        return "uniform"
-    counts = np.bincount(y.astype(np.int64))
-    return "stratified" if counts.min() >= 2 else "uniform"
+def holdout_split(y: np.ndarray, problem: ProblemType, seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the training rows and of the validation holdout (SPLIT_RATIO of
+    the rows; stratified for classes that have at least two rows). Made here, not by
+    FLAML, so that the holdout rows can be kept beside the model (HOLDOUT_FILE): EVALUATE
+    MODEL without ON and RETRAIN ONLY IF BETTER score on them."""
+    from sklearn.model_selection import train_test_split
+
+    positions = np.arange(len(y))
+    stratify = None
+    if problem.is_classification and np.bincount(y.astype(np.int64)).min() >= 2:
+        stratify = y
+    train_rows, holdout = train_test_split(positions, test_size=SPLIT_RATIO,
+                                           random_state=seed, stratify=stratify)
+    return np.sort(train_rows), np.sort(holdout)
 
 
 def _check_same_predictions(automl: Any, result: _SearchResult, frame: pd.DataFrame,

@@ -6,6 +6,7 @@ other code builds a model path or a model function name by hand::
     models/<schema>/<model>/v<N>-<created, UTC>/   one folder per version
         artifact.json  + the files it names      the model (catalog.artifact)
         snapshot.parquet                         the training rows, until READY
+        holdout.parquet                          the validation holdout rows (AUTO ON)
         progress.json  result.json               the training worker's reports
         explanation.json                         EXPLAIN_MODEL's document
         compiled.*                               compiled trees (inference.compiled)
@@ -36,6 +37,7 @@ SNAPSHOT_FILE = "snapshot.parquet"
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.json"
 EXPLANATION_FILE = "explanation.json"
+HOLDOUT_FILE = "holdout.parquet"
 MODELS_FOLDER = "models"
 
 PROBABILITIES_SUFFIX = "_probabilities"
@@ -101,6 +103,10 @@ class VersionFiles:
     @property
     def progress(self) -> Path:
         return self.folder / PROGRESS_FILE
+
+    @property
+    def holdout(self) -> Path:
+        return self.folder / HOLDOUT_FILE
 
     @property
     def explanation(self) -> Path:

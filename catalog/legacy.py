@@ -20,7 +20,9 @@ from catalog.db import CatalogDB
 log = logging.getLogger("quackml.catalog")
 
 SCHEMA = "quackml"
-_TABLES = ("models", "meta", "users", "role_members", "privileges")
+# legacy table -> its table in the security catalog (a legacy model is its one version)
+_TABLES = {"models": "model_versions", "meta": "meta", "users": "users",
+           "role_members": "role_members", "privileges": "privileges"}
 
 
 def migrate(con: duckdb.DuckDBPyConnection, db: CatalogDB) -> bool:
@@ -35,13 +37,13 @@ def migrate(con: duckdb.DuckDBPyConnection, db: CatalogDB) -> bool:
             return False
         qualified = '"' + database.replace('"', '""') + '".' + SCHEMA
         empty = all(int(str(db.query(f"SELECT count(*) FROM {t}")[0][0])) == 0
-                    for t in ("models", "users"))
+                    for t in ("model_versions", "users"))
         if empty:
             with db.transaction():
-                for table in _TABLES:
+                for table, into in _TABLES.items():
                     if table not in present:
                         continue
-                    target = {str(r[1]) for r in db.query(f"PRAGMA table_info({table})")}
+                    target = {str(r[1]) for r in db.query(f"PRAGMA table_info({into})")}
                     result = cursor.execute(f"SELECT * FROM {qualified}.{table}")
                     names = [d[0] for d in result.description or ()]
                     keep = [i for i, n in enumerate(names) if n in target]
@@ -49,7 +51,7 @@ def migrate(con: duckdb.DuckDBPyConnection, db: CatalogDB) -> bool:
                     marks = ", ".join("?" for _ in keep)
                     for row in result.fetchall():
                         values = [_plain(row[i]) for i in keep]
-                        db.execute(f"INSERT OR REPLACE INTO {table} ({columns}) "
+                        db.execute(f"INSERT OR REPLACE INTO {into} ({columns}) "
                                    f"VALUES ({marks})", values)
             log.info("moved the catalog out of the DuckDB database into %s", db.path)
         for view in ("svv_ml_model_privileges", "svv_ml_model_info", "stv_ml_model_info"):

@@ -1,4 +1,13 @@
-"""The model catalog: one row per model in the security catalog's ``models`` table.
+"""The model catalog: one row per model version in the security catalog's
+``model_versions`` table.
+
+A model is its versions. At most one is *active*: the one its functions score
+with and SHOW MODEL shows. A model's first version is active from the start
+(its functions answer "still training" until it is READY); a version made by
+CREATE OR REPLACE or RETRAIN becomes active only when it is READY (and, with
+ONLY IF BETTER, only when it beats the active one), in the same transaction
+that clears the flag of the one before, so there is never a moment with two
+or none. ``get`` gives the active version (or the latest, when none is).
 
 The catalog is a SQLite file in the data directory (``catalog.db.CatalogDB``), out of
 SQL's reach: user SQL runs against DuckDB, which cannot open it, so no
@@ -19,7 +28,7 @@ from catalog.db import CatalogDB
 from catalog.spec import Column, ModelState, ProblemType, Settings, TrainingResult
 
 _DDL = """
-CREATE TABLE IF NOT EXISTS models (
+CREATE TABLE IF NOT EXISTS model_versions (
     schema_name     TEXT NOT NULL,
     model_name      TEXT NOT NULL,
     version         INTEGER NOT NULL,
@@ -54,7 +63,13 @@ CREATE TABLE IF NOT EXISTS models (
     auto            INTEGER,
     hyperparameters TEXT,               -- JSON [[key, value], ...] as written
     preprocessors   TEXT,
-    PRIMARY KEY (schema_name, model_name)
+    active          INTEGER NOT NULL DEFAULT 1,
+    created_by      TEXT,
+    fingerprint     TEXT,               -- sha256 of the training snapshot
+    decision        TEXT,               -- how the version came to be active (or not)
+    champion_score  REAL,               -- RETRAIN ONLY IF BETTER: the active version's
+    challenger_score REAL,              -- and this version's score on this one's holdout
+    PRIMARY KEY (schema_name, model_name, version)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
@@ -96,6 +111,18 @@ class ModelRecord:
     auto: bool = True
     hyperparameters: tuple[tuple[str, str], ...] = ()
     preprocessors: str | None = None
+    active: bool = True
+    created_by: str | None = None
+    fingerprint: str | None = None
+    decision: str | None = None
+    champion_score: float | None = None
+    challenger_score: float | None = None
+
+    @property
+    def bring_your_own(self) -> bool:
+        """An imported model file or a SAGEMAKER endpoint (not trained here)."""
+        model_type = self.model_type or ""
+        return model_type.startswith("IMPORTED ") or model_type == "SAGEMAKER"
 
     @property
     def qualified_name(self) -> str:
@@ -103,6 +130,9 @@ class ModelRecord:
 
 
 _COLUMNS = tuple(f for f in ModelRecord.__dataclass_fields__)
+# the columns versions added: a catalog from before them gets their defaults
+_NEW_COLUMNS = ("active", "created_by", "fingerprint", "decision", "champion_score",
+                "challenger_score")
 
 
 def _to_row(r: ModelRecord) -> list[object]:
@@ -133,6 +163,7 @@ def _from_row(row: tuple[object, ...]) -> ModelRecord:
     d["hyperparameters"] = tuple(
         (str(k), str(v)) for k, v in json.loads(str(d["hyperparameters"] or "[]")))
     d["auto"] = True if d["auto"] is None else bool(d["auto"])
+    d["active"] = bool(d["active"])
     d["state"] = ModelState(str(d["state"]))
     d["problem_type"] = ProblemType(str(d["problem_type"])) if d["problem_type"] else None
     for name in ("created_at", "finished_at"):
@@ -147,6 +178,13 @@ class ModelStore:
     def __init__(self, db: CatalogDB):
         self._db = db
         db.script(_DDL)
+        legacy = db.query("SELECT name FROM sqlite_master WHERE type = 'table' "
+                          "AND name = 'models'")
+        if legacy:   # one row per model, before versions: each is its active version
+            with db.transaction():
+                names = ", ".join(c for c in _COLUMNS if c not in _NEW_COLUMNS)
+                db.execute(f"INSERT INTO model_versions ({names}) SELECT {names} FROM models")
+                db.execute("DROP TABLE models")
 
     @property
     def db(self) -> CatalogDB:
@@ -159,34 +197,82 @@ class ModelStore:
             yield
 
     def _select(self, where: str = "", params: tuple[object, ...] = ()) -> list[ModelRecord]:
-        rows = self._db.query(f"SELECT {', '.join(_COLUMNS)} FROM models {where}", params)
+        rows = self._db.query(f"SELECT {', '.join(_COLUMNS)} FROM model_versions {where}",
+                              params)
         return [_from_row(r) for r in rows]
 
     def get(self, schema: str, name: str) -> ModelRecord | None:
-        found = self._select("WHERE schema_name = ? AND model_name = ?", (schema, name))
+        """The model's active version; the latest one when none is active."""
+        found = self._select("WHERE schema_name = ? AND model_name = ? "
+                             "ORDER BY active DESC, version DESC LIMIT 1", (schema, name))
+        return found[0] if found else None
+
+    def version(self, schema: str, name: str, version: int) -> ModelRecord | None:
+        found = self._select("WHERE schema_name = ? AND model_name = ? AND version = ?",
+                             (schema, name, version))
+        return found[0] if found else None
+
+    def versions(self, schema: str, name: str) -> list[ModelRecord]:
+        return self._select("WHERE schema_name = ? AND model_name = ? ORDER BY version",
+                            (schema, name))
+
+    def training(self, schema: str, name: str) -> ModelRecord | None:
+        """The model's version in training (at most one at a time)."""
+        found = self._select("WHERE schema_name = ? AND model_name = ? AND state = ? "
+                             "ORDER BY version DESC LIMIT 1",
+                             (schema, name, str(ModelState.TRAINING)))
         return found[0] if found else None
 
     def all(self) -> list[ModelRecord]:
-        return self._select("ORDER BY schema_name, model_name")
+        """Every model, as its active (or latest) version."""
+        return self._select(
+            "AS v WHERE version = (SELECT w.version FROM model_versions AS w "
+            "WHERE w.schema_name = v.schema_name AND w.model_name = v.model_name "
+            "ORDER BY w.active DESC, w.version DESC LIMIT 1) "
+            "ORDER BY schema_name, model_name")
+
+    def all_versions(self) -> list[ModelRecord]:
+        return self._select("ORDER BY schema_name, model_name, version")
 
     def by_function(self, function_name: str) -> ModelRecord | None:
-        found = self._select("WHERE function_name = ?", (function_name,))
+        found = self._select("WHERE function_name = ? ORDER BY active DESC, version DESC "
+                             "LIMIT 1", (function_name,))
         return found[0] if found else None
 
     def insert(self, record: ModelRecord) -> None:
-        self._db.execute(f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES "
+        self._db.execute(f"INSERT INTO model_versions ({', '.join(_COLUMNS)}) VALUES "
                          f"({', '.join('?' for _ in _COLUMNS)})", _to_row(record))
+
+    def next_version(self, schema: str, name: str) -> int:
+        rows = self._db.query("SELECT max(version) FROM model_versions WHERE schema_name = ? "
+                              "AND model_name = ?", (schema, name))
+        return int(rows[0][0] or 0) + 1 if rows else 1   # type: ignore[call-overload]
 
     def _replace(self, record: ModelRecord) -> None:
         with self._db.transaction():
-            self._db.execute("DELETE FROM models WHERE schema_name = ? AND model_name = ?",
-                             (record.schema_name, record.model_name))
+            self._db.execute("DELETE FROM model_versions WHERE schema_name = ? AND "
+                             "model_name = ? AND version = ?",
+                             (record.schema_name, record.model_name, record.version))
             self.insert(record)
 
-    def mark_ready(self, schema: str, name: str, result: TrainingResult,
+    def update(self, record: ModelRecord) -> None:
+        """Write a version's record back (one transaction)."""
+        self._replace(record)
+
+    def activate(self, record: ModelRecord) -> ModelRecord:
+        """Make ``record`` the active version: one transaction clears the flag of the one
+        before and sets this one's."""
+        with self._db.transaction():
+            self._db.execute("UPDATE model_versions SET active = 0 WHERE schema_name = ? "
+                             "AND model_name = ?", (record.schema_name, record.model_name))
+            record = replace(record, active=True)
+            self._replace(record)
+        return record
+
+    def mark_ready(self, schema: str, name: str, version: int, result: TrainingResult,
                    finished_at: datetime) -> ModelRecord | None:
         with self._db.transaction():
-            record = self.get(schema, name)
+            record = self.version(schema, name, version)
             if record is None:
                 return None
             record = replace(
@@ -198,10 +284,10 @@ class ModelStore:
             self._replace(record)
             return record
 
-    def mark_failed(self, schema: str, name: str, reason: str,
+    def mark_failed(self, schema: str, name: str, version: int, reason: str,
                     finished_at: datetime) -> ModelRecord | None:
         with self._db.transaction():
-            record = self.get(schema, name)
+            record = self.version(schema, name, version)
             if record is None:
                 return None
             record = replace(record, state=ModelState.FAILED, failure_reason=reason,
@@ -210,8 +296,13 @@ class ModelStore:
             return record
 
     def delete(self, schema: str, name: str) -> None:
-        self._db.execute("DELETE FROM models WHERE schema_name = ? AND model_name = ?",
+        """Every version of the model."""
+        self._db.execute("DELETE FROM model_versions WHERE schema_name = ? AND model_name = ?",
                          (schema, name))
+
+    def delete_version(self, schema: str, name: str, version: int) -> None:
+        self._db.execute("DELETE FROM model_versions WHERE schema_name = ? AND model_name = ? "
+                         "AND version = ?", (schema, name, version))
 
     def meta(self, key: str) -> str | None:
         """A server-wide marker (e.g. whether the sample tables were loaded)."""

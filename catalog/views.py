@@ -7,6 +7,7 @@ them*, limited to what any user may see (never verifiers, artifact paths or
 checksums):
 
 - ``quackml_ml_models()``: schema_name, model_name, owner, state, version, function_name;
+- ``quackml_ml_model_versions()``: every version of every model (svv_ml_model_versions);
 - ``quackml_roles()``: name, superuser, can_login;
 - ``quackml_role_members()``: role_name, member;
 - ``quackml_model_grants()``: privilege, schema_name, model_name, grantee, grantee_type;
@@ -30,7 +31,13 @@ and filter like tables):
 - ``svv_ml_model_privileges``: namespace_name, model_name, model_version,
   privilege_type, identity_id, identity_name, identity_type, admin_option:
   one row per EXECUTE grant (owners and superusers hold every privilege
-  implicitly and are not listed).
+  implicitly and are not listed);
+- ``svv_ml_model_versions``: schema_name, model_name, version, state, active,
+  created, created_by, training_rows, training_data_fingerprint (sha256 of the
+  training snapshot), metric_name, validation_metric, learner, decision (how
+  the version came to be active, or why not), champion_score and
+  challenger_score (RETRAIN ONLY IF BETTER: both versions scored on the new
+  version's holdout rows).
 """
 
 from __future__ import annotations
@@ -49,6 +56,13 @@ FUNCTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "quackml_ml_models": (("schema_name", "VARCHAR"), ("model_name", "VARCHAR"),
                           ("owner", "VARCHAR"), ("state", "VARCHAR"), ("version", "INTEGER"),
                           ("function_name", "VARCHAR")),
+    "quackml_ml_model_versions": (
+        ("schema_name", "VARCHAR"), ("model_name", "VARCHAR"), ("version", "INTEGER"),
+        ("state", "VARCHAR"), ("active", "BOOLEAN"), ("created", "TIMESTAMPTZ"),
+        ("created_by", "VARCHAR"), ("training_rows", "BIGINT"),
+        ("training_data_fingerprint", "VARCHAR"), ("metric_name", "VARCHAR"),
+        ("validation_metric", "DOUBLE"), ("learner", "VARCHAR"), ("decision", "VARCHAR"),
+        ("champion_score", "DOUBLE"), ("challenger_score", "DOUBLE")),
     "quackml_roles": (("name", "VARCHAR"), ("superuser", "BOOLEAN"), ("can_login", "BOOLEAN")),
     "quackml_role_members": (("role_name", "VARCHAR"), ("member", "VARCHAR")),
     "quackml_model_grants": (("privilege", "VARCHAR"), ("schema_name", "VARCHAR"),
@@ -66,7 +80,8 @@ FUNCTIONS: dict[str, tuple[tuple[str, str], ...]] = {
 # USAGE: a grant on a sequence (kept with the table grants)
 _ACL_LETTERS = {"INSERT": "a", "SELECT": "r", "UPDATE": "w", "DELETE": "d", "TRUNCATE": "D",
                 "USAGE": "U"}
-VIEWS = ("svv_ml_model_info", "stv_ml_model_info", "svv_ml_model_privileges")
+VIEWS = ("svv_ml_model_info", "stv_ml_model_info", "svv_ml_model_privileges",
+         "svv_ml_model_versions")
 
 _MODEL_STATE = """CASE m.state WHEN 'READY' THEN 'Model is Ready'
                                WHEN 'TRAINING' THEN 'Training'
@@ -103,6 +118,15 @@ class CatalogRows:
                 {"schema_name": r.schema_name, "model_name": r.model_name, "owner": r.owner,
                  "state": str(r.state), "version": r.version,
                  "function_name": r.function_name} for r in self._models.all()],
+            "quackml_ml_model_versions": [
+                {"schema_name": r.schema_name, "model_name": r.model_name,
+                 "version": r.version, "state": str(r.state), "active": r.active,
+                 "created": r.created_at, "created_by": r.created_by or r.owner,
+                 "training_rows": r.rows_used, "training_data_fingerprint": r.fingerprint,
+                 "metric_name": r.metric_name, "validation_metric": r.metric_value,
+                 "learner": r.best_learner, "decision": r.decision,
+                 "champion_score": r.champion_score, "challenger_score": r.challenger_score}
+                for r in self._models.all_versions()],
             "quackml_roles": [{"name": u.name, "superuser": u.superuser,
                                "can_login": u.can_login} for u in self._users.all()],
             "quackml_role_members": [{"role_name": r, "member": m}
@@ -184,3 +208,10 @@ def create_views(con: duckdb.DuckDBPyConnection,
         FROM {rows_of("quackml_model_grants")} p JOIN {models} m
           ON m.schema_name = p.schema_name AND m.model_name = p.model_name
         WHERE p.privilege = 'EXECUTE'""")
+    con.execute(f"""
+        CREATE OR REPLACE VIEW svv_ml_model_versions AS
+        SELECT v.schema_name, v.model_name, v.version, v.state, v.active, v.created,
+               v.created_by, v.training_rows, v.training_data_fingerprint, v.metric_name,
+               v.validation_metric, v.learner, v.decision, v.champion_score,
+               v.challenger_score
+        FROM {rows_of("quackml_ml_model_versions")} v""")

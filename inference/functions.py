@@ -159,6 +159,9 @@ class PredictionFunctions:
                 self._registered.discard(name)
         self._lowered = frozenset(n.lower() for n in self._registered)
 
+    def any_registered(self) -> bool:
+        return bool(self._registered)
+
     def is_registered(self, name: str) -> bool:
         return name in self._registered
 

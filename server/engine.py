@@ -10,14 +10,16 @@ models left TRAINING by a stopped server are resumed from their snapshot
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+from sqlglot.tokens import Token
 
 from automl.pool import Outcome, TrainingPool
 from catalog import legacy, views
@@ -31,6 +33,7 @@ from catalog.users import UserStore
 from inference.cache import CacheEntry, ModelCache
 from inference.functions import PredictionFunctions
 from server.errors import hide_paths
+from server.models.switch import VersionSwitch
 from server.postgres import catalog as pgcatalog
 from server.postgres import catalog_views, functions, names
 from server.postgres.activity import Activity
@@ -38,6 +41,7 @@ from server.security.privileges import reserved_names
 from server.security.tls import server_context
 from server.settings import Settings
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 log = logging.getLogger("quackml.engine")
 
 
@@ -148,6 +152,8 @@ class Engine:
                                 scoring_pool=settings.scoring_pool)
         self.functions = PredictionFunctions(self.con, self.cache)
         self._functions_lock = threading.Lock()
+        self.switch = VersionSwitch()
+        self._model_views: tuple[tuple[int, int], frozenset[str]] | None = None
         self.pool = TrainingPool(settings.training_workers, self._on_training_finished,
                                  settings.training_queue_size)
         from server.models.explain import register_explain_model
@@ -235,29 +241,68 @@ class Engine:
     def _on_training_finished(self, key: str, outcome: Outcome) -> None:
         schema, name = key.split(".", 1)
         now = datetime.now(UTC)
-        record = self.store.get(schema, name)
+        record = self.store.training(schema, name)
         if record is None:
             return
         updated: ModelRecord | None
         if isinstance(outcome, TrainingResult):
-            updated = self.store.mark_ready(schema, name, outcome, now)
-            log.info("model %s READY: validation %s = %.4f (%s, %d trials, %.1f s)", key,
-                     outcome.metric_name, outcome.metric_value, outcome.best_learner,
-                     outcome.trials, outcome.seconds)
+            updated = self.store.mark_ready(schema, name, record.version, outcome, now)
+            log.info("model %s version %d READY: validation %s = %.4f (%s, %d trials, %.1f s)",
+                     key, record.version, outcome.metric_name, outcome.metric_value,
+                     outcome.best_learner, outcome.trials, outcome.seconds)
         else:
             assert isinstance(outcome, TrainingFailure)
-            updated = self.store.mark_failed(schema, name, outcome.message, now)
-            log.warning("model %s FAILED: %s", key, outcome.message)
-        if updated is not None:
+            updated = self.store.mark_failed(schema, name, record.version, outcome.message, now)
+            log.warning("model %s version %d FAILED: %s", key, record.version, outcome.message)
+        if updated is None:
+            return
+        if updated.active:
             self.publish(updated)
-            if updated.state is ModelState.READY:
-                # Load and compile now, in the background, not at the first query.
-                self.cache.warm(updated.function_name)
-            if updated.state is ModelState.READY and not updated.settings.s3_garbage_collect:
-                return
-            snapshot = self.files(updated).snapshot
-            if updated.state is ModelState.READY and snapshot.exists():
-                snapshot.unlink()
+        else:
+            from server.models.lifecycle import settle_replacement
+            updated = settle_replacement(self, updated)
+        if updated.active and updated.state is ModelState.READY:
+            # Load and compile now, in the background, not at the first query.
+            self.cache.warm(updated.function_name)
+        if updated.state is ModelState.READY and not updated.settings.s3_garbage_collect:
+            return
+        snapshot = self.files(updated).snapshot
+        if updated.state is ModelState.READY and snapshot.exists():
+            snapshot.unlink()
+
+    def switch_to(self, record: ModelRecord) -> ModelRecord:
+        """Make ``record`` (READY) the model's active version, atomically for queries: no
+        statement scores with two versions (see server.models.switch)."""
+        with self.switch.switching():
+            record = self.store.activate(record)
+            self.publish(record)
+        self.cache.warm(record.function_name)
+        return record
+
+    def calls_models(self, tokens: Sequence[Token]) -> bool:
+        """Whether a statement may call a model function: by name, or through a view
+        whose definition names one."""
+        if not self.functions.any_registered():
+            return False
+        views = self._views_calling_models()
+        return any(t.text.lower() in views or self.functions.is_model_function(t.text)
+                   for t in tokens)
+
+    def _views_calling_models(self) -> frozenset[str]:
+        generation = self.decision_generation()
+        if self._model_views is None or self._model_views[0] != generation:
+            found = set()
+            for view, sql in self.con.execute(
+                    "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall():
+                if any(self.functions.is_model_function(word)
+                       for word in _WORD.findall(str(sql or ""))):
+                    found.add(str(view).lower())
+            self._model_views = (generation, frozenset(found))
+        return self._model_views[1]
+
+    def remove_version_files(self, record: ModelRecord) -> None:
+        """Remove one version's folder."""
+        shutil.rmtree(self.files(record).folder, ignore_errors=True)
 
     def remove_files(self, record: ModelRecord) -> None:
         """Remove the model's folder with every version in it."""
@@ -265,19 +310,22 @@ class Engine:
 
     def recover(self) -> None:
         """Bring functions and training back after a (re)start."""
-        for record in self.store.all():
-            if record.state is ModelState.TRAINING:
-                if self.files(record).snapshot.exists():
-                    for stale in (self.files(record).result, self.files(record).progress):
-                        if stale.exists():
-                            stale.unlink()
-                    log.info("resuming training of %s from its snapshot", record.qualified_name)
-                    self.start_training(record)
-                else:
-                    record = self.store.mark_failed(
-                        record.schema_name, record.model_name,
-                        "the server stopped during training and the training snapshot is gone",
-                        datetime.now(UTC)) or record
+        for record in self.store.all_versions():
+            if record.state is not ModelState.TRAINING:
+                continue
+            files = self.files(record)
+            if files.snapshot.exists():
+                for stale in (files.result, files.progress):
+                    stale.unlink(missing_ok=True)
+                log.info("resuming training of %s version %d from its snapshot",
+                         record.qualified_name, record.version)
+                self.start_training(record)
+            else:
+                self.store.mark_failed(
+                    record.schema_name, record.model_name, record.version,
+                    "the server stopped during training and the training snapshot is gone",
+                    datetime.now(UTC))
+        for record in self.store.all():   # each model's active (or only) version
             try:
                 self.register_functions(record)
             except duckdb.Error as exc:

@@ -46,6 +46,18 @@ class FeatureNotSupported(ServerError):
     sqlstate = "0A000"
 
 
+class InvalidFunctionDefinition(ServerError):
+    sqlstate = "42P13"
+
+
+class ObjectInUse(ServerError):
+    sqlstate = "55006"
+
+
+class NotInPrerequisiteState(ServerError):
+    sqlstate = "55000"
+
+
 class InvalidParameterValue(ServerError):
     sqlstate = "22023"
 

@@ -923,8 +923,22 @@ class Session:
         return self._run_plain(plain, params)
 
     def _run_plain(self, plain: _Plain, params: Sequence[object]) -> Result:
-        stmt, stype = plain.stmt, plain.stype
         bound = _bindable(params) if params else None
+        if self.engine.calls_models(plain.stmt.tokens):
+            # one version of each model for the whole statement (server.models.switch)
+            with self.engine.switch.reading():
+                return self._materialised(self._execute_plain(plain, bound))
+        return self._execute_plain(plain, bound)
+
+    def _materialised(self, result: Result) -> Result:
+        if isinstance(result, Stream):
+            table = result.reader.read_all()
+            self.release()
+            return Stream(table.to_reader(BATCH_ROWS), result.tag_prefix)
+        return result
+
+    def _execute_plain(self, plain: _Plain, bound: list[object] | None) -> Result:
+        stmt, stype = plain.stmt, plain.stype
         if stype is duckdb.StatementType.SELECT:
             # DuckDB's statement runner straight to a record-batch stream: the relation
             # API (cursor.sql) binds and plans the text twice more first, which

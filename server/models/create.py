@@ -10,6 +10,7 @@ the training pool; the statement returns at once.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -47,11 +48,14 @@ from server.errors import (
     DatatypeMismatch,
     FeatureNotSupported,
     InsufficientPrivilege,
+    InvalidFunctionDefinition,
     InvalidParameterValue,
+    ObjectInUse,
     SyntaxError_,
     UndefinedColumn,
 )
 from server.models.caller import DEFAULT_SCHEMA, Caller, quote_ident, schema_of
+from server.models.lifecycle import PENDING_REPLACE
 from server.results import Command
 from server.sql.ml_grammar import CreateModel
 from server.sql.text import split
@@ -116,7 +120,10 @@ class CreateModelHandler:
         self.engine = engine
 
     # -- CREATE MODEL ------------------------------------------------------
-    def create_model(self, stmt: CreateModel, caller: Caller) -> Command:
+    def create_model(self, stmt: CreateModel, caller: Caller,
+                     policy: str = PENDING_REPLACE) -> Command:
+        """CREATE [OR REPLACE] MODEL; ``policy``: how a replacement version is settled when
+        it is READY (server.models.lifecycle)."""
         caller.privileges.require_create_model()
         self._refuse_unsupported(stmt)
         if stmt.source_file is not None or stmt.sagemaker is not None:
@@ -129,10 +136,7 @@ class CreateModelHandler:
         schema, name = schema_of(stmt.name), stmt.name.name
         function_name = stmt.function.name
         self._check_schemas(stmt, caller)
-        store = self.engine.store
-        if store.get(schema, name) is not None:
-            raise DuplicateModel(f'model "{schema}.{name}" already exists')
-        self._check_function_free(function_name, caller)
+        replacing = self._replaced(stmt, caller, schema, name, function_name)
         stmt, notices = self._limit_runtime(stmt)
         # a slot in the bounded training queue first, within the user's share of it:
         # 53000 (or a cancellable wait) before any work, given back if anything fails
@@ -145,7 +149,8 @@ class CreateModelHandler:
                      cancelled=caller.cancel_requested, user=caller.user, key=key,
                      per_user=per_user)
         try:
-            result = self._create_trained(stmt, caller, kind, schema, name, function_name)
+            result = self._create_trained(stmt, caller, kind, schema, name, function_name,
+                                          replacing, policy)
         except BaseException:
             pool.release(key, caller.user)
             raise
@@ -169,8 +174,56 @@ class CreateModelHandler:
                 (f"MAX_RUNTIME defaults to {default} seconds, more than the server's "
                  f"max_runtime_limit: training for at most {limit} seconds",))
 
+    def _replaced(self, stmt: CreateModel, caller: Caller, schema: str, name: str,
+                  function_name: str) -> ModelRecord | None:
+        """The model a CREATE OR REPLACE replaces (None: a new model), after the checks:
+        its owner or a superuser, no version of it in training, the same function."""
+        store = self.engine.store
+        existing = store.get(schema, name)
+        if existing is None:
+            self._check_function_free(function_name, caller)
+            return None
+        if not stmt.or_replace:
+            raise DuplicateModel(f'model "{schema}.{name}" already exists',
+                                 hint="CREATE OR REPLACE MODEL trains a new version")
+        caller.privileges.require_drop(existing)
+        training = store.training(schema, name)
+        if training is not None:
+            raise ObjectInUse(f'version {training.version} of model "{schema}.{name}" is '
+                              f"still training", hint="wait for it, or DROP MODEL "
+                              f"{name} VERSION {training.version}")
+        if function_name.lower() != existing.function_name.lower():
+            raise FeatureNotSupported(
+                f'a new version of model "{schema}.{name}" keeps its function '
+                f'{existing.function_name}', hint="to rename the function, DROP MODEL and "
+                                                  "CREATE MODEL")
+        return existing
+
+    @staticmethod
+    def _check_signature(existing: ModelRecord | None, features: tuple[Column, ...],
+                         target_type: str | None, classification: bool) -> None:
+        """A new version's functions take the same arguments and return the same type
+        as the active version's, so that switching never changes a function's signature
+        under a query (PostgreSQL's CREATE OR REPLACE FUNCTION refuses the same: 42P13)."""
+        if existing is None:
+            return
+        old_classification = bool(existing.problem_type and
+                                   existing.problem_type.is_classification)
+        if tuple((c.name, c.type) for c in features) != \
+                tuple((c.name, c.type) for c in existing.features):
+            raise InvalidFunctionDefinition(
+                f'cannot change the arguments of {existing.function_name}: the new version '
+                f'of model "{existing.qualified_name}" has other feature columns or types',
+                detail="now: " + ", ".join(f"{c.name} {c.type}" for c in existing.features),
+                hint="DROP MODEL first to change them")
+        if target_type != existing.target_type or classification != old_classification:
+            raise InvalidFunctionDefinition(
+                f"cannot change the return type of {existing.function_name}",
+                hint="DROP MODEL first to change it")
+
     def _create_trained(self, stmt: CreateModel, caller: Caller, kind: str, schema: str,
-                        name: str, function_name: str) -> Command:
+                        name: str, function_name: str, replacing: ModelRecord | None,
+                        policy: str) -> Command:
         if stmt.source_query is not None:
             query = stmt.source_query
         else:
@@ -229,6 +282,9 @@ class CreateModelHandler:
             problem = detect_problem(target, table.column(target.name).combine_chunks(),
                                      stmt.problem_type)
             objective_sql = resolve_objective(stmt.objective, problem).sql_name
+        self._check_signature(replacing, features,
+                              target.type if target is not None else CLUSTER_COLUMN.type,
+                              problem.is_classification and kind != "kmeans")
         max_rows = max(MIN_ROWS, stmt.settings.max_cells // max(1, len(columns)))
         if rows_total > max_rows:
             rng = np.random.default_rng(0)
@@ -237,10 +293,13 @@ class CreateModelHandler:
 
         now = datetime.now(UTC)
         record = ModelRecord(
-            schema_name=schema, model_name=name, version=1, owner=caller.user,
+            schema_name=schema, model_name=name,
+            version=self.engine.store.next_version(schema, name) if replacing else 1,
+            owner=replacing.owner if replacing else caller.user, created_by=caller.user,
+            active=replacing is None, decision=policy if replacing else None,
             created_at=now, state=ModelState.TRAINING, statement=stmt.text,
             function_name=function_name, features=features, settings=stmt.settings,
-            model_dir=version_folder(schema, name, 1, now),
+            model_dir="",
             source_query=stmt.source_query,
             source_table=str(stmt.source_table) if stmt.source_table else None,
             target=target.name if target is not None else None,
@@ -250,6 +309,7 @@ class CreateModelHandler:
             objective=objective_sql, rows_total=rows_total, rows_used=table.num_rows,
             auto=kind == "auto", hyperparameters=hyperparameters,
             preprocessors=stmt.preprocessors)
+        record = replace(record, model_dir=version_folder(schema, name, record.version, now))
         folder = self.engine.files(record).folder
         folder.mkdir(parents=True, exist_ok=True)
         snapshot = self.engine.files(record).snapshot
@@ -257,22 +317,30 @@ class CreateModelHandler:
         keep_columns = [c.name for c in features] + ([target.name] if target is not None else [])
         pq.write_table(table.select(keep_columns), tmp)
         publish(tmp, snapshot)
+        record = replace(record, fingerprint=_sha256(snapshot))
 
         self._insert_and_register(record)
         self.engine.start_training(record, reserved=True)
         return Command("CREATE MODEL")
 
     def _insert_and_register(self, record: ModelRecord) -> None:
-        """Record the model, then register its functions; undo both on failure.
-        When the name turns out to be taken (a concurrent CREATE MODEL won), only
-        this version's folder is removed: the other model's files share the parent."""
+        """Record the version; for a new model, register its functions too (undoing both
+        on failure). When the name turns out to be taken (a concurrent CREATE MODEL won),
+        or a concurrent replacement got there first, only this version's folder is
+        removed: the other version's files share the parent."""
         store = self.engine.store
         schema, name = record.schema_name, record.model_name
         with store.locked():
-            if store.get(schema, name) is not None:
+            taken = store.get(schema, name) is not None if record.active else \
+                store.version(schema, name, record.version) is not None or \
+                store.training(schema, name) is not None
+            if taken:
                 shutil.rmtree(self.engine.files(record).folder, ignore_errors=True)
-                raise DuplicateModel(f'model "{schema}.{name}" already exists')
+                raise DuplicateModel(f'model "{schema}.{name}" already exists' if record.active
+                                     else f'model "{schema}.{name}" changed meanwhile')
             store.insert(record)
+        if not record.active:
+            return   # a replacement: the active version's functions serve meanwhile
         try:
             self.engine.register_functions(record)
         except BaseException:
@@ -283,7 +351,6 @@ class CreateModelHandler:
 
     def _refuse_unsupported(self, stmt: CreateModel) -> None:
         unsupported = [
-            ("OR REPLACE", stmt.or_replace),
             ("MODEL_TYPE FORECAST", stmt.model_type == "FORECAST"),
         ]
         for what, given in unsupported:
@@ -308,10 +375,7 @@ class CreateModelHandler:
             if given is not None:
                 raise FeatureNotSupported(f"a bring-your-own model takes no {clause}")
         self._check_schemas(stmt, caller)
-        store = self.engine.store
-        if store.get(schema, name) is not None:
-            raise DuplicateModel(f'model "{schema}.{name}" already exists')
-        self._check_function_free(function_name, caller)
+        replacing = self._replaced(stmt, caller, schema, name, function_name)
         features = tuple(Column(f"arg{i + 1}", self._duckdb_type(t, caller))
                          for i, t in enumerate(stmt.function_arg_types))
         if not features:
@@ -352,16 +416,21 @@ class CreateModelHandler:
             estimator = RemoteEndpoint(url, stmt.settings.max_batch_rows)
             model_type = "SAGEMAKER"
         target = Column("prediction", returns)
+        self._check_signature(replacing, features, returns, False)
         now = datetime.now(UTC)
         record = ModelRecord(
-            schema_name=schema, model_name=name, version=1, owner=caller.user,
+            schema_name=schema, model_name=name,
+            version=self.engine.store.next_version(schema, name) if replacing else 1,
+            owner=replacing.owner if replacing else caller.user, created_by=caller.user,
+            active=replacing is None,
             created_at=now, state=ModelState.READY, statement=stmt.text,
             function_name=function_name, features=features, settings=stmt.settings,
-            model_dir=version_folder(schema, name, 1, now),
+            model_dir="",
             source_table=stmt.source_file or stmt.sagemaker, target_type=returns,
             iam_role=stmt.iam_role, model_type=model_type,
             problem_type=ProblemType.REGRESSION, auto=False, finished_at=now,
             best_learner=model_type.split()[-1].lower(), trials=0, train_seconds=0.0)
+        record = replace(record, model_dir=version_folder(schema, name, record.version, now))
         folder = self.engine.files(record).folder
         folder.mkdir(parents=True, exist_ok=True)
         artifact = ModelArtifact(
@@ -370,8 +439,12 @@ class CreateModelHandler:
             metric_name="", metric_value=float("nan"),
             learner=model_type.split()[-1].lower())
         sha256 = write_artifact(artifact, str(folder / ARTIFACT_FILE))
-        record = replace(record, artifact_file=ARTIFACT_FILE, artifact_sha256=sha256)
+        record = replace(record, artifact_file=ARTIFACT_FILE, artifact_sha256=sha256,
+                         fingerprint=sha256)
         self._insert_and_register(record)
+        if replacing is not None:   # READY at once: it becomes the active version now
+            self.engine.switch_to(replace(record, decision=f"activated: replaced version "
+                                                           f"{replacing.version}"))
         return Command("CREATE MODEL")
 
     def _read_model_file(self, name: str, caller: Caller) -> bytes:
@@ -514,3 +587,12 @@ def _variant(stmt: CreateModel) -> str:
         raise FeatureNotSupported("HYPERPARAMETERS need AUTO OFF",
                                   hint="AUTO ON searches the hyperparameters itself")
     return "auto"
+
+
+def _sha256(path: Path) -> str:
+    """The training data's fingerprint: the sha256 of the snapshot file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

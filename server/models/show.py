@@ -35,19 +35,32 @@ def show_model(engine: Engine, name: QualifiedName, caller: Caller) -> Rows:
                 rows, f"SELECT {len(rows)}")
 
 
+def _version_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
+    """The active version, how many there are, and the latest replacement's fate when
+    it is not the active one (training, failed, or kept out by the champion gate)."""
+    versions = engine.store.versions(record.schema_name, record.model_name)
+    rows = [("Model Version", f"{record.version}" + (" (active)" if record.active else "")),
+            ("Versions", str(len(versions)))]
+    latest = versions[-1] if versions else record
+    if latest.version != record.version:
+        state = latest.state.value
+        if latest.state is ModelState.TRAINING:
+            state += ": " + _status(latest, engine)
+        elif latest.state is ModelState.FAILED:
+            state += ": " + hide(latest.failure_reason or "unknown")
+        rows.append(("Latest Version", f"{latest.version} {state}"
+                     + (f" ({latest.decision})" if latest.decision else "")))
+    return rows
+
+
 def _redshift_type(duckdb_type: str) -> str:
     """A feature's type as Redshift's SHOW MODEL names it (strings are varchar there)."""
     oid = pg_type_for_duckdb(duckdb_type)
     return "varchar" if oid == Oid.TEXT else pg_type_name(oid)
 
 
-def _is_byom(record: ModelRecord) -> bool:
-    model_type = record.model_type or ""
-    return model_type.startswith("IMPORTED ") or model_type == "SAGEMAKER"
-
-
 def _status(record: ModelRecord, engine: Engine) -> str:
-    if _is_byom(record):
+    if record.bring_your_own:
         return ("Remote: scored by the SAGEMAKER endpoint" if record.model_type == "SAGEMAKER"
                 else "Imported: model file copied into the artifact store")
     if record.state is ModelState.TRAINING:
@@ -74,7 +87,7 @@ def _fmt(v: float | None) -> str:
 def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
     s = record.settings
     kmeans = record.model_type == "KMEANS"
-    byom = _is_byom(record)
+    byom = record.bring_your_own
     if kmeans:
         metric = "train:msd"
     elif not record.auto:
@@ -96,6 +109,7 @@ def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
     rows.append(("Training Job Status", _status(record, engine)))
     if not byom:
         rows.append((metric, _fmt(record.metric_value)))
+    rows += _version_rows(record, engine)
     rows += [
         ("Estimated Cost", "0.000000"),
         ("", ""),
@@ -132,7 +146,7 @@ def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
         ("KMS Key", s.kms_key_id or ""),
         ("Max Runtime", str(s.max_runtime)),
     ]
-    if not record.auto and not _is_byom(record):
+    if not record.auto and not record.bring_your_own:
         rows += [("", ""), ("HYPERPARAMETERS:", "")]
         rows += sorted(_hyperparameters(record).items())
     return rows

@@ -1,7 +1,8 @@
 """The ML statement grammar: a recursive-descent parser over sqlglot tokens.
 
-Recognises CREATE [OR REPLACE] MODEL, SHOW MODEL and DROP MODEL (see
-docs/sql.md). Anything else is not an ML statement and goes to DuckDB as
+Recognises CREATE [OR REPLACE] MODEL, SHOW MODEL, DROP MODEL [VERSION n],
+ALTER MODEL ... ROLLBACK/RETRAIN, EVALUATE MODEL, EXPORT MODEL and EXPLAIN
+CREATE MODEL (see docs/sql.md). Anything else is not an ML statement and goes to DuckDB as
 written. Errors are ``SyntaxError_`` (42601) or ``InvalidParameterValue``
 (22023) with the 1-based character position in the query string. Keywords
 are case-insensitive; clauses may come in any order but each at most once.
@@ -59,17 +60,69 @@ class ShowModel:
 class DropModel:
     name: QualifiedName
     if_exists: bool
+    version: int | None = None   # DROP MODEL m VERSION n: one inactive version
 
 
-MLStatement = CreateModel | ShowModel | DropModel
+@dataclass(frozen=True)
+class RollbackModel:
+    """ALTER MODEL m ROLLBACK [TO VERSION n] (None: the version active before)."""
+    name: QualifiedName
+    version: int | None
+
+
+@dataclass(frozen=True)
+class RetrainModel:
+    """ALTER MODEL m RETRAIN [ONLY IF BETTER]."""
+    name: QualifiedName
+    only_if_better: bool
+
+
+class EvaluateOutput:
+    METRICS = "metrics"
+    CONFUSION_MATRIX = "confusion matrix"
+    ROC_CURVE = "roc curve"
+
+
+@dataclass(frozen=True)
+class EvaluateModel:
+    """EVALUATE MODEL m [ON (query)] [WITH THRESHOLD x] [CONFUSION MATRIX | ROC CURVE]."""
+    name: QualifiedName
+    query: str | None
+    threshold: float | None
+    output: str = EvaluateOutput.METRICS
+
+
+@dataclass(frozen=True)
+class ExportModel:
+    """EXPORT MODEL m [VERSION n] FORMAT { ONNX | MLFLOW | NATIVE }."""
+    name: QualifiedName
+    version: int | None
+    format: str
+
+
+@dataclass(frozen=True)
+class ExplainCreateModel:
+    """EXPLAIN CREATE MODEL ...: the plan, nothing trained."""
+    create: CreateModel
+
+
+MLStatement = (CreateModel | ShowModel | DropModel | RollbackModel | RetrainModel
+               | EvaluateModel | ExportModel | ExplainCreateModel)
+EXPORT_FORMATS = ("ONNX", "MLFLOW", "NATIVE")
 
 MODEL_TYPES = ("XGBOOST", "MLP", "LINEAR_LEARNER", "KMEANS", "FORECAST")
 _PROBLEM_TYPES = {p.value: p for p in ProblemType}
 
 
+_MODEL_VERBS = (("CREATE", "MODEL"), ("SHOW", "MODEL"), ("DROP", "MODEL"), ("ALTER", "MODEL"),
+                ("EVALUATE", "MODEL"), ("EXPORT", "MODEL"))
+
+
 def is_ml_statement(stmt: Statement) -> bool:
-    w = stmt.words(4)
-    if w[:2] in (("CREATE", "MODEL"), ("SHOW", "MODEL"), ("DROP", "MODEL")):
+    w = stmt.words(5)
+    if w[:1] == ("EXPLAIN",):
+        w = w[1:]
+    if w[:2] in _MODEL_VERBS:
         return True
     return w[:4] == ("CREATE", "OR", "REPLACE", "MODEL")
 
@@ -171,12 +224,79 @@ class _Parser:
         if self.accept("DROP", "MODEL"):
             if_exists = self.accept("IF", "EXISTS")
             name = self.qualified("a model name")
+            version = self.version_number() if self.accept("VERSION") else None
             self.end()
-            return DropModel(name, if_exists)
+            return DropModel(name, if_exists, version)
+        if self.accept("ALTER", "MODEL"):
+            return self.alter_model()
+        if self.accept("EVALUATE", "MODEL"):
+            return self.evaluate_model()
+        if self.accept("EXPORT", "MODEL"):
+            return self.export_model()
+        if self.accept("EXPLAIN"):
+            return ExplainCreateModel(self.create_statement())
+        return self.create_statement()
+
+    def create_statement(self) -> CreateModel:
         or_replace = self.accept("CREATE", "OR", "REPLACE", "MODEL")
         if not or_replace:
             self.expect("CREATE", "MODEL")
         return self.create_model(or_replace)
+
+    def version_number(self) -> int:
+        text, tok = self.scalar("a version number")
+        if not text.isdigit() or int(text) < 1:
+            raise self.error("syntax error: a version number is a positive integer", tok)
+        return int(text)
+
+    def alter_model(self) -> RollbackModel | RetrainModel:
+        name = self.qualified("a model name")
+        if self.accept("ROLLBACK"):
+            version = None
+            if self.accept("TO"):
+                self.expect("VERSION")
+                version = self.version_number()
+            self.end()
+            return RollbackModel(name, version)
+        if self.accept("RETRAIN"):
+            better = self.accept("ONLY", "IF", "BETTER")
+            self.end()
+            return RetrainModel(name, better)
+        raise self.error("syntax error: ALTER MODEL takes ROLLBACK [TO VERSION n] or "
+                         "RETRAIN [ONLY IF BETTER]")
+
+    def evaluate_model(self) -> EvaluateModel:
+        name = self.qualified("a model name")
+        query = threshold = None
+        if self.accept("ON"):
+            query = self.parenthesised_text()
+        if self.accept("WITH", "THRESHOLD"):
+            text, tok = self.scalar("a threshold")
+            try:
+                threshold = float(text)
+            except ValueError:
+                raise self.error("syntax error: THRESHOLD takes a number", tok) from None
+            if not 0.0 <= threshold <= 1.0:
+                raise self.error("THRESHOLD must be between 0 and 1", tok,
+                                 InvalidParameterValue)
+        output = EvaluateOutput.METRICS
+        if self.accept("CONFUSION", "MATRIX"):
+            output = EvaluateOutput.CONFUSION_MATRIX
+        elif self.accept("ROC", "CURVE"):
+            output = EvaluateOutput.ROC_CURVE
+        self.end()
+        return EvaluateModel(name, query, threshold, output)
+
+    def export_model(self) -> ExportModel:
+        name = self.qualified("a model name")
+        version = self.version_number() if self.accept("VERSION") else None
+        self.expect("FORMAT")
+        fmt = self.word()
+        if fmt not in EXPORT_FORMATS:
+            raise self.error("syntax error: FORMAT takes " + ", ".join(EXPORT_FORMATS))
+        self.i += 1
+        self.end()
+        return ExportModel(name, version, fmt)
 
     def create_model(self, or_replace: bool) -> CreateModel:
         name = self.qualified("a model name")
