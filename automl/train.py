@@ -231,7 +231,7 @@ def _search(
     with contextlib.suppress(FileNotFoundError):
         os.remove(log_path)
     objective = metric.objective
-    train_rows, holdout = holdout_split(y, problem, job.seed)
+    train_rows, holdout = holdout_split(y, problem)
     automl = AutoML()
     learners = list(LEARNERS)
     if job.model_type in MODEL_TYPE_LEARNERS:
@@ -290,21 +290,23 @@ def _too_small(job: TrainingJob) -> BudgetTooSmall:
     )
 
 
-def holdout_split(y: np.ndarray, problem: ProblemType, seed: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions of the training rows and of the validation holdout (SPLIT_RATIO of
-    the rows; stratified for classes that have at least two rows). Made here, not by
-    FLAML, so that the holdout rows can be kept beside the model (HOLDOUT_FILE): EVALUATE
-    MODEL without ON and RETRAIN ONLY IF BETTER score on them."""
+def holdout_split(y: np.ndarray, problem: ProblemType) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of the training rows and of the validation holdout: FLAML's own
+    holdout split (shuffle, then a train/test split, stratified for classes with at least
+    two rows, both with FLAML's seed), made here so that the holdout rows can be kept
+    beside the model (HOLDOUT_FILE): EVALUATE MODEL without ON and RETRAIN ONLY IF
+    BETTER score on them."""
+    from flaml.config import RANDOM_SEED
     from sklearn.model_selection import train_test_split
+    from sklearn.utils import shuffle
 
-    positions = np.arange(len(y))
+    positions = shuffle(np.arange(len(y)), random_state=RANDOM_SEED)
     stratify = None
     if problem.is_classification and np.bincount(y.astype(np.int64)).min() >= 2:
-        stratify = y
+        stratify = y[positions]
     train_rows, holdout = train_test_split(positions, test_size=SPLIT_RATIO,
-                                           random_state=seed, stratify=stratify)
-    return np.sort(train_rows), np.sort(holdout)
+                                           random_state=RANDOM_SEED, stratify=stratify)
+    return np.asarray(train_rows), np.asarray(holdout)
 
 
 def _check_same_predictions(automl: Any, result: _SearchResult, frame: pd.DataFrame,
