@@ -57,9 +57,9 @@ from automl.problem import (
     resolve_objective,
 )
 from automl.progress import ProgressWriter, TrialLogTailer
-from catalog.artifact import ModelArtifact, estimator_input, write_artifact
+from catalog.artifact import ModelArtifact, write_artifact
 from catalog.files import ARTIFACT_FILE, HOLDOUT_FILE, write_atomic
-from catalog.frames import fit_categories, to_frame
+from catalog.frames import estimator_input, fit_categories, to_frame
 from catalog.preprocessing import FramePreprocessor, PreprocessedEstimator
 from catalog.spec import Column, FeatureKind, ProblemType, TrainingJob, TrainingResult
 

@@ -20,6 +20,13 @@ It prints a table with both scores, the difference, QuackML's seconds from
 CREATE MODEL to READY, the overhead beyond the budget, and whether the goals
 hold: score within 0.01 AUC / 2% RMSE of direct FLAML, overhead < 5 s.
 
+A RETRAIN ONLY IF BETTER row (wa_churn, default objective): after the first
+model is READY, ``ALTER MODEL ... RETRAIN ONLY IF BETTER`` trains version 2
+on the same rows with the same budget; the row gives the seconds from the
+statement to the recorded decision, both versions' objective on version 2's
+holdout rows (the champion gate), the decision, and the test-split score of
+the active version before and after.
+
     .venv/bin/python bench/automl.py [--budget 60] [--datasets wa_churn,diamonds]
 
 Prints figures; it is not a test. Machines are noisy: compare within a run.
@@ -160,7 +167,6 @@ def run_quackml(ds: Dataset, budget: int, objective: str | None, conn: psycopg.C
     run = QuackRun(label=f"{ds.name} ({objective or 'default'} objective)", objective=objective)
     columns = [d.name for d in conn.execute(f"SELECT * FROM {ds.table} LIMIT 0").description
                or []]
-    features = [c for c in columns if c not in ("split", ds.target)]
     select = ", ".join(qi(c) for c in columns if c != "split")
     function = f"{model}_fn"
     objective_sql = f" OBJECTIVE '{objective}'" if objective else ""
@@ -180,6 +186,14 @@ def run_quackml(ds: Dataset, budget: int, objective: str | None, conn: psycopg.C
         run.error = f"model ended {state}: {run.show.get('Failure Reason', '')}"
         return run
 
+    _score(ds, conn, function, run)
+    return run
+
+
+def _score(ds: Dataset, conn: psycopg.Connection, function: str, run: QuackRun) -> None:
+    columns = [d.name for d in conn.execute(f"SELECT * FROM {ds.table} LIMIT 0").description
+               or []]
+    features = [c for c in columns if c not in ("split", ds.target)]
     args = ", ".join(qi(c) for c in features)
     try:
         if ds.metric == "AUC":
@@ -212,7 +226,59 @@ def run_quackml(ds: Dataset, budget: int, objective: str | None, conn: psycopg.C
             run.score = float(np.sqrt(mean_squared_error(y, pred)))
     except psycopg.Error as exc:
         run.error = f"scoring failed: {type(exc).__name__}: {exc}".strip()
+
+
+@dataclass
+class RetrainRun:
+    seconds: float | None = None
+    decision: str = ""
+    champion: float | None = None
+    challenger: float | None = None
+    score_before: float | None = None
+    score_after: float | None = None
+    error: str | None = None
+
+
+RETRAINS: list[RetrainRun] = []
+
+
+def run_retrain(ds: Dataset, budget: int, conn: psycopg.Connection, model: str,
+                before: float | None) -> RetrainRun:
+    """ALTER MODEL ... RETRAIN ONLY IF BETTER on a READY model, timed to its decision."""
+    run = RetrainRun(score_before=before)
+    started = time.monotonic()
+    try:
+        conn.execute(f"ALTER MODEL {model} RETRAIN ONLY IF BETTER")
+    except psycopg.Error as exc:
+        run.error = f"RETRAIN refused: {type(exc).__name__}: {exc}".strip()
+        return run
+    deadline = started + 3 * budget + 120
+    while True:
+        row = conn.execute(
+            "SELECT state, decision, champion_score, challenger_score FROM "
+            "svv_ml_model_versions WHERE model_name = %s AND version = 2", (model,)).fetchone()
+        if row and row[0] != "TRAINING" and not str(row[1]).startswith("pending"):
+            break
+        if time.monotonic() > deadline:
+            run.error = "RETRAIN did not finish"
+            return run
+        time.sleep(POLL_S)
+    run.seconds = time.monotonic() - started
+    run.decision, run.champion, run.challenger = str(row[1]), row[2], row[3]
+    if row[0] != "READY":
+        run.error = f"version 2 ended {row[0]}"
+        return run
+    again = run_quackml_score(ds, conn, model)
+    run.score_after = again
     return run
+
+
+def run_quackml_score(ds: Dataset, conn: psycopg.Connection, model: str) -> float | None:
+    """The test-split score of the model's active version (the same scoring as
+    run_quackml's)."""
+    scored = QuackRun(label="", objective=None)
+    _score(ds, conn, f"{model}_fn", scored)
+    return scored.score
 
 
 def quackml_phase(selected: list[Dataset], budget: int) -> dict[str, list[QuackRun]]:
@@ -243,6 +309,12 @@ def quackml_phase(selected: list[Dataset], budget: int) -> dict[str, list[QuackR
                               f"{_fmt(run.seconds, 1)} {ds.metric}={_fmt(run.score, 4)}"
                               + (f" error={run.error}" if run.error else ""), flush=True)
                         results.setdefault(ds.name, []).append(run)
+                        if ds.name == "wa_churn" and objective is None and run.state == "READY":
+                            print("[quackml] wa_churn RETRAIN ONLY IF BETTER ...", flush=True)
+                            retrain = run_retrain(ds, budget, conn, model, run.score)
+                            RETRAINS.append(retrain)
+                            print(f"[quackml]   -> {retrain.decision or retrain.error}",
+                                  flush=True)
         finally:
             srv.stop()
     return results
@@ -374,6 +446,15 @@ def report(selected: list[Dataset], budget: int, quack: dict[str, list[QuackRun]
     print()
     for note in notes:
         print(note)
+    for r in RETRAINS:
+        print()
+        print("RETRAIN ONLY IF BETTER (wa_churn, default objective F1, same rows and budget)")
+        print(_table(["RETRAIN->decision s", "champion F1 (holdout v2)",
+                      "challenger F1 (holdout v2)", "test AUC before", "test AUC after",
+                      "decision"],
+                     [[_fmt(r.seconds, 1), _fmt(r.champion, 4), _fmt(r.challenger, 4),
+                       _fmt(r.score_before, 4), _fmt(r.score_after, 4),
+                       r.decision or f"ERROR: {r.error}"]]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,8 +83,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.byom import install_model  # noqa: E402
-from catalog.artifact import ModelArtifact, estimator_input  # noqa: E402
-from catalog.frames import fit_categories, to_frame  # noqa: E402
+from catalog.artifact import ModelArtifact  # noqa: E402
+from catalog.frames import (  # noqa: E402
+    estimator_input,
+    fit_categories,
+    to_frame,
+)
 from catalog.spec import Column, FeatureKind, ProblemType  # noqa: E402
 from inference.evaluators import LibraryEvaluator  # noqa: E402
 from inference.procpool import ScoringPool  # noqa: E402

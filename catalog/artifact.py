@@ -46,7 +46,7 @@ import pyarrow as pa
 from catalog import formats
 from catalog.errors import ArtifactCorrupt, ArtifactOutdated
 from catalog.files import write_atomic
-from catalog.frames import to_frame
+from catalog.frames import estimator_input, to_frame
 from catalog.spec import Column, ProblemType
 
 FORMAT_VERSION = 2  # 1: one pickle file (no longer read)
@@ -112,20 +112,6 @@ class ModelArtifact:
     def decode(self, indices: np.ndarray) -> list[object]:
         """Label values for label indices (classification only)."""
         return [self.labels[i] for i in indices.tolist()]
-
-
-def estimator_input(frame: pd.DataFrame, category_codes: bool) -> pd.DataFrame:
-    """The frame as the estimator was fitted on it: unchanged, or with each categorical
-    column replaced by its integer codes (-1 for missing) when ``category_codes``."""
-    if not category_codes:
-        return frame
-    cat_columns = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
-    if not cat_columns:
-        return frame
-    codes = frame.copy()
-    for column in cat_columns:
-        codes[column] = frame[column].cat.codes
-    return codes
 
 
 def write_artifact(artifact: ModelArtifact, path: str) -> str:

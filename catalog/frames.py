@@ -157,3 +157,17 @@ def _to_seconds(array: pa.Array, feature: Column) -> np.ndarray:
         )
     integers = pc.cast(array, pa.int64() if t.bit_width == 64 else pa.int32())
     return _float_numpy(pc.multiply(pc.cast(integers, pa.float64()), scale))
+
+
+def estimator_input(frame: pd.DataFrame, category_codes: bool) -> pd.DataFrame:
+    """The frame as the estimator was fitted on it: unchanged, or with each categorical
+    column replaced by its integer codes (-1 for missing) when ``category_codes``."""
+    if not category_codes:
+        return frame
+    cat_columns = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if not cat_columns:
+        return frame
+    codes = frame.copy()
+    for column in cat_columns:
+        codes[column] = frame[column].cat.codes
+    return codes

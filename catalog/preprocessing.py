@@ -32,6 +32,8 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from catalog.frames import estimator_input
+
 TRANSFORMERS = ("OneHotEncoder", "OrdinalEncoder", "NumericPassthrough", "Imputer",
                 "ImputerWithIndicator", "Normalizer", "DateTimeVectorizer", "PCA",
                 "StandardScaler", "MinMax")
@@ -156,7 +158,6 @@ class PreprocessedEstimator:
         self.category_codes = category_codes
 
     def _input(self, frame: pd.DataFrame) -> pd.DataFrame:
-        from catalog.artifact import estimator_input
 
         return estimator_input(self.preprocessor.transform(frame), self.category_codes)
 

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pytest
 import xgboost as xgb
 
-from catalog.artifact import ModelArtifact, estimator_input, write_artifact
-from catalog.frames import fit_categories, to_frame
+from catalog.artifact import ModelArtifact, write_artifact
+from catalog.frames import estimator_input, fit_categories, to_frame
 from catalog.spec import Column, ProblemType
 from inference import compiled
 from inference.cache import CacheEntry, ModelCache

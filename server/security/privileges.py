@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from catalog.errors import ModelNotFound
 from catalog.files import PROBABILITIES_SUFFIX
 from catalog.store import ModelRecord
 from catalog.views import FUNCTIONS as CATALOG_FUNCTIONS
@@ -186,11 +187,11 @@ class Privileges:
     def _model_check(self, name: str) -> bool:
         """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL target)."""
         if name.startswith("explain_model:"):
-            from server.models.lifecycle import model_or_error
-            from server.sql.ml_grammar import QualifiedName
             schema, _, model = name.removeprefix("explain_model:").rpartition(".")
-            self.require_execute(model_or_error(self.engine, QualifiedName(schema or None,
-                                                                           model)))
+            record = self.engine.store.get(schema or "public", model)
+            if record is None:
+                raise ModelNotFound(f'model "{schema or "public"}.{model}" does not exist')
+            self.require_execute(record)
             return True
         functions = self.engine.functions
         if not functions.is_model_function(name):

@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from tests.attack.target import FUNCTION, MODEL, MALLORY, Target, sqlstate
+from tests.attack.target import FUNCTION, MALLORY, MODEL, Target, sqlstate
 from tests.attack.target import target as target  # the fixture
 
 KMEANS = ("CREATE {verb} MODEL {name} FROM pts FUNCTION {function} IAM_ROLE default AUTO OFF "
