@@ -93,25 +93,57 @@ _CONVERT: dict[str, tuple[_Convert, pa.DataType]] = {
 }
 
 
-def pg_typed(reader: pa.RecordBatchReader, duckdb_types: Sequence[object]
-             ) -> pa.RecordBatchReader:
+def _int4(arr: pa.Array) -> pa.Array:
+    try:
+        return arr.cast(pa.int32())
+    except pa.ArrowInvalid:
+        raise ServerError("integer out of range", sqlstate="22003") from None
+
+
+def _field_oid(oid: Oid) -> dict[bytes, bytes]:
+    return {PG_OID_KEY: str(int(oid)).encode()}
+
+
+# statement-derived types (server.postgres.exprtypes): how the column of DuckDB's type
+# is converted, its Arrow type, and the OID named in the field's metadata (if any)
+_DECLARED: dict[Oid, tuple[_Convert, pa.DataType, dict[bytes, bytes] | None]] = {
+    Oid.JSONB: (_json, pa.json_(pa.string()), _field_oid(Oid.JSONB)),
+    Oid.INT4: (_int4, pa.int32(), None),
+    Oid.REGTYPE: (lambda arr: arr.cast(pa.string()), pa.string(), _field_oid(Oid.REGTYPE)),
+}
+
+
+def pg_typed(reader: pa.RecordBatchReader, duckdb_types: Sequence[object],
+             declared: Sequence[Oid | None] | None = None) -> pa.RecordBatchReader:
     """The reader with the columns of ``duckdb_types`` (DuckDB's type of each column,
-    as the result's description gives it) that Arrow mistypes re-typed; the reader
-    itself when there is none (the usual case)."""
-    todo = {i: _CONVERT[str(t)] for i, t in enumerate(duckdb_types) if str(t) in _CONVERT}
-    if not todo or len(duckdb_types) != len(reader.schema):
+    as the result's description gives it) that Arrow mistypes re-typed, and those
+    ``declared`` (``server.postgres.exprtypes.pg_types``: PostgreSQL's type read from
+    the statement) sent as that type; the reader itself when there is none (the usual
+    case)."""
+    if len(duckdb_types) != len(reader.schema):
+        return reader
+    todo: dict[int, tuple[_Convert, pa.DataType, dict[bytes, bytes] | None]] = {}
+    for i, t in enumerate(duckdb_types):
+        oid = declared[i] if declared is not None and i < len(declared) else None
+        if oid is not None:
+            todo[i] = _DECLARED[oid]
+        elif str(t) in _CONVERT:
+            convert, arrow_type = _CONVERT[str(t)]
+            todo[i] = (convert, arrow_type,
+                       _NUMERIC_FIELD if str(t) == functions.UNCONSTRAINED_NUMERIC else None)
+    if not todo:
         return reader
     schema = reader.schema
-    for i, (_, arrow_type) in todo.items():
+    for i, (_, arrow_type, metadata) in todo.items():
         field = schema.field(i).with_type(arrow_type)
-        if str(duckdb_types[i]) == functions.UNCONSTRAINED_NUMERIC:
-            field = field.with_metadata(_NUMERIC_FIELD)
+        if metadata is not None:
+            field = field.with_metadata(metadata)
         schema = schema.set(i, field)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in reader:
             columns = list(batch.columns)
-            for i, (convert, _) in todo.items():
+            for i, (convert, _, _) in todo.items():
                 columns[i] = convert(columns[i])
             yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
