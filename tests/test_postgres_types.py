@@ -69,6 +69,31 @@ SAME = [
     "SELECT jsonb_pretty('{\"a\": 1}'::jsonb), jsonb_set('{\"a\": 1}'::jsonb, '{a}', '2')::text, "
     "jsonb_set('{\"a\": {\"b\": 1}}', '{a,c}', '\"new\"')::text, "
     "jsonb_strip_nulls('{\"a\": 1, \"b\": null}'::jsonb)::text",
+    # jsonb results are jsonb (3802), json ones json (114): read from the select list
+    "SELECT '{\"a\": 1}'::jsonb, '{\"a\": 1}'::json, CAST('[1]' AS jsonb), "
+    "'{\"a\": {\"b\": 2}}'::jsonb -> 'a', '{\"a\": [1]}'::jsonb -> 'a' -> 0, "
+    "'{\"a\": [1]}'::json -> 'a'",
+    "SELECT '{\"a\": 1}'::jsonb || '{\"b\": 2}', '{\"a\": 1, \"b\": 2}'::jsonb - 'a', "
+    "'{\"a\": 1}'::jsonb ->> 'a', ('{\"a\": 1}'::jsonb -> 'a')::text, "
+    "jsonb_typeof('1'::jsonb)",
+    "SELECT jsonb_build_object('a', 1), jsonb_build_array(1, 'x'), to_jsonb(42), to_json(42), "
+    "jsonb_set('{\"a\": 1}'::jsonb, '{a}', '2'), jsonb_strip_nulls('{\"a\": null}'::jsonb), "
+    "json_build_object('a', 1)",
+    "SELECT jsonb_agg(id ORDER BY id), jsonb_object_agg(id, qty), json_agg(id ORDER BY id) "
+    "FROM pt_items WHERE id <> 2",
+    "SELECT jsonb_array_elements('[1, {\"a\": 2}]'::jsonb) AS e",
+    "SELECT x FROM (SELECT '{\"a\": 1}'::jsonb AS x) s",
+    # integer (int4) results where DuckDB's are bigint
+    "SELECT position('gre' IN 'PostgreSQL'), position('z' IN name), array_upper(ARRAY[1, 2], 1) "
+    "FROM pt_items ORDER BY id",
+    "SELECT id, ntile(2) OVER (ORDER BY id) FROM pt_items ORDER BY id",
+    # pg_typeof is regtype, with PostgreSQL's type names
+    "SELECT pg_typeof(1), pg_typeof(1.5), pg_typeof('a'::text), pg_typeof(true), "
+    "pg_typeof(1::bigint), pg_typeof(2.5::float8), pg_typeof(DATE '2024-01-01'), "
+    "pg_typeof(ARRAY[1, 2]), pg_typeof(now()), pg_typeof(TIMESTAMP '2024-01-01')",
+    # (a column declared jsonb is json here: pg_typeof(doc) says json)
+    "SELECT pg_typeof(qty), pg_typeof(price), pg_typeof(name), pg_typeof(note), "
+    "pg_typeof(tag), pg_typeof(1)::text FROM pt_items WHERE id = 1",
     # format()
     "SELECT format('%s has %s items', 'cart', 3)",
     "SELECT format('%I.%L', 'My Table', 'it''s'), format('%I', 'plain'), format('%I', 'select')",
@@ -190,16 +215,19 @@ def test_same_as_postgres(index: int, outcomes: list[tuple[Outcome, Outcome]]) -
 
 def test_uuid_and_json_in_binary_format(conn: psycopg.Connection) -> None:
     """psycopg asks for binary results (and decodes each column as binary whatever the
-    RowDescription says): uuid, json, bigint sums and unconstrained numerics decode."""
+    RowDescription says): uuid, json, jsonb (with its version byte), bigint sums and
+    unconstrained numerics decode; a described statement (prepared) gives the same types."""
     cur = conn.cursor(binary=True)
     for prepare in (False, True):
         cur.execute("SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, "
                     "'{\"a\": 1}'::jsonb AS j, sum(x) AS s, 1.50::numeric AS n, "
-                    "0::numeric AS z FROM (VALUES (1), (2)) v (x)", prepare=prepare)
-        assert [d.type_code for d in cur.description] == [2950, 114, 20, 1700, 1700]
-        (u, j, s, n, z), = cur.fetchall()
-        assert (str(u), j, s, str(n), str(z)) == \
-            ("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", {"a": 1}, 3, "1.5", "0")
+                    "0::numeric AS z, '[1]'::json AS k, "
+                    "position('b' IN 'ab') AS p FROM (VALUES (1), (2)) v (x)", prepare=prepare)
+        assert [d.type_code for d in cur.description] == \
+            [2950, 3802, 20, 1700, 1700, 114, 23]
+        (u, j, s, n, z, k, p), = cur.fetchall()
+        assert (str(u), j, s, str(n), str(z), k, p) == \
+            ("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", {"a": 1}, 3, "1.5", "0", [1], 2)
 
 
 def test_sum_beyond_bigint_is_out_of_range(conn: psycopg.Connection) -> None:

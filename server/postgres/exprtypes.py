@@ -83,24 +83,67 @@ def _jsonb(node: Node) -> bool:
     return False
 
 
-def _slot(node: Node) -> Slot:
+def _slot(node: Node, inner: dict[str, Slot]) -> Slot:
     if _jsonb(node):
         return Oid.JSONB
-    if node.get("class") in ("FUNCTION", "WINDOW") and not node.get("is_operator"):
+    kind = node.get("class")
+    if kind in ("FUNCTION", "WINDOW") and not node.get("is_operator"):
         found = _FUNCTIONS.get(str(node.get("function_name", "")).lower())
         if found is not None:
             return found[0]
+    if kind == "COLUMN_REF" and node.get("column_names"):
+        return inner.get(str(node["column_names"][-1]).lower())
     return None
 
 
-def _query(node: Node) -> list[Slot | str] | None:
+def _item_name(item: Node) -> str:
+    if item.get("alias"):
+        return str(item["alias"]).lower()
+    if item.get("class") == "COLUMN_REF" and item.get("column_names"):
+        return str(item["column_names"][-1]).lower()
+    return str(item.get("function_name", "")).lower()
+
+
+def _from(table: Node, ctes: dict[str, Node]) -> tuple[list[Slot | str], dict[str, Slot]]:
+    """The types of the columns of one subquery or CTE in FROM (by position, for a
+    ``*``, and by name); none for anything else (a table's columns are DuckDB's)."""
+    query: Node | None = None
+    if table.get("type") == "SUBQUERY":
+        query = (table.get("subquery") or {}).get("node")
+    elif table.get("type") == "BASE_TABLE" and not table.get("schema_name"):
+        query = ctes.get(str(table.get("table_name", "")).lower())
+    if not isinstance(query, dict) or query.get("type") != "SELECT_NODE" or \
+            table.get("column_name_alias"):
+        return [_STAR], {}
+    slots = _query(query, ctes) or [_STAR]
+    names = [_item_name(item) for item in query.get("select_list", [])]
+    by_name: dict[str, Slot] = {n: s for n, s in zip(names, slots, strict=False)
+               if isinstance(s, Oid) and n}
+    return slots, by_name
+
+
+def _query(node: Node, ctes: dict[str, Node]) -> list[Slot | str] | None:
     match node.get("type"):
         case "SELECT_NODE":
-            return [_STAR if item.get("class") == "STAR" else _slot(item)
-                    for item in node.get("select_list", [])]
+            scope = dict(ctes)
+            for entry in (node.get("cte_map") or {}).get("map", []):
+                value = entry.get("value") or {}
+                if not value.get("aliases"):
+                    scope[str(entry.get("key", "")).lower()] = value.get("query_node") or {}
+            star, inner = _from(node.get("from_table") or {}, scope)
+            out: list[Slot | str] = []
+            for item in node.get("select_list", []):
+                if item.get("class") != "STAR":
+                    out.append(_slot(item, inner))
+                elif item.get("relation_name") or item.get("exclude_list") or \
+                        item.get("replace_list") or item.get("columns") or item.get("expr"):
+                    out.append(_STAR)
+                else:
+                    out.extend(star)
+            return out
         case "SET_OPERATION_NODE":
             first = node.get("left") or (node.get("children") or [None])[0]
-            return _query(first) if isinstance(first, dict) else None
+            return _query(first, ctes) if isinstance(first, dict) else None
     return None
 
 
@@ -116,7 +159,7 @@ def _slots(text: str, duckdb_text: str | None) -> tuple[Slot | str, ...] | None:
         if not isinstance(tree, dict) or tree.get("error") or \
                 len(tree.get("statements") or ()) != 1:
             continue
-        found = _query(tree["statements"][0].get("node") or {})
+        found = _query(tree["statements"][0].get("node") or {}, {})
         if found is None:
             return None
         return tuple(found) if any(isinstance(s, Oid) for s in found) else None

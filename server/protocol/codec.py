@@ -586,8 +586,14 @@ def _bin_numeric(arr: pa.Array) -> pa.Array:
     )
 
 
+def _bin_jsonb(arr: pa.Array) -> pa.Array:
+    """jsonb's binary form: a version byte (1), then the JSON text."""
+    text = arr.storage if isinstance(arr, pa.ExtensionArray) else arr
+    return pc.binary_join_element_wise(pa.scalar(b"\x01"), text.cast(pa.binary()), b"")
+
+
 # binary encoders of columns whose PG_OID_KEY names their type (their values are text)
-_NAMED_BINARY: dict[int, ValueEncoder] = {Oid.NUMERIC: _bin_numeric}
+_NAMED_BINARY: dict[int, ValueEncoder] = {Oid.NUMERIC: _bin_numeric, Oid.JSONB: _bin_jsonb}
 
 
 def _length_prefixed(values: pa.Array) -> pa.Array:
