@@ -29,10 +29,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
+from server.postgres.catalog_views import INFORMATION_SCHEMA
 from server.postgres.colnames import parse
 from server.protocol.types import Oid
 
@@ -40,7 +42,10 @@ Node = dict[str, Any]
 
 #: the words a statement holds when this module may type one of its columns (others
 #: are never parsed)
-TRIGGERS = ("jsonb", "position", "ntile", "pg_typeof")
+TRIGGERS = ("jsonb", "position", "ntile", "pg_typeof", "date", "generate_series",
+            "information_schema")
+#: DuckDB's result types that make a statement worth a look whatever its words
+_TRIGGER_TYPES = frozenset({"FLOAT"})
 
 #: PostgreSQL's functions returning jsonb (the json ones return json, as DuckDB's JSON is)
 JSONB_FUNCTIONS = frozenset({
@@ -51,13 +56,19 @@ JSONB_FUNCTIONS = frozenset({
 #: operators whose result is jsonb when their left operand is (-> is a LAMBDA node to DuckDB)
 _JSONB_OPERATORS = frozenset({"||", "-", "->", "#>"})
 #: functions (by name) -> (PostgreSQL's result type, DuckDB's result type it stands for)
-_FUNCTIONS: dict[str, tuple[Oid, str]] = {
-    "position": (Oid.INT4, "BIGINT"),
-    "ntile": (Oid.INT4, "BIGINT"),
-    "pg_typeof": (Oid.REGTYPE, "VARCHAR"),
-}
+_FUNCTIONS: dict[str, Oid] = {"position": Oid.INT4, "ntile": Oid.INT4, "pg_typeof": Oid.REGTYPE}
 #: DuckDB's result type that each type read here stands for
-STANDS_FOR: dict[Oid, str] = {Oid.JSONB: "JSON", Oid.INT4: "BIGINT", Oid.REGTYPE: "VARCHAR"}
+STANDS_FOR: dict[Oid, str] = {Oid.JSONB: "JSON", Oid.INT4: "BIGINT", Oid.REGTYPE: "VARCHAR",
+                              Oid.FLOAT8: "FLOAT", Oid.NAME: "VARCHAR", Oid.VARCHAR: "VARCHAR"}
+_INT4_MAX = 2 ** 31 - 1
+#: constants of these kinds are integer or numeric to PostgreSQL
+_NUMBER_LITERALS = frozenset({"INTEGER", "BIGINT", "HUGEINT", "DECIMAL", "NUMERIC"})
+_NUMBER_TYPES = frozenset({"int", "integer", "int2", "int4", "int8", "smallint", "bigint",
+                           "numeric", "decimal"})
+#: PostgreSQL's information_schema columns of its sql_identifier domain (over name) have
+#: these names; its other text columns (character_data, yes_or_no) are varchar
+_IDENTIFIER_SUFFIXES = ("_catalog", "_schema", "_name")
+_IDENTIFIERS = frozenset({"schema_owner", "dtd_identifier"})
 
 #: one type per select-list item (None: DuckDB's), or None for a ``*`` whose width only
 #: the engine knows (the items after it are then matched from the end)
@@ -83,16 +94,57 @@ def _jsonb(node: Node) -> bool:
     return False
 
 
-def _slot(node: Node, inner: dict[str, Slot]) -> Slot:
+def _literal_kind(node: Node) -> str:
+    return str((node.get("literal") or {}).get("kind", "")) \
+        if node.get("class") == "CONSTANT" else ""
+
+
+def _date(node: Node) -> bool:
+    """A date to the eye: a cast to date (``DATE '...'``, ``x::date``), current_date."""
+    match node.get("class"):
+        case "CAST":
+            type_expr = node.get("type_expr") or {}
+            return str(type_expr.get("type_name", "")).lower() == "date"
+        case "COLUMN_REF":
+            return [str(n).lower() for n in node.get("column_names") or ()] == ["current_date"]
+        case "FUNCTION":
+            return str(node.get("function_name", "")).lower() == "current_date"
+    return False
+
+
+def _number(node: Node) -> bool:
+    """An integer or numeric to the eye: a constant, a cast to one of these types."""
+    if node.get("class") == "CAST":
+        type_expr = node.get("type_expr") or {}
+        return str(type_expr.get("type_name", "")).lower() in _NUMBER_TYPES
+    return _literal_kind(node) in _NUMBER_LITERALS
+
+
+def _operator(name: str, args: list[Node]) -> Slot:
+    """``date - date`` is integer (DuckDB's is BIGINT: with a date on either side, a
+    BIGINT difference has dates on both); ``real`` with an integer or numeric is
+    ``double precision`` (DuckDB's is FLOAT: with a number on one side, a FLOAT result
+    has a real on the other; ``/`` is not read here)."""
+    if len(args) != 2:
+        return None
+    if name == "-" and any(_date(a) for a in args):
+        return Oid.INT4
+    if name in ("+", "-", "*") and any(_number(a) for a in args):
+        return Oid.FLOAT8
+    return None
+
+
+def _slot(node: Node, inner: _Scope) -> Slot:
     if _jsonb(node):
         return Oid.JSONB
     kind = node.get("class")
     if kind in ("FUNCTION", "WINDOW") and not node.get("is_operator"):
-        found = _FUNCTIONS.get(str(node.get("function_name", "")).lower())
-        if found is not None:
-            return found[0]
+        return _FUNCTIONS.get(str(node.get("function_name", "")).lower())
+    if kind == "FUNCTION":
+        return _operator(str(node.get("function_name", "")),
+                         [a.get("expression") or {} for a in node.get("arguments") or ()])
     if kind == "COLUMN_REF" and node.get("column_names"):
-        return inner.get(str(node["column_names"][-1]).lower())
+        return inner.get([str(n).lower() for n in node["column_names"]])
     return None
 
 
@@ -104,22 +156,86 @@ def _item_name(item: Node) -> str:
     return str(item.get("function_name", "")).lower()
 
 
-def _from(table: Node, ctes: dict[str, Node]) -> tuple[list[Slot | str], dict[str, Slot]]:
-    """The types of the columns of one subquery or CTE in FROM (by position, for a
-    ``*``, and by name); none for anything else (a table's columns are DuckDB's)."""
+def _series(function: Node) -> bool:
+    """generate_series of int4 constants: integer (DuckDB's is BIGINT)."""
+    args = [a.get("expression") or {} for a in function.get("arguments") or ()]
+    return str(function.get("function_name", "")).lower() == "generate_series" and \
+        len(args) in (2, 3) and all(
+            _literal_kind(a) == "INTEGER" and abs(int((a.get("literal") or {}).get("text", 0)))
+            <= _INT4_MAX for a in args)
+
+
+def _view_column(column: str) -> Oid:
+    """PostgreSQL's type of a text column of one of its information_schema views:
+    ``name`` (its sql_identifier domain), else ``varchar`` (character_data, yes_or_no)."""
+    return Oid.NAME if column in _IDENTIFIERS or column.endswith(_IDENTIFIER_SUFFIXES) \
+        else Oid.VARCHAR
+
+
+@dataclass
+class _Scope:
+    """The columns of a FROM clause read here: by position (for a ``*``), by name (bare
+    and qualified by their item's alias, ``g.a``), and the aliases of information_schema
+    views (whose columns are typed by their names)."""
+    positions: list[Slot | str] = field(default_factory=lambda: [_STAR])
+    named: dict[str, Slot] = field(default_factory=dict)
+    views: dict[str, str] = field(default_factory=dict)
+    items: int = 1
+
+    def get(self, names: list[str]) -> Slot:
+        if len(names) > 1 and names[-2] in self.views:
+            return _view_column(names[-1])
+        found = self.named.get(".".join(names[-2:]))
+        if found is not None or len(names) > 1:
+            return found
+        if self.items == 1 and self.views:   # one view in FROM: its names are its columns'
+            return _view_column(names[-1])
+        return self.named.get(names[-1])
+
+
+def _named(alias: str, by_name: dict[str, Slot]) -> dict[str, Slot]:
+    return {**by_name, **{f"{alias}.{n}": s for n, s in by_name.items()}} if alias else by_name
+
+
+def _from(table: Node, ctes: dict[str, Node]) -> _Scope:
+    """The scope of a FROM item: a subquery's, a CTE's and an int4 generate_series's
+    columns by their types read here, a table's as DuckDB types them (a ``*`` of unknown
+    width), but those of PostgreSQL's information_schema views by their names."""
+    alias = str(table.get("alias") or "").lower()
+    aliases = [str(a).lower() for a in table.get("column_name_alias") or ()]
+    match table.get("type"):
+        case "JOIN":
+            left = _from(table.get("left") or {}, ctes)
+            right = _from(table.get("right") or {}, ctes)
+            both = left.named.keys() & right.named.keys()
+            return _Scope(left.positions + right.positions,
+                          {n: s for side in (left.named, right.named)
+                           for n, s in side.items() if n not in both},
+                          {**left.views, **right.views}, left.items + right.items)
+        case "TABLE_FUNCTION":
+            function = table.get("function") or {}
+            if not _series(function) or len(aliases) > 1:
+                return _Scope()
+            name = aliases[0] if aliases else alias or "generate_series"
+            return _Scope([Oid.INT4], _named(alias or "generate_series", {name: Oid.INT4}))
+        case "BASE_TABLE" if str(table.get("schema_name", "")).lower() == "information_schema":
+            view = str(table.get("table_name", "")).lower()
+            if view not in INFORMATION_SCHEMA or aliases:
+                return _Scope()
+            return _Scope(views={alias or view: view})
     query: Node | None = None
     if table.get("type") == "SUBQUERY":
         query = (table.get("subquery") or {}).get("node")
     elif table.get("type") == "BASE_TABLE" and not table.get("schema_name"):
         query = ctes.get(str(table.get("table_name", "")).lower())
-    if not isinstance(query, dict) or query.get("type") != "SELECT_NODE" or \
-            table.get("column_name_alias"):
-        return [_STAR], {}
+        alias = alias or str(table.get("table_name", "")).lower()
+    if not isinstance(query, dict) or query.get("type") != "SELECT_NODE" or aliases:
+        return _Scope()
     slots = _query(query, ctes) or [_STAR]
     names = [_item_name(item) for item in query.get("select_list", [])]
     by_name: dict[str, Slot] = {n: s for n, s in zip(names, slots, strict=False)
-               if isinstance(s, Oid) and n}
-    return slots, by_name
+                                if isinstance(s, Oid) and n}
+    return _Scope(slots, _named(alias, by_name))
 
 
 def _query(node: Node, ctes: dict[str, Node]) -> list[Slot | str] | None:
@@ -130,7 +246,7 @@ def _query(node: Node, ctes: dict[str, Node]) -> list[Slot | str] | None:
                 value = entry.get("value") or {}
                 if not value.get("aliases"):
                     scope[str(entry.get("key", "")).lower()] = value.get("query_node") or {}
-            star, inner = _from(node.get("from_table") or {}, scope)
+            inner = _from(node.get("from_table") or {}, scope)
             out: list[Slot | str] = []
             for item in node.get("select_list", []):
                 if item.get("class") != "STAR":
@@ -139,7 +255,7 @@ def _query(node: Node, ctes: dict[str, Node]) -> list[Slot | str] | None:
                         item.get("replace_list") or item.get("columns") or item.get("expr"):
                     out.append(_STAR)
                 else:
-                    out.extend(star)
+                    out.extend(inner.positions)
             return out
         case "SET_OPERATION_NODE":
             first = node.get("left") or (node.get("children") or [None])[0]
@@ -171,7 +287,8 @@ def pg_types(text: str, duckdb_text: str | None, duckdb_types: Sequence[object]
     """PostgreSQL's type of each result column of the statement where DuckDB's type
     (``duckdb_types``) does not tell it, None for the others; None when there is none."""
     low = text.lower()
-    if not any(word in low for word in TRIGGERS):
+    if not any(word in low for word in TRIGGERS) and \
+            not any(str(t) in _TRIGGER_TYPES for t in duckdb_types):
         return None
     slots = _slots(text, duckdb_text if duckdb_text != text else None)
     if slots is None:

@@ -100,6 +100,10 @@ def _int4(arr: pa.Array) -> pa.Array:
         raise ServerError("integer out of range", sqlstate="22003") from None
 
 
+def _text(arr: pa.Array) -> pa.Array:
+    return arr.cast(pa.string())
+
+
 def _field_oid(oid: Oid) -> dict[bytes, bytes]:
     return {PG_OID_KEY: str(int(oid)).encode()}
 
@@ -109,7 +113,10 @@ def _field_oid(oid: Oid) -> dict[bytes, bytes]:
 _DECLARED: dict[Oid, tuple[_Convert, pa.DataType, dict[bytes, bytes] | None]] = {
     Oid.JSONB: (_json, pa.json_(pa.string()), _field_oid(Oid.JSONB)),
     Oid.INT4: (_int4, pa.int32(), None),
-    Oid.REGTYPE: (lambda arr: arr.cast(pa.string()), pa.string(), _field_oid(Oid.REGTYPE)),
+    Oid.REGTYPE: (_text, pa.string(), _field_oid(Oid.REGTYPE)),
+    Oid.NAME: (_text, pa.string(), _field_oid(Oid.NAME)),
+    Oid.VARCHAR: (_text, pa.string(), _field_oid(Oid.VARCHAR)),
+    Oid.FLOAT8: (lambda arr: arr.cast(pa.float64()), pa.float64(), None),
 }
 
 

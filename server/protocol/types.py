@@ -442,6 +442,7 @@ _DUCKDB_NAMES: dict[str, int] = {
     # (server/postgres/exprtypes.py)
     "JSONB": Oid.JSONB,
     "REGTYPE": Oid.REGTYPE,
+    "CHARACTER VARYING": Oid.VARCHAR,
     "NULL": Oid.UNKNOWN,
     "UNKNOWN": Oid.UNKNOWN,
     "SQLNULL": Oid.UNKNOWN,
