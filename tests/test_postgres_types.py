@@ -94,6 +94,23 @@ SAME = [
     # (a column declared jsonb is json here: pg_typeof(doc) says json)
     "SELECT pg_typeof(qty), pg_typeof(price), pg_typeof(name), pg_typeof(note), "
     "pg_typeof(tag), pg_typeof(1)::text FROM pt_items WHERE id = 1",
+    # date - date is integer; real with an integer or numeric is double precision
+    "SELECT DATE '2024-03-01' - DATE '2024-02-01', current_date - current_date, "
+    "d - DATE '2024-01-01' AS days FROM (VALUES (DATE '2024-02-15')) v (d)",
+    "SELECT f * 2, f + 1.5, f - 2::smallint, f * f, -f FROM (VALUES (1.5::real)) v (f)",
+    # generate_series of integers in FROM is integer; one column, one alias
+    "SELECT * FROM generate_series(1, 10, 4) AS g ORDER BY 1",
+    "SELECT g.a, generate_series FROM generate_series(1, 2) AS g (a), generate_series(3, 3)",
+    "SELECT * FROM generate_series(1, 3) AS g (a, b)",
+    # sign(integer or double precision) is double precision, sign(numeric) numeric
+    "SELECT sign(-3), sign(0), sign(2.5), sign(-2.5::float8), sign(price) FROM pt_items "
+    "WHERE id = 1",
+    # information_schema's identifiers are name, its other text varchar
+    "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+    "WHERE table_name = 'pt_items' AND column_name IN ('id', 'name', 'qty') "
+    "ORDER BY ordinal_position",
+    "SELECT t.table_name, t.table_schema, t.table_type FROM information_schema.tables t "
+    "WHERE t.table_name = 'pt_items'",
     # format()
     "SELECT format('%s has %s items', 'cart', 3)",
     "SELECT format('%I.%L', 'My Table', 'it''s'), format('%I', 'plain'), format('%I', 'select')",

@@ -34,6 +34,7 @@ from typing import Any
 
 import duckdb
 
+from server.errors import ServerError
 from server.postgres.catalog_views import INFORMATION_SCHEMA
 from server.postgres.colnames import parse
 from server.protocol.types import Oid
@@ -214,7 +215,13 @@ def _from(table: Node, ctes: dict[str, Node]) -> _Scope:
                           {**left.views, **right.views}, left.items + right.items)
         case "TABLE_FUNCTION":
             function = table.get("function") or {}
-            if not _series(function) or len(aliases) > 1:
+            if len(aliases) > 1 and \
+                    str(function.get("function_name", "")).lower() == "generate_series":
+                # DuckDB names the one column and ignores the other aliases
+                raise ServerError(f'table "{alias or "generate_series"}" has 1 columns '
+                                  f"available but {len(aliases)} columns specified",
+                                  sqlstate="42P10")
+            if not _series(function):
                 return _Scope()
             name = aliases[0] if aliases else alias or "generate_series"
             return _Scope([Oid.INT4], _named(alias or "generate_series", {name: Oid.INT4}))
