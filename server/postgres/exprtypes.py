@@ -11,17 +11,32 @@ top-level expression:
 
 - ``jsonb`` (OID 3802) for a cast to ``jsonb``, a call of one of
   PostgreSQL's ``jsonb_*`` functions that return jsonb (``jsonb_build_object``,
-  ``to_jsonb``, ``jsonb_agg``, ``jsonb_set`` ...), and ``->``, ``#>``, ``||``
-  and ``-`` whose left operand is jsonb by the same rule;
-- ``integer`` (OID 23) for ``position(...)`` and ``ntile(...) OVER (...)``;
+  ``to_jsonb``, ``jsonb_agg``, ``jsonb_set`` ...), and ``->``, ``||`` and ``-``
+  whose left operand is jsonb by the same rule (``#>`` is not DuckDB's syntax:
+  the statement DuckDB runs has ``->`` and ``JSON`` in its place);
+- ``integer`` (OID 23) for ``position(...)``, ``ntile(...) OVER (...)``,
+  ``date - date`` (a date literal, cast or ``current_date`` on one side: with
+  a date there, DuckDB's BIGINT difference has dates on both), and the column
+  of ``generate_series`` of int4 constants in FROM (whose column aliases are
+  checked: one column, 42P10 for more aliases, as in PostgreSQL);
+- ``double precision`` (OID 701) for ``real`` ``+``, ``-``, ``*`` an integer or
+  numeric constant or cast (DuckDB's FLOAT: PostgreSQL computes it in float8);
 - ``regtype`` (OID 2206) for ``pg_typeof(...)`` (its value is the type's name,
-  ``server.postgres.catalog``'s ``pg_typeof`` macro).
+  ``server.postgres.catalog``'s ``pg_typeof`` macro);
+- ``name`` (OID 19) for the columns of PostgreSQL's information_schema views of
+  its ``sql_identifier`` domain (``table_name``, ``column_name`` ...: the names
+  ending in ``_catalog``, ``_schema``, ``_name``), ``varchar`` for their other
+  text columns (``character_data``, ``yes_or_no``), read by name (``*`` over a
+  view keeps DuckDB's types);
+- a column of a subquery or CTE in FROM, by name or through ``*``, the type
+  read for it there.
 
 A type read here is only ever applied where DuckDB's own type of the column is
-the one it stands for (``JSON``, ``BIGINT``, ``VARCHAR``): the statement never
-turns a column of another type into jsonb. Columns declared ``jsonb`` in a
-table are ``JSON`` like those declared ``json`` (DuckDB's catalog keeps no
-trace of the difference): they are sent as ``json``.
+the one it stands for (``JSON``, ``BIGINT``, ``FLOAT``, ``VARCHAR``): the
+statement never turns a column of another type into jsonb. Only the item
+itself is typed: ``ntile(2) OVER () + 1`` stays DuckDB's BIGINT. Columns
+declared ``jsonb`` in a table are ``JSON`` like those declared ``json``
+(DuckDB's catalog keeps no trace of the difference): they are sent as ``json``.
 """
 
 from __future__ import annotations
@@ -55,7 +70,7 @@ JSONB_FUNCTIONS = frozenset({
     "jsonb_path_query", "jsonb_path_query_first", "jsonb_path_query_array", "jsonb_extract_path",
     "jsonb_object", "jsonb_concat", "jsonb_delete", "jsonb_delete_path"})
 #: operators whose result is jsonb when their left operand is (-> is a LAMBDA node to DuckDB)
-_JSONB_OPERATORS = frozenset({"||", "-", "->", "#>"})
+_JSONB_OPERATORS = frozenset({"||", "-", "->"})
 #: functions (by name) -> (PostgreSQL's result type, DuckDB's result type it stands for)
 _FUNCTIONS: dict[str, Oid] = {"position": Oid.INT4, "ntile": Oid.INT4, "pg_typeof": Oid.REGTYPE}
 #: DuckDB's result type that each type read here stands for

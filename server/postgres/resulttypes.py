@@ -8,8 +8,8 @@ so their columns are re-typed here from the DuckDB type names of the result:
 - ``UUID`` leaves as a string: re-typed as Arrow's ``arrow.uuid`` extension
   (sent as ``uuid``, OID 2950), converted column-wise, never value by value;
 - ``JSON`` leaves as a string: wrapped, without a copy, as ``arrow.json``
-  (sent as ``json``, OID 114; DuckDB has one JSON type, so ``jsonb`` values
-  are sent as ``json`` too);
+  (sent as ``json``, OID 114; DuckDB has one JSON type: what the statement
+  shows to be ``jsonb`` is sent as ``jsonb``, see below);
 - ``HUGEINT`` (DuckDB's ``sum()`` of any integer type) leaves as
   ``decimal(38,0)``: sent as ``bigint`` (OID 20), as PostgreSQL's ``sum`` of
   ``smallint`` and ``integer`` is; a sum that does not fit a ``bigint`` is
@@ -21,6 +21,10 @@ so their columns are re-typed here from the DuckDB type names of the result:
   ``numeric`` without a type modifier and its values as text without
   trailing zeros (PostgreSQL keeps the scale each value came with:
   ``1.50::numeric`` is ``1.50`` there, ``1.5`` here).
+
+Columns whose PostgreSQL type DuckDB's type cannot tell (``jsonb``, the
+``integer`` of ``ntile()``, ``regtype``, information_schema's ``name``...) get the
+type ``server.postgres.exprtypes`` reads from the statement (``declared``).
 
 DuckDB's ``arrow_lossless_conversion`` setting exports UUID and JSON as
 these extensions too, but also turns HUGEINT, TIMETZ and BIT into opaque
