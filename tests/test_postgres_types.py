@@ -102,6 +102,9 @@ SAME = [
     "SELECT * FROM generate_series(1, 10, 4) AS g ORDER BY 1",
     "SELECT g.a, generate_series FROM generate_series(1, 2) AS g (a), generate_series(3, 3)",
     "SELECT * FROM generate_series(1, 3) AS g (a, b)",
+    # a cast to varchar is varchar (1043), to text text
+    "SELECT 'hello'::varchar(10), CAST('a' AS character varying), 'a'::text, upper('a'::varchar), "
+    "x FROM (SELECT 'b'::VARCHAR AS x) s",
     # sign(integer or double precision) is double precision, sign(numeric) numeric
     "SELECT sign(-3), sign(0), sign(2.5), sign(-2.5::float8), sign(price) FROM pt_items "
     "WHERE id = 1",

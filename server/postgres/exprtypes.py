@@ -28,6 +28,8 @@ top-level expression:
   ending in ``_catalog``, ``_schema``, ``_name``), ``varchar`` for their other
   text columns (``character_data``, ``yes_or_no``), read by name (``*`` over a
   view keeps DuckDB's types);
+- ``varchar`` (OID 1043) for a cast to ``varchar``/``character varying``
+  (DuckDB's tree says VARCHAR for ``char(n)`` too: the type's text is read);
 - a column of a subquery or CTE in FROM, by name or through ``*``, the type
   read for it there.
 
@@ -59,7 +61,7 @@ Node = dict[str, Any]
 #: the words a statement holds when this module may type one of its columns (others
 #: are never parsed)
 TRIGGERS = ("jsonb", "position", "ntile", "pg_typeof", "date", "generate_series",
-            "information_schema")
+            "information_schema", "varchar", "varying")
 #: DuckDB's result types that make a statement worth a look whatever its words
 _TRIGGER_TYPES = frozenset({"FLOAT"})
 
@@ -110,6 +112,21 @@ def _jsonb(node: Node) -> bool:
     return False
 
 
+def _varchar(node: Node, raw: bytes) -> bool:
+    """A cast to varchar (``character varying``, with or without a length): DuckDB's
+    tree says VARCHAR for char(n) and text's synonyms too, so its text is read (the
+    tree's positions are byte offsets into the statement)."""
+    if node.get("class") != "CAST":
+        return False
+    type_expr = node.get("type_expr") or {}
+    start, length = type_expr.get("query_location"), type_expr.get("query_location_length")
+    if type_expr.get("type_name") != "VARCHAR" or not isinstance(start, int) or \
+            not isinstance(length, int) or start + length > len(raw):
+        return False
+    words = raw[start:start + length].decode(errors="replace").lower().split("(")[0].split()
+    return words[:1] == ["varchar"] or words[-1:] == ["varying"]
+
+
 def _literal_kind(node: Node) -> str:
     return str((node.get("literal") or {}).get("kind", "")) \
         if node.get("class") == "CONSTANT" else ""
@@ -150,9 +167,11 @@ def _operator(name: str, args: list[Node]) -> Slot:
     return None
 
 
-def _slot(node: Node, inner: _Scope) -> Slot:
+def _slot(node: Node, inner: _Scope, raw: bytes) -> Slot:
     if _jsonb(node):
         return Oid.JSONB
+    if _varchar(node, raw):
+        return Oid.VARCHAR
     kind = node.get("class")
     if kind in ("FUNCTION", "WINDOW") and not node.get("is_operator"):
         return _FUNCTIONS.get(str(node.get("function_name", "")).lower())
@@ -213,7 +232,7 @@ def _named(alias: str, by_name: dict[str, Slot]) -> dict[str, Slot]:
     return {**by_name, **{f"{alias}.{n}": s for n, s in by_name.items()}} if alias else by_name
 
 
-def _from(table: Node, ctes: dict[str, Node]) -> _Scope:
+def _from(table: Node, ctes: dict[str, Node], raw: bytes) -> _Scope:
     """The scope of a FROM item: a subquery's, a CTE's and an int4 generate_series's
     columns by their types read here, a table's as DuckDB types them (a ``*`` of unknown
     width), but those of PostgreSQL's information_schema views by their names."""
@@ -221,8 +240,8 @@ def _from(table: Node, ctes: dict[str, Node]) -> _Scope:
     aliases = [str(a).lower() for a in table.get("column_name_alias") or ()]
     match table.get("type"):
         case "JOIN":
-            left = _from(table.get("left") or {}, ctes)
-            right = _from(table.get("right") or {}, ctes)
+            left = _from(table.get("left") or {}, ctes, raw)
+            right = _from(table.get("right") or {}, ctes, raw)
             both = left.named.keys() & right.named.keys()
             return _Scope(left.positions + right.positions,
                           {n: s for side in (left.named, right.named)
@@ -253,14 +272,14 @@ def _from(table: Node, ctes: dict[str, Node]) -> _Scope:
         alias = alias or str(table.get("table_name", "")).lower()
     if not isinstance(query, dict) or query.get("type") != "SELECT_NODE" or aliases:
         return _Scope()
-    slots = _query(query, ctes) or [_STAR]
+    slots = _query(query, ctes, raw) or [_STAR]
     names = [_item_name(item) for item in query.get("select_list", [])]
     by_name: dict[str, Slot] = {n: s for n, s in zip(names, slots, strict=False)
                                 if isinstance(s, Oid) and n}
     return _Scope(slots, _named(alias, by_name))
 
 
-def _query(node: Node, ctes: dict[str, Node]) -> list[Slot | str] | None:
+def _query(node: Node, ctes: dict[str, Node], raw: bytes) -> list[Slot | str] | None:
     match node.get("type"):
         case "SELECT_NODE":
             scope = dict(ctes)
@@ -268,11 +287,11 @@ def _query(node: Node, ctes: dict[str, Node]) -> list[Slot | str] | None:
                 value = entry.get("value") or {}
                 if not value.get("aliases"):
                     scope[str(entry.get("key", "")).lower()] = value.get("query_node") or {}
-            inner = _from(node.get("from_table") or {}, scope)
+            inner = _from(node.get("from_table") or {}, scope, raw)
             out: list[Slot | str] = []
             for item in node.get("select_list", []):
                 if item.get("class") != "STAR":
-                    out.append(_slot(item, inner))
+                    out.append(_slot(item, inner, raw))
                 elif item.get("relation_name") or item.get("exclude_list") or \
                         item.get("replace_list") or item.get("columns") or item.get("expr"):
                     out.append(_STAR)
@@ -281,7 +300,7 @@ def _query(node: Node, ctes: dict[str, Node]) -> list[Slot | str] | None:
             return out
         case "SET_OPERATION_NODE":
             first = node.get("left") or (node.get("children") or [None])[0]
-            return _query(first, ctes) if isinstance(first, dict) else None
+            return _query(first, ctes, raw) if isinstance(first, dict) else None
     return None
 
 
@@ -297,7 +316,7 @@ def _slots(text: str, duckdb_text: str | None) -> tuple[Slot | str, ...] | None:
         if not isinstance(tree, dict) or tree.get("error") or \
                 len(tree.get("statements") or ()) != 1:
             continue
-        found = _query(tree["statements"][0].get("node") or {}, {})
+        found = _query(tree["statements"][0].get("node") or {}, {}, candidate.encode())
         if found is None:
             return None
         return tuple(found) if any(isinstance(s, Oid) for s in found) else None
