@@ -22,6 +22,9 @@ J, B, F, V = "JSON", "BIGINT", "FLOAT", "VARCHAR"
      (Oid.JSONB, None, Oid.JSONB, Oid.JSONB, None)),
     ("SELECT jsonb_build_object('a', 1), to_jsonb(1), to_json(1), jsonb_agg(x ORDER BY y) "
      "FROM t", [J, J, J, J], (Oid.JSONB, Oid.JSONB, None, Oid.JSONB)),
+    # #> and #>> (not DuckDB's syntax) are read as -> and ->>
+    ("SELECT '{}'::jsonb #> '{a}', '{}'::jsonb #>> '{a}', '{}'::json #> '{a}'", [J, V, J],
+     (Oid.JSONB, None, None)),
     # never where DuckDB's type is another: ->> is text, a jsonb_* function may not be JSON
     ("SELECT '{}'::jsonb ->> 'a', jsonb_typeof('1'::jsonb)", [V, V], None),
     # integer where DuckDB's is BIGINT only

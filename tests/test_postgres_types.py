@@ -82,6 +82,7 @@ SAME = [
     "SELECT jsonb_agg(id ORDER BY id), jsonb_object_agg(id, qty), json_agg(id ORDER BY id) "
     "FROM pt_items WHERE id <> 2",
     "SELECT jsonb_array_elements('[1, {\"a\": 2}]'::jsonb) AS e",
+    "SELECT '{\"a\": {\"b\": 2}}'::jsonb #> '{a,b}', '{\"a\": {\"b\": 2}}'::jsonb #>> '{a,b}'",
     "SELECT x FROM (SELECT '{\"a\": 1}'::jsonb AS x) s",
     # integer (int4) results where DuckDB's are bigint
     "SELECT position('gre' IN 'PostgreSQL'), position('z' IN name), array_upper(ARRAY[1, 2], 1) "

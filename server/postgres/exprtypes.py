@@ -12,8 +12,8 @@ top-level expression:
 - ``jsonb`` (OID 3802) for a cast to ``jsonb``, a call of one of
   PostgreSQL's ``jsonb_*`` functions that return jsonb (``jsonb_build_object``,
   ``to_jsonb``, ``jsonb_agg``, ``jsonb_set`` ...), and ``->``, ``||`` and ``-``
-  whose left operand is jsonb by the same rule (``#>`` is not DuckDB's syntax:
-  the statement DuckDB runs has ``->`` and ``JSON`` in its place);
+  whose left operand is jsonb by the same rule (``#>``, which DuckDB's parser
+  does not know, is read as ``->``);
 - ``integer`` (OID 23) for ``position(...)``, ``ntile(...) OVER (...)``,
   ``date - date`` (a date literal, cast or ``current_date`` on one side: with
   a date there, DuckDB's BIGINT difference has dates on both), and the column
@@ -50,11 +50,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+from sqlglot.errors import TokenError
+from sqlglot.tokens import TokenType
 
 from server.errors import ServerError
 from server.postgres.catalog_views import INFORMATION_SCHEMA
 from server.postgres.colnames import parse
 from server.protocol.types import Oid
+from server.sql.text import tokenize
 
 Node = dict[str, Any]
 
@@ -72,7 +75,7 @@ JSONB_FUNCTIONS = frozenset({
     "jsonb_path_query", "jsonb_path_query_first", "jsonb_path_query_array", "jsonb_extract_path",
     "jsonb_object", "jsonb_concat", "jsonb_delete", "jsonb_delete_path"})
 #: operators whose result is jsonb when their left operand is (-> is a LAMBDA node to DuckDB)
-_JSONB_OPERATORS = frozenset({"||", "-", "->"})
+_JSONB_OPERATORS = frozenset({"||", "-", "->"})   # (#> is read as ->: _arrows)
 #: functions (by name) -> (PostgreSQL's result type, DuckDB's result type it stands for)
 _FUNCTIONS: dict[str, Oid] = {"position": Oid.INT4, "ntile": Oid.INT4, "pg_typeof": Oid.REGTYPE}
 #: DuckDB's result type that each type read here stands for
@@ -304,9 +307,26 @@ def _query(node: Node, ctes: dict[str, Node], raw: bytes) -> list[Slot | str] | 
     return None
 
 
+def _arrows(text: str) -> str | None:
+    """The text with jsonb's path operators ``#>``/``#>>`` (not DuckDB's syntax) as
+    ``->``/``->>``, of the same length, for reading the select list's types only;
+    None when it has none."""
+    try:
+        tokens = tokenize(text)
+    except TokenError:
+        return None
+    hashes = [t for t in tokens if t.token_type in (TokenType.HASH_ARROW, TokenType.DHASH_ARROW)]
+    if not hashes:
+        return None
+    chars = list(text)
+    for tok in hashes:
+        chars[tok.start] = "-"
+    return "".join(chars)
+
+
 @functools.lru_cache(maxsize=512)
 def _slots(text: str, duckdb_text: str | None) -> tuple[Slot | str, ...] | None:
-    for candidate in (text, duckdb_text):
+    for candidate in (text, _arrows(text) if "#>" in text else None, duckdb_text):
         if candidate is None:
             continue
         try:
@@ -323,13 +343,17 @@ def _slots(text: str, duckdb_text: str | None) -> tuple[Slot | str, ...] | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _triggered(text: str) -> bool:
+    low = text.lower()
+    return any(word in low for word in TRIGGERS)
+
+
 def pg_types(text: str, duckdb_text: str | None, duckdb_types: Sequence[object]
              ) -> tuple[Oid | None, ...] | None:
     """PostgreSQL's type of each result column of the statement where DuckDB's type
     (``duckdb_types``) does not tell it, None for the others; None when there is none."""
-    low = text.lower()
-    if not any(word in low for word in TRIGGERS) and \
-            not any(str(t) in _TRIGGER_TYPES for t in duckdb_types):
+    if not _triggered(text) and not any(str(t) in _TRIGGER_TYPES for t in duckdb_types):
         return None
     slots = _slots(text, duckdb_text if duckdb_text != text else None)
     if slots is None:
