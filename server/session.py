@@ -527,10 +527,11 @@ class Session:
                 self.check_text(self.duckdb_text(query))
                 own = self.engine.cursor()
                 try:
-                    relation = own.sql(self.duckdb_text(query),
-                                       params=_bindable(bound) if bound else None)
-                    reader = resulttypes.pg_typed(relation.to_arrow_reader(BATCH_ROWS),
-                                                  relation.types)
+                    text = self.duckdb_text(query)
+                    relation = own.sql(text, params=_bindable(bound) if bound else None)
+                    reader = resulttypes.pg_typed(
+                        relation.to_arrow_reader(BATCH_ROWS), relation.types,
+                        exprtypes.pg_types(query.text, text, relation.types))
                     if scroll:   # read whole: the position moves both ways over it
                         self.cursors[name] = cursors.ScrollCursor(reader.read_all(), hold)
                         own.close()

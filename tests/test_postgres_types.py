@@ -274,3 +274,13 @@ def test_numeric_text_has_no_exponent(conn: psycopg.Connection) -> None:
                 "-0.00000012::numeric(20, 10), 0::numeric, 0.00000001::numeric")
     assert cur.fetchall() == [("0.0000000000", "0.0000001000", "-0.0000001200", "0",
                                "0.00000001")]
+
+
+def test_cursor_rows_have_the_select_lists_types(conn: psycopg.Connection) -> None:
+    """A SQL cursor's rows are typed as the statement's would be (jsonb, integer)."""
+    with conn.transaction():
+        conn.execute("DECLARE pt_c CURSOR FOR SELECT '{\"a\": 1}'::jsonb AS j, "
+                     "position('a' IN 'ba') AS p, '[1]'::json AS k")
+        cur = conn.execute("FETCH 1 FROM pt_c")
+        assert [d.type_code for d in cur.description] == [3802, 23, 114]
+        assert cur.fetchall() == [({"a": 1}, 2, [1])]
