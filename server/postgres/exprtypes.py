@@ -65,8 +65,9 @@ Node = dict[str, Any]
 #: are never parsed)
 TRIGGERS = ("jsonb", "position", "ntile", "pg_typeof", "date", "generate_series",
             "information_schema", "varchar", "varying")
-#: DuckDB's result types that make a statement worth a look whatever its words
-_TRIGGER_TYPES = frozenset({"FLOAT"})
+#: DuckDB's result type that makes a statement worth a look whatever its words (compared
+#: as a type: turning each column's type into its name costs more than the rest)
+_TRIGGER_TYPE = duckdb.sqltype("FLOAT")
 
 #: PostgreSQL's functions returning jsonb (the json ones return json, as DuckDB's JSON is)
 JSONB_FUNCTIONS = frozenset({
@@ -353,7 +354,7 @@ def pg_types(text: str, duckdb_text: str | None, duckdb_types: Sequence[object]
              ) -> tuple[Oid | None, ...] | None:
     """PostgreSQL's type of each result column of the statement where DuckDB's type
     (``duckdb_types``) does not tell it, None for the others; None when there is none."""
-    if not _triggered(text) and not any(str(t) in _TRIGGER_TYPES for t in duckdb_types):
+    if not _triggered(text) and _TRIGGER_TYPE not in duckdb_types:
         return None
     slots = _slots(text, duckdb_text if duckdb_text != text else None)
     if slots is None:
