@@ -77,7 +77,7 @@ JSONB_FUNCTIONS = frozenset({
     "jsonb_object", "jsonb_concat", "jsonb_delete", "jsonb_delete_path"})
 #: operators whose result is jsonb when their left operand is (-> is a LAMBDA node to DuckDB)
 _JSONB_OPERATORS = frozenset({"||", "-", "->"})   # (#> is read as ->: _arrows)
-#: functions (by name) -> (PostgreSQL's result type, DuckDB's result type it stands for)
+#: functions (by name) -> PostgreSQL's type of their result
 _FUNCTIONS: dict[str, Oid] = {"position": Oid.INT4, "ntile": Oid.INT4, "pg_typeof": Oid.REGTYPE}
 #: DuckDB's result type that each type read here stands for
 STANDS_FOR: dict[Oid, str] = {Oid.JSONB: "JSON", Oid.INT4: "BIGINT", Oid.REGTYPE: "VARCHAR",
@@ -92,8 +92,9 @@ _NUMBER_TYPES = frozenset({"int", "integer", "int2", "int4", "int8", "smallint",
 _IDENTIFIER_SUFFIXES = ("_catalog", "_schema", "_name")
 _IDENTIFIERS = frozenset({"schema_owner", "dtd_identifier"})
 
-#: one type per select-list item (None: DuckDB's), or None for a ``*`` whose width only
-#: the engine knows (the items after it are then matched from the end)
+#: one type per select-list item (None: DuckDB's); ``_STAR`` stands for the columns of
+#: a ``*`` whose number only the engine knows (the items after it are then matched from
+#: the end)
 Slot = Oid | None
 _STAR = "*"
 
