@@ -45,6 +45,7 @@ from server.postgres import (
     colnames,
     cursors,
     ddl,
+    exprtypes,
     literals,
     lock,
     names,
@@ -159,6 +160,13 @@ class _Plain:
     stype: duckdb.StatementType | None
     names: colnames.ResultNames
     context: Names | None = None   # what it was rewritten against (Session.names)
+    client_text: str | None = None   # the client's text, when DuckDB runs another
+
+    def pg_types(self, duckdb_types: Sequence[object]) -> tuple[Oid | None, ...] | None:
+        """PostgreSQL's types of the result columns DuckDB's types do not tell
+        (``server.postgres.exprtypes``)."""
+        return exprtypes.pg_types(self.client_text or self.stmt.text,
+                                  self.stmt.text, duckdb_types)
 
 
 @dataclass(frozen=True)
@@ -179,6 +187,12 @@ _SAMPLES: dict[int, str] = {
                              Oid.NUMERIC_ARRAY, Oid.DATE_ARRAY, Oid.TIMESTAMP_ARRAY,
                              Oid.TIMESTAMPTZ_ARRAY, Oid.UUID_ARRAY, Oid.JSON_ARRAY)},
 }
+
+
+#: the type name a described column of a statement-derived type is given (read by
+#: server.protocol.types.pg_type_for_duckdb)
+_DESCRIBED_AS = {Oid.JSONB: "JSONB", Oid.INT4: "INTEGER", Oid.REGTYPE: "REGTYPE",
+                 Oid.FLOAT8: "DOUBLE", Oid.NAME: "NAME", Oid.VARCHAR: "CHARACTER VARYING"}
 
 
 @functools.lru_cache(maxsize=256)
@@ -515,10 +529,11 @@ class Session:
                 self.check_text(self.duckdb_text(query))
                 own = self.engine.cursor()
                 try:
-                    relation = own.sql(self.duckdb_text(query),
-                                       params=_bindable(bound) if bound else None)
-                    reader = resulttypes.pg_typed(relation.to_arrow_reader(BATCH_ROWS),
-                                                  relation.types)
+                    text = self.duckdb_text(query)
+                    relation = own.sql(text, params=_bindable(bound) if bound else None)
+                    reader = resulttypes.pg_typed(
+                        relation.to_arrow_reader(BATCH_ROWS), relation.types,
+                        exprtypes.pg_types(query.text, text, relation.types))
                     if scroll:   # read whole: the position moves both ways over it
                         self.cursors[name] = cursors.ScrollCursor(reader.read_all(), hold)
                         own.close()
@@ -633,6 +648,11 @@ class Session:
         if renamed is not None and description.columns is not None:
             description = replace(description, columns=tuple(
                 (name, t) for name, (_, t) in zip(renamed, description.columns, strict=True)))
+        declared = exprtypes.pg_types(stmt.text, text, [t for _, t in description.columns or ()])
+        if declared is not None and description.columns is not None:
+            description = replace(description, columns=tuple(
+                (name, t if oid is None else _DESCRIBED_AS[oid])
+                for (name, t), oid in zip(description.columns, declared, strict=True)))
         self._described[key] = (generation, description)
         if len(self._described) > 256:
             self._described.popitem(last=False)
@@ -915,7 +935,8 @@ class Session:
         else:
             client_text = text
         plain = _Plain(stmt, self.statement_type(stmt.text),
-                       colnames.ResultNames(client_text, stmt.text), self.names())
+                       colnames.ResultNames(client_text, stmt.text), self.names(),
+                       client_text if client_text is not stmt.text else None)
         if not literals.depends_on_columns(stmt):   # else read again after the next DDL
             self._plain[client_text] = plain
         if len(self._plain) > 256:
@@ -946,7 +967,7 @@ class Session:
             submitted = _seam.submit(self.cursor, stmt.text, bound, "stream", BATCH_ROWS)
             types = [d[1] for d in submitted.description]
             self._open = submitted.arrow_reader()
-            reader = resulttypes.pg_typed(self._open, types)
+            reader = resulttypes.pg_typed(self._open, types, plain.pg_types(types))
             return Stream(reader if plain.names.settled else _pg_named(reader, plain.names))
         try:
             self.cursor.execute(stmt.text, bound)
@@ -969,8 +990,9 @@ class Session:
                 warnings.simplefilter("ignore", UserWarning)
                 table = self.cursor.to_arrow_table()
             assert table is not None
-            reader = resulttypes.pg_typed(table.to_reader(BATCH_ROWS),
-                                          [d[1] for d in description])
+            types = [d[1] for d in description]
+            reader = resulttypes.pg_typed(table.to_reader(BATCH_ROWS), types,
+                                          plain.pg_types(types))
             # INSERT/UPDATE/DELETE ... RETURNING: the rows, tagged "INSERT 0 n" etc.
             prefix = _RETURNING_TAGS[stype] if returning and stype is not None else "SELECT"
             return Stream(reader, prefix)

@@ -69,6 +69,52 @@ SAME = [
     "SELECT jsonb_pretty('{\"a\": 1}'::jsonb), jsonb_set('{\"a\": 1}'::jsonb, '{a}', '2')::text, "
     "jsonb_set('{\"a\": {\"b\": 1}}', '{a,c}', '\"new\"')::text, "
     "jsonb_strip_nulls('{\"a\": 1, \"b\": null}'::jsonb)::text",
+    # jsonb results are jsonb (3802), json ones json (114): read from the select list
+    "SELECT '{\"a\": 1}'::jsonb, '{\"a\": 1}'::json, CAST('[1]' AS jsonb), "
+    "'{\"a\": {\"b\": 2}}'::jsonb -> 'a', '{\"a\": [1]}'::jsonb -> 'a' -> 0, "
+    "'{\"a\": [1]}'::json -> 'a'",
+    "SELECT '{\"a\": 1}'::jsonb || '{\"b\": 2}', '{\"a\": 1, \"b\": 2}'::jsonb - 'a', "
+    "'{\"a\": 1}'::jsonb ->> 'a', ('{\"a\": 1}'::jsonb -> 'a')::text, "
+    "jsonb_typeof('1'::jsonb)",
+    "SELECT jsonb_build_object('a', 1), jsonb_build_array(1, 'x'), to_jsonb(42), to_json(42), "
+    "jsonb_set('{\"a\": 1}'::jsonb, '{a}', '2'), jsonb_strip_nulls('{\"a\": null}'::jsonb), "
+    "json_build_object('a', 1)",
+    "SELECT jsonb_agg(id ORDER BY id), jsonb_object_agg(id, qty), json_agg(id ORDER BY id) "
+    "FROM pt_items WHERE id <> 2",
+    "SELECT jsonb_array_elements('[1, {\"a\": 2}]'::jsonb) AS e",
+    "SELECT '{\"a\": {\"b\": 2}}'::jsonb #> '{a,b}', '{\"a\": {\"b\": 2}}'::jsonb #>> '{a,b}'",
+    "SELECT x FROM (SELECT '{\"a\": 1}'::jsonb AS x) s",
+    # integer (int4) results where DuckDB's are bigint
+    "SELECT position('gre' IN 'PostgreSQL'), position('z' IN name), array_upper(ARRAY[1, 2], 1) "
+    "FROM pt_items ORDER BY id",
+    "SELECT id, ntile(2) OVER (ORDER BY id) FROM pt_items ORDER BY id",
+    # pg_typeof is regtype, with PostgreSQL's type names
+    "SELECT pg_typeof(1), pg_typeof(1.5), pg_typeof('a'::text), pg_typeof(true), "
+    "pg_typeof(1::bigint), pg_typeof(2.5::float8), pg_typeof(DATE '2024-01-01'), "
+    "pg_typeof(ARRAY[1, 2]), pg_typeof(now()), pg_typeof(TIMESTAMP '2024-01-01')",
+    # (a column declared jsonb is json here: pg_typeof(doc) says json)
+    "SELECT pg_typeof(qty), pg_typeof(price), pg_typeof(name), pg_typeof(note), "
+    "pg_typeof(tag), pg_typeof(1)::text FROM pt_items WHERE id = 1",
+    # date - date is integer; real with an integer or numeric is double precision
+    "SELECT DATE '2024-03-01' - DATE '2024-02-01', current_date - current_date, "
+    "d - DATE '2024-01-01' AS days FROM (VALUES (DATE '2024-02-15')) v (d)",
+    "SELECT f * 2, f + 1.5, f - 2::smallint, f * f, -f FROM (VALUES (1.5::real)) v (f)",
+    # generate_series of integers in FROM is integer; one column, one alias
+    "SELECT * FROM generate_series(1, 10, 4) AS g ORDER BY 1",
+    "SELECT g.a, generate_series FROM generate_series(1, 2) AS g (a), generate_series(3, 3)",
+    "SELECT * FROM generate_series(1, 3) AS g (a, b)",
+    # a cast to varchar is varchar (1043), to text text
+    "SELECT 'hello'::varchar(10), CAST('a' AS character varying), 'a'::text, upper('a'::varchar), "
+    "x FROM (SELECT 'b'::VARCHAR AS x) s",
+    # sign(integer or double precision) is double precision, sign(numeric) numeric
+    "SELECT sign(-3), sign(0), sign(2.5), sign(-2.5::float8), sign(price) FROM pt_items "
+    "WHERE id = 1",
+    # information_schema's identifiers are name, its other text varchar
+    "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+    "WHERE table_name = 'pt_items' AND column_name IN ('id', 'name', 'qty') "
+    "ORDER BY ordinal_position",
+    "SELECT t.table_name, t.table_schema, t.table_type FROM information_schema.tables t "
+    "WHERE t.table_name = 'pt_items'",
     # format()
     "SELECT format('%s has %s items', 'cart', 3)",
     "SELECT format('%I.%L', 'My Table', 'it''s'), format('%I', 'plain'), format('%I', 'select')",
@@ -190,16 +236,19 @@ def test_same_as_postgres(index: int, outcomes: list[tuple[Outcome, Outcome]]) -
 
 def test_uuid_and_json_in_binary_format(conn: psycopg.Connection) -> None:
     """psycopg asks for binary results (and decodes each column as binary whatever the
-    RowDescription says): uuid, json, bigint sums and unconstrained numerics decode."""
+    RowDescription says): uuid, json, jsonb (with its version byte), bigint sums and
+    unconstrained numerics decode; a described statement (prepared) gives the same types."""
     cur = conn.cursor(binary=True)
     for prepare in (False, True):
         cur.execute("SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, "
                     "'{\"a\": 1}'::jsonb AS j, sum(x) AS s, 1.50::numeric AS n, "
-                    "0::numeric AS z FROM (VALUES (1), (2)) v (x)", prepare=prepare)
-        assert [d.type_code for d in cur.description] == [2950, 114, 20, 1700, 1700]
-        (u, j, s, n, z), = cur.fetchall()
-        assert (str(u), j, s, str(n), str(z)) == \
-            ("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", {"a": 1}, 3, "1.5", "0")
+                    "0::numeric AS z, '[1]'::json AS k, "
+                    "position('b' IN 'ab') AS p FROM (VALUES (1), (2)) v (x)", prepare=prepare)
+        assert [d.type_code for d in cur.description] == \
+            [2950, 3802, 20, 1700, 1700, 114, 23]
+        (u, j, s, n, z, k, p), = cur.fetchall()
+        assert (str(u), j, s, str(n), str(z), k, p) == \
+            ("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", {"a": 1}, 3, "1.5", "0", [1], 2)
 
 
 def test_sum_beyond_bigint_is_out_of_range(conn: psycopg.Connection) -> None:
@@ -225,3 +274,13 @@ def test_numeric_text_has_no_exponent(conn: psycopg.Connection) -> None:
                 "-0.00000012::numeric(20, 10), 0::numeric, 0.00000001::numeric")
     assert cur.fetchall() == [("0.0000000000", "0.0000001000", "-0.0000001200", "0",
                                "0.00000001")]
+
+
+def test_cursor_rows_have_the_select_lists_types(conn: psycopg.Connection) -> None:
+    """A SQL cursor's rows are typed as the statement's would be (jsonb, integer)."""
+    with conn.transaction():
+        conn.execute("DECLARE pt_c CURSOR FOR SELECT '{\"a\": 1}'::jsonb AS j, "
+                     "position('a' IN 'ba') AS p, '[1]'::json AS k")
+        cur = conn.execute("FETCH 1 FROM pt_c")
+        assert [d.type_code for d in cur.description] == [3802, 23, 114]
+        assert cur.fetchall() == [({"a": 1}, 2, [1])]

@@ -24,7 +24,14 @@ from sqlglot.tokens import Token, TokenType
 
 from catalog.views import rows_of
 from server.postgres import catalog_views, dump_catalog, functions, names, syntax
-from server.protocol.types import ELEMENT_OF, Oid, pg_type_len, pg_type_name
+from server.protocol.types import (
+    ARRAY_OF,
+    ELEMENT_OF,
+    Oid,
+    pg_type_for_duckdb,
+    pg_type_len,
+    pg_type_name,
+)
 from server.sql.text import Statement, back_at_depth, closing_paren
 
 SCHEMA = "quackml_pg"
@@ -162,7 +169,7 @@ _MACROS: dict[str, str] = {
             ", ".join(f"a{k}" for k in range(n)),
             ", ".join(f"a{k}::VARCHAR" if k % 2 == 0 else f"a{k}" for k in range(n)))
         for n in range(2, 17, 2)),
-    "array_upper": "(arr, dim) AS len(arr)",
+    "array_upper": "(arr, dim) AS CAST(len(arr) AS INTEGER)",
     "array_lower": "(arr, dim) AS CASE WHEN len(arr) > 0 THEN 1 END",
     "pg_postmaster_start_time": "() AS now()",
     "txid_current": "() AS 1",
@@ -567,6 +574,33 @@ def _format_type_body() -> str:
 
 
 _MACROS["format_type"] = _format_type_body()
+
+# DuckDB's type names (typeof(), without type modifiers) whose PostgreSQL type
+# pg_typeof() names
+_TYPEOF_NAMES = ("BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                 "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "VARCHAR",
+                 "BLOB", "DATE", "TIME", "TIME WITH TIME ZONE", "TIMESTAMP",
+                 "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS",
+                 "INTERVAL", "UUID", "JSON", '"NULL"', "STRUCT")
+
+
+def _pg_typeof_body() -> str:
+    """pg_typeof(x): PostgreSQL's name of x's type (``numeric``, not ``decimal(2,1)``;
+    ``text``, not ``varchar``); sent as regtype (server.postgres.exprtypes). A type
+    PostgreSQL has no counterpart of keeps DuckDB's name."""
+    cases = []
+    for name in _TYPEOF_NAMES:
+        oid = {'"NULL"': int(Oid.UNKNOWN), "STRUCT": int(Oid.RECORD)}.get(
+            name, pg_type_for_duckdb(name))
+        cases.append(f"WHEN '{name}' THEN {oid}")
+        if oid in ARRAY_OF:
+            cases.append(f"WHEN '{name}[]' THEN {int(ARRAY_OF[oid])}")
+    base = r"regexp_replace(typeof(x), '\([^)]*\)', '', 'g')"
+    return (f"(x) AS coalesce({SCHEMA}.format_type(CASE {base} {' '.join(cases)} END, NULL), "
+            "lower(typeof(x)))")
+
+
+_MACROS["pg_typeof"] = _pg_typeof_body()
 
 
 def _add_reg_casts() -> None:

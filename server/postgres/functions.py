@@ -124,12 +124,17 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
         # from zero (DuckDB's round, both)
         "round": "(x) AS system.main.round(x) - CASE WHEN typeof(x) IN ('DOUBLE', 'FLOAT') "
                  "AND abs(x) - floor(abs(x)) = 0.5 AND system.main.round(x) % 2 <> 0 "
-                 "THEN sign(x) ELSE 0 END, (x, n) AS system.main.round(x, n)",
+                 "THEN system.main.sign(x) ELSE 0 END, (x, n) AS system.main.round(x, n)",
         "gcd": "(a INTEGER, b INTEGER) AS CAST(system.main.gcd(a, b) AS INTEGER), "
                "(a, b) AS system.main.gcd(a, b)",
         "lcm": "(a INTEGER, b INTEGER) AS CAST(system.main.lcm(a, b) AS INTEGER), "
                "(a, b) AS system.main.lcm(a, b)",
         "factorial": "(n) AS CAST(system.main.factorial(n) AS DECIMAL(38, 0))",
+        # sign(numeric) is numeric, sign of anything else double precision (an integer
+        # goes to the double precision one, as PostgreSQL picks its preferred type)
+        "sign": f"(x {UNCONSTRAINED_NUMERIC}) AS "
+                f"CAST(system.main.sign(x) AS {UNCONSTRAINED_NUMERIC}), "
+                "(x DOUBLE) AS CAST(system.main.sign(x) AS DOUBLE)",
         "scale": "(x) AS CAST(length(split_part(CAST(x AS VARCHAR), '.', 2)) AS INTEGER)",
         # dates and times: date_part is double precision; to_char/to_date/to_timestamp
         # and to_number with PostgreSQL's patterns

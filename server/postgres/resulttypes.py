@@ -8,8 +8,8 @@ so their columns are re-typed here from the DuckDB type names of the result:
 - ``UUID`` leaves as a string: re-typed as Arrow's ``arrow.uuid`` extension
   (sent as ``uuid``, OID 2950), converted column-wise, never value by value;
 - ``JSON`` leaves as a string: wrapped, without a copy, as ``arrow.json``
-  (sent as ``json``, OID 114; DuckDB has one JSON type, so ``jsonb`` values
-  are sent as ``json`` too);
+  (sent as ``json``, OID 114; DuckDB has one JSON type: what the statement
+  shows to be ``jsonb`` is sent as ``jsonb``, see below);
 - ``HUGEINT`` (DuckDB's ``sum()`` of any integer type) leaves as
   ``decimal(38,0)``: sent as ``bigint`` (OID 20), as PostgreSQL's ``sum`` of
   ``smallint`` and ``integer`` is; a sum that does not fit a ``bigint`` is
@@ -21,6 +21,10 @@ so their columns are re-typed here from the DuckDB type names of the result:
   ``numeric`` without a type modifier and its values as text without
   trailing zeros (PostgreSQL keeps the scale each value came with:
   ``1.50::numeric`` is ``1.50`` there, ``1.5`` here).
+
+Columns whose PostgreSQL type DuckDB's type cannot tell (``jsonb``, the
+``integer`` of ``ntile()``, ``regtype``, information_schema's ``name``...) get the
+type ``server.postgres.exprtypes`` reads from the statement (``declared``).
 
 DuckDB's ``arrow_lossless_conversion`` setting exports UUID and JSON as
 these extensions too, but also turns HUGEINT, TIMETZ and BIT into opaque
@@ -93,25 +97,64 @@ _CONVERT: dict[str, tuple[_Convert, pa.DataType]] = {
 }
 
 
-def pg_typed(reader: pa.RecordBatchReader, duckdb_types: Sequence[object]
-             ) -> pa.RecordBatchReader:
+def _int4(arr: pa.Array) -> pa.Array:
+    try:
+        return arr.cast(pa.int32())
+    except pa.ArrowInvalid:
+        raise ServerError("integer out of range", sqlstate="22003") from None
+
+
+def _text(arr: pa.Array) -> pa.Array:
+    return arr.cast(pa.string())
+
+
+def _field_oid(oid: Oid) -> dict[bytes, bytes]:
+    return {PG_OID_KEY: str(int(oid)).encode()}
+
+
+# statement-derived types (server.postgres.exprtypes): how the column of DuckDB's type
+# is converted, its Arrow type, and the OID named in the field's metadata (if any)
+_DECLARED: dict[Oid, tuple[_Convert, pa.DataType, dict[bytes, bytes] | None]] = {
+    Oid.JSONB: (_json, pa.json_(pa.string()), _field_oid(Oid.JSONB)),
+    Oid.INT4: (_int4, pa.int32(), None),
+    Oid.REGTYPE: (_text, pa.string(), _field_oid(Oid.REGTYPE)),
+    Oid.NAME: (_text, pa.string(), _field_oid(Oid.NAME)),
+    Oid.VARCHAR: (_text, pa.string(), _field_oid(Oid.VARCHAR)),
+    Oid.FLOAT8: (lambda arr: arr.cast(pa.float64()), pa.float64(), None),
+}
+
+
+def pg_typed(reader: pa.RecordBatchReader, duckdb_types: Sequence[object],
+             declared: Sequence[Oid | None] | None = None) -> pa.RecordBatchReader:
     """The reader with the columns of ``duckdb_types`` (DuckDB's type of each column,
-    as the result's description gives it) that Arrow mistypes re-typed; the reader
-    itself when there is none (the usual case)."""
-    todo = {i: _CONVERT[str(t)] for i, t in enumerate(duckdb_types) if str(t) in _CONVERT}
-    if not todo or len(duckdb_types) != len(reader.schema):
+    as the result's description gives it) that Arrow mistypes re-typed, and those
+    ``declared`` (``server.postgres.exprtypes.pg_types``: PostgreSQL's type read from
+    the statement) sent as that type; the reader itself when there is none (the usual
+    case)."""
+    if len(duckdb_types) != len(reader.schema):
+        return reader
+    todo: dict[int, tuple[_Convert, pa.DataType, dict[bytes, bytes] | None]] = {}
+    for i, t in enumerate(duckdb_types):
+        oid = declared[i] if declared is not None and i < len(declared) else None
+        if oid is not None:
+            todo[i] = _DECLARED[oid]
+        elif str(t) in _CONVERT:
+            convert, arrow_type = _CONVERT[str(t)]
+            todo[i] = (convert, arrow_type,
+                       _NUMERIC_FIELD if str(t) == functions.UNCONSTRAINED_NUMERIC else None)
+    if not todo:
         return reader
     schema = reader.schema
-    for i, (_, arrow_type) in todo.items():
+    for i, (_, arrow_type, metadata) in todo.items():
         field = schema.field(i).with_type(arrow_type)
-        if str(duckdb_types[i]) == functions.UNCONSTRAINED_NUMERIC:
-            field = field.with_metadata(_NUMERIC_FIELD)
+        if metadata is not None:
+            field = field.with_metadata(metadata)
         schema = schema.set(i, field)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in reader:
             columns = list(batch.columns)
-            for i, (convert, _) in todo.items():
+            for i, (convert, _, _) in todo.items():
                 columns[i] = convert(columns[i])
             yield pa.RecordBatch.from_arrays(columns, schema=schema)
 

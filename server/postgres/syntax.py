@@ -3,8 +3,9 @@
 ``edits`` gives the changes of a statement's text, from its tokens (applied by
 ``server.postgres.catalog.rewrite`` with its own):
 
-- the type ``jsonb`` is DuckDB's ``JSON`` (DuckDB has one JSON type; its
-  values are sent as ``json``, OID 114);
+- the type ``jsonb`` is DuckDB's ``JSON`` (DuckDB has one JSON type; what
+  the select list shows to be jsonb is sent as ``jsonb``, see
+  ``server.postgres.exprtypes``, the rest as ``json``);
 - ``numeric`` and ``decimal`` without a type modifier are ``DECIMAL(38,10)``
   (DuckDB's own default, ``DECIMAL(18,3)``, rounds to 3 decimals);
 - ``LIKE``/``ILIKE`` with a string pattern holding a backslash gets

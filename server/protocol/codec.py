@@ -586,8 +586,20 @@ def _bin_numeric(arr: pa.Array) -> pa.Array:
     )
 
 
+def _bin_jsonb(arr: pa.Array) -> pa.Array:
+    """jsonb's binary form: a version byte (1), then the JSON text."""
+    text = arr.storage if isinstance(arr, pa.ExtensionArray) else arr
+    return pc.binary_join_element_wise(pa.scalar(b"\x01"), text.cast(pa.binary()), b"")
+
+
+def _bin_text(arr: pa.Array) -> pa.Array:
+    """A text type's binary form is its text."""
+    return arr.cast(pa.binary())
+
+
 # binary encoders of columns whose PG_OID_KEY names their type (their values are text)
-_NAMED_BINARY: dict[int, ValueEncoder] = {Oid.NUMERIC: _bin_numeric}
+_NAMED_BINARY: dict[int, ValueEncoder] = {Oid.NUMERIC: _bin_numeric, Oid.JSONB: _bin_jsonb,
+                                          Oid.NAME: _bin_text, Oid.VARCHAR: _bin_text}
 
 
 def _length_prefixed(values: pa.Array) -> pa.Array:

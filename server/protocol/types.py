@@ -77,6 +77,7 @@ class Oid(enum.IntEnum):
     INTERVAL = 1186
     TIMETZ = 1266
     NUMERIC = 1700
+    REGTYPE = 2206
     RECORD = 2249
     VOID = 2278
     UUID = 2950
@@ -144,6 +145,7 @@ _TYPLEN: dict[int, int] = {
     Oid.INT2: 2,
     Oid.INT4: 4,
     Oid.REGPROC: 4,
+    Oid.REGTYPE: 4,
     Oid.OID: 4,
     Oid.FLOAT4: 4,
     Oid.FLOAT8: 8,
@@ -168,6 +170,7 @@ _NAMES: dict[int, str] = {
     Oid.INT2VECTOR: "int2vector",
     Oid.INT4: "int4",
     Oid.REGPROC: "regproc",
+    Oid.REGTYPE: "regtype",
     Oid.TEXT: "text",
     Oid.OID: "oid",
     Oid.JSON: "json",
@@ -435,6 +438,11 @@ _DUCKDB_NAMES: dict[str, int] = {
     "INTERVAL": Oid.INTERVAL,
     "UUID": Oid.UUID,
     "JSON": Oid.JSON,
+    # PostgreSQL's types of columns DuckDB types otherwise, as a statement describes them
+    # (server/postgres/exprtypes.py)
+    "JSONB": Oid.JSONB,
+    "REGTYPE": Oid.REGTYPE,
+    "CHARACTER VARYING": Oid.VARCHAR,
     "NULL": Oid.UNKNOWN,
     "UNKNOWN": Oid.UNKNOWN,
     "SQLNULL": Oid.UNKNOWN,
