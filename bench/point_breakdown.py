@@ -8,7 +8,8 @@ The question of issue 11 item 16: ``bench/wire.py``'s prepared point query
    server's kind of storage): the statement's wall time per execution at
    DuckDB's default thread count and with ``threads=1``, each with and without
    a 0.3 ms pause between executions (the server waits for its client between
-   two queries); ``SELECT 1`` (DuckDB's floor per statement); and DuckDB's own
+   two queries: a sleep, a busy-wait, or 8 MB of memory touched); ``SELECT 1``
+   (DuckDB's floor per statement); and DuckDB's own
    profiler (``enable_profiling='json'``, ``profiling_mode='detailed'``), which
    splits one execution into binding/planning, optimizer, physical planning and
    execution.
@@ -60,37 +61,54 @@ def duckdb_alone(folder: Path, rows: int, rounds: int) -> None:
         con.execute(FILL.format(rows=rows))
         con.execute("CHECKPOINT")
         cons[threads] = con
-    cases: dict[str, Callable[[int], object]] = {}
-
     def point(con: duckdb.DuckDBPyConnection) -> Callable[[int], object]:
         return lambda k: con.execute(QUERY, [k]).fetchall()
 
     def select_1(con: duckdb.DuckDBPyConnection) -> Callable[[int], object]:
         return lambda k: con.execute("SELECT 1").fetchall()
 
+    junk = bytearray(8 << 20)
+
+    def nothing() -> None:
+        pass
+
+    def sleep() -> None:
+        time.sleep(0.0003)
+
+    def busy_wait() -> None:
+        until = time.perf_counter() + 0.0003
+        while time.perf_counter() < until:
+            pass
+
+    def touch_8mb() -> None:   # evicts the caches without leaving the core
+        junk[::64] = b"\x01" * (len(junk) // 64)
+
+    # name -> (what runs before each execution, untimed; the execution)
+    cases: dict[str, tuple[Callable[[], None], Callable[[int], object]]] = {}
     for threads, con in cons.items():
-        cases[f"point query, threads={threads}"] = point(con)
-        cases[f"point query, threads={threads}, 0.3 ms pause before"] = point(con)
-        cases[f"SELECT 1, threads={threads}"] = select_1(con)
+        cases[f"point query, threads={threads}"] = (nothing, point(con))
+        cases[f"point query, threads={threads}, 0.3 ms sleep before"] = (sleep, point(con))
+        if threads == "1":
+            cases["point query, threads=1, 0.3 ms busy-wait before"] = (busy_wait, point(con))
+            cases["point query, threads=1, 8 MB touched before"] = (touch_8mb, point(con))
+        cases[f"SELECT 1, threads={threads}"] = (nothing, select_1(con))
     # per case: wall, CPU of the calling thread, CPU of DuckDB's other threads
     spent: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cases}
     n = 200
     for r in range(rounds):   # the cases take turns, so that a noisy neighbour weighs on all
-        for name, run in cases.items():
-            pause = "pause" in name
+        for name, (before, run) in cases.items():
             for k in range(10):
                 run(k)
-            total = 0.0
-            process, thread = time.process_time(), time.thread_time()
+            total = thread = others = 0.0
             for k in range(n):
-                if pause:
-                    time.sleep(0.0003)
-                began = time.perf_counter()
+                before()
+                began, process, cpu = time.perf_counter(), time.process_time(), time.thread_time()
                 run((k * 7919 + r) % rows)
                 total += time.perf_counter() - began
-            thread = time.thread_time() - thread
-            process = time.process_time() - process
-            spent[name].append((total / n, thread / n, (process - thread) / n))
+                cpu = time.thread_time() - cpu
+                thread += cpu
+                others += time.process_time() - process - cpu
+            spent[name].append((total / n, thread / n, others / n))
     print("DuckDB alone, in this process (database file), per execution, "
           f"median of {rounds} rounds of {n}:")
     print(f"  {'':<52} {'wall us':>8} {'CPU us':>8} {'other threads CPU us':>21}")
