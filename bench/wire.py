@@ -47,15 +47,16 @@ USER, USER_PW = "bench_user", "bench-user-pw"
 
 
 @contextmanager
-def quackml(folder: Path) -> Iterator[str]:
-    """A QuackML server with SCRAM-SHA-256; yields the superuser's DSN."""
-    with quackml_port(folder) as port:
+def quackml(folder: Path, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    """A QuackML server with SCRAM-SHA-256 (and ``extra`` arguments to ``quackml
+    serve``); yields the superuser's DSN."""
+    with quackml_port(folder, extra) as port:
         yield f"host=127.0.0.1 port={port} user={SUPERUSER} password={SUPERUSER_PW} " \
             "dbname=quackml"
 
 
 @contextmanager
-def quackml_port(folder: Path) -> Iterator[int]:
+def quackml_port(folder: Path, extra: tuple[str, ...] = ()) -> Iterator[int]:
     """A QuackML server with SCRAM-SHA-256 in a subprocess (superuser SUPERUSER);
     yields its port. bench/big_statement.py starts its server with this too."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
@@ -63,7 +64,8 @@ def quackml_port(folder: Path) -> Iterator[int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", "0", "--database",
          str(folder / "bench.duckdb"), "--data-dir", str(folder / "qdata"), "--no-samples",
-         "--training-workers", "1", "--auth", "scram-sha-256", "--superuser", SUPERUSER],
+         "--training-workers", "1", "--auth", "scram-sha-256", "--superuser", SUPERUSER,
+         *extra],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     port = None
@@ -261,6 +263,9 @@ def main() -> None:
                         help="measure only these parts (repeatable; default: all)")
     parser.add_argument("--texts", type=int, default=1000,
                         help="statement texts per user for the first-execution cost")
+    parser.add_argument("--duckdb-threads", type=int, default=0,
+                        help="QuackML's --duckdb-threads (default: DuckDB's, one per core; "
+                             "DuckDB alone, the ceiling, keeps its default)")
     args = parser.parse_args()
     rows = args.rows
     parts = set(args.only or ("stream", "point", "copy"))
@@ -288,7 +293,8 @@ def main() -> None:
         (folder / "q").mkdir()
         alone = DuckDBAlone(folder, rows) if "point" in parts else None
         for name, server in (("PostgreSQL", postgres(folder / "pg")),
-                             ("QuackML", quackml(folder / "q"))):
+                             ("QuackML", quackml(folder / "q", ("--duckdb-threads",
+                                                                str(args.duckdb_threads))))):
             with server as dsn:
                 load(dsn, rows, name == "PostgreSQL")
                 dsns = {name: dsn}
