@@ -33,7 +33,9 @@
   operands must be plain (literals, names, calls, parentheses, casts, ``->``
   chains), else the statement reaches DuckDB as written;
 - ``json_agg(x ORDER BY y)`` is ``to_json(list(x ORDER BY y))`` (a macro
-  cannot take ``ORDER BY``).
+  cannot take ``ORDER BY``);
+- a name ``at`` (a column: ``created at``, ``at timestamp``) is quoted: DuckDB
+  reserves AT (time travel), PostgreSQL only reads ``AT TIME ZONE``/``AT LOCAL``.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ TYPES = {"jsonb": "JSON", "numeric": UNCONSTRAINED_NUMERIC, "decimal": UNCONSTRA
 #: the words that make a statement worth a look by ``edits``
 TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | frozenset(SET_RETURNING) | {
     "like", "ilike", "similar to", "bytea", "::", "cast", "extract", "bool", "boolean", "?",
-    "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is"}
+    "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is", "at"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -454,6 +456,9 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
             found.append((tok.start, tok.end, arrow))
             path = tokens[i + 1]
             found.append((path.start, path.end, _sql_string(json_path(path.text))))
+        elif low == "at" and tok.token_type is TokenType.VAR and \
+                (nxt is None or nxt.text.upper() not in ("TIME", "LOCAL")):
+            found.append((tok.start, tok.end, '"at"'))
         elif tok.token_type is TokenType.SIMILAR_TO and _string_operand(tokens, i + 1):
             pattern = tokens[i + 1]
             found.append((pattern.start, pattern.end,
