@@ -58,6 +58,11 @@ _REGEXP_MATCH = ("CASE WHEN NOT regexp_matches(s, p, {flags}) THEN NULL "
                  "quackml_pg_group_refs(p), {flags}), chr(0)) END")
 
 
+# the whole days in an interval's time part, toward zero (justify_hours)
+_WHOLE_DAYS = ("CAST(trunc((datepart('hour', i) * 3600000000 + datepart('minute', i) * 60000000 "
+               "+ datepart('microseconds', i)) / 86400000000) AS BIGINT)")
+
+
 def _macros(keywords: frozenset[str]) -> dict[str, str]:
     quoted_keywords = ", ".join("'" + k.replace("'", "''") + "'" for k in sorted(keywords))
     text = "CAST(s AS VARCHAR)"
@@ -181,6 +186,17 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                      "(j, p, v, c) AS quackml_pg_jsonb_set(CAST(j AS VARCHAR), "
                      "CAST(p AS VARCHAR), CAST(v AS VARCHAR), c)",
         "json_array_length": "(j) AS CAST(system.main.json_array_length(j) AS INTEGER)",
+        # dates and arrays
+        "justify_hours": f"(i) AS i - to_microseconds({_WHOLE_DAYS} * 86400000000) "
+                         f"+ to_days(CAST({_WHOLE_DAYS} AS INTEGER))",
+        "make_interval": "(years := 0, months := 0, weeks := 0, days := 0, hours := 0, "
+                         "mins := 0, secs := 0.0) AS to_years(CAST(years AS INTEGER)) + "
+                         "to_months(CAST(months AS INTEGER)) + "
+                         "to_days(CAST(weeks * 7 + days AS INTEGER)) + to_microseconds("
+                         "CAST(round((hours * 3600 + mins * 60 + secs) * 1000000) AS BIGINT))",
+        # x BETWEEN SYMMETRIC a AND b (server/postgres/syntax.py)
+        "between_symmetric": "(x, a, b) AS x BETWEEN least(a, b) AND greatest(a, b)",
+        "array_dims": "(a) AS CASE WHEN len(a) > 0 THEN '[1:' || len(a) || ']' END",   # 1-D
         "jsonb_array_length": "(j) AS CAST(system.main.json_array_length(j) AS INTEGER)",
     }
 

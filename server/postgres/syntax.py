@@ -34,6 +34,8 @@
   chains), else the statement reaches DuckDB as written;
 - ``json_agg(x ORDER BY y)`` is ``to_json(list(x ORDER BY y))`` (a macro
   cannot take ``ORDER BY``);
+- ``|/ x`` is ``sqrt(x)``, ``a # b`` is ``xor(a, b)`` and ``x BETWEEN SYMMETRIC a
+  AND b`` is ``between_symmetric(x, a, b)`` (a macro) for plain operands;
 - a name ``at`` (a column: ``created at``, ``at timestamp``) is quoted: DuckDB
   reserves AT (time travel), PostgreSQL only reads ``AT TIME ZONE``/``AT LOCAL``.
 """
@@ -67,7 +69,8 @@ TYPES = {"jsonb": "JSON", "numeric": UNCONSTRAINED_NUMERIC, "decimal": UNCONSTRA
 #: the words that make a statement worth a look by ``edits``
 TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | frozenset(SET_RETURNING) | {
     "like", "ilike", "similar to", "bytea", "::", "cast", "extract", "bool", "boolean", "?",
-    "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is", "at"}
+    "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is", "at", "|/", "#",
+    "symmetric"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -456,6 +459,29 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
             found.append((tok.start, tok.end, arrow))
             path = tokens[i + 1]
             found.append((path.start, path.end, _sql_string(json_path(path.text))))
+        elif tok.token_type is TokenType.PIPE_SLASH and (end := _primary_end(tokens, i + 1)):
+            # |/ x -> sqrt(x)
+            found.append((tok.start, tok.end, "sqrt("))
+            found.append((tokens[end].end + 1, tokens[end].end, ")"))
+        elif tok.token_type is TokenType.HASH and i > 0 and \
+                (first := _primary_start(tokens, i - 1)) is not None and \
+                (end := _primary_end(tokens, i + 1)):
+            # a # b -> xor(a, b) (PostgreSQL's integer exclusive or)
+            found.append((tokens[first].start, tokens[first].start - 1, "xor("))
+            found.append((tok.start, tok.end, ","))
+            found.append((tokens[end].end + 1, tokens[end].end, ")"))
+        elif tok.token_type is TokenType.BETWEEN and nxt is not None and \
+                nxt.text.upper() == "SYMMETRIC" and i > 0 and \
+                (first := _primary_start(tokens, i - 1)) is not None and \
+                (low_end := _primary_end(tokens, i + 2)) is not None and \
+                low_end + 1 < n and tokens[low_end + 1].token_type is TokenType.AND and \
+                (end := _primary_end(tokens, low_end + 2)):
+            # x BETWEEN SYMMETRIC a AND b -> between_symmetric(x, a, b)
+            found.append((tokens[first].start, tokens[first].start - 1,
+                          f"{SCHEMA}.main.between_symmetric("))
+            found.append((tok.start, nxt.end, ","))
+            found.append((tokens[low_end + 1].start, tokens[low_end + 1].end, ","))
+            found.append((tokens[end].end + 1, tokens[end].end, ")"))
         elif low == "at" and tok.token_type is TokenType.VAR and \
                 (nxt is None or nxt.text.upper() not in ("TIME", "LOCAL")):
             found.append((tok.start, tok.end, '"at"'))

@@ -1,0 +1,61 @@
+"""PostgreSQL expressions DuckDB lacks (server/postgres/syntax.py rewrites,
+server/postgres/functions.py macros), side by side with PostgreSQL 15: the same
+values and the same result column names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.conftest import RunningServer
+from tests.pgcluster import throwaway_postgres
+
+QUERIES = [
+    "SELECT 10 # 6, 5 # 5, (1 + 2) # abs(-4)",
+    "SELECT |/ 16.0, |/ (4 * 4)",
+    "SELECT 5 BETWEEN SYMMETRIC 10 AND 1, 5 BETWEEN SYMMETRIC 1 AND 4, 5 BETWEEN 10 AND 1",
+    "SELECT justify_hours(INTERVAL '36 hours'), justify_hours(INTERVAL '-50 hours 3 minutes'), "
+    "justify_hours(INTERVAL '1 month 27 hours 10 seconds')",
+    "SELECT make_interval(days => 10), make_interval(hours => 2, mins => 30), "
+    "make_interval(1, 2)",
+    "SELECT array_dims(ARRAY[1, 2, 3]), array_dims(ARRAY[]::int[])",
+]
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[str]:
+    yield from throwaway_postgres()
+
+
+@pytest.fixture(scope="module")
+def both(server: RunningServer, pg: str) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
+    with psycopg.connect(pg, autocommit=True) as p, server.connect() as q:
+        yield p, q
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_same_as_postgres(both: tuple[psycopg.Connection, psycopg.Connection],
+                          query: str) -> None:
+    p, q = both
+    expected, ours = p.execute(query), q.execute(query)
+    assert ours.fetchall() == expected.fetchall()
+    assert [c.name for c in ours.description or ()] == \
+        [c.name for c in expected.description or ()]
+
+
+def test_a_user_who_is_not_superuser_may_use_them(server: RunningServer) -> None:
+    """The firewall lets the macros through (it sees what they expand to)."""
+    with server.connect() as su:
+        su.execute("DROP USER IF EXISTS s1_plain")
+        su.execute("CREATE USER s1_plain PASSWORD 's1-pw'")
+    try:
+        with psycopg.connect(server.dsn(user="s1_plain", password="s1-pw"),
+                             autocommit=True) as plain:
+            assert plain.execute("SELECT current_user").fetchone() == ("s1_plain",)
+            for query in QUERIES:
+                assert plain.execute(query).fetchall()
+    finally:
+        with server.connect() as su:
+            su.execute("DROP USER s1_plain")
