@@ -21,6 +21,23 @@ QUERIES = [
     "SELECT make_interval(days => 10), make_interval(hours => 2, mins => 30), "
     "make_interval(1, 2)",
     "SELECT array_dims(ARRAY[1, 2, 3]), array_dims(ARRAY[]::int[])",
+    # literals read with PostgreSQL's input rules (server/postgres/literal_input.py)
+    "SELECT 'May 17, 2024'::date, '20240517'::date, DATE '05/17/2024', "
+    "CAST('17 May 2024' AS date), '2024-05-17'::date",
+    "SELECT 'P1DT2H'::interval, INTERVAL 'PT1.5S', 'P1Y2M3W'::interval",
+    "SELECT ' 42 '::integer, '-7'::int8, '5' + 1, 2 * '3', '1' + 1.5",
+]
+
+ERRORS = [
+    ("22P02", "SELECT '42.5'::integer"),
+    ("22P02", "SELECT CAST('1e3' AS bigint)"),
+    ("22P02", "SELECT '5.5' + 1"),
+    ("22P02", "SELECT 'a' + 1"),
+    ("22P02", "SELECT 1 - 'x.5'"),
+    ("22008", "SELECT '17/05/2024'::date"),
+    ("22008", "SELECT '20241301'::date"),
+    ("22008", "SELECT to_date('2024-99-99', 'YYYY-MM-DD')"),
+    ("22007", "SELECT to_date('nope', 'YYYY-MM-DD')"),
 ]
 
 
@@ -43,6 +60,15 @@ def test_same_as_postgres(both: tuple[psycopg.Connection, psycopg.Connection],
     assert ours.fetchall() == expected.fetchall()
     assert [c.name for c in ours.description or ()] == \
         [c.name for c in expected.description or ()]
+
+
+@pytest.mark.parametrize(("sqlstate", "query"), ERRORS)
+def test_same_error_as_postgres(both: tuple[psycopg.Connection, psycopg.Connection],
+                                sqlstate: str, query: str) -> None:
+    for conn in both:
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(query)
+        assert info.value.sqlstate == sqlstate, str(info.value)
 
 
 def test_a_user_who_is_not_superuser_may_use_them(server: RunningServer) -> None:

@@ -242,6 +242,10 @@ class DatetimeFormatError(PgFunctionError):
     sqlstate = "22007"   # invalid_datetime_format
 
 
+class DatetimeOverflowError(PgFunctionError):
+    sqlstate = "22008"   # datetime_field_overflow
+
+
 class NumberFormatError(PgFunctionError):
     """Invalid input of a number or a JSON value."""
     sqlstate = "22P02"   # invalid_text_representation
@@ -521,9 +525,16 @@ def to_timestamp(text: str | None, pattern: str | None) -> dt.datetime | None:
             continue
         parts.append(_PARSE.get(f.upper(), f[1:-1] if f.startswith('"') else
                                 f.replace("%", "%%")))
+    written, form = " ".join(text.split()), " ".join("".join(parts).split())
     try:
-        return dt.datetime.strptime(" ".join(text.split()), " ".join("".join(parts).split()))
+        return dt.datetime.strptime(written, form)
     except ValueError:
+        # the text has the pattern's shape with numbers out of range: 2024-99-99
+        shape = re.sub(r"%[YymdHIMSf]", lambda m: r"\d+", re.escape(form).replace("%%", "%"))
+        shape = re.sub(r"%[BbAap]", lambda m: r"\w+", shape)
+        if re.fullmatch(shape, written):
+            raise DatetimeOverflowError(
+                f'date/time field value out of range: "{text}"') from None
         raise DatetimeFormatError(f'invalid value "{text}" for the pattern "{pattern}"') \
             from None
 
@@ -618,8 +629,8 @@ def _keywords(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create the functions in quackml_pg (attached by ``server.postgres.catalog.install``)."""
-    for error in (PgFunctionError, FormatError, DatetimeFormatError, NumberFormatError,
-                  NullIdentifierError):
+    for error in (PgFunctionError, FormatError, DatetimeFormatError, DatetimeOverflowError,
+                  NumberFormatError, NullIdentifierError):
         UDF_ERROR_CLASSES[error.__name__] = error.sqlstate
     keywords = _keywords(con)
     present = con.execute("SELECT count(*) FROM duckdb_functions() "

@@ -34,6 +34,10 @@
   chains), else the statement reaches DuckDB as written;
 - ``json_agg(x ORDER BY y)`` is ``to_json(list(x ORDER BY y))`` (a macro
   cannot take ``ORDER BY``);
+- string literals cast to an integer type, ``date`` or ``interval``, and untyped
+  ones in arithmetic with a number, read with PostgreSQL's input rules
+  (``server.postgres.literal_input``: ``'42.5'::integer`` is 22P02,
+  ``'May 17, 2024'::date`` a date, ``'5' + 1`` is 6);
 - ``|/ x`` is ``sqrt(x)``, ``a # b`` is ``xor(a, b)`` and ``x BETWEEN SYMMETRIC a
   AND b`` is ``between_symmetric(x, a, b)`` (a macro) for plain operands;
 - a name ``at`` (a column: ``created at``, ``at timestamp``) is quoted: DuckDB
@@ -47,6 +51,7 @@ from collections.abc import Sequence
 
 from sqlglot.tokens import Token, TokenType
 
+from server.postgres import literal_input
 from server.postgres.functions import SCHEMA, UNCONSTRAINED_NUMERIC
 from server.sql.text import back_at_depth, closing_paren, top_level_items
 
@@ -70,7 +75,7 @@ TYPES = {"jsonb": "JSON", "numeric": UNCONSTRAINED_NUMERIC, "decimal": UNCONSTRA
 TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | frozenset(SET_RETURNING) | {
     "like", "ilike", "similar to", "bytea", "::", "cast", "extract", "bool", "boolean", "?",
     "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is", "at", "|/", "#",
-    "symmetric"}
+    "symmetric", "+", "*", "/", "date", "interval"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -387,6 +392,66 @@ def _row_is_null(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, str]
             (tokens[close].end + 1, tokens[null].end, ') AS "?column?"' if named else ")")]
 
 
+_CAST_TYPES = frozenset({"int", "integer", "int2", "int4", "int8", "smallint", "bigint", "date",
+                         "interval"})
+_ARITHMETIC = frozenset({TokenType.PLUS, TokenType.DASH, TokenType.STAR, TokenType.SLASH})
+# where an operand starts: what comes before '5' in '5' + 1
+_OPERAND_START = frozenset({TokenType.SELECT, TokenType.COMMA, TokenType.L_PAREN,
+                            TokenType.WHERE, TokenType.AND, TokenType.OR, TokenType.THEN,
+                            TokenType.ELSE, TokenType.WHEN, TokenType.EQ, TokenType.NEQ,
+                            TokenType.LT, TokenType.GT, TokenType.LTE, TokenType.GTE})
+# where an operand ends: what comes after 1 in '5' + 1
+_OPERAND_END = frozenset({TokenType.COMMA, TokenType.R_PAREN, TokenType.FROM, TokenType.WHERE,
+                          TokenType.AND, TokenType.OR, TokenType.THEN, TokenType.ELSE,
+                          TokenType.END, TokenType.EQ, TokenType.NEQ, TokenType.LT,
+                          TokenType.GT, TokenType.LTE, TokenType.GTE, TokenType.ALIAS,
+                          TokenType.ORDER_BY, TokenType.GROUP_BY, TokenType.SEMICOLON})
+
+
+def _cast_target(tokens: tuple[Token, ...], i: int) -> str | None:
+    """The type a string literal at tokens[i] is cast to, when one of ``_CAST_TYPES``:
+    ``'x'::t``, ``CAST('x' AS t)``, ``t 'x'``."""
+    n = len(tokens)
+    if i + 2 < n and tokens[i + 1].token_type is TokenType.DCOLON:
+        target = tokens[i + 2]
+        after = tokens[i + 3] if i + 3 < n else None
+        if after is not None and after.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            return None
+    elif i >= 2 and i + 3 < n and tokens[i - 1].token_type is TokenType.L_PAREN and \
+            tokens[i - 2].text.upper() == "CAST" and tokens[i + 1].text.upper() == "AS" and \
+            tokens[i + 3].token_type is TokenType.R_PAREN:
+        target = tokens[i + 2]
+    elif i >= 1 and (i < 2 or tokens[i - 2].token_type not in (TokenType.DCOLON,
+                                                                TokenType.ALIAS)) and \
+            tokens[i - 1].text.lower() in ("date", "interval") and \
+            (i + 1 >= n or tokens[i + 1].token_type is not TokenType.DCOLON):
+        target = tokens[i - 1]
+    else:
+        return None
+    low = target.text.lower()
+    return low if low in _CAST_TYPES else None
+
+
+def _arithmetic_number(tokens: tuple[Token, ...], i: int) -> Token | None:
+    """The number literal a string literal at tokens[i] is an operand of arithmetic
+    with (``'5' + 1``, ``2 * '3'``), both operands plain."""
+    n = len(tokens)
+
+    def ends(j: int) -> bool:
+        return j >= n or tokens[j].token_type in _OPERAND_END
+
+    def starts(j: int) -> bool:
+        return j < 0 or tokens[j].token_type in _OPERAND_START
+
+    if starts(i - 1) and i + 2 < n and tokens[i + 1].token_type in _ARITHMETIC and \
+            tokens[i + 2].token_type is TokenType.NUMBER and ends(i + 3):
+        return tokens[i + 2]
+    if ends(i + 1) and i >= 2 and tokens[i - 1].token_type in _ARITHMETIC and \
+            tokens[i - 2].token_type is TokenType.NUMBER and starts(i - 3):
+        return tokens[i - 2]
+    return None
+
+
 def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
     """(start, end inclusive, replacement) edits, absolute offsets, for the syntax above."""
     found: list[tuple[int, int, str]] = []
@@ -459,6 +524,15 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
             found.append((tok.start, tok.end, arrow))
             path = tokens[i + 1]
             found.append((path.start, path.end, _sql_string(json_path(path.text))))
+        elif tok.token_type is TokenType.STRING and (target := _cast_target(tokens, i)):
+            # '42.5'::integer, 'May 17, 2024'::date, INTERVAL 'P1D': PostgreSQL's input
+            replacement = literal_input.cast_literal(tok.text, target)
+            if replacement is not None:
+                found.append((tok.start, tok.end, replacement))
+        elif tok.token_type is TokenType.STRING and (number := _arithmetic_number(tokens, i)):
+            # '5' + 1: the untyped literal takes the number's type
+            found.append((tok.start, tok.end,
+                          literal_input.operand_literal(tok.text, number.text)))
         elif tok.token_type is TokenType.PIPE_SLASH and (end := _primary_end(tokens, i + 1)):
             # |/ x -> sqrt(x)
             found.append((tok.start, tok.end, "sqrt("))
