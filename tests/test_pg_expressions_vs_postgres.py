@@ -30,6 +30,7 @@ QUERIES = [
 
 ERRORS = [
     ("22P02", "SELECT '42.5'::integer"),
+    ("42846", "SELECT DATE '2024-01-01'::integer"),
     ("22P02", "SELECT CAST('1e3' AS bigint)"),
     ("22P02", "SELECT '5.5' + 1"),
     ("22P02", "SELECT 'a' + 1"),
@@ -69,6 +70,26 @@ def test_same_error_as_postgres(both: tuple[psycopg.Connection, psycopg.Connecti
         with pytest.raises(psycopg.Error) as info:
             conn.execute(query)
         assert info.value.sqlstate == sqlstate, str(info.value)
+
+
+def test_insert_of_fewer_values_than_columns(
+        both: tuple[psycopg.Connection, psycopg.Connection]) -> None:
+    """PostgreSQL fills the columns past the values with their defaults."""
+    p, q = both
+    for conn in (p, q):
+        conn.execute("DROP TABLE IF EXISTS s1_short")
+        conn.execute("CREATE TABLE s1_short (id integer PRIMARY KEY, code text DEFAULT 'd', "
+                     "qty integer)")
+        conn.execute("INSERT INTO s1_short VALUES (1, 'a', 2)")
+        conn.execute("INSERT INTO s1_short VALUES (2, 'b'), (3, 'c')")
+        conn.execute("INSERT INTO s1_short VALUES (4)")
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute("INSERT INTO s1_short VALUES (1)")
+        assert info.value.sqlstate == "23505"
+    stmt = "SELECT * FROM s1_short ORDER BY id"
+    assert q.execute(stmt).fetchall() == p.execute(stmt).fetchall()
+    for conn in (p, q):
+        conn.execute("DROP TABLE s1_short")
 
 
 def test_a_user_who_is_not_superuser_may_use_them(server: RunningServer) -> None:

@@ -49,6 +49,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from sqlglot.parser import Parser
 from sqlglot.tokens import Token, TokenType
 
 from server.postgres import literal_input
@@ -392,6 +393,7 @@ def _row_is_null(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, str]
             (tokens[close].end + 1, tokens[null].end, ') AS "?column?"' if named else ")")]
 
 
+_TYPE_TOKENS = Parser.TYPE_TOKENS
 _CAST_TYPES = frozenset({"int", "integer", "int2", "int4", "int8", "smallint", "bigint", "date",
                          "interval"})
 _ARITHMETIC = frozenset({TokenType.PLUS, TokenType.DASH, TokenType.STAR, TokenType.SLASH})
@@ -413,6 +415,8 @@ def _cast_target(tokens: tuple[Token, ...], i: int) -> str | None:
     ``'x'::t``, ``CAST('x' AS t)``, ``t 'x'``."""
     n = len(tokens)
     if i + 2 < n and tokens[i + 1].token_type is TokenType.DCOLON:
+        if i >= 1 and tokens[i - 1].token_type in _TYPE_TOKENS:
+            return None   # DATE '2024-01-01'::integer: the cast of a typed literal
         target = tokens[i + 2]
         after = tokens[i + 3] if i + 3 < n else None
         if after is not None and after.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
