@@ -21,6 +21,8 @@ QUERIES = [
     "SELECT make_interval(days => 10), make_interval(hours => 2, mins => 30), "
     "make_interval(1, 2)",
     "SELECT array_dims(ARRAY[1, 2, 3]), array_dims(ARRAY[]::int[])",
+    "SELECT substring('abcdef', 2, 3), substring('abcdef' FROM 2 FOR 3), substring('abc', 2), "
+    "chr(65)",
     # literals read with PostgreSQL's input rules (server/postgres/literal_input.py)
     "SELECT 'May 17, 2024'::date, '20240517'::date, DATE '05/17/2024', "
     "CAST('17 May 2024' AS date), '2024-05-17'::date",
@@ -39,6 +41,8 @@ ERRORS = [
     ("22008", "SELECT '20241301'::date"),
     ("22008", "SELECT to_date('2024-99-99', 'YYYY-MM-DD')"),
     ("22007", "SELECT to_date('nope', 'YYYY-MM-DD')"),
+    ("22011", "SELECT substring('abc', 1, -1)"),
+    ("54000", "SELECT chr(0)"),
 ]
 
 

@@ -194,6 +194,13 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                          "to_months(CAST(months AS INTEGER)) + "
                          "to_days(CAST(weeks * 7 + days AS INTEGER)) + to_microseconds("
                          "CAST(round((hours * 3600 + mins * 60 + secs) * 1000000) AS BIGINT))",
+        "chr": "(n) AS CASE WHEN n = 0 THEN error('null character not permitted') "
+               "ELSE system.main.chr(n) END",
+        # substring(s, i, n) (server/postgres/syntax.py; substring(s FROM i FOR n) is
+        # DuckDB's own syntax, which a qualified name cannot take)
+        "substring_checked": "(s, i, n) AS CASE WHEN n < 0 THEN "
+                             "error('negative substring length not allowed') "
+                             "ELSE system.main.substring(s, i, n) END",
         # x BETWEEN SYMMETRIC a AND b (server/postgres/syntax.py)
         "between_symmetric": "(x, a, b) AS x BETWEEN least(a, b) AND greatest(a, b)",
         "array_dims": "(a) AS CASE WHEN len(a) > 0 THEN '[1:' || len(a) || ']' END",   # 1-D

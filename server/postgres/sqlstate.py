@@ -84,6 +84,8 @@ RULES: tuple[Rule, ...] = (
     (duckdb.OutOfRangeException, None, "22003"),                 # numeric_value_out_of_range
     # -- invalid input, by message -------------------------------------------------------
     (duckdb.InvalidInputException, r"^Division by zero", "22012"),
+    (duckdb.InvalidInputException, r"^negative substring length not allowed", "22011"),
+    (duckdb.InvalidInputException, r"^null character not permitted", "54000"),
     (duckdb.InvalidInputException, r"configuration has been locked", "55P02"),
     (duckdb.InvalidInputException, r"^More than one row returned by a subquery", "21000"),
     (duckdb.InvalidInputException, r"^Values were not provided for the following parameters",

@@ -38,6 +38,7 @@
   ones in arithmetic with a number, read with PostgreSQL's input rules
   (``server.postgres.literal_input``: ``'42.5'::integer`` is 22P02,
   ``'May 17, 2024'::date`` a date, ``'5' + 1`` is 6);
+- ``substring(s, i, n)`` checks ``n`` (22011 when negative; DuckDB gives '');
 - ``|/ x`` is ``sqrt(x)``, ``a # b`` is ``xor(a, b)`` and ``x BETWEEN SYMMETRIC a
   AND b`` is ``between_symmetric(x, a, b)`` (a macro) for plain operands;
 - a name ``at`` (a column: ``created at``, ``at timestamp``) is quoted: DuckDB
@@ -76,7 +77,7 @@ TYPES = {"jsonb": "JSON", "numeric": UNCONSTRAINED_NUMERIC, "decimal": UNCONSTRA
 TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | frozenset(SET_RETURNING) | {
     "like", "ilike", "similar to", "bytea", "::", "cast", "extract", "bool", "boolean", "?",
     "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is", "at", "|/", "#",
-    "symmetric", "+", "*", "/", "date", "interval"}
+    "symmetric", "+", "*", "/", "date", "interval", "substring"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -537,6 +538,12 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
             # '5' + 1: the untyped literal takes the number's type
             found.append((tok.start, tok.end,
                           literal_input.operand_literal(tok.text, number.text)))
+        elif low == "substring" and not after_dot and nxt is not None and \
+                nxt.token_type is TokenType.L_PAREN and \
+                (close := closing_paren(tokens, i + 1)) is not None and \
+                len(top_level_items(tokens, i + 2, close)) == 3:
+            # substring(s, i, n): a negative n is 22011 (DuckDB gives '')
+            found.append((tok.start, tok.end, f"{SCHEMA}.main.substring_checked"))
         elif tok.token_type is TokenType.PIPE_SLASH and (end := _primary_end(tokens, i + 1)):
             # |/ x -> sqrt(x)
             found.append((tok.start, tok.end, "sqrt("))
