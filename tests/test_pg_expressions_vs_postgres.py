@@ -21,6 +21,11 @@ QUERIES = [
     "SELECT make_interval(days => 10), make_interval(hours => 2, mins => 30), "
     "make_interval(1, 2)",
     "SELECT array_dims(ARRAY[1, 2, 3]), array_dims(ARRAY[]::int[])",
+    "SELECT (DATE '2024-01-01', DATE '2024-02-01') OVERLAPS (DATE '2024-01-15', "
+    "DATE '2024-03-01'), (DATE '2024-03-01', DATE '2024-02-01') OVERLAPS "
+    "(DATE '2024-01-01', DATE '2024-01-15')",
+    "SELECT INTERVAL '1 hour' / 2, '3 days'::interval / 4, INTERVAL '1 day' / 7",
+    "SELECT ARRAY[1, 2] || ARRAY[3], ARRAY[1, 2] || 3, 0 || ARRAY[1]",
     "SELECT substring('abcdef', 2, 3), substring('abcdef' FROM 2 FOR 3), substring('abc', 2), "
     "chr(65)",
     # literals read with PostgreSQL's input rules (server/postgres/literal_input.py)

@@ -101,9 +101,9 @@ _DUCKDB_TYPES = {
 _SYNTAX_FUNCTIONS = {"timezone": "timezone", "substring": "substring", "position": "position",
                      "overlay": "overlay", "row": "row", "trim": "btrim", "ltrim": "ltrim",
                      "rtrim": "rtrim", "date_part": "extract"}
-# calls server/postgres/syntax.py makes of PostgreSQL operators (``a # b``, ``BETWEEN
-# SYMMETRIC``; PostgreSQL has no function of these names): unnamed, as operators are
-_OPERATOR_CALLS = frozenset({"xor", "between_symmetric"})
+# calls server/postgres/syntax.py makes of PostgreSQL syntax (``a # b``, ``BETWEEN
+# SYMMETRIC``, ``OVERLAPS``): PostgreSQL's name (None: unnamed, as operators are)
+_OPERATOR_CALLS = {"xor": None, "between_symmetric": None, "pg_overlaps": "overlaps"}
 # calls DuckDB's parser renames: (DuckDB's name, as written) -> PostgreSQL's name
 _RENAMED = {("count_star", "count"): "count", ("date_part", "extract"): "extract",
             ("quantile_cont", "percentile_cont"): "percentile_cont",
@@ -320,7 +320,8 @@ class _Namer:
             return 0, None
         name = str(node.get("function_name", "")).lower()
         if name in _OPERATOR_CALLS:
-            return 0, None
+            pg_name = _OPERATOR_CALLS[name]
+            return (0, None) if pg_name is None else (2, pg_name)
         written = self.source.call_name(node)
         if written is not None and (name, written.lower()) in _RENAMED:
             return 2, _RENAMED[name, written.lower()]

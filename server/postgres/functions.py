@@ -201,6 +201,11 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
         "substring_checked": "(s, i, n) AS CASE WHEN n < 0 THEN "
                              "error('negative substring length not allowed') "
                              "ELSE system.main.substring(s, i, n) END",
+        # (a, b) OVERLAPS (c, d) (server/postgres/syntax.py), as PostgreSQL's overlaps():
+        # each pair's ends in order; equal starts overlap
+        "pg_overlaps": "(a, b, c, d) AS CASE WHEN least(a, b) > least(c, d) THEN "
+                       "least(a, b) < greatest(c, d) WHEN least(a, b) < least(c, d) THEN "
+                       "least(c, d) < greatest(a, b) ELSE least(a, b) = least(c, d) END",
         # x BETWEEN SYMMETRIC a AND b (server/postgres/syntax.py)
         "between_symmetric": "(x, a, b) AS x BETWEEN least(a, b) AND greatest(a, b)",
         "array_dims": "(a) AS CASE WHEN len(a) > 0 THEN '[1:' || len(a) || ']' END",   # 1-D

@@ -38,6 +38,9 @@
   ones in arithmetic with a number, read with PostgreSQL's input rules
   (``server.postgres.literal_input``: ``'42.5'::integer`` is 22P02,
   ``'May 17, 2024'::date`` a date, ``'5' + 1`` is 6);
+- ``(a, b) OVERLAPS (c, d)`` is ``pg_overlaps(a, b, c, d)`` (a macro);
+  ``INTERVAL '1 hour' / 2`` multiplies by ``1 / 2.0`` (DuckDB has no interval / number);
+  ``ARRAY[1, 2] || 3`` and ``0 || ARRAY[1]`` are ``list_append``/``list_prepend``;
 - ``substring(s, i, n)`` checks ``n`` (22011 when negative; DuckDB gives '');
 - ``|/ x`` is ``sqrt(x)``, ``a # b`` is ``xor(a, b)`` and ``x BETWEEN SYMMETRIC a
   AND b`` is ``between_symmetric(x, a, b)`` (a macro) for plain operands;
@@ -77,7 +80,8 @@ TYPES = {"jsonb": "JSON", "numeric": UNCONSTRAINED_NUMERIC, "decimal": UNCONSTRA
 TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | frozenset(SET_RETURNING) | {
     "like", "ilike", "similar to", "bytea", "::", "cast", "extract", "bool", "boolean", "?",
     "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is", "at", "|/", "#",
-    "symmetric", "+", "*", "/", "date", "interval", "substring"}
+    "symmetric", "+", "*", "/", "date", "interval", "substring",
+    "overlaps"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -220,16 +224,7 @@ def _primary_start(tokens: tuple[Token, ...], j: int) -> int | None:
         start = _primary_start(tokens, t - 2)   # x::jsonb: the cast's operand
     elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
         opening = TokenType.L_PAREN if kind is TokenType.R_PAREN else TokenType.L_BRACKET
-        depth = 0
-        start = None
-        for k in range(j, -1, -1):
-            if tokens[k].token_type is kind:
-                depth += 1
-            elif tokens[k].token_type is opening:
-                depth -= 1
-                if depth == 0:
-                    start = k
-                    break
+        start = _opening(tokens, j, (opening, kind))
         if start is None:
             return None
         before = tokens[start - 1] if start > 0 else None
@@ -457,6 +452,65 @@ def _arithmetic_number(tokens: tuple[Token, ...], i: int) -> Token | None:
     return None
 
 
+def _overlaps(tokens: tuple[Token, ...], i: int) -> tuple[int, int, int] | None:
+    """(first pair's "(", its ")", second pair's "(") around an OVERLAPS at tokens[i],
+    each pair of two items."""
+    if i < 1 or i + 1 >= len(tokens) or tokens[i - 1].token_type is not TokenType.R_PAREN or \
+            tokens[i + 1].token_type is not TokenType.L_PAREN:
+        return None
+    first_open = _opening(tokens, i - 1)
+    second_close = closing_paren(tokens, i + 1)
+    if first_open is None or second_close is None or \
+            len(top_level_items(tokens, first_open + 1, i - 1)) != 2 or \
+            len(top_level_items(tokens, i + 2, second_close)) != 2:
+        return None
+    return first_open, i - 1, i + 1
+
+
+def _opening(tokens: tuple[Token, ...], close: int,
+             pair: tuple[TokenType, TokenType] = (TokenType.L_PAREN, TokenType.R_PAREN)
+             ) -> int | None:
+    """The index of the bracket that the one at tokens[close] closes."""
+    depth = 0
+    for k in range(close, -1, -1):
+        kind = tokens[k].token_type
+        if kind is pair[1]:
+            depth += 1
+        elif kind is pair[0]:
+            depth -= 1
+            if depth == 0:
+                return k
+    return None
+
+
+def _array_element_concat(tokens: tuple[Token, ...], i: int) -> tuple[int, int, str] | None:
+    """``ARRAY[...] || n`` or ``n || ARRAY[...]`` (n a number literal) around the ``||``
+    at tokens[i]: (first token, last token, the list function)."""
+    n = len(tokens)
+    if i < 1 or i + 1 >= n:
+        return None
+    found: tuple[int, int, str] | None = None
+    if tokens[i - 1].token_type is TokenType.R_BRACKET and \
+            tokens[i + 1].token_type is TokenType.NUMBER:
+        opening = _opening(tokens, i - 1, _BRACKETS)
+        if opening is not None and opening >= 1 and \
+                tokens[opening - 1].token_type is TokenType.ARRAY:
+            found = (opening - 1, i + 1, "list_append")
+    elif tokens[i - 1].token_type is TokenType.NUMBER and i + 2 < n and \
+            tokens[i + 1].token_type is TokenType.ARRAY and \
+            tokens[i + 2].token_type is TokenType.L_BRACKET:
+        close = closing_paren(tokens, i + 2, _BRACKETS)
+        if close is not None:
+            found = (i - 1, close, "list_prepend")
+    if found is None:
+        return None
+    first, last, _ = found
+    if (first > 0 and tokens[first - 1].token_type not in _OPERAND_START) or \
+            (last + 1 < n and tokens[last + 1].token_type not in _OPERAND_END):
+        return None
+    return found
+
+
 def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
     """(start, end inclusive, replacement) edits, absolute offsets, for the syntax above."""
     found: list[tuple[int, int, str]] = []
@@ -520,6 +574,13 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
         elif tok.token_type in (TokenType.ROW, TokenType.L_PAREN) and \
                 prev is not None and prev.token_type in _ROW_CONTEXT:
             found.extend(_row_is_null(tokens, i))
+        elif tok.token_type is TokenType.DPIPE and \
+                (concat := _array_element_concat(tokens, i)) is not None:
+            # ARRAY[1, 2] || 3 -> list_append(...), 0 || ARRAY[1] -> list_prepend(...)
+            found.append((tokens[concat[0]].start, tokens[concat[0]].start - 1,
+                          f"{concat[2]}("))
+            found.append((tok.start, tok.end, ","))
+            found.append((tokens[concat[1]].end + 1, tokens[concat[1]].end, ")"))
         elif tok.token_type in _JSON_OPERATORS:
             found.extend(_json_operator(tokens, i))
         elif tok.token_type in (TokenType.HASH_ARROW, TokenType.DHASH_ARROW) and \
@@ -534,7 +595,8 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
             replacement = literal_input.cast_literal(tok.text, target)
             if replacement is not None:
                 found.append((tok.start, tok.end, replacement))
-        elif tok.token_type is TokenType.STRING and (number := _arithmetic_number(tokens, i)):
+        elif tok.token_type is TokenType.STRING and \
+                (number := _arithmetic_number(tokens, i)) is not None:
             # '5' + 1: the untyped literal takes the number's type
             found.append((tok.start, tok.end,
                           literal_input.operand_literal(tok.text, number.text)))
@@ -544,29 +606,48 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
                 len(top_level_items(tokens, i + 2, close)) == 3:
             # substring(s, i, n): a negative n is 22011 (DuckDB gives '')
             found.append((tok.start, tok.end, f"{SCHEMA}.main.substring_checked"))
-        elif tok.token_type is TokenType.PIPE_SLASH and (end := _primary_end(tokens, i + 1)):
+        elif tok.token_type is TokenType.OVERLAPS and (pairs := _overlaps(tokens, i)):
+            # (a, b) OVERLAPS (c, d) -> pg_overlaps(a, b, c, d)
+            first_open, first_close, second_open = pairs
+            found.append((tokens[first_open].start, tokens[first_open].end,
+                          f"{SCHEMA}.main.pg_overlaps("))
+            found.append((tokens[first_close].start, tokens[first_close].end, ""))
+            found.append((tok.start, tok.end, ","))
+            found.append((tokens[second_open].start, tokens[second_open].end, ""))
+        elif tok.token_type is TokenType.SLASH and nxt is not None and \
+                nxt.token_type is TokenType.NUMBER and nxt.text.isdigit() and i >= 2 and \
+                ((tokens[i - 1].token_type is TokenType.STRING and
+                  tokens[i - 2].text.upper() == "INTERVAL") or
+                 (tokens[i - 1].text.lower() == "interval" and
+                  tokens[i - 2].token_type is TokenType.DCOLON)):
+            # INTERVAL '1 hour' / 2: DuckDB has no interval / number (integer_division
+            # makes its / the // of numbers), but interval * double
+            found.append((tok.start, tok.end, "*"))
+            found.append((nxt.start, nxt.end, f"(1 / CAST({nxt.text} AS DOUBLE))"))
+        elif tok.token_type is TokenType.PIPE_SLASH and \
+                (root_end := _primary_end(tokens, i + 1)) is not None:
             # |/ x -> sqrt(x)
             found.append((tok.start, tok.end, "sqrt("))
-            found.append((tokens[end].end + 1, tokens[end].end, ")"))
+            found.append((tokens[root_end].end + 1, tokens[root_end].end, ")"))
         elif tok.token_type is TokenType.HASH and i > 0 and \
-                (first := _primary_start(tokens, i - 1)) is not None and \
-                (end := _primary_end(tokens, i + 1)):
+                (xor_first := _primary_start(tokens, i - 1)) is not None and \
+                (xor_end := _primary_end(tokens, i + 1)) is not None:
             # a # b -> xor(a, b) (PostgreSQL's integer exclusive or)
-            found.append((tokens[first].start, tokens[first].start - 1, "xor("))
+            found.append((tokens[xor_first].start, tokens[xor_first].start - 1, "xor("))
             found.append((tok.start, tok.end, ","))
-            found.append((tokens[end].end + 1, tokens[end].end, ")"))
+            found.append((tokens[xor_end].end + 1, tokens[xor_end].end, ")"))
         elif tok.token_type is TokenType.BETWEEN and nxt is not None and \
                 nxt.text.upper() == "SYMMETRIC" and i > 0 and \
-                (first := _primary_start(tokens, i - 1)) is not None and \
+                (sym_first := _primary_start(tokens, i - 1)) is not None and \
                 (low_end := _primary_end(tokens, i + 2)) is not None and \
                 low_end + 1 < n and tokens[low_end + 1].token_type is TokenType.AND and \
-                (end := _primary_end(tokens, low_end + 2)):
+                (sym_end := _primary_end(tokens, low_end + 2)) is not None:
             # x BETWEEN SYMMETRIC a AND b -> between_symmetric(x, a, b)
-            found.append((tokens[first].start, tokens[first].start - 1,
+            found.append((tokens[sym_first].start, tokens[sym_first].start - 1,
                           f"{SCHEMA}.main.between_symmetric("))
             found.append((tok.start, nxt.end, ","))
             found.append((tokens[low_end + 1].start, tokens[low_end + 1].end, ","))
-            found.append((tokens[end].end + 1, tokens[end].end, ")"))
+            found.append((tokens[sym_end].end + 1, tokens[sym_end].end, ")"))
         elif low == "at" and tok.token_type is TokenType.VAR and \
                 (nxt is None or nxt.text.upper() not in ("TIME", "LOCAL")):
             found.append((tok.start, tok.end, '"at"'))
