@@ -25,7 +25,7 @@ QUERIES = [
     "DATE '2024-03-01'), (DATE '2024-03-01', DATE '2024-02-01') OVERLAPS "
     "(DATE '2024-01-01', DATE '2024-01-15')",
     "SELECT INTERVAL '1 hour' / 2, '3 days'::interval / 4, INTERVAL '1 day' / 7",
-    "SELECT ARRAY[1, 2] || ARRAY[3], ARRAY[1, 2] || 3, 0 || ARRAY[1]",
+    "SELECT ARRAY[1, 2] || ARRAY[3], ARRAY[1, 2] || 3, 0 || ARRAY[1], (ARRAY[1, 2])[2]",
     "SELECT substring('abcdef', 2, 3), substring('abcdef' FROM 2 FOR 3), substring('abc', 2), "
     "chr(65)",
     # literals read with PostgreSQL's input rules (server/postgres/literal_input.py)
@@ -48,6 +48,7 @@ ERRORS = [
     ("22007", "SELECT to_date('nope', 'YYYY-MM-DD')"),
     ("22011", "SELECT substring('abc', 1, -1)"),
     ("54000", "SELECT chr(0)"),
+    ("42601", "SELECT ARRAY[1, 2][1]"),
 ]
 
 
@@ -99,6 +100,26 @@ def test_insert_of_fewer_values_than_columns(
     assert q.execute(stmt).fetchall() == p.execute(stmt).fetchall()
     for conn in (p, q):
         conn.execute("DROP TABLE s1_short")
+
+
+def test_select_for_update(both: tuple[psycopg.Connection, psycopg.Connection]) -> None:
+    """The locking clause is checked and dropped (DuckDB locks no rows)."""
+    p, q = both
+    for conn in (p, q):
+        conn.execute("DROP TABLE IF EXISTS s1_lock")
+        conn.execute("CREATE TABLE s1_lock (id integer, v text)")
+        conn.execute("INSERT INTO s1_lock VALUES (1, 'a'), (2, 'b')")
+    for stmt in ["SELECT * FROM s1_lock WHERE id = 1 FOR UPDATE",
+                 "SELECT l.v FROM s1_lock l FOR NO KEY UPDATE OF l NOWAIT",
+                 "SELECT id FROM s1_lock ORDER BY id LIMIT 1 FOR SHARE SKIP LOCKED",
+                 "SELECT count(*) FROM (SELECT id FROM s1_lock FOR KEY SHARE) s"]:
+        with p.transaction(), q.transaction():
+            assert q.execute(stmt).fetchall() == p.execute(stmt).fetchall(), stmt
+    for conn in (p, q):
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute("SELECT 1 FROM s1_lock FOR UPDATE OF nope")
+        assert info.value.sqlstate == "42P01"
+        conn.execute("DROP TABLE s1_lock")
 
 
 def test_a_user_who_is_not_superuser_may_use_them(server: RunningServer) -> None:

@@ -41,6 +41,10 @@
 - ``(a, b) OVERLAPS (c, d)`` is ``pg_overlaps(a, b, c, d)`` (a macro);
   ``INTERVAL '1 hour' / 2`` multiplies by ``1 / 2.0`` (DuckDB has no interval / number);
   ``ARRAY[1, 2] || 3`` and ``0 || ARRAY[1]`` are ``list_append``/``list_prepend``;
+- a locking clause (``FOR UPDATE [OF t] [NOWAIT | SKIP LOCKED]``, ``FOR SHARE``
+  ...) is dropped after its ``OF`` names are checked (42P01): DuckDB locks no rows
+  (its transactions conflict on writing the same row instead), as ``LOCK TABLE``;
+- ``ARRAY[...][i]`` is a syntax error (42601), as in PostgreSQL (``(ARRAY[...])[i]``);
 - ``substring(s, i, n)`` checks ``n`` (22011 when negative; DuckDB gives '');
 - ``|/ x`` is ``sqrt(x)``, ``a # b`` is ``xor(a, b)`` and ``x BETWEEN SYMMETRIC a
   AND b`` is ``between_symmetric(x, a, b)`` (a macro) for plain operands;
@@ -56,6 +60,7 @@ from collections.abc import Sequence
 from sqlglot.parser import Parser
 from sqlglot.tokens import Token, TokenType
 
+from server.errors import ServerError
 from server.postgres import literal_input
 from server.postgres.functions import SCHEMA, UNCONSTRAINED_NUMERIC
 from server.sql.text import back_at_depth, closing_paren, top_level_items
@@ -81,7 +86,7 @@ TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | frozenset(SET_RETURNING) | {
     "like", "ilike", "similar to", "bytea", "::", "cast", "extract", "bool", "boolean", "?",
     "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is", "at", "|/", "#",
     "symmetric", "+", "*", "/", "date", "interval", "substring",
-    "overlaps"}
+    "overlaps", "for", "array"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -511,6 +516,41 @@ def _array_element_concat(tokens: tuple[Token, ...], i: int) -> tuple[int, int, 
     return found
 
 
+_LOCKING = (("UPDATE",), ("SHARE",), ("NO", "KEY", "UPDATE"), ("KEY", "SHARE"))
+
+
+def _locking_clause(tokens: tuple[Token, ...], i: int) -> int | None:
+    """The last token of a locking clause starting at the FOR at tokens[i] (``FOR
+    UPDATE [OF t, ...] [NOWAIT | SKIP LOCKED]`` and FOR SHARE, FOR NO KEY UPDATE, FOR KEY
+    SHARE), or None. Its OF names must be in the statement before it (42P01)."""
+    n = len(tokens)
+    words = [t.text.upper() for t in tokens[i + 1:i + 4]]
+    strength = next((w for w in _LOCKING if tuple(words[:len(w)]) == w), None)
+    if strength is None:
+        return None
+    end = i + len(strength)
+    if end + 2 < n and tokens[end + 1].text.upper() == "OF":
+        seen = {t.text.lower() for t in tokens[:i] if t.token_type in _NAMES}
+        j = end + 1
+        while j + 1 < n and (j == end + 1 or tokens[j].token_type is TokenType.COMMA):
+            name_end = j + 1
+            while name_end + 2 < n and tokens[name_end + 1].token_type is TokenType.DOT:
+                name_end += 2
+            name = tokens[name_end].text.lower()
+            if name not in seen:
+                raise ServerError(
+                    f'relation "{tokens[name_end].text}" in FOR {" ".join(strength)} clause '
+                    "not found in FROM clause", sqlstate="42P01")
+            j = name_end + 1
+        end = j - 1
+    after = [t.text.upper() for t in tokens[end + 1:end + 3]]
+    if after[:1] == ["NOWAIT"]:
+        end += 1
+    elif after == ["SKIP", "LOCKED"]:
+        end += 2
+    return end
+
+
 def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
     """(start, end inclusive, replacement) edits, absolute offsets, for the syntax above."""
     found: list[tuple[int, int, str]] = []
@@ -624,6 +664,18 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
             # makes its / the // of numbers), but interval * double
             found.append((tok.start, tok.end, "*"))
             found.append((nxt.start, nxt.end, f"(1 / CAST({nxt.text} AS DOUBLE))"))
+        elif tok.token_type is TokenType.ARRAY and nxt is not None and \
+                nxt.token_type is TokenType.L_BRACKET and \
+                (array_end := closing_paren(tokens, i + 1, _BRACKETS)) is not None and \
+                array_end + 1 < n and tokens[array_end + 1].token_type is TokenType.L_BRACKET:
+            # ARRAY[1, 2][1]: PostgreSQL's grammar takes a subscript of a parenthesised
+            # array constructor only
+            raise ServerError('syntax error at or near "["', sqlstate="42601")
+        elif tok.token_type is TokenType.FOR and \
+                (clause_end := _locking_clause(tokens, i)) is not None:
+            # SELECT ... FOR UPDATE: DuckDB locks no rows (a transaction that writes a row
+            # another one changed meanwhile fails); the clause is checked and dropped
+            found.append((tok.start, tokens[clause_end].end, ""))
         elif tok.token_type is TokenType.PIPE_SLASH and \
                 (root_end := _primary_end(tokens, i + 1)) is not None:
             # |/ x -> sqrt(x)
