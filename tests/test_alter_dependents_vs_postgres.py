@@ -62,6 +62,7 @@ def both(server: RunningServer, pg: str) -> Iterator[tuple[psycopg.Connection, p
         for conn in (p, q):
             conn.execute("DROP TABLE IF EXISTS ad_posts")
             conn.execute("DROP TABLE IF EXISTS ad_users")
+            conn.execute("DROP TABLE IF EXISTS ad_people")
 
 
 def _sqlstate(conn: psycopg.Connection, stmt: str) -> str | None:
@@ -106,6 +107,21 @@ def test_failing_alter_changes_nothing(
     # that dropped the index
     assert _sqlstate(q, "ALTER TABLE ad_users ALTER COLUMN name TYPE varchar(100)") == "0A000"
     assert _sqlstate(q, "ALTER TABLE ad_users DROP COLUMN name") == "0A000"
+
+
+def test_rename_of_a_referenced_table(
+        both: tuple[psycopg.Connection, psycopg.Connection]) -> None:
+    """The referencing table's foreign key and the index follow the new name."""
+    p, q = both
+    for conn in (p, q):
+        conn.execute("ALTER TABLE ad_users RENAME TO ad_people")
+        assert _sqlstate(conn, "INSERT INTO ad_posts VALUES (20, 99, 'x')") == "23503"
+    stmt = "SELECT (SELECT count(*) FROM ad_people), (SELECT count(*) FROM ad_posts)"
+    assert q.execute(stmt).fetchall() == p.execute(stmt).fetchall()
+    assert q.execute("SELECT table_name FROM duckdb_indexes() WHERE index_name = "
+                     "'ad_users_name_idx'").fetchall() == [("ad_people",)]
+    for conn in (p, q):
+        conn.execute("ALTER TABLE ad_people RENAME TO ad_users")
 
 
 def test_truncate_tag_has_no_count(both: tuple[psycopg.Connection, psycopg.Connection]) -> None:
