@@ -107,6 +107,8 @@ def test_failing_alter_changes_nothing(
     # that dropped the index
     assert _sqlstate(q, "ALTER TABLE ad_users ALTER COLUMN name TYPE varchar(100)") == "0A000"
     assert _sqlstate(q, "ALTER TABLE ad_users DROP COLUMN name") == "0A000"
+    # and DuckDB's own refusal: a column of a PRIMARY KEY or UNIQUE constraint
+    assert _sqlstate(q, "ALTER TABLE ad_users ALTER COLUMN email TYPE text") == "0A000"
 
 
 def test_rename_of_a_referenced_table(

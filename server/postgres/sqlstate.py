@@ -40,6 +40,8 @@ RULES: tuple[Rule, ...] = (
     (duckdb.CatalogException, r"^Could not drop the table because", "2BP01"),  # dependent_objects
     (duckdb.CatalogException, None, "42P01"),                               # undefined_table
     # -- binder: names, types and clauses of a statement -------------------------------
+    (duckdb.BinderException, r"^Cannot change the type of a column that has a UNIQUE or "
+                             r"PRIMARY KEY", "0A000"),                     # feature_not_supported
     (duckdb.BinderException, r"^No function matches", "42883"),             # undefined_function
     (duckdb.BinderException, r"^Function with name", "42883"),
     # a PostgreSQL function emulated by a macro (server/postgres/functions.py), wrong arguments
