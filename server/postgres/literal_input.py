@@ -34,6 +34,8 @@ _NUMERIC = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 _ISO_DATE = re.compile(r"\s*[+-]?\d{1,7}-\d{1,2}-\d{1,2}(\s.*)?")
 _COMPACT_DATE = re.compile(r"\s*(\d{4})(\d{2})(\d{2})\s*")
 _NUMERIC_DATE = re.compile(r"\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\s*")
+_YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
+_DAY = re.compile(r"(?<!\d)\d{1,2}(?!\d)")
 _ISO_DURATION = re.compile(
     r"P(?:(?P<years>\d+(?:\.\d+)?)Y)?(?:(?P<months>\d+(?:\.\d+)?)M)?"
     r"(?:(?P<weeks>\d+(?:\.\d+)?)W)?(?:(?P<days>\d+(?:\.\d+)?)D)?"
@@ -77,7 +79,9 @@ def _date(value: str) -> str | None:
         year, month, day = (int(g) for g in m.groups())
     elif (m := _NUMERIC_DATE.fullmatch(value)) is not None:
         month, day, year = (int(g) for g in m.groups())   # DateStyle MDY
-    elif any(c.isalpha() for c in value):
+    elif any(c.isalpha() for c in value) and _YEAR.search(value) and _DAY.search(value):
+        # a month or day name with a day and a year ('May 17, 2024'): dateutil alone
+        # would fill what is missing ('May' is not a date in PostgreSQL)
         try:
             parsed = date_parser.parse(value, default=dt.datetime(1, 1, 1))
         except (ValueError, OverflowError):
