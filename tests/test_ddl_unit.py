@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from server.postgres import ddl
+from server.postgres import ddl, rebuild
 from server.sql.text import split
 
 
@@ -33,6 +33,9 @@ class _Empty:
 
     def column_position(self, schema: str | None, table: str, column: str) -> int | None:
         return 0
+
+    def dependents(self, schema: str | None, table: str) -> rebuild.Dependents:
+        return rebuild.Dependents()
 
 
 def translate(sql: str) -> ddl.Translation | None:

@@ -101,6 +101,9 @@ _DUCKDB_TYPES = {
 _SYNTAX_FUNCTIONS = {"timezone": "timezone", "substring": "substring", "position": "position",
                      "overlay": "overlay", "row": "row", "trim": "btrim", "ltrim": "ltrim",
                      "rtrim": "rtrim", "date_part": "extract"}
+# calls server/postgres/syntax.py makes of PostgreSQL syntax (``a # b``, ``BETWEEN
+# SYMMETRIC``, ``OVERLAPS``): PostgreSQL's name (None: unnamed, as operators are)
+_OPERATOR_CALLS = {"xor": None, "between_symmetric": None, "pg_overlaps": "overlaps"}
 # calls DuckDB's parser renames: (DuckDB's name, as written) -> PostgreSQL's name
 _RENAMED = {("count_star", "count"): "count", ("date_part", "extract"): "extract",
             ("quantile_cont", "percentile_cont"): "percentile_cont",
@@ -316,6 +319,9 @@ class _Namer:
         if node.get("is_operator"):
             return 0, None
         name = str(node.get("function_name", "")).lower()
+        if name in _OPERATOR_CALLS:
+            pg_name = _OPERATOR_CALLS[name]
+            return (0, None) if pg_name is None else (2, pg_name)
         written = self.source.call_name(node)
         if written is not None and (name, written.lower()) in _RENAMED:
             return 2, _RENAMED[name, written.lower()]

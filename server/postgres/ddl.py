@@ -46,6 +46,7 @@ import duckdb
 from sqlglot.tokens import Token, TokenType
 
 from server.errors import ServerError
+from server.postgres import rebuild
 from server.sql import ml_grammar, multi, sequences
 from server.sql.text import Statement, closing_paren, split, top_level_items
 
@@ -108,6 +109,7 @@ class Catalog(Protocol):
     def owned_sequences(self) -> Sequence[OwnedSequence]: ...
     def column_type(self, schema: str | None, table: str, column: str) -> str | None: ...
     def column_position(self, schema: str | None, table: str, column: str) -> int | None: ...
+    def dependents(self, schema: str | None, table: str) -> rebuild.Dependents: ...
 
 
 @dataclass(frozen=True)
@@ -579,6 +581,15 @@ def _alter_table(stmt: Statement, catalog: Catalog) -> Translation | None:
         return None
     rest = tokens[table.end + 1:]
     words = [t.text.upper() for t in rest]
+    change = rebuild.change_of(words, rest)
+    if change is not None:   # DuckDB refuses it on a table with indexes or referenced
+        dependents = catalog.dependents(table.schema, table.name)
+        if dependents:
+            rebuilt = rebuild.statements(table.schema or catalog.current_schema(), stmt.text,
+                                         dependents, change)
+            if rebuilt is not None:
+                return Translation(rebuilt, "ALTER TABLE")
+        return None
     # ADD [CONSTRAINT name] FOREIGN KEY ...
     if words[:1] == ["ADD"]:
         j = 1
@@ -650,7 +661,7 @@ def _truncate(stmt: Statement, catalog: Catalog) -> Translation | None:
         while i < len(tokens) and tokens[i].text.upper() in ("TABLE", "ONLY"):
             i += 1
         name = _qualified_name(tokens, i)
-        if name is None or name.end + 1 >= len(tokens):
+        if name is None:
             return None
         if any(t.text.upper() not in _TRUNCATE_OPTIONS for t in tokens[name.end + 1:]):
             return None   # DuckDB says what it does not take
@@ -933,4 +944,40 @@ class DuckDBCatalog:
     def column_position(self, schema: str | None, table: str, column: str) -> int | None:
         row = self._column(schema, table, column)
         return None if row is None else int(str(row[1])) - 1
+
+    def _indexes(self, schema: str, table: str) -> tuple[rebuild.Index, ...]:
+        rows = self._cursor.execute(
+            "SELECT index_name, sql, comment FROM duckdb_indexes() WHERE database_name = "
+            "current_database() AND lower(schema_name) = lower(?) AND lower(table_name) = "
+            "lower(?) AND sql IS NOT NULL ORDER BY index_oid", [schema, table]).fetchall()
+        return tuple(rebuild.Index(str(n), str(s), None if c is None else str(c))
+                     for n, s, c in rows)
+
+    def _referencing(self, schema: str, table: str) -> list[tuple[str, str]]:
+        rows = self._cursor.execute(
+            "SELECT DISTINCT schema_name, table_name FROM duckdb_constraints() "
+            "WHERE constraint_type = 'FOREIGN KEY' AND database_name = current_database() "
+            "AND lower(schema_name) = lower(?) AND lower(referenced_table) = lower(?) "
+            "ORDER BY ALL", [schema, table]).fetchall()
+        return [(str(s), str(t)) for s, t in rows]
+
+    def dependents(self, schema: str | None, table: str) -> rebuild.Dependents:
+        schema = self._schema(schema)
+        referencing = []
+        for s, t in self._referencing(schema, table):
+            if t.lower() == table.lower():
+                return rebuild.Dependents((), (rebuild.Referencing(
+                    s, t, "", None, (), (), True),))   # references itself
+            ((sql, comment),) = self._cursor.execute(
+                "SELECT sql, comment FROM duckdb_tables() WHERE database_name = "
+                "current_database() AND schema_name = ? AND table_name = ?", [s, t]).fetchall()
+            columns = self._cursor.execute(
+                "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = "
+                "current_database() AND schema_name = ? AND table_name = ? AND comment IS NOT "
+                "NULL ORDER BY column_index", [s, t]).fetchall()
+            referencing.append(rebuild.Referencing(
+                s, t, str(sql), None if comment is None else str(comment),
+                tuple((str(c), str(x)) for c, x in columns), self._indexes(s, t),
+                bool(self._referencing(s, t))))
+        return rebuild.Dependents(self._indexes(schema, table), tuple(referencing))
 

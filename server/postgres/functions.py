@@ -58,6 +58,11 @@ _REGEXP_MATCH = ("CASE WHEN NOT regexp_matches(s, p, {flags}) THEN NULL "
                  "quackml_pg_group_refs(p), {flags}), chr(0)) END")
 
 
+# the whole days in an interval's time part, toward zero (justify_hours)
+_WHOLE_DAYS = ("CAST(trunc((datepart('hour', i) * 3600000000 + datepart('minute', i) * 60000000 "
+               "+ datepart('microseconds', i)) / 86400000000) AS BIGINT)")
+
+
 def _macros(keywords: frozenset[str]) -> dict[str, str]:
     quoted_keywords = ", ".join("'" + k.replace("'", "''") + "'" for k in sorted(keywords))
     text = "CAST(s AS VARCHAR)"
@@ -186,6 +191,29 @@ def _macros(keywords: frozenset[str]) -> dict[str, str]:
                      "(j, p, v, c) AS quackml_pg_jsonb_set(CAST(j AS VARCHAR), "
                      "CAST(p AS VARCHAR), CAST(v AS VARCHAR), c)",
         "json_array_length": "(j) AS CAST(system.main.json_array_length(j) AS INTEGER)",
+        # dates and arrays
+        "justify_hours": f"(i) AS i - to_microseconds({_WHOLE_DAYS} * 86400000000) "
+                         f"+ to_days(CAST({_WHOLE_DAYS} AS INTEGER))",
+        "make_interval": "(years := 0, months := 0, weeks := 0, days := 0, hours := 0, "
+                         "mins := 0, secs := 0.0) AS to_years(CAST(years AS INTEGER)) + "
+                         "to_months(CAST(months AS INTEGER)) + "
+                         "to_days(CAST(weeks * 7 + days AS INTEGER)) + to_microseconds("
+                         "CAST(round((hours * 3600 + mins * 60 + secs) * 1000000) AS BIGINT))",
+        "chr": "(n) AS CASE WHEN n = 0 THEN error('null character not permitted') "
+               "ELSE system.main.chr(n) END",
+        # substring(s, i, n) (server/postgres/syntax.py; substring(s FROM i FOR n) is
+        # DuckDB's own syntax, which a qualified name cannot take)
+        "substring_checked": "(s, i, n) AS CASE WHEN n < 0 THEN "
+                             "error('negative substring length not allowed') "
+                             "ELSE system.main.substring(s, i, n) END",
+        # (a, b) OVERLAPS (c, d) (server/postgres/syntax.py), as PostgreSQL's overlaps():
+        # each pair's ends in order; equal starts overlap
+        "pg_overlaps": "(a, b, c, d) AS CASE WHEN least(a, b) > least(c, d) THEN "
+                       "least(a, b) < greatest(c, d) WHEN least(a, b) < least(c, d) THEN "
+                       "least(c, d) < greatest(a, b) ELSE least(a, b) = least(c, d) END",
+        # x BETWEEN SYMMETRIC a AND b (server/postgres/syntax.py)
+        "between_symmetric": "(x, a, b) AS x BETWEEN least(a, b) AND greatest(a, b)",
+        "array_dims": "(a) AS CASE WHEN len(a) > 0 THEN '[1:' || len(a) || ']' END",   # 1-D
         "jsonb_array_length": "(j) AS CAST(system.main.json_array_length(j) AS INTEGER)",
     }
 
@@ -229,6 +257,10 @@ class FormatError(PgFunctionError):
 
 class DatetimeFormatError(PgFunctionError):
     sqlstate = "22007"   # invalid_datetime_format
+
+
+class DatetimeOverflowError(PgFunctionError):
+    sqlstate = "22008"   # datetime_field_overflow
 
 
 class NumberFormatError(PgFunctionError):
@@ -510,9 +542,16 @@ def to_timestamp(text: str | None, pattern: str | None) -> dt.datetime | None:
             continue
         parts.append(_PARSE.get(f.upper(), f[1:-1] if f.startswith('"') else
                                 f.replace("%", "%%")))
+    written, form = " ".join(text.split()), " ".join("".join(parts).split())
     try:
-        return dt.datetime.strptime(" ".join(text.split()), " ".join("".join(parts).split()))
+        return dt.datetime.strptime(written, form)
     except ValueError:
+        # the text has the pattern's shape with numbers out of range: 2024-99-99
+        shape = re.sub(r"%[YymdHIMSf]", lambda m: r"\d+", re.escape(form).replace("%%", "%"))
+        shape = re.sub(r"%[BbAap]", lambda m: r"\w+", shape)
+        if re.fullmatch(shape, written):
+            raise DatetimeOverflowError(
+                f'date/time field value out of range: "{text}"') from None
         raise DatetimeFormatError(f'invalid value "{text}" for the pattern "{pattern}"') \
             from None
 
@@ -607,8 +646,8 @@ def _keywords(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create the functions in quackml_pg (attached by ``server.postgres.catalog.install``)."""
-    for error in (PgFunctionError, FormatError, DatetimeFormatError, NumberFormatError,
-                  NullIdentifierError):
+    for error in (PgFunctionError, FormatError, DatetimeFormatError, DatetimeOverflowError,
+                  NumberFormatError, NullIdentifierError):
         UDF_ERROR_CLASSES[error.__name__] = error.sqlstate
     keywords = _keywords(con)
     present = con.execute("SELECT count(*) FROM duckdb_functions() "

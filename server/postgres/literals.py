@@ -9,8 +9,11 @@ answer without an error). For ``INSERT INTO t [(columns)] VALUES (...), ...``
 and ``UPDATE t SET c = '...', ...`` whose values hold such literals, the
 target columns' types are asked from DuckDB and the literals of list and
 blob columns rewritten: ``'[1,2]'`` and
-``unhex('0102')``. Casts (``'{1,2}'::int[]``) are ``server.postgres.syntax``'
-business; other statements and other literals are left as written.
+``unhex('0102')``. ``INSERT INTO t VALUES (...)`` without a column list and
+with fewer values than ``t`` has columns names the first columns, as
+PostgreSQL does (the others take their defaults; DuckDB wants them all).
+Casts (``'{1,2}'::int[]``) are ``server.postgres.syntax``' business; other
+statements and other literals are left as written.
 """
 
 from __future__ import annotations
@@ -40,12 +43,22 @@ def _items(tokens: tuple[Token, ...], open_: int, close: int) -> list[tuple[int,
     return [(first, past - 1) for first, past in top_level_items(tokens, open_ + 1, close)]
 
 
+def _without_column_list(stmt: Statement) -> bool:
+    """INSERT INTO t VALUES (...): PostgreSQL fills the columns past the values given
+    with their defaults (DuckDB wants a value for each)."""
+    tokens = stmt.tokens
+    i = _table_end(tokens, 2) + 1
+    return i < len(tokens) and tokens[i].token_type is TokenType.VALUES
+
+
 def depends_on_columns(stmt: Statement) -> bool:
     """Whether ``typed`` may rewrite the statement, after its target table's column
     types (a rewrite not to remember past DDL)."""
-    return len(stmt.tokens) >= 5 and (stmt.words(2) == ("INSERT", "INTO") or
-                                      stmt.words(1) == ("UPDATE",)) and \
-        any(_candidate(t) for t in stmt.tokens)
+    if len(stmt.tokens) < 5:
+        return False
+    if stmt.words(2) == ("INSERT", "INTO"):
+        return _without_column_list(stmt) or any(_candidate(t) for t in stmt.tokens)
+    return stmt.words(1) == ("UPDATE",) and any(_candidate(t) for t in stmt.tokens)
 
 
 def _literal(tok: Token, target: str) -> str | None:
@@ -125,6 +138,14 @@ def typed(stmt: Statement, column_types: ColumnTypes) -> Statement:
         [t for _, t in columns]
     edits: list[tuple[int, int, str]] = []
     i += 1
+    if named is None and i < len(tokens) and tokens[i].token_type is TokenType.L_PAREN:
+        close = closing_paren(tokens, i)
+        given = len(_items(tokens, i, close)) if close is not None else len(columns)
+        if 0 < given < len(columns):   # the columns given values; the others take defaults
+            listed = ", ".join('"' + name.replace('"', '""') + '"'
+                               for name, _ in columns[:given])
+            end = tokens[i - 2]
+            edits.append((end.end + 1, end.end, f" ({listed})"))
     while i < len(tokens) and tokens[i].token_type is TokenType.L_PAREN:
         close = closing_paren(tokens, i)
         if close is None:

@@ -40,6 +40,8 @@ RULES: tuple[Rule, ...] = (
     (duckdb.CatalogException, r"^Could not drop the table because", "2BP01"),  # dependent_objects
     (duckdb.CatalogException, None, "42P01"),                               # undefined_table
     # -- binder: names, types and clauses of a statement -------------------------------
+    (duckdb.BinderException, r"^Cannot change the type of a column that has a UNIQUE or "
+                             r"PRIMARY KEY", "0A000"),                     # feature_not_supported
     (duckdb.BinderException, r"^No function matches", "42883"),             # undefined_function
     (duckdb.BinderException, r"^Function with name", "42883"),
     # a PostgreSQL function emulated by a macro (server/postgres/functions.py), wrong arguments
@@ -84,6 +86,8 @@ RULES: tuple[Rule, ...] = (
     (duckdb.OutOfRangeException, None, "22003"),                 # numeric_value_out_of_range
     # -- invalid input, by message -------------------------------------------------------
     (duckdb.InvalidInputException, r"^Division by zero", "22012"),
+    (duckdb.InvalidInputException, r"^negative substring length not allowed", "22011"),
+    (duckdb.InvalidInputException, r"^null character not permitted", "54000"),
     (duckdb.InvalidInputException, r"configuration has been locked", "55P02"),
     (duckdb.InvalidInputException, r"^More than one row returned by a subquery", "21000"),
     (duckdb.InvalidInputException, r"^Values were not provided for the following parameters",

@@ -34,7 +34,23 @@
   operands must be plain (literals, names, calls, parentheses, casts, ``->``
   chains), else the statement reaches DuckDB as written;
 - ``json_agg(x ORDER BY y)`` is ``to_json(list(x ORDER BY y))`` (a macro
-  cannot take ``ORDER BY``).
+  cannot take ``ORDER BY``);
+- string literals cast to an integer type, ``date`` or ``interval``, and untyped
+  ones in arithmetic with a number, read with PostgreSQL's input rules
+  (``server.postgres.literal_input``: ``'42.5'::integer`` is 22P02,
+  ``'May 17, 2024'::date`` a date, ``'5' + 1`` is 6);
+- ``(a, b) OVERLAPS (c, d)`` is ``pg_overlaps(a, b, c, d)`` (a macro);
+  ``INTERVAL '1 hour' / 2`` multiplies by ``1 / 2.0`` (DuckDB has no interval / number);
+  ``ARRAY[1, 2] || 3`` and ``0 || ARRAY[1]`` are ``list_append``/``list_prepend``;
+- a locking clause (``FOR UPDATE [OF t] [NOWAIT | SKIP LOCKED]``, ``FOR SHARE``
+  ...) is dropped after its ``OF`` names are checked (42P01): DuckDB locks no rows
+  (its transactions conflict on writing the same row instead), as ``LOCK TABLE``;
+- ``ARRAY[...][i]`` is a syntax error (42601), as in PostgreSQL (``(ARRAY[...])[i]``);
+- ``substring(s, i, n)`` checks ``n`` (22011 when negative; DuckDB gives '');
+- ``|/ x`` is ``sqrt(x)``, ``a # b`` is ``xor(a, b)`` and ``x BETWEEN SYMMETRIC a
+  AND b`` is ``between_symmetric(x, a, b)`` (a macro) for plain operands;
+- a name ``at`` (a column: ``created at``, ``at timestamp``) is quoted: DuckDB
+  reserves AT (time travel), PostgreSQL only reads ``AT TIME ZONE``/``AT LOCAL``.
 """
 
 from __future__ import annotations
@@ -42,8 +58,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from sqlglot.parser import Parser
 from sqlglot.tokens import Token, TokenType
 
+from server.errors import ServerError
+from server.postgres import literal_input
 from server.postgres.functions import SCHEMA, UNCONSTRAINED_NUMERIC
 from server.sql.text import back_at_depth, closing_paren, top_level_items
 
@@ -66,7 +85,9 @@ TYPES = {"jsonb": "JSON", "numeric": UNCONSTRAINED_NUMERIC, "decimal": UNCONSTRA
 #: the words that make a statement worth a look by ``edits``
 TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | frozenset(SET_RETURNING) | {
     "like", "ilike", "similar to", "bytea", "::", "cast", "extract", "bool", "boolean", "?",
-    "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is"}
+    "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is", "at", "|/", "#",
+    "symmetric", "+", "*", "/", "date", "interval", "substring",
+    "overlaps", "for", "array"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -209,16 +230,7 @@ def _primary_start(tokens: tuple[Token, ...], j: int) -> int | None:
         start = _primary_start(tokens, t - 2)   # x::jsonb: the cast's operand
     elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
         opening = TokenType.L_PAREN if kind is TokenType.R_PAREN else TokenType.L_BRACKET
-        depth = 0
-        start = None
-        for k in range(j, -1, -1):
-            if tokens[k].token_type is kind:
-                depth += 1
-            elif tokens[k].token_type is opening:
-                depth -= 1
-                if depth == 0:
-                    start = k
-                    break
+        start = _opening(tokens, j, (opening, kind))
         if start is None:
             return None
         before = tokens[start - 1] if start > 0 else None
@@ -383,6 +395,163 @@ def _row_is_null(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, str]
             (tokens[close].end + 1, tokens[null].end, ') AS "?column?"' if named else ")")]
 
 
+_TYPE_TOKENS = Parser.TYPE_TOKENS
+_CAST_TYPES = frozenset({"int", "integer", "int2", "int4", "int8", "smallint", "bigint", "date",
+                         "interval"})
+_ARITHMETIC = frozenset({TokenType.PLUS, TokenType.DASH, TokenType.STAR, TokenType.SLASH})
+# where an operand starts: what comes before '5' in '5' + 1
+_OPERAND_START = frozenset({TokenType.SELECT, TokenType.COMMA, TokenType.L_PAREN,
+                            TokenType.WHERE, TokenType.AND, TokenType.OR, TokenType.THEN,
+                            TokenType.ELSE, TokenType.WHEN, TokenType.EQ, TokenType.NEQ,
+                            TokenType.LT, TokenType.GT, TokenType.LTE, TokenType.GTE})
+# where an operand ends: what comes after 1 in '5' + 1
+_OPERAND_END = frozenset({TokenType.COMMA, TokenType.R_PAREN, TokenType.FROM, TokenType.WHERE,
+                          TokenType.AND, TokenType.OR, TokenType.THEN, TokenType.ELSE,
+                          TokenType.END, TokenType.EQ, TokenType.NEQ, TokenType.LT,
+                          TokenType.GT, TokenType.LTE, TokenType.GTE, TokenType.ALIAS,
+                          TokenType.ORDER_BY, TokenType.GROUP_BY, TokenType.SEMICOLON})
+
+
+def _cast_target(tokens: tuple[Token, ...], i: int) -> str | None:
+    """The type a string literal at tokens[i] is cast to, when one of ``_CAST_TYPES``:
+    ``'x'::t``, ``CAST('x' AS t)``, ``t 'x'``."""
+    n = len(tokens)
+    if i + 2 < n and tokens[i + 1].token_type is TokenType.DCOLON:
+        if i >= 1 and tokens[i - 1].token_type in _TYPE_TOKENS:
+            return None   # DATE '2024-01-01'::integer: the cast of a typed literal
+        target = tokens[i + 2]
+        after = tokens[i + 3] if i + 3 < n else None
+        if after is not None and after.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            return None
+    elif i >= 2 and i + 3 < n and tokens[i - 1].token_type is TokenType.L_PAREN and \
+            tokens[i - 2].text.upper() == "CAST" and tokens[i + 1].text.upper() == "AS" and \
+            tokens[i + 3].token_type is TokenType.R_PAREN:
+        target = tokens[i + 2]
+    elif i >= 1 and (i < 2 or tokens[i - 2].token_type not in (TokenType.DCOLON,
+                                                                TokenType.ALIAS)) and \
+            tokens[i - 1].text.lower() in ("date", "interval") and \
+            (i + 1 >= n or tokens[i + 1].token_type is not TokenType.DCOLON):
+        target = tokens[i - 1]
+    else:
+        return None
+    low = target.text.lower()
+    return low if low in _CAST_TYPES else None
+
+
+def _arithmetic_number(tokens: tuple[Token, ...], i: int) -> Token | None:
+    """The number literal a string literal at tokens[i] is an operand of arithmetic
+    with (``'5' + 1``, ``2 * '3'``), both operands plain."""
+    n = len(tokens)
+
+    def ends(j: int) -> bool:
+        return j >= n or tokens[j].token_type in _OPERAND_END
+
+    def starts(j: int) -> bool:
+        return j < 0 or tokens[j].token_type in _OPERAND_START
+
+    if starts(i - 1) and i + 2 < n and tokens[i + 1].token_type in _ARITHMETIC and \
+            tokens[i + 2].token_type is TokenType.NUMBER and ends(i + 3):
+        return tokens[i + 2]
+    if ends(i + 1) and i >= 2 and tokens[i - 1].token_type in _ARITHMETIC and \
+            tokens[i - 2].token_type is TokenType.NUMBER and starts(i - 3):
+        return tokens[i - 2]
+    return None
+
+
+def _overlaps(tokens: tuple[Token, ...], i: int) -> tuple[int, int, int] | None:
+    """(first pair's "(", its ")", second pair's "(") around an OVERLAPS at tokens[i],
+    each pair of two items."""
+    if i < 1 or i + 1 >= len(tokens) or tokens[i - 1].token_type is not TokenType.R_PAREN or \
+            tokens[i + 1].token_type is not TokenType.L_PAREN:
+        return None
+    first_open = _opening(tokens, i - 1)
+    second_close = closing_paren(tokens, i + 1)
+    if first_open is None or second_close is None or \
+            len(top_level_items(tokens, first_open + 1, i - 1)) != 2 or \
+            len(top_level_items(tokens, i + 2, second_close)) != 2:
+        return None
+    return first_open, i - 1, i + 1
+
+
+def _opening(tokens: tuple[Token, ...], close: int,
+             pair: tuple[TokenType, TokenType] = (TokenType.L_PAREN, TokenType.R_PAREN)
+             ) -> int | None:
+    """The index of the bracket that the one at tokens[close] closes."""
+    depth = 0
+    for k in range(close, -1, -1):
+        kind = tokens[k].token_type
+        if kind is pair[1]:
+            depth += 1
+        elif kind is pair[0]:
+            depth -= 1
+            if depth == 0:
+                return k
+    return None
+
+
+def _array_element_concat(tokens: tuple[Token, ...], i: int) -> tuple[int, int, str] | None:
+    """``ARRAY[...] || n`` or ``n || ARRAY[...]`` (n a number literal) around the ``||``
+    at tokens[i]: (first token, last token, the list function)."""
+    n = len(tokens)
+    if i < 1 or i + 1 >= n:
+        return None
+    found: tuple[int, int, str] | None = None
+    if tokens[i - 1].token_type is TokenType.R_BRACKET and \
+            tokens[i + 1].token_type is TokenType.NUMBER:
+        opening = _opening(tokens, i - 1, _BRACKETS)
+        if opening is not None and opening >= 1 and \
+                tokens[opening - 1].token_type is TokenType.ARRAY:
+            found = (opening - 1, i + 1, "list_append")
+    elif tokens[i - 1].token_type is TokenType.NUMBER and i + 2 < n and \
+            tokens[i + 1].token_type is TokenType.ARRAY and \
+            tokens[i + 2].token_type is TokenType.L_BRACKET:
+        close = closing_paren(tokens, i + 2, _BRACKETS)
+        if close is not None:
+            found = (i - 1, close, "list_prepend")
+    if found is None:
+        return None
+    first, last, _ = found
+    if (first > 0 and tokens[first - 1].token_type not in _OPERAND_START) or \
+            (last + 1 < n and tokens[last + 1].token_type not in _OPERAND_END):
+        return None
+    return found
+
+
+_LOCKING = (("UPDATE",), ("SHARE",), ("NO", "KEY", "UPDATE"), ("KEY", "SHARE"))
+
+
+def _locking_clause(tokens: tuple[Token, ...], i: int) -> int | None:
+    """The last token of a locking clause starting at the FOR at tokens[i] (``FOR
+    UPDATE [OF t, ...] [NOWAIT | SKIP LOCKED]`` and FOR SHARE, FOR NO KEY UPDATE, FOR KEY
+    SHARE), or None. Its OF names must be in the statement before it (42P01)."""
+    n = len(tokens)
+    words = [t.text.upper() for t in tokens[i + 1:i + 4]]
+    strength = next((w for w in _LOCKING if tuple(words[:len(w)]) == w), None)
+    if strength is None:
+        return None
+    end = i + len(strength)
+    if end + 2 < n and tokens[end + 1].text.upper() == "OF":
+        seen = {t.text.lower() for t in tokens[:i] if t.token_type in _NAMES}
+        j = end + 1
+        while j + 1 < n and (j == end + 1 or tokens[j].token_type is TokenType.COMMA):
+            name_end = j + 1
+            while name_end + 2 < n and tokens[name_end + 1].token_type is TokenType.DOT:
+                name_end += 2
+            name = tokens[name_end].text.lower()
+            if name not in seen:
+                raise ServerError(
+                    f'relation "{tokens[name_end].text}" in FOR {" ".join(strength)} clause '
+                    "not found in FROM clause", sqlstate="42P01")
+            j = name_end + 1
+        end = j - 1
+    after = [t.text.upper() for t in tokens[end + 1:end + 3]]
+    if after[:1] == ["NOWAIT"]:
+        end += 1
+    elif after == ["SKIP", "LOCKED"]:
+        end += 2
+    return end
+
+
 def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
     """(start, end inclusive, replacement) edits, absolute offsets, for the syntax above."""
     found: list[tuple[int, int, str]] = []
@@ -446,6 +615,13 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
         elif tok.token_type in (TokenType.ROW, TokenType.L_PAREN) and \
                 prev is not None and prev.token_type in _ROW_CONTEXT:
             found.extend(_row_is_null(tokens, i))
+        elif tok.token_type is TokenType.DPIPE and \
+                (concat := _array_element_concat(tokens, i)) is not None:
+            # ARRAY[1, 2] || 3 -> list_append(...), 0 || ARRAY[1] -> list_prepend(...)
+            found.append((tokens[concat[0]].start, tokens[concat[0]].start - 1,
+                          f"{concat[2]}("))
+            found.append((tok.start, tok.end, ","))
+            found.append((tokens[concat[1]].end + 1, tokens[concat[1]].end, ")"))
         elif tok.token_type in _JSON_OPERATORS:
             found.extend(_json_operator(tokens, i))
         elif tok.token_type in (TokenType.HASH_ARROW, TokenType.DHASH_ARROW) and \
@@ -455,6 +631,79 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
             found.append((tok.start, tok.end, arrow))
             path = tokens[i + 1]
             found.append((path.start, path.end, _sql_string(json_path(path.text))))
+        elif tok.token_type is TokenType.STRING and (target := _cast_target(tokens, i)):
+            # '42.5'::integer, 'May 17, 2024'::date, INTERVAL 'P1D': PostgreSQL's input
+            replacement = literal_input.cast_literal(tok.text, target)
+            if replacement is not None:
+                found.append((tok.start, tok.end, replacement))
+        elif tok.token_type is TokenType.STRING and \
+                (number := _arithmetic_number(tokens, i)) is not None:
+            # '5' + 1: the untyped literal takes the number's type
+            found.append((tok.start, tok.end,
+                          literal_input.operand_literal(tok.text, number.text)))
+        elif low == "substring" and not after_dot and nxt is not None and \
+                nxt.token_type is TokenType.L_PAREN and \
+                (close := closing_paren(tokens, i + 1)) is not None and \
+                len(top_level_items(tokens, i + 2, close)) == 3:
+            # substring(s, i, n): a negative n is 22011 (DuckDB gives '')
+            found.append((tok.start, tok.end, f"{SCHEMA}.main.substring_checked"))
+        elif tok.token_type is TokenType.OVERLAPS and (pairs := _overlaps(tokens, i)):
+            # (a, b) OVERLAPS (c, d) -> pg_overlaps(a, b, c, d)
+            first_open, first_close, second_open = pairs
+            found.append((tokens[first_open].start, tokens[first_open].end,
+                          f"{SCHEMA}.main.pg_overlaps("))
+            found.append((tokens[first_close].start, tokens[first_close].end, ""))
+            found.append((tok.start, tok.end, ","))
+            found.append((tokens[second_open].start, tokens[second_open].end, ""))
+        elif tok.token_type is TokenType.SLASH and nxt is not None and \
+                nxt.token_type is TokenType.NUMBER and nxt.text.isdigit() and i >= 2 and \
+                ((tokens[i - 1].token_type is TokenType.STRING and
+                  tokens[i - 2].text.upper() == "INTERVAL") or
+                 (tokens[i - 1].text.lower() == "interval" and
+                  tokens[i - 2].token_type is TokenType.DCOLON)):
+            # INTERVAL '1 hour' / 2: DuckDB has no interval / number (integer_division
+            # makes its / the // of numbers), but interval * double
+            found.append((tok.start, tok.end, "*"))
+            found.append((nxt.start, nxt.end, f"(1 / CAST({nxt.text} AS DOUBLE))"))
+        elif tok.token_type is TokenType.ARRAY and nxt is not None and \
+                nxt.token_type is TokenType.L_BRACKET and \
+                (array_end := closing_paren(tokens, i + 1, _BRACKETS)) is not None and \
+                array_end + 1 < n and tokens[array_end + 1].token_type is TokenType.L_BRACKET:
+            # ARRAY[1, 2][1]: PostgreSQL's grammar takes a subscript of a parenthesised
+            # array constructor only
+            raise ServerError('syntax error at or near "["', sqlstate="42601")
+        elif tok.token_type is TokenType.FOR and \
+                (clause_end := _locking_clause(tokens, i)) is not None:
+            # SELECT ... FOR UPDATE: DuckDB locks no rows (a transaction that writes a row
+            # another one changed meanwhile fails); the clause is checked and dropped
+            found.append((tok.start, tokens[clause_end].end, ""))
+        elif tok.token_type is TokenType.PIPE_SLASH and \
+                (root_end := _primary_end(tokens, i + 1)) is not None:
+            # |/ x -> sqrt(x)
+            found.append((tok.start, tok.end, "sqrt("))
+            found.append((tokens[root_end].end + 1, tokens[root_end].end, ")"))
+        elif tok.token_type is TokenType.HASH and i > 0 and \
+                (xor_first := _primary_start(tokens, i - 1)) is not None and \
+                (xor_end := _primary_end(tokens, i + 1)) is not None:
+            # a # b -> xor(a, b) (PostgreSQL's integer exclusive or)
+            found.append((tokens[xor_first].start, tokens[xor_first].start - 1, "xor("))
+            found.append((tok.start, tok.end, ","))
+            found.append((tokens[xor_end].end + 1, tokens[xor_end].end, ")"))
+        elif tok.token_type is TokenType.BETWEEN and nxt is not None and \
+                nxt.text.upper() == "SYMMETRIC" and i > 0 and \
+                (sym_first := _primary_start(tokens, i - 1)) is not None and \
+                (low_end := _primary_end(tokens, i + 2)) is not None and \
+                low_end + 1 < n and tokens[low_end + 1].token_type is TokenType.AND and \
+                (sym_end := _primary_end(tokens, low_end + 2)) is not None:
+            # x BETWEEN SYMMETRIC a AND b -> between_symmetric(x, a, b)
+            found.append((tokens[sym_first].start, tokens[sym_first].start - 1,
+                          f"{SCHEMA}.main.between_symmetric("))
+            found.append((tok.start, nxt.end, ","))
+            found.append((tokens[low_end + 1].start, tokens[low_end + 1].end, ","))
+            found.append((tokens[sym_end].end + 1, tokens[sym_end].end, ")"))
+        elif low == "at" and tok.token_type is TokenType.VAR and \
+                (nxt is None or nxt.text.upper() not in ("TIME", "LOCAL")):
+            found.append((tok.start, tok.end, '"at"'))
         elif tok.token_type is TokenType.SIMILAR_TO and _string_operand(tokens, i + 1):
             pattern = tokens[i + 1]
             found.append((pattern.start, pattern.end,
