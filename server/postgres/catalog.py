@@ -802,7 +802,8 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
             i += 1
             continue
         if _is_name(tok) and (prev is None or prev.token_type is not TokenType.DOT):
-            if low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN:
+            if low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN \
+                    and not (low in functions.AGGREGATES and _aggregate_clause(tokens, i + 1)):
                 edits.append((tok.start, tok.end,
                               f"{SCHEMA}.{catalog_views.RENAMED.get(low, tok.text)}"))
                 close = closing_paren(tokens, i + 1)
@@ -836,6 +837,28 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
         pos = end + 1 - sql_start
     out.append(text[pos:])
     return "".join(out)
+
+
+def _aggregate_clause(tokens: tuple[Token, ...], open_paren: int) -> bool:
+    """Whether the aggregate call whose parenthesis opens at ``open_paren`` has DISTINCT,
+    ALL or ORDER BY in it or FILTER or OVER after it (which a macro cannot take)."""
+    close = closing_paren(tokens, open_paren)
+    if close is None:
+        return True
+    first = tokens[open_paren + 1].token_type if open_paren + 1 < close else None
+    if first in (TokenType.DISTINCT, TokenType.ALL):
+        return True
+    if close + 1 < len(tokens) and tokens[close + 1].text.upper() in ("FILTER", "OVER"):
+        return True
+    depth = 0
+    for tok in tokens[open_paren + 1:close]:
+        if tok.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        elif depth == 0 and tok.token_type is TokenType.ORDER_BY:
+            return True
+    return False
 
 
 def _is_name(tok: Token) -> bool:
