@@ -99,7 +99,8 @@ def test_scale_is_sixteen_decimals(conn: psycopg.Connection) -> None:
 
 
 def test_window_distinct_filter_stay_double(conn: psycopg.Connection) -> None:
-    """DuckDB's macros take no OVER, DISTINCT, FILTER or ORDER BY: those calls are
+    """DuckDB's macros take no OVER, DISTINCT, FILTER or ORDER BY (and pick a typed
+    overload only for arguments that are no aggregates or windows): those calls are
     DuckDB's own avg, double precision (PostgreSQL: numeric)."""
     cur = conn.execute("SELECT avg(DISTINCT x), avg(x) FILTER (WHERE x > 1), avg(x) "
                        "FROM (VALUES (1), (2)) v (x)")
