@@ -50,8 +50,10 @@ SAME = [
     "SELECT stddev(small), variance(small), stddev_pop(big) FROM nv_sales WHERE id > 2",
     # float arguments keep float8 results, intervals intervals
     "SELECT avg(ratio), avg(r), stddev(ratio), variance(r) FROM nv_sales",
-    # float arguments through DISTINCT and FILTER: DuckDB's own aggregate, float8 too
-    "SELECT avg(DISTINCT ratio), avg(ratio) FILTER (WHERE id > 1) FROM nv_sales",
+    "SELECT avg(DISTINCT qty), avg(DISTINCT amount), avg(DISTINCT ratio), "
+    "avg(ratio) FILTER (WHERE id > 1) FROM nv_sales",
+    "SELECT region, avg(DISTINCT small) AS d FROM nv_sales WHERE id < 7 GROUP BY region "
+    "ORDER BY region",
     "SELECT avg(INTERVAL '1 day') FROM nv_sales",
 ]
 
@@ -98,13 +100,14 @@ def test_scale_is_sixteen_decimals(conn: psycopg.Connection) -> None:
     assert cur.fetchall() == [("0.7500000000000000",)]   # PostgreSQL: 0.75000000000000000000
 
 
-def test_window_distinct_filter_stay_double(conn: psycopg.Connection) -> None:
+def test_window_filter_order_stay_double(conn: psycopg.Connection) -> None:
     """DuckDB's macros take no OVER, DISTINCT, FILTER or ORDER BY (and pick a typed
     overload only for arguments that are no aggregates or windows): those calls are
-    DuckDB's own avg, double precision (PostgreSQL: numeric)."""
-    cur = conn.execute("SELECT avg(DISTINCT x), avg(x) FILTER (WHERE x > 1), avg(x) "
-                       "FROM (VALUES (1), (2)) v (x)")
-    assert [d.type_code for d in cur.description] == [701, 701, 1700]
+    DuckDB's own aggregates, double precision (PostgreSQL: numeric); avg(DISTINCT x)
+    has a macro of its own."""
+    cur = conn.execute("SELECT avg(x) FILTER (WHERE x > 1), avg(x ORDER BY x), "
+                       "stddev(DISTINCT x), avg(x) FROM (VALUES (1), (2)) v (x)")
+    assert [d.type_code for d in cur.description] == [701, 701, 701, 1700]
     cur = conn.execute("SELECT avg(x) OVER () FROM (VALUES (1), (2)) v (x)")
     assert [d.type_code for d in cur.description] == [701]
 

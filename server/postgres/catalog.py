@@ -802,10 +802,18 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
             i += 1
             continue
         if _is_name(tok) and (prev is None or prev.token_type is not TokenType.DOT):
+            distinct = low == "avg" and i + 2 < n and \
+                tokens[i + 2].token_type is TokenType.DISTINCT
             if low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN \
-                    and not (low in functions.AGGREGATES and _aggregate_clause(tokens, i + 1)):
-                edits.append((tok.start, tok.end,
-                              f"{SCHEMA}.{catalog_views.RENAMED.get(low, tok.text)}"))
+                    and not (low in functions.AGGREGATES and
+                             _aggregate_clause(tokens, i + 1, distinct)):
+                if distinct:
+                    # avg(DISTINCT x) -> quackml_pg.quackml_pg_avg_distinct(x)
+                    edits.append((tok.start, tokens[i + 2].end,
+                                  f"{SCHEMA}.{functions.AVG_DISTINCT}("))
+                else:
+                    edits.append((tok.start, tok.end,
+                                  f"{SCHEMA}.{catalog_views.RENAMED.get(low, tok.text)}"))
                 close = closing_paren(tokens, i + 1)
                 after = tokens[close + 1] if close is not None and close + 1 < n else None
                 if close is not None and prev is not None and \
@@ -839,14 +847,16 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
     return "".join(out)
 
 
-def _aggregate_clause(tokens: tuple[Token, ...], open_paren: int) -> bool:
-    """Whether the aggregate call whose parenthesis opens at ``open_paren`` has DISTINCT,
-    ALL or ORDER BY in it or FILTER or OVER after it (which a macro cannot take)."""
+def _aggregate_clause(tokens: tuple[Token, ...], open_paren: int, distinct: bool = False
+                      ) -> bool:
+    """Whether the aggregate call whose parenthesis opens at ``open_paren`` has DISTINCT
+    (unless ``distinct``: a macro of its own takes it), ALL or ORDER BY in it or FILTER
+    or OVER after it (which a macro cannot take)."""
     close = closing_paren(tokens, open_paren)
     if close is None:
         return True
     first = tokens[open_paren + 1].token_type if open_paren + 1 < close else None
-    if first in (TokenType.DISTINCT, TokenType.ALL):
+    if first is TokenType.ALL or (first is TokenType.DISTINCT and not distinct):
         return True
     if close + 1 < len(tokens) and tokens[close + 1].text.upper() in ("FILTER", "OVER"):
         return True

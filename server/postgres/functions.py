@@ -235,14 +235,13 @@ _HELPER_MACROS = {
 }
 
 
-def _numeric_aggregate(name: str, exact: str, duckdb_name: str) -> str:
-    """Overloads of ``name``: ``exact`` for integers (and, when it takes them, numeric),
-    DuckDB's own ``duckdb_name`` for the rest (float4/float8: float8 as in PostgreSQL)."""
+def _numeric_aggregate(exact: str, duckdb: str, numeric: bool) -> str:
+    """Overloads: ``exact`` for integers (and, given ``numeric``, numeric), DuckDB's own
+    ``duckdb`` for the rest (float4/float8: float8 as in PostgreSQL)."""
     overloads = [f"(x BIGINT) AS {exact}", f"(x HUGEINT) AS {exact}"]
-    if name == "avg":
+    if numeric:
         overloads.append(f"(x {UNCONSTRAINED_NUMERIC}) AS {exact}")
-    overloads += [f"(x DOUBLE) AS system.main.{duckdb_name}(x)",
-                  f"(x) AS system.main.{duckdb_name}(x)"]
+    overloads += [f"(x DOUBLE) AS {duckdb}", f"(x) AS {duckdb}"]
     return ", ".join(overloads)
 
 
@@ -251,7 +250,8 @@ _POPULATION = "count(x) * count(x)"
 _VAR_SAMP = f"{SCHEMA}.main.quackml_pg_variance(x, {_SAMPLE})"
 _VAR_POP = f"{SCHEMA}.main.quackml_pg_variance(x, {_POPULATION})"
 _NUMERIC_AGGREGATES = {
-    name: _numeric_aggregate(name, exact, duckdb_name) for name, exact, duckdb_name in (
+    name: _numeric_aggregate(exact, f"system.main.{duckdb_name}(x)", name == "avg")
+    for name, exact, duckdb_name in (
         ("avg", f"{SCHEMA}.main.quackml_pg_div16(sum(x), count(x))", "avg"),
         ("variance", _VAR_SAMP, "var_samp"),
         ("var_samp", _VAR_SAMP, "var_samp"),
@@ -261,12 +261,18 @@ _NUMERIC_AGGREGATES = {
         ("stddev_pop", f"quackml_pg_sqrt16({_VAR_POP})", "stddev_pop"),
     )
 }
+#: avg(DISTINCT x), which the rewrite calls this (a macro takes no DISTINCT)
+AVG_DISTINCT = "quackml_pg_avg_distinct"
+_HELPER_MACROS[AVG_DISTINCT] = _numeric_aggregate(
+    f"{SCHEMA}.main.quackml_pg_div16(sum(DISTINCT x), count(DISTINCT x))",
+    "system.main.avg(DISTINCT x)", True)
 _AGGREGATE_MACROS.update(_NUMERIC_AGGREGATES)
 
 #: the functions the rewrite qualifies into quackml_pg
 NAMES = frozenset(_macros(frozenset())) | frozenset(_TABLE_MACROS) | frozenset(_AGGREGATE_MACROS)
 #: aggregates among them: DuckDB's macros take no DISTINCT, ORDER BY, FILTER or OVER, so
-#: a call with one of those stays DuckDB's own aggregate (server.postgres.catalog.rewrite)
+#: a call with one of those stays DuckDB's own aggregate (server.postgres.catalog.rewrite;
+#: but avg(DISTINCT x) is AVG_DISTINCT's)
 AGGREGATES = frozenset(_AGGREGATE_MACROS)
 
 
