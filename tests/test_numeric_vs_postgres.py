@@ -1,6 +1,7 @@
 """numeric results of avg, variance and stddev as PostgreSQL gives them (issue 11,
 item 11): of integers and numeric they are numeric, the exact quotient rounded to 16
-decimals (server/postgres/functions.py), not DuckDB's DOUBLE. Each statement runs on
+decimals (server/postgres/functions.py), not DuckDB's DOUBLE; numbers written with an
+exponent are numeric too (server/postgres/syntax.py). Each statement runs on
 PostgreSQL 15 and on QuackML side by side and must give the same column names, type
 OIDs and values (numeric compared by text, as the differential corpus compares).
 """
@@ -55,6 +56,9 @@ SAME = [
     "SELECT region, avg(DISTINCT small) AS d FROM nv_sales WHERE id < 7 GROUP BY region "
     "ORDER BY region",
     "SELECT avg(INTERVAL '1 day') FROM nv_sales",
+    # a number with an exponent is numeric (when it fits numeric here)
+    "SELECT 1e3, 1.5E-3, 2.5e2 * 2, -1e3::int, 1e3 * 1.5::float8, 1e308::float8 > 0",
+    "SELECT qty FROM nv_sales WHERE qty * 1e0 > 2.5e0 ORDER BY qty",
 ]
 
 

@@ -684,7 +684,8 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
     or None when it names nothing emulated (the usual case)."""
     tokens = stmt.tokens
     extra = context.triggers if context is not None else frozenset()
-    if not any(t.text.lower() in _TRIGGERS or t.text.lower() in extra for t in tokens):
+    if not any(t.text.lower() in _TRIGGERS or t.text.lower() in extra or
+               (t.token_type is TokenType.NUMBER and "e" in t.text.lower()) for t in tokens):
         return None
     # (start, end inclusive, replacement), absolute
     edits: list[tuple[int, int, str]] = syntax.edits(tokens)
