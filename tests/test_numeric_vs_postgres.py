@@ -49,6 +49,14 @@ SAME = [
     "SELECT stddev(qty), variance(qty), stddev_samp(qty), var_samp(qty) FROM nv_sales",
     "SELECT stddev_pop(qty), var_pop(qty) FROM nv_sales",
     "SELECT stddev(small), variance(small), stddev_pop(big) FROM nv_sales WHERE id > 2",
+    # avg(column) OVER w: from sum and count over the window
+    "SELECT id, qty, avg(qty) OVER (ORDER BY id ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) "
+    "FROM nv_sales WHERE id < 5 ORDER BY id",
+    "SELECT s.id, avg(s.amount) OVER w AS a, avg(ratio) OVER w, avg(r) OVER w "
+    "FROM nv_sales AS s WHERE region IN ('north', 'south') "
+    "WINDOW w AS (PARTITION BY region ORDER BY id) ORDER BY id",
+    "SELECT region, avg(region_n) OVER () FROM (SELECT region, count(*) + 1 AS region_n "
+    "FROM nv_sales WHERE region < 'w' GROUP BY region) AS g ORDER BY region",
     # float arguments keep float8 results, intervals intervals
     "SELECT avg(ratio), avg(r), stddev(ratio), variance(r) FROM nv_sales",
     "SELECT avg(DISTINCT qty), avg(DISTINCT amount), avg(DISTINCT ratio), "
@@ -56,6 +64,7 @@ SAME = [
     "SELECT region, avg(DISTINCT small) AS d FROM nv_sales WHERE id < 7 GROUP BY region "
     "ORDER BY region",
     "SELECT avg(INTERVAL '1 day') FROM nv_sales",
+    "SELECT avg(i) OVER () FROM (SELECT INTERVAL '1 day' AS i) AS v",
     # a number with an exponent is numeric (when it fits numeric here)
     "SELECT 1e3, 1.5E-3, 2.5e2 * 2, -1e3::int, 1e3 * 1.5::float8, 1e308::float8 > 0",
     "SELECT qty FROM nv_sales WHERE qty * 1e0 > 2.5e0 ORDER BY qty",
@@ -108,12 +117,13 @@ def test_window_filter_order_stay_double(conn: psycopg.Connection) -> None:
     """DuckDB's macros take no OVER, DISTINCT, FILTER or ORDER BY (and pick a typed
     overload only for arguments that are no aggregates or windows): those calls are
     DuckDB's own aggregates, double precision (PostgreSQL: numeric); avg(DISTINCT x)
-    has a macro of its own."""
+    and avg(column) OVER w have macros of their own."""
     cur = conn.execute("SELECT avg(x) FILTER (WHERE x > 1), avg(x ORDER BY x), "
                        "stddev(DISTINCT x), avg(x) FROM (VALUES (1), (2)) v (x)")
     assert [d.type_code for d in cur.description] == [701, 701, 701, 1700]
-    cur = conn.execute("SELECT avg(x) OVER () FROM (VALUES (1), (2)) v (x)")
-    assert [d.type_code for d in cur.description] == [701]
+    cur = conn.execute("SELECT avg(x + 0) OVER (), avg(DISTINCT x) OVER () "
+                       "FROM (VALUES (1), (2)) v (x)")
+    assert [d.type_code for d in cur.description] == [701, 701]
 
 
 def test_variance_beyond_int128_is_out_of_range(conn: psycopg.Connection) -> None:

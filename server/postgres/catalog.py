@@ -805,7 +805,14 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
         if _is_name(tok) and (prev is None or prev.token_type is not TokenType.DOT):
             distinct = low == "avg" and i + 2 < n and \
                 tokens[i + 2].token_type is TokenType.DISTINCT
-            if low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN \
+            window = _window_avg(stmt, i) if low == "avg" else None
+            if window is not None:
+                # avg(col) OVER w -> quackml_pg.quackml_pg_avg_window(col, sum(col) OVER w,
+                # count(col) OVER w, avg(col) OVER w)
+                edits.append((tok.start, tokens[i + 1].end,
+                              f"{SCHEMA}.{functions.AVG_WINDOW}({window[1]}, sum("))
+                edits.append((window[0], window[0] - 1, window[2]))
+            elif low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN \
                     and not (low in functions.AGGREGATES and
                              _aggregate_clause(tokens, i + 1, distinct)):
                 if distinct:
@@ -846,6 +853,42 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
         pos = end + 1 - sql_start
     out.append(text[pos:])
     return "".join(out)
+
+
+def _window_avg(stmt: Statement, i: int) -> tuple[int, str, str] | None:
+    """For ``avg(col) OVER w`` at token i, ``col`` a column's (dotted) name: where the
+    window ends, the column's text and what to insert there, ``, count(col) OVER w,
+    avg(col) OVER w)``.
+    None for any other call: a macro takes no OVER, and its overload is chosen by
+    the column's type (the window aggregates' types are unknown to that choice, so
+    an argument holding an aggregate could not be typed at all)."""
+    tokens = stmt.tokens
+    close = i + 3
+    while close < len(tokens) and tokens[close].token_type is TokenType.DOT and \
+            close + 1 < len(tokens) and _is_column_word(tokens[close + 1]):
+        close += 2
+    if close + 2 >= len(tokens) or tokens[i + 1].token_type is not TokenType.L_PAREN or \
+            not _is_column_word(tokens[i + 2]) or \
+            tokens[close].token_type is not TokenType.R_PAREN or \
+            tokens[close + 1].token_type is not TokenType.OVER:
+        return None
+    end: int | None = close + 2
+    if tokens[close + 2].token_type is TokenType.L_PAREN:
+        end = closing_paren(tokens, close + 2)
+    if end is None:
+        return None
+
+    def text(first: int, last: int) -> str:
+        return stmt.text[tokens[first].start - stmt.offset:tokens[last].end + 1 - stmt.offset]
+
+    column, over = text(i + 2, close - 1), text(close + 2, end)
+    return tokens[end].end + 1, column, \
+        f", count({column}) OVER {over}, avg({column}) OVER {over})"
+
+
+def _is_column_word(tok: Token) -> bool:
+    return tok.token_type is TokenType.VAR or \
+        (tok.token_type is TokenType.IDENTIFIER and tok.text != "")
 
 
 def _aggregate_clause(tokens: tuple[Token, ...], open_paren: int, distinct: bool = False

@@ -261,6 +261,16 @@ _NUMERIC_AGGREGATES = {
         ("stddev_pop", f"quackml_pg_sqrt16({_VAR_POP})", "stddev_pop"),
     )
 }
+#: avg(x) OVER w of a column x, which the rewrite calls as this of (x, sum(x) OVER w,
+#: count(x) OVER w, avg(x) OVER w): x picks the overload (the windows' types are unknown
+#: to that choice), and the arguments an overload does not use are not computed
+AVG_WINDOW = "quackml_pg_avg_window"
+_AVG_WINDOW_EXACT = f"{SCHEMA}.main.quackml_pg_div16(s, n)"
+_HELPER_MACROS[AVG_WINDOW] = ", ".join(
+    [f"(x BIGINT, s, n, a) AS {_AVG_WINDOW_EXACT}",
+     f"(x HUGEINT, s, n, a) AS {_AVG_WINDOW_EXACT}",
+     f"(x {UNCONSTRAINED_NUMERIC}, s, n, a) AS {_AVG_WINDOW_EXACT}",
+     "(x DOUBLE, s, n, a) AS a", "(x, s, n, a) AS a"])
 #: avg(DISTINCT x), which the rewrite calls this (a macro takes no DISTINCT)
 AVG_DISTINCT = "quackml_pg_avg_distinct"
 _HELPER_MACROS[AVG_DISTINCT] = _numeric_aggregate(

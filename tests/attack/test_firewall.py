@@ -328,6 +328,8 @@ def test_postgres_functions_for_everyone(mallory: psycopg.Connection) -> None:
         "FROM (VALUES (1), (2), (2)) v (x)").fetchone() or ()] == \
         ["1.6666666666666667", "1.5000000000000000", "0.5773502691896257",
          "0.2222222222222222"]
+    assert str(mallory.execute("SELECT avg(x) OVER () FROM (VALUES (1), (2)) v (x)"
+                               ).fetchone()) == "(Decimal('1.5000000000000000'),)"
     for sql in ("CREATE MACRO initcap(x) AS x", "CREATE MACRO jsonb_each_text(j) AS TABLE "
                 "SELECT 1", "CREATE MACRO quackml_pg.main.format(x) AS x"):
         assert sqlstate(mallory, sql) == "42501", sql
