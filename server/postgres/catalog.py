@@ -684,8 +684,7 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
     or None when it names nothing emulated (the usual case)."""
     tokens = stmt.tokens
     extra = context.triggers if context is not None else frozenset()
-    if not any(t.text.lower() in _TRIGGERS or t.text.lower() in extra or
-               (t.token_type is TokenType.NUMBER and "e" in t.text.lower()) for t in tokens):
+    if not _triggered(tokens, extra):
         return None
     # (start, end inclusive, replacement), absolute
     edits: list[tuple[int, int, str]] = syntax.edits(tokens)
@@ -853,6 +852,17 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
         pos = end + 1 - sql_start
     out.append(text[pos:])
     return "".join(out)
+
+
+def _triggered(tokens: tuple[Token, ...], extra: frozenset[str]) -> bool:
+    """Whether a token names something the rewrite changes (a word of ``_TRIGGERS`` or
+    ``extra``, or a number with an exponent: syntax.py's numeric 1e3)."""
+    for t in tokens:
+        low = t.text.lower()
+        if low in _TRIGGERS or low in extra or \
+                ("e" in low and t.token_type is TokenType.NUMBER):
+            return True
+    return False
 
 
 def _window_avg(stmt: Statement, i: int) -> tuple[int, str, str] | None:
