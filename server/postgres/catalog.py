@@ -718,7 +718,7 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
     or None when it names nothing emulated (the usual case)."""
     tokens = stmt.tokens
     extra = context.triggers if context is not None else frozenset()
-    if not any(t.text.lower() in _TRIGGERS or t.text.lower() in extra for t in tokens):
+    if not _triggered(tokens, extra):
         return None
     # (start, end inclusive, replacement), absolute
     edits: list[tuple[int, int, str]] = syntax.edits(tokens)
@@ -836,9 +836,25 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
             i += 1
             continue
         if _is_name(tok) and (prev is None or prev.token_type is not TokenType.DOT):
-            if low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN:
-                edits.append((tok.start, tok.end,
-                              f"{SCHEMA}.{catalog_views.RENAMED.get(low, tok.text)}"))
+            distinct = low == "avg" and i + 2 < n and \
+                tokens[i + 2].token_type is TokenType.DISTINCT
+            window = _window_avg(stmt, i) if low == "avg" else None
+            if window is not None:
+                # avg(col) OVER w -> quackml_pg.quackml_pg_avg_window(col, sum(col) OVER w,
+                # count(col) OVER w, avg(col) OVER w)
+                edits.append((tok.start, tokens[i + 1].end,
+                              f"{SCHEMA}.{functions.AVG_WINDOW}({window[1]}, sum("))
+                edits.append((window[0], window[0] - 1, window[2]))
+            elif low in FUNCTIONS and nxt is not None and nxt.token_type is TokenType.L_PAREN \
+                    and not (low in functions.AGGREGATES and
+                             _aggregate_clause(tokens, i + 1, distinct)):
+                if distinct:
+                    # avg(DISTINCT x) -> quackml_pg.quackml_pg_avg_distinct(x)
+                    edits.append((tok.start, tokens[i + 2].end,
+                                  f"{SCHEMA}.{functions.AVG_DISTINCT}("))
+                else:
+                    edits.append((tok.start, tok.end,
+                                  f"{SCHEMA}.{catalog_views.RENAMED.get(low, tok.text)}"))
                 close = closing_paren(tokens, i + 1)
                 after = tokens[close + 1] if close is not None and close + 1 < n else None
                 if close is not None and prev is not None and \
@@ -870,6 +886,77 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
         pos = end + 1 - sql_start
     out.append(text[pos:])
     return "".join(out)
+
+
+def _triggered(tokens: tuple[Token, ...], extra: frozenset[str]) -> bool:
+    """Whether a token names something the rewrite changes (a word of ``_TRIGGERS`` or
+    ``extra``, or a number with an exponent: syntax.py's numeric 1e3)."""
+    for t in tokens:
+        low = t.text.lower()
+        if low in _TRIGGERS or low in extra or \
+                ("e" in low and t.token_type is TokenType.NUMBER):
+            return True
+    return False
+
+
+def _window_avg(stmt: Statement, i: int) -> tuple[int, str, str] | None:
+    """For ``avg(col) OVER w`` at token i, ``col`` a column's (dotted) name: where the
+    window ends, the column's text and what to insert there, ``, count(col) OVER w,
+    avg(col) OVER w)``.
+    None for any other call: a macro takes no OVER, and its overload is chosen by
+    the column's type (the window aggregates' types are unknown to that choice, so
+    an argument holding an aggregate could not be typed at all)."""
+    tokens = stmt.tokens
+    close = i + 3
+    while close < len(tokens) and tokens[close].token_type is TokenType.DOT and \
+            close + 1 < len(tokens) and _is_column_word(tokens[close + 1]):
+        close += 2
+    if close + 2 >= len(tokens) or tokens[i + 1].token_type is not TokenType.L_PAREN or \
+            not _is_column_word(tokens[i + 2]) or \
+            tokens[close].token_type is not TokenType.R_PAREN or \
+            tokens[close + 1].token_type is not TokenType.OVER:
+        return None
+    end: int | None = close + 2
+    if tokens[close + 2].token_type is TokenType.L_PAREN:
+        end = closing_paren(tokens, close + 2)
+    if end is None:
+        return None
+
+    def text(first: int, last: int) -> str:
+        return stmt.text[tokens[first].start - stmt.offset:tokens[last].end + 1 - stmt.offset]
+
+    column, over = text(i + 2, close - 1), text(close + 2, end)
+    return tokens[end].end + 1, column, \
+        f", count({column}) OVER {over}, avg({column}) OVER {over})"
+
+
+def _is_column_word(tok: Token) -> bool:
+    return tok.token_type is TokenType.VAR or \
+        (tok.token_type is TokenType.IDENTIFIER and tok.text != "")
+
+
+def _aggregate_clause(tokens: tuple[Token, ...], open_paren: int, distinct: bool = False
+                      ) -> bool:
+    """Whether the aggregate call whose parenthesis opens at ``open_paren`` has DISTINCT
+    (unless ``distinct``: a macro of its own takes it), ALL or ORDER BY in it or FILTER
+    or OVER after it (which a macro cannot take)."""
+    close = closing_paren(tokens, open_paren)
+    if close is None:
+        return True
+    first = tokens[open_paren + 1].token_type if open_paren + 1 < close else None
+    if first is TokenType.ALL or (first is TokenType.DISTINCT and not distinct):
+        return True
+    if close + 1 < len(tokens) and tokens[close + 1].text.upper() in ("FILTER", "OVER"):
+        return True
+    depth = 0
+    for tok in tokens[open_paren + 1:close]:
+        if tok.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        elif depth == 0 and tok.token_type is TokenType.ORDER_BY:
+            return True
+    return False
 
 
 def _is_name(tok: Token) -> bool:

@@ -240,8 +240,83 @@ _AGGREGATE_MACROS = {
 #: (server/postgres/resulttypes.py).
 UNCONSTRAINED_NUMERIC = "DECIMAL(38,10)"
 
+#: PostgreSQL's avg/variance/stddev of integers and numeric are numeric (DuckDB's are
+#: DOUBLE): the result is this type, the exact quotient rounded half away from zero to
+#: 16 decimals, as PostgreSQL's numeric division gives it when the quotient lies in
+#: [1, 10000) (its scale is 16 significant digits, so more decimals below 1 and fewer
+#: from 10000 on: docs/postgres-differences.md).
+NUMERIC_RESULT = "DECIMAL(38,16)"
+_E16 = "10000000000000000"
+#: helpers of the macros below (called qualified, never by users' names)
+_HELPER_MACROS = {
+    # a / n rounded half away from zero, for integers a and n > 0
+    "quackml_pg_round_div": "(a, n) AS sign(a) * ((abs(a) * 2 + n) // (2 * n))",
+    # s / n as NUMERIC_RESULT, s an integer or a decimal of at most 16 decimals, n a count
+    "quackml_pg_div16": (
+        "(s, n) AS CASE WHEN n = 0 THEN NULL ELSE "
+        f"CAST(CAST(trunc(s) AS HUGEINT) // n AS {NUMERIC_RESULT}) + "
+        f"CAST({SCHEMA}.main.quackml_pg_round_div(CAST(trunc(s) AS HUGEINT) % n * {_E16} + "
+        f"CAST((s - trunc(s)) * {_E16} AS HUGEINT), n) AS DECIMAL(38,0)) "
+        "* 0.0000000000000001 END"),
+    # PostgreSQL's variance: (n * sum(x^2) - sum(x)^2) / d, 0 when rounding makes it negative
+    "quackml_pg_variance": (
+        "(x, d) AS CASE WHEN d = 0 THEN NULL "
+        "WHEN count(x) * sum(CAST(x AS HUGEINT) * x) <= sum(x) * sum(x) "
+        f"THEN CAST(0 AS {NUMERIC_RESULT}) "
+        f"ELSE {SCHEMA}.main.quackml_pg_div16(count(x) * sum(CAST(x AS HUGEINT) * x) "
+        "- sum(x) * sum(x), d) END"),
+}
+
+
+def _numeric_aggregate(exact: str, duckdb: str, numeric: bool) -> str:
+    """Overloads: ``exact`` for integers (and, given ``numeric``, numeric), DuckDB's own
+    ``duckdb`` for the rest (float4/float8: float8 as in PostgreSQL)."""
+    overloads = [f"(x BIGINT) AS {exact}", f"(x HUGEINT) AS {exact}"]
+    if numeric:
+        overloads.append(f"(x {UNCONSTRAINED_NUMERIC}) AS {exact}")
+    overloads += [f"(x DOUBLE) AS {duckdb}", f"(x) AS {duckdb}"]
+    return ", ".join(overloads)
+
+
+_SAMPLE = "count(x) * (count(x) - 1)"
+_POPULATION = "count(x) * count(x)"
+_VAR_SAMP = f"{SCHEMA}.main.quackml_pg_variance(x, {_SAMPLE})"
+_VAR_POP = f"{SCHEMA}.main.quackml_pg_variance(x, {_POPULATION})"
+_NUMERIC_AGGREGATES = {
+    name: _numeric_aggregate(exact, f"system.main.{duckdb_name}(x)", name == "avg")
+    for name, exact, duckdb_name in (
+        ("avg", f"{SCHEMA}.main.quackml_pg_div16(sum(x), count(x))", "avg"),
+        ("variance", _VAR_SAMP, "var_samp"),
+        ("var_samp", _VAR_SAMP, "var_samp"),
+        ("var_pop", _VAR_POP, "var_pop"),
+        ("stddev", f"quackml_pg_sqrt16({_VAR_SAMP})", "stddev_samp"),
+        ("stddev_samp", f"quackml_pg_sqrt16({_VAR_SAMP})", "stddev_samp"),
+        ("stddev_pop", f"quackml_pg_sqrt16({_VAR_POP})", "stddev_pop"),
+    )
+}
+#: avg(x) OVER w of a column x, which the rewrite calls as this of (x, sum(x) OVER w,
+#: count(x) OVER w, avg(x) OVER w): x picks the overload (the windows' types are unknown
+#: to that choice), and the arguments an overload does not use are not computed
+AVG_WINDOW = "quackml_pg_avg_window"
+_AVG_WINDOW_EXACT = f"{SCHEMA}.main.quackml_pg_div16(s, n)"
+_HELPER_MACROS[AVG_WINDOW] = ", ".join(
+    [f"(x BIGINT, s, n, a) AS {_AVG_WINDOW_EXACT}",
+     f"(x HUGEINT, s, n, a) AS {_AVG_WINDOW_EXACT}",
+     f"(x {UNCONSTRAINED_NUMERIC}, s, n, a) AS {_AVG_WINDOW_EXACT}",
+     "(x DOUBLE, s, n, a) AS a", "(x, s, n, a) AS a"])
+#: avg(DISTINCT x), which the rewrite calls this (a macro takes no DISTINCT)
+AVG_DISTINCT = "quackml_pg_avg_distinct"
+_HELPER_MACROS[AVG_DISTINCT] = _numeric_aggregate(
+    f"{SCHEMA}.main.quackml_pg_div16(sum(DISTINCT x), count(DISTINCT x))",
+    "system.main.avg(DISTINCT x)", True)
+_AGGREGATE_MACROS.update(_NUMERIC_AGGREGATES)
+
 #: the functions the rewrite qualifies into quackml_pg
 NAMES = frozenset(_macros(frozenset())) | frozenset(_TABLE_MACROS) | frozenset(_AGGREGATE_MACROS)
+#: aggregates among them: DuckDB's macros take no DISTINCT, ORDER BY, FILTER or OVER, so
+#: a call with one of those stays DuckDB's own aggregate (server.postgres.catalog.rewrite;
+#: but avg(DISTINCT x) is AVG_DISTINCT's)
+AGGREGATES = frozenset(_AGGREGATE_MACROS)
 
 
 class PgFunctionError(ValueError):
@@ -478,6 +553,16 @@ def number_to_char_signed(fields: list[str], value: decimal.Decimal, fill: bool)
         if not fill and len(text) > len(body) else ("-" if value < 0 else "+") + body
 
 
+_SQRT_CONTEXT = decimal.Context(prec=60)
+_UNIT16 = decimal.Decimal(1).scaleb(-16)
+
+
+def sqrt16(value: decimal.Decimal) -> decimal.Decimal:
+    """The square root rounded half up to 16 decimals (PostgreSQL's stddev of the
+    variance rounded to its scale; the value is never negative)."""
+    return value.sqrt(_SQRT_CONTEXT).quantize(_UNIT16, rounding=decimal.ROUND_HALF_UP)
+
+
 def to_number(text: str | None, pattern: str | None) -> str | None:
     """PostgreSQL's to_number: the digits, sign and decimal point of ``text``."""
     if text is None or pattern is None:
@@ -678,7 +763,9 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
                             null_handling="special")
         con.create_function("quackml_pg_group_refs", group_refs,  # type: ignore[call-overload]
                             ["VARCHAR"], "VARCHAR", null_handling="special")
+        con.create_function("quackml_pg_sqrt16", sqrt16,  # type: ignore[call-overload]
+                            [NUMERIC_RESULT], NUMERIC_RESULT)
     for name, body in _macros(keywords).items():
         con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")
-    for name, body in (_TABLE_MACROS | _AGGREGATE_MACROS).items():
+    for name, body in (_HELPER_MACROS | _TABLE_MACROS | _AGGREGATE_MACROS).items():
         con.execute(f"CREATE OR REPLACE MACRO {SCHEMA}.main.{name}{body}")

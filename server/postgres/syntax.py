@@ -51,10 +51,14 @@
   AND b`` is ``between_symmetric(x, a, b)`` (a macro) for plain operands;
 - a name ``at`` (a column: ``created at``, ``at timestamp``) is quoted: DuckDB
   reserves AT (time travel), PostgreSQL only reads ``AT TIME ZONE``/``AT LOCAL``.
+- a number with an exponent (``1e3``, ``1.5e-3``) is numeric, as in PostgreSQL
+  (DuckDB's is DOUBLE), when it fits ``numeric`` here (28 digits before the
+  point, 10 after); otherwise it stays DOUBLE (``1e308``).
 """
 
 from __future__ import annotations
 
+import decimal
 import re
 from collections.abc import Sequence
 
@@ -115,6 +119,23 @@ _BOOLEAN = {**{w[:k]: "'true'" for w in ("true", "yes") for k in range(1, len(w)
             **{w[:k]: "'false'" for w in ("false", "no") for k in range(1, len(w) + 1)},
             "on": "'true'", "of": "'false'", "off": "'false'", "1": "'true'", "0": "'false'"}
 _BYTEA_HEX = re.compile(r"\\x[0-9a-fA-F]*")
+
+
+_NUMERIC_UNIT = decimal.Decimal(1).scaleb(-10)   # the scale of UNCONSTRAINED_NUMERIC
+_WIDE = decimal.Context(prec=50)
+
+
+def exponent_numeric(text: str) -> str | None:
+    """A number written with an exponent as the numeric PostgreSQL reads it
+    (``1e3`` -> ``CAST('1000' AS DECIMAL(38,10))``), or None when it does not fit."""
+    try:
+        value = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        return None
+    if not value.is_finite() or value.adjusted() >= 28 or \
+            value != value.quantize(_NUMERIC_UNIT, context=_WIDE):
+        return None
+    return f"CAST('{value:f}' AS {UNCONSTRAINED_NUMERIC})"
 
 
 def _name(tok: Token) -> bool:
@@ -704,6 +725,12 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
         elif low == "at" and tok.token_type is TokenType.VAR and \
                 (nxt is None or nxt.text.upper() not in ("TIME", "LOCAL")):
             found.append((tok.start, tok.end, '"at"'))
+        elif tok.token_type is TokenType.NUMBER and "e" in low and \
+                (prev is None or prev.end + 1 < tok.start or prev.token_type is not TokenType.DOT):
+            # 1e3 is numeric (.5e1, read as a dot and 5e1, is left alone)
+            numeric = exponent_numeric(tok.text)
+            if numeric is not None:
+                found.append((tok.start, tok.end, numeric))
         elif tok.token_type is TokenType.SIMILAR_TO and _string_operand(tokens, i + 1):
             pattern = tokens[i + 1]
             found.append((pattern.start, pattern.end,

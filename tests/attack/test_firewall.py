@@ -323,6 +323,13 @@ def test_postgres_functions_for_everyone(mallory: psycopg.Connection) -> None:
     assert mallory.execute("SELECT key, value FROM jsonb_each_text('{\"a\": \"1\"}') "
                            "UNION ALL SELECT 'x', value FROM json_array_elements_text('[2]')"
                            ).fetchall() == [("a", "1"), ("x", "2")]
+    assert [str(v) for v in mallory.execute(
+        "SELECT avg(x), avg(DISTINCT x), stddev(x), var_pop(x) "
+        "FROM (VALUES (1), (2), (2)) v (x)").fetchone() or ()] == \
+        ["1.6666666666666667", "1.5000000000000000", "0.5773502691896257",
+         "0.2222222222222222"]
+    assert str(mallory.execute("SELECT avg(x) OVER () FROM (VALUES (1), (2)) v (x)"
+                               ).fetchone()) == "(Decimal('1.5000000000000000'),)"
     for sql in ("CREATE MACRO initcap(x) AS x", "CREATE MACRO jsonb_each_text(j) AS TABLE "
                 "SELECT 1", "CREATE MACRO quackml_pg.main.format(x) AS x"):
         assert sqlstate(mallory, sql) == "42501", sql
