@@ -192,7 +192,8 @@ _SAMPLES: dict[int, str] = {
 #: the type name a described column of a statement-derived type is given (read by
 #: server.protocol.types.pg_type_for_duckdb)
 _DESCRIBED_AS = {Oid.JSONB: "JSONB", Oid.INT4: "INTEGER", Oid.REGTYPE: "REGTYPE",
-                 Oid.FLOAT8: "DOUBLE", Oid.NAME: "NAME", Oid.VARCHAR: "CHARACTER VARYING"}
+                 Oid.FLOAT8: "DOUBLE", Oid.NAME: "NAME", Oid.VARCHAR: "CHARACTER VARYING",
+                 Oid.BPCHAR: "CHARACTER"}
 
 
 @functools.lru_cache(maxsize=256)

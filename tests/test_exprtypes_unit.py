@@ -49,7 +49,7 @@ J, B, F, V = "JSON", "BIGINT", "FLOAT", "VARCHAR"
      (Oid.NAME, None)),
     # varchar casts, not char(n) nor text
     ("SELECT 'a'::varchar(3), 'a'::char(3), 'a'::text, CAST('a' AS character varying)",
-     [V, V, V, V], (Oid.VARCHAR, None, None, Oid.VARCHAR)),
+     [V, V, V, V], (Oid.VARCHAR, Oid.BPCHAR, None, Oid.VARCHAR)),
     # through a subquery or CTE, by name and by *; a table's columns are DuckDB's
     ("SELECT x, * FROM (SELECT '{}'::jsonb AS x, 1 AS y) s", [J, J, "INTEGER"],
      (Oid.JSONB, Oid.JSONB, None)),

@@ -33,6 +33,17 @@ QUERIES = [
     "CAST('17 May 2024' AS date), '2024-05-17'::date",
     "SELECT 'P1DT2H'::interval, INTERVAL 'PT1.5S', 'P1Y2M3W'::interval",
     "SELECT ' 42 '::integer, '-7'::int8, '5' + 1, 2 * '3', '1' + 1.5",
+    # explicit casts to a sized string type cut (char(n) pads); jsonb literals as
+    # jsonb writes them back; numbers with an exponent keep the scale they are written with
+    "SELECT 'abc'::varchar(2), CAST('abcdef' AS character varying(3)), 'ab'::varchar(5), "
+    "'abc'::char(2), 'ab'::char(4), CAST('x' AS character(3)), 'it''s'::varchar(3)",
+    """SELECT '{"b":1,"a":2, "a": 3}'::jsonb::text, '{"a":1}'::jsonb::text, """
+    """CAST('[1, {"bb": 1.50, "c": null}]' AS jsonb)::text, '{"b": 1}'::json::text""",
+    "SELECT 1e3, 1e10::text, 1.5e-3, 2.5E+2::text",
+]
+TYPED = [   # the same type OIDs too
+    "SELECT 'abc'::varchar(2), 'ab'::char(4), CAST('x' AS character(3)), 'a'::varchar",
+    "SELECT 1e3, 1.5e-3",
 ]
 
 ERRORS = [
@@ -71,6 +82,16 @@ def test_same_as_postgres(both: tuple[psycopg.Connection, psycopg.Connection],
     assert ours.fetchall() == expected.fetchall()
     assert [c.name for c in ours.description or ()] == \
         [c.name for c in expected.description or ()]
+
+
+@pytest.mark.parametrize("query", TYPED)
+def test_same_types_as_postgres(both: tuple[psycopg.Connection, psycopg.Connection],
+                                query: str) -> None:
+    p, q = both
+    expected, ours = p.execute(query), q.execute(query)
+    assert [c.type_code for c in ours.description or ()] == \
+        [c.type_code for c in expected.description or ()]
+    assert ours.fetchall() == expected.fetchall()
 
 
 @pytest.mark.parametrize(("sqlstate", "query"), ERRORS)

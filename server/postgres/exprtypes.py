@@ -64,7 +64,7 @@ Node = dict[str, Any]
 #: the words a statement holds when this module may type one of its columns (others
 #: are never parsed)
 TRIGGERS = ("jsonb", "position", "ntile", "pg_typeof", "date", "generate_series",
-            "information_schema", "varchar", "varying")
+            "information_schema", "varchar", "varying", "char", "bpchar")
 #: DuckDB's result type that makes a statement worth a look whatever its words (compared
 #: as a type: turning each column's type into its name costs more than the rest)
 _TRIGGER_TYPE = duckdb.sqltype("FLOAT")
@@ -81,7 +81,8 @@ _JSONB_OPERATORS = frozenset({"||", "-", "->"})   # (#> is read as ->: _arrows)
 _FUNCTIONS: dict[str, Oid] = {"position": Oid.INT4, "ntile": Oid.INT4, "pg_typeof": Oid.REGTYPE}
 #: DuckDB's result type that each type read here stands for
 STANDS_FOR: dict[Oid, str] = {Oid.JSONB: "JSON", Oid.INT4: "BIGINT", Oid.REGTYPE: "VARCHAR",
-                              Oid.FLOAT8: "FLOAT", Oid.NAME: "VARCHAR", Oid.VARCHAR: "VARCHAR"}
+                              Oid.FLOAT8: "FLOAT", Oid.NAME: "VARCHAR", Oid.VARCHAR: "VARCHAR",
+                              Oid.BPCHAR: "VARCHAR"}
 _INT4_MAX = 2 ** 31 - 1
 #: constants of these kinds are integer or numeric to PostgreSQL
 _NUMBER_LITERALS = frozenset({"INTEGER", "BIGINT", "HUGEINT", "DECIMAL", "NUMERIC"})
@@ -117,19 +118,24 @@ def _jsonb(node: Node) -> bool:
     return False
 
 
-def _varchar(node: Node, raw: bytes) -> bool:
-    """A cast to varchar (``character varying``, with or without a length): DuckDB's
-    tree says VARCHAR for char(n) and text's synonyms too, so its text is read (the
-    tree's positions are byte offsets into the statement)."""
+def _string_cast(node: Node, raw: bytes) -> Oid | None:
+    """``varchar`` for a cast to varchar (``character varying``, with or without a
+    length), ``bpchar`` for one to ``char(n)``/``character(n)``/``bpchar``: DuckDB's tree
+    says VARCHAR for all of them and for text's synonyms, so the type's text is read
+    (the tree's positions are byte offsets into the statement)."""
     if node.get("class") != "CAST":
-        return False
+        return None
     type_expr = node.get("type_expr") or {}
     start, length = type_expr.get("query_location"), type_expr.get("query_location_length")
     if type_expr.get("type_name") != "VARCHAR" or not isinstance(start, int) or \
             not isinstance(length, int) or start + length > len(raw):
-        return False
+        return None
     words = raw[start:start + length].decode(errors="replace").lower().split("(")[0].split()
-    return words[:1] == ["varchar"] or words[-1:] == ["varying"]
+    if words[:1] == ["varchar"] or words[-1:] == ["varying"]:
+        return Oid.VARCHAR
+    if words in (["char"], ["character"], ["bpchar"]):
+        return Oid.BPCHAR
+    return None
 
 
 def _literal_kind(node: Node) -> str:
@@ -175,8 +181,8 @@ def _operator(name: str, args: list[Node]) -> Slot:
 def _slot(node: Node, inner: _Scope, raw: bytes) -> Slot:
     if _jsonb(node):
         return Oid.JSONB
-    if _varchar(node, raw):
-        return Oid.VARCHAR
+    if (string_type := _string_cast(node, raw)) is not None:
+        return string_type
     kind = node.get("class")
     if kind in ("FUNCTION", "WINDOW") and not node.get("is_operator"):
         return _FUNCTIONS.get(str(node.get("function_name", "")).lower())

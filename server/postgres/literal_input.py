@@ -9,6 +9,11 @@ the type's input function when it parses the statement; DuckDB casts its own way
   ``'May 17, 2024'``, ``'05/17/2024'`` (month first; ``'17/05/2024'`` is 22008) are
   dates in PostgreSQL and errors in DuckDB (python-dateutil reads the month names);
 - intervals in ISO 8601's format with designators (``'P1DT2H'``);
+- ``varchar(n)`` and ``char(n)``: an explicit cast cuts the string to n characters
+  (``char(n)`` pads it with spaces to n); DuckDB keeps no length;
+- ``jsonb``: the text as PostgreSQL's jsonb stores it (keys in jsonb's order, shorter
+  first, the last of duplicate keys, ``", "`` and ``": "`` between items), so that
+  ``'{"b":1,"a":2}'::jsonb::text`` is ``{"a": 2, "b": 1}`` as there;
 - an untyped literal operand of arithmetic with a number takes the number's type, as
   PostgreSQL's parser gives an unknown literal the other operand's type: ``'5' + 1``
   is 6, ``'5.5' + 1`` and ``'a' + 1`` are 22P02 (DuckDB cannot choose a function).
@@ -21,6 +26,8 @@ raises it: when the statement is parsed, whatever the rows.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import json
 import re
 
 from dateutil import parser as date_parser
@@ -68,6 +75,8 @@ def cast_literal(value: str, type_name: str) -> str | None:
         return _date(value)
     if type_name == "interval":
         return _interval(value)
+    if type_name == "jsonb":
+        return jsonb_literal(value)
     return None
 
 
@@ -109,6 +118,35 @@ def _interval(value: str) -> str | None:
     parts = [f"{amount} {units[name]}" for name, amount in m.groupdict().items()
              if amount is not None]
     return _sql(" ".join(parts)) if parts else None
+
+
+def sized_literal(value: str, type_name: str, length: int) -> str:
+    """The literal ``value`` cast to ``varchar(length)`` (cut) or ``char(length)`` (cut,
+    then padded with spaces), as PostgreSQL's explicit casts do."""
+    cut = value[:length]
+    return _sql(cut if type_name == "varchar" else cut.ljust(length))
+
+
+def jsonb_literal(value: str) -> str | None:
+    """The literal ``value`` as PostgreSQL's jsonb writes it back, or None when it is no
+    JSON (DuckDB's cast reports that)."""
+    try:
+        document = json.loads(value, parse_float=decimal.Decimal, parse_int=decimal.Decimal)
+    except (ValueError, RecursionError):
+        return None
+    return _sql(_jsonb_text(document))
+
+
+def _jsonb_text(value: object) -> str:
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        return "{" + ", ".join(f"{_jsonb_text(k)}: {_jsonb_text(value[k])}"
+                               for k in keys) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_jsonb_text(v) for v in value) + "]"
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f")
+    return json.dumps(value, ensure_ascii=False)
 
 
 def operand_literal(value: str, number: str) -> str:

@@ -120,6 +120,7 @@ _DECLARED: dict[Oid, tuple[_Convert, pa.DataType, dict[bytes, bytes] | None]] = 
     Oid.REGTYPE: (_text, pa.string(), _field_oid(Oid.REGTYPE)),
     Oid.NAME: (_text, pa.string(), _field_oid(Oid.NAME)),
     Oid.VARCHAR: (_text, pa.string(), _field_oid(Oid.VARCHAR)),
+    Oid.BPCHAR: (_text, pa.string(), _field_oid(Oid.BPCHAR)),
     Oid.FLOAT8: (lambda arr: arr.cast(pa.float64()), pa.float64(), None),
 }
 

@@ -91,7 +91,7 @@ TRIGGERS = frozenset(WRAPPED) | frozenset(TYPES) | frozenset(SET_RETURNING) | {
     "like", "ilike", "similar to", "bytea", "::", "cast", "extract", "bool", "boolean", "?",
     "?|", "?&", "@>", "<@", "#>", "#>>", "||", "-", "is", "at", "|/", "#",
     "symmetric", "+", "*", "/", "date", "interval", "substring",
-    "overlaps", "for", "array"}
+    "overlaps", "for", "array", "varchar", "char", "character", "bpchar"}
 
 
 # -- Python functions ---------------------------------------------------------------
@@ -127,7 +127,9 @@ _WIDE = decimal.Context(prec=50)
 
 def exponent_numeric(text: str) -> str | None:
     """A number written with an exponent as the numeric PostgreSQL reads it
-    (``1e3`` -> ``CAST('1000' AS DECIMAL(38,10))``), or None when it does not fit."""
+    (``1e3`` -> ``CAST('1000' AS DECIMAL(38,0))``: the scale it is written with, as
+    PostgreSQL's numeric keeps it; ``1e10::text`` is ``10000000000``), or None when it
+    does not fit ``numeric`` here (28 digits before the point, 10 after)."""
     try:
         value = decimal.Decimal(text)
     except decimal.InvalidOperation:
@@ -135,7 +137,8 @@ def exponent_numeric(text: str) -> str | None:
     if not value.is_finite() or value.adjusted() >= 28 or \
             value != value.quantize(_NUMERIC_UNIT, context=_WIDE):
         return None
-    return f"CAST('{value:f}' AS {UNCONSTRAINED_NUMERIC})"
+    scale = max(0, -value.normalize().as_tuple().exponent)  # type: ignore[operator]
+    return f"CAST('{value:f}' AS DECIMAL(38,{scale}))"
 
 
 def _name(tok: Token) -> bool:
@@ -418,7 +421,10 @@ def _row_is_null(tokens: tuple[Token, ...], i: int) -> list[tuple[int, int, str]
 
 _TYPE_TOKENS = Parser.TYPE_TOKENS
 _CAST_TYPES = frozenset({"int", "integer", "int2", "int4", "int8", "smallint", "bigint", "date",
-                         "interval"})
+                         "interval", "jsonb"})
+# the string types with a length PostgreSQL applies in a cast -> literal_input's name
+_SIZED_TYPES = {"varchar": "varchar", "character varying": "varchar", "char": "char",
+                "character": "char", "bpchar": "char"}
 _ARITHMETIC = frozenset({TokenType.PLUS, TokenType.DASH, TokenType.STAR, TokenType.SLASH})
 # where an operand starts: what comes before '5' in '5' + 1
 _OPERAND_START = frozenset({TokenType.SELECT, TokenType.COMMA, TokenType.L_PAREN,
@@ -457,6 +463,30 @@ def _cast_target(tokens: tuple[Token, ...], i: int) -> str | None:
         return None
     low = target.text.lower()
     return low if low in _CAST_TYPES else None
+
+
+def _sized_cast(tokens: tuple[Token, ...], i: int) -> tuple[str, int] | None:
+    """The string type and length a string literal at tokens[i] is cast to:
+    ``'x'::varchar(3)``, ``CAST('x' AS char(4))``."""
+    n = len(tokens)
+    if i + 1 < n and tokens[i + 1].token_type is TokenType.DCOLON:
+        if i >= 1 and tokens[i - 1].token_type in _TYPE_TOKENS:
+            return None
+        at = i + 2
+    elif i >= 2 and tokens[i - 1].token_type is TokenType.L_PAREN and \
+            tokens[i - 2].text.upper() == "CAST" and i + 1 < n and \
+            tokens[i + 1].text.upper() == "AS" and i + 6 < n and \
+            tokens[i + 6].token_type is TokenType.R_PAREN:
+        at = i + 2
+    else:
+        return None
+    if at + 3 >= n or tokens[at + 1].token_type is not TokenType.L_PAREN or \
+            tokens[at + 2].token_type is not TokenType.NUMBER or \
+            not tokens[at + 2].text.isdigit() or tokens[at + 3].token_type is not TokenType.R_PAREN:
+        return None
+    kind = _SIZED_TYPES.get(" ".join(tokens[at].text.lower().split()))
+    length = int(tokens[at + 2].text)
+    return (kind, length) if kind is not None and length > 0 else None
 
 
 def _arithmetic_number(tokens: tuple[Token, ...], i: int) -> Token | None:
@@ -652,6 +682,9 @@ def edits(tokens: tuple[Token, ...]) -> list[tuple[int, int, str]]:
             found.append((tok.start, tok.end, arrow))
             path = tokens[i + 1]
             found.append((path.start, path.end, _sql_string(json_path(path.text))))
+        elif tok.token_type is TokenType.STRING and (sized := _sized_cast(tokens, i)):
+            # 'abc'::varchar(2) is 'ab', 'ab'::char(4) 'ab  ' (DuckDB keeps no length)
+            found.append((tok.start, tok.end, literal_input.sized_literal(tok.text, *sized)))
         elif tok.token_type is TokenType.STRING and (target := _cast_target(tokens, i)):
             # '42.5'::integer, 'May 17, 2024'::date, INTERVAL 'P1D': PostgreSQL's input
             replacement = literal_input.cast_literal(tok.text, target)

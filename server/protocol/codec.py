@@ -599,7 +599,8 @@ def _bin_text(arr: pa.Array) -> pa.Array:
 
 # binary encoders of columns whose PG_OID_KEY names their type (their values are text)
 _NAMED_BINARY: dict[int, ValueEncoder] = {Oid.NUMERIC: _bin_numeric, Oid.JSONB: _bin_jsonb,
-                                          Oid.NAME: _bin_text, Oid.VARCHAR: _bin_text}
+                                          Oid.NAME: _bin_text, Oid.VARCHAR: _bin_text,
+                                          Oid.BPCHAR: _bin_text}
 
 
 def _length_prefixed(values: pa.Array) -> pa.Array:

@@ -443,6 +443,7 @@ _DUCKDB_NAMES: dict[str, int] = {
     "JSONB": Oid.JSONB,
     "REGTYPE": Oid.REGTYPE,
     "CHARACTER VARYING": Oid.VARCHAR,
+    "CHARACTER": Oid.BPCHAR,
     "NULL": Oid.UNKNOWN,
     "UNKNOWN": Oid.UNKNOWN,
     "SQLNULL": Oid.UNKNOWN,
