@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,32 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield RunningServer("127.0.0.1", srv.port, folder / "data")
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[str]:
+    """One throwaway PostgreSQL 15 for the session's side-by-side tests (each module's
+    tables carry its own prefix; a module that needs a database of its own defines its
+    own ``pg``)."""
+    from tests.pgcluster import throwaway_postgres
+
+    yield from throwaway_postgres()
+
+
+@contextmanager
+def side_by_side(server: RunningServer, pg: str, setup: Sequence[str] = (),
+                 teardown: Sequence[str] = ()
+                 ) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
+    """A PostgreSQL connection and a QuackML one (autocommit), each after ``setup`` ran
+    on it; ``teardown`` runs on both at the end."""
+    with psycopg.connect(pg, autocommit=True) as p, server.connect() as q:
+        for c in (p, q):
+            for stmt in setup:
+                c.execute(stmt)
+        yield p, q
+        for c in (p, q):
+            for stmt in teardown:
+                c.execute(stmt)
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.conftest import RunningServer
-from tests.pgcluster import throwaway_postgres
+from tests.conftest import RunningServer, side_by_side
 
 SETUP = [
     "DROP TABLE IF EXISTS ad_posts",
@@ -48,21 +47,10 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    yield from throwaway_postgres()
-
-
-@pytest.fixture(scope="module")
 def both(server: RunningServer, pg: str) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
-    with psycopg.connect(pg, autocommit=True) as p, server.connect() as q:
-        for conn in (p, q):
-            for stmt in SETUP:
-                conn.execute(stmt)
-        yield p, q
-        for conn in (p, q):
-            conn.execute("DROP TABLE IF EXISTS ad_posts")
-            conn.execute("DROP TABLE IF EXISTS ad_users")
-            conn.execute("DROP TABLE IF EXISTS ad_people")
+    with side_by_side(server, pg, SETUP, [f"DROP TABLE IF EXISTS {t}" for t in
+                                          ("ad_posts", "ad_users", "ad_people")]) as pair:
+        yield pair
 
 
 def _sqlstate(conn: psycopg.Connection, stmt: str) -> str | None:

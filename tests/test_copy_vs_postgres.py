@@ -10,7 +10,6 @@ and what PostgreSQL writes must load back into QuackML as the same rows.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -19,7 +18,6 @@ import pytest
 from server.postgres.copy import CopyInWriter
 from server.sql.copy_spec import CopyFormat, CopySpec
 from tests.conftest import RunningServer
-from tests.pgcluster import throwaway_postgres
 from tests.test_psql import PSQL
 
 COLUMNS = ("i integer, s varchar, b boolean, d date, f double precision, "
@@ -36,11 +34,6 @@ ROWS = [
 ]
 OPTIONS = ["", "WITH (FORMAT csv)", "WITH (FORMAT csv, HEADER)", "WITH (DELIMITER '|')",
            "WITH (FORMAT csv, DELIMITER ';', NULL 'NULL')", "WITH (NULL 'nil')"]
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    yield from throwaway_postgres()
 
 
 def _fill(conn: psycopg.Connection, table: str) -> None:

@@ -6,13 +6,9 @@ cursors work."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
-import pytest
 
 from tests.conftest import RunningServer
-from tests.pgcluster import throwaway_postgres
 
 MOVES = [
     "FETCH NEXT FROM c", "FETCH 2 FROM c", "FETCH PRIOR FROM c", "FETCH FIRST FROM c",
@@ -25,11 +21,6 @@ MOVES = [
     "MOVE BACKWARD ALL c", "MOVE ABSOLUTE 3 c", "MOVE RELATIVE 10 c", "MOVE ALL IN c",
     "FETCH FORWARD -1 c", "MOVE LAST IN c", "FETCH ALL c", "MOVE -2 c", "FETCH ALL c",
 ]
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    yield from throwaway_postgres()
 
 
 def outcome(conn: psycopg.Connection, sql: str) -> object:

@@ -8,13 +8,10 @@ OIDs and values (numeric compared by text, as the differential corpus compares).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
 from tests.conftest import RunningServer
-from tests.pgcluster import throwaway_postgres
 from tests.test_corpus_vs_postgres import Outcome, Statement, compare, execute
 
 SETUP = [
@@ -69,11 +66,6 @@ SAME = [
     "SELECT 1e3, 1.5E-3, 2.5e2 * 2, -1e3::int, 1e3 * 1.5::float8, 1e308::float8 > 0",
     "SELECT qty FROM nv_sales WHERE qty * 1e0 > 2.5e0 ORDER BY qty",
 ]
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    yield from throwaway_postgres()
 
 
 def _run(conn: psycopg.Connection) -> list[Outcome]:

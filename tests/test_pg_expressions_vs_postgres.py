@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.conftest import RunningServer
-from tests.pgcluster import throwaway_postgres
+from tests.conftest import RunningServer, side_by_side
 
 QUERIES = [
     "SELECT 10 # 6, 5 # 5, (1 + 2) # abs(-4)",
@@ -64,14 +63,9 @@ ERRORS = [
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    yield from throwaway_postgres()
-
-
-@pytest.fixture(scope="module")
 def both(server: RunningServer, pg: str) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
-    with psycopg.connect(pg, autocommit=True) as p, server.connect() as q:
-        yield p, q
+    with side_by_side(server, pg) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("query", QUERIES)

@@ -6,13 +6,10 @@ compared as the differential corpus compares (tests/test_corpus_vs_postgres.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
 from tests.conftest import RunningServer
-from tests.pgcluster import throwaway_postgres
 from tests.test_corpus_vs_postgres import Outcome, Statement, compare, execute
 
 SETUP = [
@@ -201,11 +198,6 @@ SAME = [
     "SELECT to_timestamp('2024-05-07 13:04:05', 'YYYY-MM-DD HH24:MI:SS')",
     "SELECT date_part('year', DATE '2024-05-17'), date_part('month', TIMESTAMP '2024-05-17')",
 ]
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    yield from throwaway_postgres()
 
 
 def _run(conn: psycopg.Connection) -> list[Outcome]:

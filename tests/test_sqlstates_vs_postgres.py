@@ -15,8 +15,7 @@ import psycopg
 import pytest
 
 from server.postgres import sqlstate
-from tests.conftest import RunningServer
-from tests.pgcluster import throwaway_postgres
+from tests.conftest import RunningServer, side_by_side
 
 SETUP = [
     "DROP TABLE IF EXISTS ss_child",
@@ -111,17 +110,9 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    yield from throwaway_postgres()
-
-
-@pytest.fixture(scope="module")
 def both(server: RunningServer, pg: str) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
-    with psycopg.connect(pg, autocommit=True) as p, server.connect() as q:
-        for conn in (p, q):
-            for stmt in SETUP:
-                conn.execute(stmt)
-        yield p, q
+    with side_by_side(server, pg, SETUP) as pair:
+        yield pair
 
 
 def _failure(conn: psycopg.Connection, stmt: str) -> psycopg.errors.Diagnostic:
