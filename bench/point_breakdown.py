@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -236,36 +234,20 @@ def through_server(folder: Path, rows: int, seconds: float, extra: list[str]) ->
     import psycopg
 
     sys.path.insert(0, str(REPO))
-    from bench.wire import SUPERUSER, SUPERUSER_PW, load
+    from bench.wire import SUPERUSER, SUPERUSER_PW, load, quackml_process
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
-    env["QUACKML_SUPERUSER_PASSWORD"] = SUPERUSER_PW
-    env["POINT_BREAKDOWN_OUT"] = str(folder / "server.json")
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-instrumented", "serve", "--port", "0",
-         "--database", str(folder / "bench.duckdb"), "--data-dir", str(folder / "qdata"),
-         "--no-samples", "--training-workers", "1", "--auth", "scram-sha-256",
-         "--superuser", SUPERUSER, *extra],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    port = None
-    while port is None:
-        line = proc.stdout.readline()
-        if not line:
-            sys.exit("QuackML did not start")
-        found = re.search(r"listening on [\d.]+:(\d+)", line)
-        if found:
-            port = int(found.group(1))
-    threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
-    dsn = f"host=127.0.0.1 port={port} user={SUPERUSER} password={SUPERUSER_PW} dbname=quackml"
-    try:
+    out = folder / "server.json"
+    with quackml_process(folder, extra, (sys.executable, __file__, "--serve-instrumented"),
+                         {"POINT_BREAKDOWN_OUT": str(out)}) as (port, proc):
+        dsn = (f"host=127.0.0.1 port={port} user={SUPERUSER} password={SUPERUSER_PW} "
+               "dbname=quackml")
         load(dsn, rows, False)
         with psycopg.connect(dsn, autocommit=True) as conn:
             cur = conn.cursor()
             for k in range(200):   # warm-up
                 cur.execute("SELECT s FROM wire_t WHERE i = %s", (k,), prepare=True)
                 cur.fetchone()
-            Path(env["POINT_BREAKDOWN_OUT"]).unlink(missing_ok=True)
+            out.unlink(missing_ok=True)
             server_cpu = process_cpu(proc.pid)
             client_cpu = time.thread_time()
             began = time.perf_counter()
@@ -279,10 +261,7 @@ def through_server(folder: Path, rows: int, seconds: float, extra: list[str]) ->
             wall = time.perf_counter() - began
             client_cpu = time.thread_time() - client_cpu
             server_cpu = process_cpu(proc.pid) - server_cpu
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-    stats = json.loads(Path(env["POINT_BREAKDOWN_OUT"]).read_text())
+    stats = json.loads(out.read_text())
     queries = stats["message Bind"][0]   # one Bind per execution (the load used Query)
     print(f"\nThrough the server ({' '.join(extra) or 'default settings'}): {done} queries "
           f"in {wall:.1f} s, {done / wall:,.0f} q/s, {wall / done * 1e6:.0f} us per query")

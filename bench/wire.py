@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,10 +59,22 @@ def quackml(folder: Path, extra: tuple[str, ...] = ()) -> Iterator[str]:
 def quackml_port(folder: Path, extra: tuple[str, ...] = ()) -> Iterator[int]:
     """A QuackML server with SCRAM-SHA-256 in a subprocess (superuser SUPERUSER);
     yields its port. bench/big_statement.py starts its server with this too."""
+    with quackml_process(folder, extra) as (port, _):
+        yield port
+
+
+@contextmanager
+def quackml_process(folder: Path, extra: Sequence[str] = (),
+                    command: Sequence[str] = (sys.executable, "-m", "server"),
+                    env_extra: dict[str, str] | None = None
+                    ) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """``command serve`` with SCRAM-SHA-256 in a subprocess (superuser SUPERUSER, a
+    throwaway database in ``folder``); yields its port and the process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
     env["QUACKML_SUPERUSER_PASSWORD"] = SUPERUSER_PW
+    env.update(env_extra or {})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", "0", "--database",
+        [*command, "serve", "--port", "0", "--database",
          str(folder / "bench.duckdb"), "--data-dir", str(folder / "qdata"), "--no-samples",
          "--training-workers", "1", "--auth", "scram-sha-256", "--superuser", SUPERUSER,
          *extra],
@@ -78,7 +90,7 @@ def quackml_port(folder: Path, extra: tuple[str, ...] = ()) -> Iterator[int]:
             port = int(found.group(1))
     threading.Thread(target=lambda: proc.stdout and proc.stdout.read(), daemon=True).start()
     try:
-        yield port
+        yield port, proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -33,7 +33,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -179,6 +179,25 @@ def load(path: Path) -> list[Statement]:
 
 def corpus_files() -> list[Path]:
     return sorted(CORPUS.glob("*.sql"))
+
+
+def outcomes_of(dsns: tuple[str, str], setup: Sequence[str], statements: Sequence[str],
+                tables: Sequence[str]) -> list[tuple[Outcome, Outcome]]:
+    """(PostgreSQL's, QuackML's) outcome of each statement, each side after ``setup``
+    (``tables`` dropped before and after). ``dsns``: PostgreSQL's, then QuackML's."""
+    sides = []
+    for dsn in dsns:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for table in tables:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            for sql in setup:
+                conn.execute(sql)
+            try:
+                sides.append([execute(conn, sql) for sql in statements])
+            finally:
+                for table in tables:
+                    conn.execute(f"DROP TABLE {table}")
+    return list(zip(sides[0], sides[1], strict=True))
 
 
 def execute(conn: psycopg.Connection, sql: str) -> Outcome:

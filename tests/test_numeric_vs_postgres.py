@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from tests.conftest import RunningServer
-from tests.test_corpus_vs_postgres import Outcome, Statement, compare, execute
+from tests.test_corpus_vs_postgres import Outcome, Statement, compare, outcomes_of
 
 SETUP = [
     "CREATE TABLE nv_sales (id integer PRIMARY KEY, region text, qty integer, "
@@ -68,20 +68,9 @@ SAME = [
 ]
 
 
-def _run(conn: psycopg.Connection) -> list[Outcome]:
-    conn.execute("DROP TABLE IF EXISTS nv_sales")
-    for sql in SETUP:
-        conn.execute(sql)
-    try:
-        return [execute(conn, sql) for sql in SAME]
-    finally:
-        conn.execute("DROP TABLE nv_sales")
-
-
 @pytest.fixture(scope="module")
 def outcomes(server: RunningServer, pg: str) -> list[tuple[Outcome, Outcome]]:
-    with psycopg.connect(pg, autocommit=True) as theirs, server.connect() as ours:
-        return list(zip(_run(theirs), _run(ours), strict=True))
+    return outcomes_of((pg, server.dsn()), SETUP, SAME, ["nv_sales"])
 
 
 @pytest.mark.parametrize("index", range(len(SAME)), ids=SAME)

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tests.conftest import RunningServer
-from tests.test_corpus_vs_postgres import Outcome, Statement, compare, execute
+from tests.test_corpus_vs_postgres import Outcome, Statement, compare, outcomes_of
 
 SETUP = [
     "CREATE TABLE pt_items (id integer PRIMARY KEY, name text, qty integer, "
@@ -200,23 +200,10 @@ SAME = [
 ]
 
 
-def _run(conn: psycopg.Connection) -> list[Outcome]:
-    conn.execute("SET TIME ZONE 'UTC'")
-    conn.execute("DROP TABLE IF EXISTS pt_items")
-    conn.execute("DROP TABLE IF EXISTS pt_literals")
-    for sql in SETUP:
-        conn.execute(sql)
-    try:
-        return [execute(conn, sql) for sql in SAME]
-    finally:
-        conn.execute("DROP TABLE pt_items")
-        conn.execute("DROP TABLE pt_literals")
-
-
 @pytest.fixture(scope="module")
 def outcomes(server: RunningServer, pg: str) -> list[tuple[Outcome, Outcome]]:
-    with psycopg.connect(pg, autocommit=True) as theirs, server.connect() as ours:
-        return list(zip(_run(theirs), _run(ours), strict=True))
+    return outcomes_of((pg, server.dsn()), ["SET TIME ZONE 'UTC'", *SETUP], SAME,
+                       ["pt_items", "pt_literals"])
 
 
 @pytest.mark.parametrize("index", range(len(SAME)), ids=SAME)
