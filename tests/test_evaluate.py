@@ -260,7 +260,7 @@ KMEANS = ("CREATE MODEL ev_km FROM ev_pts FUNCTION ev_km_f AUTO OFF MODEL_TYPE K
 
 
 def test_privileges_and_kmeans(tmp_path: Path) -> None:
-    srv = start(tmp_path)
+    srv = start(tmp_path, auth="scram-sha-256")
     try:
         def connect(user: str, password: str) -> psycopg.Connection:
             return psycopg.connect(f"host=127.0.0.1 port={srv.port} user={user} "
