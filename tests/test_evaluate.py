@@ -233,6 +233,24 @@ def test_multiclass_macro_metrics(conn: psycopg.Connection) -> None:
         conn.execute(f"EVALUATE MODEL ev_multi ON ({rows}) WITH THRESHOLD 0.4")
 
 
+def test_function_form_in_from_and_create_table_as(conn: psycopg.Connection) -> None:
+    """evaluate_model('m', 'query'): a scalar function returning a STRUCT of every metric
+    (DuckDB's Python API has no table functions), unnested in FROM."""
+    statement = evaluate(conn, f"EVALUATE MODEL ev_bin ON ({TEST_ROWS})")
+    quoted = TEST_ROWS.replace("'", "''")
+    got = evaluate(conn, f"SELECT * FROM (SELECT unnest(evaluate_model('ev_bin', '{quoted}')))")
+    assert {k: got[k] for k in CLASSIFICATION} == pytest.approx(statement, rel=1e-12)
+    assert all(got[k] is None for k in REGRESSION)
+    conn.execute("DROP TABLE IF EXISTS ev_scores")
+    conn.execute(f"CREATE TABLE ev_scores AS SELECT unnest(evaluate_model('public.ev_bin', "
+                 f"'{quoted}'))")
+    stored = evaluate(conn, "SELECT accuracy, f1_score FROM ev_scores")
+    assert stored == pytest.approx({k: statement[k] for k in ("accuracy", "f1_score")})
+    conn.execute("DROP TABLE ev_scores")
+    with pytest.raises(psycopg.errors.UndefinedObject):
+        conn.execute("SELECT evaluate_model('ev_no_such_model', 'SELECT 1')")
+
+
 def test_errors(conn: psycopg.Connection) -> None:
     with pytest.raises(psycopg.errors.UndefinedObject):
         conn.execute("EVALUATE MODEL ev_no_such_model")
@@ -275,8 +293,10 @@ def test_privileges_and_kmeans(tmp_path: Path) -> None:
             admin.execute(KMEANS)
             wait_ready(admin, "ev_km")
             with connect("ev_user", "ev-pw") as user:
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    user.execute("EVALUATE MODEL ev_km ON (SELECT * FROM ev_pts)")
+                for refused in ("EVALUATE MODEL ev_km ON (SELECT * FROM ev_pts)",
+                                "SELECT evaluate_model('ev_km', 'SELECT * FROM ev_pts')"):
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                        user.execute(refused)
                 admin.execute("GRANT EXECUTE ON MODEL ev_km TO ev_user")
                 got = evaluate(user, "EVALUATE MODEL ev_km ON (SELECT * FROM ev_pts)")
                 # the ON query runs as the user: no SELECT on ev_secret
@@ -284,6 +304,23 @@ def test_privileges_and_kmeans(tmp_path: Path) -> None:
                     user.execute("EVALUATE MODEL ev_km ON (SELECT * FROM ev_secret)")
                 with pytest.raises(psycopg.errors.FeatureNotSupported):
                     user.execute("EVALUATE MODEL ev_km")   # no holdout: ON is needed
+                # the function form: the firewall checks the model and the query
+                function = user.execute("SELECT unnest(evaluate_model('ev_km', "
+                                        "'SELECT * FROM ev_pts'))").fetchone()
+                assert function is not None and function[-2:] == tuple(got.values())
+                for refused in ("SELECT evaluate_model('ev_km', 'SELECT * FROM ev_secret')",
+                                "SELECT evaluate_model('ev_km', q) "
+                                "FROM (VALUES ('SELECT * FROM ev_pts')) t(q)",
+                                "SELECT evaluate_model(m, 'SELECT * FROM ev_pts') "
+                                "FROM (VALUES ('ev_km')) t(m)"):
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                        user.execute(refused)
+                # the function runs the query on a connection of its own, and the firewall
+                # binds it as that connection does: a temporary table of the user's cannot
+                # stand in for the table the function would read
+                user.execute("CREATE TEMP TABLE ev_secret AS SELECT * FROM ev_pts")
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    user.execute("SELECT evaluate_model('ev_km', 'SELECT * FROM ev_secret')")
                 rows = user.execute("SELECT a, b, ev_km_f(a, b) FROM ev_pts").fetchall()
                 shown = dict(user.execute("SHOW MODEL ev_km").fetchall())
         x = np.asarray([r[:2] for r in rows], dtype=np.float64)

@@ -65,7 +65,7 @@ from server.models.lifecycle import model_or_error
 from server.protocol.types import Oid
 from server.results import Column as ResultColumn
 from server.results import Rows
-from server.sql.ml_grammar import EvaluateModel, EvaluateOutput
+from server.sql.ml_grammar import EvaluateModel, EvaluateOutput, QualifiedName
 from server.sql.text import split
 
 if TYPE_CHECKING:
@@ -93,6 +93,13 @@ class _Rows:
 def evaluate_model(engine: Engine, stmt: EvaluateModel, caller: Caller) -> Rows:
     record = model_or_error(engine, stmt.name)
     caller.privileges.require_execute(record)
+    artifact = _artifact(engine, record)
+    _check_output(record, artifact, stmt.threshold, stmt.output)
+    data = _rows(engine, record, artifact, stmt, caller)
+    return _evaluate(record, artifact, data, stmt.threshold, stmt.output)
+
+
+def _artifact(engine: Engine, record: ModelRecord) -> ModelArtifact:
     if record.state is not ModelState.READY:
         raise NotInPrerequisiteState(
             f'model "{record.qualified_name}" is not ready (state {record.state.value})')
@@ -100,33 +107,44 @@ def evaluate_model(engine: Engine, stmt: EvaluateModel, caller: Caller) -> Rows:
         raise FeatureNotSupported(
             f'model "{record.qualified_name}" is a remote SAGEMAKER model: '
             "QuackML holds no artifact to evaluate")
-    artifact = read_artifact(str(engine.files(record).folder / record.artifact_file),
-                             record.artifact_sha256)
-    kmeans = record.model_type == "KMEANS"
+    return read_artifact(str(engine.files(record).folder / record.artifact_file),
+                         record.artifact_sha256)
+
+
+def _is_kmeans(record: ModelRecord) -> bool:
+    return record.model_type == "KMEANS"
+
+
+def _check_output(record: ModelRecord, artifact: ModelArtifact, threshold: float | None,
+                  output: str) -> None:
+    kmeans = _is_kmeans(record)
     classifier = artifact.problem_type.is_classification and not kmeans
     binary = classifier and len(artifact.labels) == 2
-    if stmt.threshold is not None and not binary:
+    if threshold is not None and not binary:
         raise InvalidParameterValue(
             "WITH THRESHOLD applies to binary classifiers only: model "
             f'"{record.qualified_name}" is ' + ("a k-means model" if kmeans else
                                                 "a regression model" if not classifier else
                                                 f"a {len(artifact.labels)}-class classifier"))
-    if stmt.output != EvaluateOutput.METRICS and not classifier:
+    if output != EvaluateOutput.METRICS and not classifier:
         raise FeatureNotSupported(
-            f"{stmt.output.upper()} is for classifiers: model "
+            f"{output.upper()} is for classifiers: model "
             f'"{record.qualified_name}" is ' + ("a k-means model" if kmeans
                                                 else "a regression model"))
-    if stmt.output == EvaluateOutput.ROC_CURVE:
+    if output == EvaluateOutput.ROC_CURVE:
         if not binary:
             raise FeatureNotSupported(
                 f'ROC CURVE is for binary classifiers: model "{record.qualified_name}" has '
                 f"{len(artifact.labels)} classes", hint="use CONFUSION MATRIX")
-        if stmt.threshold is not None:
+        if threshold is not None:
             raise InvalidParameterValue("ROC CURVE covers every threshold: it takes no "
                                         "WITH THRESHOLD")
-    data = _rows(engine, record, artifact, stmt, caller, kmeans)
+
+
+def _evaluate(record: ModelRecord, artifact: ModelArtifact, data: _Rows,
+              threshold: float | None, output: str) -> Rows:
     frame = artifact.frame(data.features)
-    if kmeans:
+    if _is_kmeans(record):
         return _kmeans_metrics(artifact, frame)
     assert data.target is not None
     target = data.target
@@ -139,27 +157,73 @@ def evaluate_model(engine: Engine, stmt: EvaluateModel, caller: Caller) -> Rows:
     if len(frame) == 0:
         raise DataException(f"{data.source} have no row with a non-NULL target "
                             f'"{artifact.target.name}" to evaluate on')
-    if not classifier:
+    if not artifact.problem_type.is_classification:
         return _regression_metrics(artifact, frame, target)
-    evaluation = _Classification(artifact, frame, target, stmt.threshold)
-    if stmt.output == EvaluateOutput.CONFUSION_MATRIX:
+    evaluation = _Classification(artifact, frame, target, threshold)
+    if output == EvaluateOutput.CONFUSION_MATRIX:
         return evaluation.confusion_matrix()
-    if stmt.output == EvaluateOutput.ROC_CURVE:
+    if output == EvaluateOutput.ROC_CURVE:
         return evaluation.roc_curve()
     return evaluation.metrics()
 
 
+# -- the function form ----------------------------------------------------------------
+FUNCTION_NAME = "evaluate_model"
+FUNCTION_TYPE = "STRUCT(" + ", ".join(
+    f"{name} DOUBLE" for name in CLASSIFICATION_METRICS + REGRESSION_METRICS + KMEANS_METRICS
+) + ")"
+
+
+def register_evaluate_model(engine: Engine) -> None:
+    """``evaluate_model('[schema.]model', 'query')``: EVALUATE MODEL m ON (query) as a scalar
+    function returning one STRUCT of every metric (NULL where the model has none), for
+    ``SELECT unnest(evaluate_model(...))`` in FROM and CREATE TABLE AS.
+
+    DuckDB's Python API registers no table functions (see docs/sql.md), so this is a
+    scalar function running ``query`` on a connection of its own. Nothing here checks
+    privileges: for non-superusers the firewall does, before the statement runs
+    (EXECUTE on the model, and the query, both constants, checked as the user's own)."""
+
+    def evaluate(name: str, query: str) -> dict[str, float | None]:
+        schema, _, model = name.rpartition(".")
+        record = model_or_error(engine, QualifiedName(schema or None, model))
+        artifact = _artifact(engine, record)
+        cursor = engine.con.cursor()
+        try:
+            _check_query(cursor, query)
+            table = cursor.sql(query).to_arrow_table()
+        finally:
+            cursor.close()
+        data = _columns(table, artifact, _is_kmeans(record), "the query")
+        result = _evaluate(record, artifact, data, None, EvaluateOutput.METRICS)
+        values: dict[str, float | None] = dict.fromkeys(
+            CLASSIFICATION_METRICS + REGRESSION_METRICS + KMEANS_METRICS)
+        for column, value in zip(result.columns, result.rows[0], strict=True):
+            values[column.name] = None if value is None else float(value)
+        return values
+
+    engine.con.create_function(FUNCTION_NAME, evaluate,
+                               [duckdb.sqltype("VARCHAR"), duckdb.sqltype("VARCHAR")],
+                               duckdb.sqltype(FUNCTION_TYPE), side_effects=True)
+
+
+def _check_query(cursor: duckdb.DuckDBPyConnection, query: str) -> None:
+    """One query (SELECT, VALUES, FROM ...): nothing else may run as the rows."""
+    parsed = cursor.extract_statements(query)
+    if len(parsed) != 1 or parsed[0].type is not duckdb.StatementType.SELECT:
+        raise SyntaxError_("syntax error: EVALUATE MODEL ... ON and evaluate_model() take one "
+                           "query (SELECT, VALUES, FROM ...)")
+
+
 # -- the rows -------------------------------------------------------------------
 def _rows(engine: Engine, record: ModelRecord, artifact: ModelArtifact, stmt: EvaluateModel,
-          caller: Caller, kmeans: bool) -> _Rows:
+          caller: Caller) -> _Rows:
+    kmeans = _is_kmeans(record)
     if stmt.query is None:
         return _holdout(engine, record, artifact, kmeans)
     # PostgreSQL's names (public, the client's database name) made DuckDB's
     query = caller.duckdb_text(split(stmt.query)[0])
-    parsed = caller.cursor.extract_statements(query)
-    if len(parsed) != 1 or parsed[0].type is not duckdb.StatementType.SELECT:
-        raise SyntaxError_("syntax error: EVALUATE MODEL ... ON takes one query (SELECT, "
-                           "VALUES, FROM ...) in parentheses")
+    _check_query(caller.cursor, query)
     # the ON query runs as the user: checked as any statement of theirs
     caller.privileges.check_sql(caller.cursor, query)
     table = caller.cursor.sql(query).to_arrow_table()

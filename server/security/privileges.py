@@ -33,7 +33,7 @@ _OWNER_ONLY_ROWS = frozenset({"IAM Role", "S3 Bucket", "KMS Key", "Estimated Cos
 # names every session relies on, defined by the server per session or emulated
 _SESSION_NAMES = frozenset({"current_user", "session_user", "user", "current_role",
                             "current_database", "current_schema", "current_catalog",
-                            "version", "explain_model"})
+                            "version", "explain_model", "evaluate_model"})
 
 
 class Privileges:
@@ -184,11 +184,12 @@ class Privileges:
                  "on a table whose column takes its default from it")
 
     def _model_check(self, name: str) -> bool:
-        """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL target)."""
-        if name.startswith("explain_model:"):
+        """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL or
+        EVALUATE_MODEL target)."""
+        if name.startswith(("explain_model:", "evaluate_model:")):
             from server.models.lifecycle import model_or_error
             from server.sql.ml_grammar import QualifiedName
-            schema, _, model = name.removeprefix("explain_model:").rpartition(".")
+            schema, _, model = name.partition(":")[2].rpartition(".")
             self.require_execute(model_or_error(self.engine, QualifiedName(schema or None,
                                                                            model)))
             return True
