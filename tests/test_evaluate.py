@@ -242,8 +242,8 @@ def test_function_form_in_from_and_create_table_as(conn: psycopg.Connection) -> 
     assert {k: got[k] for k in CLASSIFICATION} == pytest.approx(statement, rel=1e-12)
     assert all(got[k] is None for k in REGRESSION)
     conn.execute("DROP TABLE IF EXISTS ev_scores")
-    conn.execute(f"CREATE TABLE ev_scores AS SELECT unnest(evaluate_model('public.ev_bin', "
-                 f"'{quoted}'))")
+    conn.execute(f"CREATE TABLE ev_scores AS SELECT now() AS evaluated, "
+                 f"unnest(evaluate_model('public.ev_bin', '{quoted}'))")
     stored = evaluate(conn, "SELECT accuracy, f1_score FROM ev_scores")
     assert stored == pytest.approx({k: statement[k] for k in ("accuracy", "f1_score")})
     conn.execute("DROP TABLE ev_scores")
