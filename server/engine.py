@@ -156,8 +156,10 @@ class Engine:
         self._model_views: tuple[tuple[int, int], frozenset[str]] | None = None
         self.pool = TrainingPool(settings.training_workers, self._on_training_finished,
                                  settings.training_queue_size)
+        from server.models.evaluate import register_evaluate_model
         from server.models.explain import register_explain_model
         register_explain_model(self)
+        register_evaluate_model(self)
 
     # -- paths -----------------------------------------------------------
     def files(self, record: ModelRecord) -> VersionFiles:

@@ -9,6 +9,7 @@ from catalog.spec import ModelState
 from server.errors import FeatureNotSupported
 from server.models.caller import Caller
 from server.models.create import CreateModelHandler
+from server.models.evaluate import evaluate_model
 from server.models.lifecycle import (
     PENDING_IF_BETTER,
     PENDING_REPLACE,
@@ -22,6 +23,7 @@ from server.sql import ml_grammar
 from server.sql.ml_grammar import (
     CreateModel,
     DropModel,
+    EvaluateModel,
     MLStatement,
     QualifiedName,
     RetrainModel,
@@ -53,6 +55,8 @@ class ModelStatements:
                 return rollback_model(self.engine, statement, caller)
             case RetrainModel():
                 return self.retrain(statement, caller)
+            case EvaluateModel():
+                return evaluate_model(self.engine, statement, caller)
         raise FeatureNotSupported(f"{type(statement).__name__} is not supported yet")
 
     def retrain(self, stmt: RetrainModel, caller: Caller) -> Command:

@@ -444,6 +444,9 @@ class _Check:
             if name == "explain_model":
                 self._explain_model(node)
                 continue
+            if name == "evaluate_model":
+                self._evaluate_model(node)
+                continue
             if name in SEQUENCE_FUNCTIONS:
                 self._sequence(name, node)
                 continue
@@ -475,11 +478,31 @@ class _Check:
         self.policy.model_check("explain_model:" + model)
 
 
+    def _evaluate_model(self, node: dict[str, Any]) -> None:
+        """evaluate_model('m', 'query') runs the query itself: both must be constants, the
+        user needs EXECUTE on the model, and the query is checked as their own (see
+        server.models.evaluate.register_evaluate_model)."""
+        model, query = _constant_string(node), _constant_string(node, 1)
+        if model is None or query is None:
+            raise denied("evaluate_model takes a model name and a query as constants for "
+                         "non-superusers")
+        self.policy.model_check("evaluate_model:" + model)
+        # the function runs the query on a connection of its own (no temporary objects,
+        # the default search path): it is checked as that connection binds it
+        fresh = self.cursor.cursor()
+        try:
+            inner = _Check(fresh, self.subject, self.policy, {})
+            inner.statement(query, depth=1)
+        finally:
+            fresh.close()
+        self.effects += inner.effects
+
+
 # -- helpers ------------------------------------------------------------------------------
-def _constant_string(node: dict[str, Any]) -> str | None:
-    """The first argument of a bound call when it is a constant string."""
+def _constant_string(node: dict[str, Any], argument: int = 0) -> str | None:
+    """An argument of a bound call when it is a constant string."""
     children = node.get("children") or []
-    value = children[0] if children else {}
+    value = children[argument] if len(children) > argument else {}
     constant = value.get("value") if value.get("expression_class") == "BOUND_CONSTANT" \
         else None
     if not isinstance(constant, dict) or constant.get("is_null") or \

@@ -34,7 +34,7 @@ _OWNER_ONLY_ROWS = frozenset({"IAM Role", "S3 Bucket", "KMS Key", "Estimated Cos
 # names every session relies on, defined by the server per session or emulated
 _SESSION_NAMES = frozenset({"current_user", "session_user", "user", "current_role",
                             "current_database", "current_schema", "current_catalog",
-                            "version", "explain_model"})
+                            "version", "explain_model", "evaluate_model"})
 
 
 class Privileges:
@@ -185,9 +185,10 @@ class Privileges:
                  "on a table whose column takes its default from it")
 
     def _model_check(self, name: str) -> bool:
-        """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL target)."""
-        if name.startswith("explain_model:"):
-            schema, _, model = name.removeprefix("explain_model:").rpartition(".")
+        """EXECUTE on the model behind a function name (or an EXPLAIN_MODEL or
+        EVALUATE_MODEL target)."""
+        if name.startswith(("explain_model:", "evaluate_model:")):
+            schema, _, model = name.partition(":")[2].rpartition(".")
             record = self.engine.store.get(schema or "public", model)
             if record is None:
                 raise ModelNotFound(f'model "{schema or "public"}.{model}" does not exist')
