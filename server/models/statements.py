@@ -9,6 +9,8 @@ from catalog.spec import ModelState
 from server.errors import FeatureNotSupported
 from server.models.caller import Caller
 from server.models.create import CreateModelHandler
+from server.models.dryrun import explain_create
+from server.models.export import export_model
 from server.models.lifecycle import (
     PENDING_IF_BETTER,
     PENDING_REPLACE,
@@ -22,6 +24,8 @@ from server.sql import ml_grammar
 from server.sql.ml_grammar import (
     CreateModel,
     DropModel,
+    ExplainCreateModel,
+    ExportModel,
     MLStatement,
     QualifiedName,
     RetrainModel,
@@ -53,6 +57,10 @@ class ModelStatements:
                 return rollback_model(self.engine, statement, caller)
             case RetrainModel():
                 return self.retrain(statement, caller)
+            case ExplainCreateModel(create=create):
+                return explain_create(self.create, create, caller)
+            case ExportModel():
+                return export_model(self.engine, statement, caller)
         raise FeatureNotSupported(f"{type(statement).__name__} is not supported yet")
 
     def retrain(self, stmt: RetrainModel, caller: Caller) -> Command:
