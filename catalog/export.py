@@ -6,9 +6,10 @@
   decision threshold. With the library and the JSON the predictions are identical.
 - ONNX: one ONNX model that takes the features by name (numbers as float, categories
   as strings) and does the encoding itself (the category mapping is an ONNX
-  LabelEncoder), the trees (onnxmltools), then the labels: outputs ``label`` and, for
-  classifiers, ``probabilities`` (in label order); regression models output
-  ``variable``.
+  LabelEncoder), the trees (onnxmltools for LightGBM and XGBoost, skl2onnx for
+  scikit-learn's random forests and extra trees), then the labels: outputs ``label``
+  (the decision threshold applied) and ``probabilities`` (in label order) for
+  classifiers, ``variable`` for regression.
 - MLFLOW: a tar of an MLflow model directory: the ONNX model with MLflow's ``onnx``
   flavour and its ``python_function`` loader, so ``mlflow.pyfunc.load_model`` loads it
   without QuackML (written by hand, a small YAML file: the server does not need MLflow).
@@ -56,8 +57,10 @@ class Booster:
     estimator: Any         # the scikit-learn wrapper (XGBoost), for onnxmltools
 
 
-def booster_of(artifact: ModelArtifact, formats: str) -> Booster:
-    """The LightGBM or XGBoost booster of a trained model, or NotExportable."""
+def booster_of(artifact: ModelArtifact, formats: str, forests: bool = False) -> Booster:
+    """The LightGBM or XGBoost booster of a trained model (with ``forests``, a
+    scikit-learn random forest or extra-trees model too: ONNX has them, NATIVE not),
+    or NotExportable naming what exports."""
     estimator = artifact.estimator
     hard = isinstance(estimator, HardLabelClassifier)
     if hard:
@@ -67,16 +70,23 @@ def booster_of(artifact: ModelArtifact, formats: str) -> Booster:
         return Booster("lightgbm", estimator.booster_, hard, estimator)
     if kind == "xgboost" and hasattr(estimator, "get_booster"):
         return Booster("xgboost", estimator.get_booster(), hard, estimator)
+    if forests and kind == "sklearn" and type(estimator).__name__ in _FORESTS:
+        return Booster("sklearn", None, False, estimator)
     if type(estimator).__name__ == "PreprocessedEstimator":
         name = "a model with PREPROCESSORS"
     elif artifact.learner:
         name = f"a {artifact.learner} model"
     else:
         name = f"a {type(estimator).__name__} model"
+    exports = ("NATIVE exports LightGBM and XGBoost models; ONNX and MLFLOW those and "
+               "random forest (rf) and extra trees (extra_tree) models")
     raise NotExportable(f"{name} cannot be exported as {formats}",
-                        hint="ONNX, MLFLOW and NATIVE export LightGBM and XGBoost models "
-                             "trained by CREATE MODEL without PREPROCESSORS (SHOW MODEL "
-                             "names the learner)")
+                        hint=f"{exports}, trained by CREATE MODEL without PREPROCESSORS "
+                             "(SHOW MODEL names the learner)")
+
+
+_FORESTS = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
+            "ExtraTreesRegressor")
 
 
 def _encoding(column: Column, library: str, category_codes: bool) -> str:
@@ -89,14 +99,14 @@ def _encoding(column: Column, library: str, category_codes: bool) -> str:
         if column.type.upper().startswith("TIME") and "STAMP" not in column.type.upper():
             return "time: seconds since midnight"
         return "date/timestamp: seconds since 1970-01-01 00:00:00 UTC"
-    missing = "-1" if category_codes and library == "xgboost" else "missing (NaN)"
+    missing = "-1" if category_codes else "missing (NaN)"
     return (f"category: the position of the value in 'categories' (0-based); NULL and "
             f"values not in the list are {missing}")
 
 
 def native_manifest(artifact: ModelArtifact, booster: Booster, model_file: str,
                     about: dict[str, Any]) -> dict[str, Any]:
-    codes = artifact.category_codes or booster.library == "xgboost"
+    codes = artifact.category_codes
     features = []
     for column, categories in zip(artifact.features, artifact.categories, strict=True):
         entry: dict[str, Any] = {"name": column.name, "type": column.type,
@@ -125,7 +135,7 @@ def native_manifest(artifact: ModelArtifact, booster: Booster, model_file: str,
         "features": features,
         "input": ("one float64 row per prediction, the features in this order, encoded as "
                   "'encoding' says; NULL is missing (NaN)"),
-        "missing_category_code": -1 if codes and booster.library == "xgboost" else None,
+        "missing_category_code": -1 if codes else None,
         "labels": [_json_label(v) for v in artifact.labels],
         "threshold": artifact.threshold,
         "positive_index": artifact.positive_index,
@@ -174,7 +184,7 @@ def tar_of(files: dict[str, bytes]) -> bytes:
 
 def onnx_model(artifact: ModelArtifact, formats: str = "ONNX") -> Any:
     """The ONNX model (an onnx.ModelProto) with the encoding, the trees and the labels."""
-    booster = booster_of(artifact, formats)
+    booster = booster_of(artifact, formats, forests=True)
     if booster.hard_labels:
         raise NotExportable(f"an XGBoost model with a hard-label objective cannot be exported "
                             f"as {formats}", hint="use FORMAT NATIVE")
@@ -183,7 +193,7 @@ def onnx_model(artifact: ModelArtifact, formats: str = "ONNX") -> Any:
 
     n = len(artifact.features)
     trees = _convert_trees(booster, n, artifact.problem_type)
-    codes_missing = -1.0 if booster.library == "xgboost" else math.nan
+    codes_missing = -1.0 if artifact.category_codes else math.nan
     nodes: list[Any] = []
     inputs, columns = [], []
     initializers: list[Any] = []
@@ -251,6 +261,17 @@ def _convert_trees(booster: Booster, n: int, problem: ProblemType) -> Any:
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     initial = [("input", FloatTensorType([None, n]))]
+    if booster.library == "sklearn":
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType as SklFloatTensorType
+
+        converted = convert_sklearn(booster.estimator,
+                                    initial_types=[("input", SklFloatTensorType([None, n]))],
+                                    target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
+                                    options={id(booster.estimator): {"zipmap": False}}
+                                    if problem.is_classification else None)
+        _route_missing(converted, booster.estimator)
+        return converted
     if booster.library == "lightgbm":
         return convert_lightgbm(booster.model, initial_types=initial, target_opset=ONNX_OPSET,
                                 zipmap=False)
@@ -262,6 +283,28 @@ def _convert_trees(booster: Booster, n: int, problem: ProblemType) -> Any:
     wrapper = type(booster.estimator)()
     wrapper.load_model(bytearray(plain.save_raw(raw_format="ubj")))
     return convert_xgboost(wrapper, initial_types=initial, target_opset=ONNX_OPSET)
+
+
+def _route_missing(model: Any, forest: Any) -> None:
+    """Send a missing value (NaN) down the branch scikit-learn sends it
+    (``tree_.missing_go_to_left``), which skl2onnx leaves out: without it onnxruntime
+    sends NaN to the false (right) branch everywhere."""
+    from onnx import helper
+
+    trees = [estimator.tree_ for estimator in forest.estimators_]
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        tracks = []
+        for tree, node_id, mode in zip(attributes["nodes_treeids"], attributes["nodes_nodeids"],
+                                       attributes["nodes_modes"], strict=True):
+            left = getattr(trees[tree], "missing_go_to_left", None)
+            tracks.append(int(mode != b"LEAF" and left is not None and bool(left[node_id])))
+        kept = [a for a in node.attribute if a.name != "nodes_missing_value_tracks_true"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        node.attribute.append(helper.make_attribute("nodes_missing_value_tracks_true", tracks))
 
 
 def _label_nodes(artifact: ModelArtifact, proba: str) -> tuple[list[Any], list[Any], Any]:
