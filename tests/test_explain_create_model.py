@@ -28,7 +28,7 @@ def plan(conn: psycopg.Connection, sql: str) -> dict[str, str]:
 
 
 def nothing_recorded(conn: psycopg.Connection, data_dir: Path, name: str) -> None:
-    assert (None, name) not in {(None, r[1]) for r in conn.execute("SHOW MODEL ALL")}
+    assert name not in {r[1] for r in conn.execute("SHOW MODEL ALL")}
     assert conn.execute("SELECT count(*) FROM svv_ml_model_versions WHERE model_name = %s",
                         (name,)).fetchone() == (0,)
     models = data_dir / MODELS_FOLDER

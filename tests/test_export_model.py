@@ -212,6 +212,24 @@ def test_psql_saves_the_bytes(server: RunningServer, models: dict[str, str]) -> 
         assert sorted(tar.getnames()) == ["model.ubj", "quackml.json"]
 
 
+def test_explain_create_or_replace(server: RunningServer, models: dict[str, str]) -> None:
+    """EXPLAIN CREATE OR REPLACE MODEL of a trained model plans its next version and
+    adds none; without OR REPLACE it fails as CREATE MODEL does."""
+    sql = MODELS["exp_reg"].replace("CREATE MODEL", "CREATE OR REPLACE MODEL")
+    with server.connect() as conn:
+        rows = dict(conn.execute("EXPLAIN " + sql).fetchall())
+        assert rows["Action"] == ("CREATE OR REPLACE MODEL public.exp_reg: a new version; "
+                                  "version 1 serves until it is READY")
+        assert conn.execute("SELECT count(*) FROM svv_ml_model_versions WHERE "
+                            "model_name = 'exp_reg'").fetchone() == (1,)
+        errors = []
+        for prefix in ("EXPLAIN ", ""):
+            with pytest.raises(psycopg.Error) as info:
+                conn.execute(prefix + MODELS["exp_reg"])
+            errors.append((info.value.sqlstate, info.value.diag.message_primary))
+        assert errors[0] == errors[1] and errors[0][0] == "42710"
+
+
 def test_unknown_model_and_version(server: RunningServer, models: dict[str, str]) -> None:
     with server.connect() as conn:
         for sql in ("EXPORT MODEL exp_nosuch FORMAT ONNX",
