@@ -89,7 +89,7 @@ _FORESTS = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassi
             "ExtraTreesRegressor")
 
 
-def _encoding(column: Column, library: str, category_codes: bool) -> str:
+def _encoding(column: Column, category_codes: bool) -> str:
     kind = column.kind
     if kind is FeatureKind.NUMERIC:
         return "number"
@@ -110,7 +110,7 @@ def native_manifest(artifact: ModelArtifact, booster: Booster, model_file: str,
     features = []
     for column, categories in zip(artifact.features, artifact.categories, strict=True):
         entry: dict[str, Any] = {"name": column.name, "type": column.type,
-                                 "encoding": _encoding(column, booster.library, codes)}
+                                 "encoding": _encoding(column, codes)}
         if categories is not None:
             entry["categories"] = list(categories)
         features.append(entry)
