@@ -5,6 +5,7 @@ MLFLOW with mlflow.pyfunc.load_model; errors and privileges."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import tarfile
@@ -100,8 +101,17 @@ def native_input(manifest: dict[str, Any], columns: dict[str, list[Any]]) -> np.
             position = {v: i for i, v in enumerate(feature["categories"])}
             X[:, j] = [position.get(v, np.nan if missing is None else missing) for v in values]
         else:
-            X[:, j] = [np.nan if v is None else float(v) for v in values]
+            X[:, j] = [encode(v) for v in values]
     return X
+
+
+def encode(value: Any) -> float:
+    """A number, boolean or date as docs/sql.md says the exports take it."""
+    if value is None:
+        return np.nan
+    if isinstance(value, datetime.date):
+        return float((value - datetime.date(1970, 1, 1)).days * 86400)
+    return float(value)
 
 
 def native_predict(folder: Path, columns: dict[str, list[Any]]) -> tuple[dict[str, Any],
@@ -139,7 +149,7 @@ def onnx_feed(columns: dict[str, list[Any]], categorical: set[str]) -> dict[str,
             feed[name] = np.array(["" if v is None else v for v in values],
                                   dtype=object).reshape(-1, 1)
         else:
-            feed[name] = np.array([np.nan if v is None else float(v) for v in values],
+            feed[name] = np.array([encode(v) for v in values],
                                   dtype=np.float32).reshape(-1, 1)
     return feed
 
@@ -295,8 +305,9 @@ WA_CHURN = Path(__file__).resolve().parents[1] / "examples" / "data" / "wa_churn
 
 
 def with_gaps(table: Any) -> Any:
-    """wa_churn with NULLs in a number and a category, and an unseen category value in
-    the test split: the exports must treat them as QuackML does."""
+    """wa_churn with NULLs in a number, a category and a date, an unseen category value
+    in the test split, and a BOOLEAN and a DATE column: the exports must treat them as
+    QuackML does."""
     import pyarrow as pa
 
     rows = np.arange(table.num_rows)
@@ -308,8 +319,15 @@ def with_gaps(table: Any) -> Any:
                 for i, v, s in zip(rows, contract, split, strict=True)]
     table = table.set_column(table.schema.get_field_index("monthly_charges"),
                              "monthly_charges", pa.array(charges, pa.float64()))
-    return table.set_column(table.schema.get_field_index("contract"), "contract",
-                            pa.array(contract, pa.string()))
+    table = table.set_column(table.schema.get_field_index("contract"), "contract",
+                             pa.array(contract, pa.string()))
+    # a BOOLEAN and a DATE feature
+    partner = [v == 1 for v in table.column("partner").to_pylist()]
+    since = [None if i % 17 == 0 else
+             datetime.date(2015, 1, 1) + datetime.timedelta(days=int(i * 37 % 3000))
+             for i in rows]
+    table = table.append_column("partner_b", pa.array(partner, pa.bool_()))
+    return table.append_column("since", pa.array(since, pa.date32()))
 
 
 @pytest.mark.parametrize("learner", ["lgbm", "rf", "extra_tree"])
@@ -336,7 +354,8 @@ def test_artifact_exports(learner: str, problem: str, tmp_path: Path) -> None:
 
     table = pacsv.read_csv(WA_CHURN)
     features = (Column("tenure", "BIGINT"), Column("contract", "VARCHAR"),
-                Column("monthly_charges", "DOUBLE"), Column("payment_method", "VARCHAR"))
+                Column("monthly_charges", "DOUBLE"), Column("payment_method", "VARCHAR"),
+                Column("partner_b", "BOOLEAN"), Column("since", "DATE"))
     categories = fit_categories(table, features)
     table = with_gaps(table)
     train = table.filter(table.column("split").to_numpy(zero_copy_only=False) == "train")
