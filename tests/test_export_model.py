@@ -220,6 +220,10 @@ def test_psql_saves_the_bytes(server: RunningServer, models: dict[str, str]) -> 
             export(conn, "EXPORT MODEL exp_reg FORMAT NATIVE")[:512]   # the tar header
     with tarfile.open(fileobj=io.BytesIO(bytes.fromhex(text[2:]))) as tar:
         assert sorted(tar.getnames()) == ["model.ubj", "quackml.json"]
+    # EXPLAIN CREATE MODEL over the simple query protocol, as psql shows it
+    out = psql(server, "-c", "EXPLAIN " + MODELS["exp_reg"].replace("exp_reg", "exp_dry"))
+    assert out.returncode == 0, out.stderr
+    assert " Problem Type " in out.stdout and "| REGRESSION" in out.stdout
 
 
 def test_explain_create_or_replace(server: RunningServer, models: dict[str, str]) -> None:
