@@ -29,6 +29,22 @@ XGB_OBJECTIVES: dict[str, ProblemType] = {
 }
 
 # The training metric SHOW MODEL reports for each problem (XGBoost's names).
+# The learners the AUTO ON search tries (FLAML's names), and the ones a MODEL_TYPE
+# narrows it to (the custom ones are automl.learners.CUSTOM_LEARNERS). Kept here, free
+# of FLAML, so that EXPLAIN CREATE MODEL can name them without loading it.
+LEARNERS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree")
+MODEL_TYPE_LEARNERS = {
+    "XGBOOST": ("xgboost", "xgb_limitdepth"),
+    "MLP": ("mlp",),
+    "LINEAR_LEARNER": ("linear_learner",),
+}
+
+
+def search_learners(model_type: str | None) -> tuple[str, ...]:
+    """The learners an AUTO ON search with this MODEL_TYPE tries."""
+    return MODEL_TYPE_LEARNERS.get(model_type or "", LEARNERS)
+
+
 TRAIN_METRICS = {
     ProblemType.REGRESSION: "train:rmse",
     ProblemType.BINARY: "train:error",

@@ -121,13 +121,9 @@ class LinearLearner(SKLearnEstimator):
         self.estimator_class = lambda **p: linear_pipeline(classification, **p)
 
 
-# MODEL_TYPE -> the learners the search may use (custom ones are registered by name).
+# The scikit-learn learners, registered with FLAML by name (automl.hyperparams lists
+# which MODEL_TYPE uses which learner).
 CUSTOM_LEARNERS: dict[str, type[SKLearnEstimator]] = {
     "mlp": MLPLearner,
     "linear_learner": LinearLearner,
-}
-MODEL_TYPE_LEARNERS = {
-    "XGBOOST": ("xgboost", "xgb_limitdepth"),
-    "MLP": ("mlp",),
-    "LINEAR_LEARNER": ("linear_learner",),
 }

@@ -59,6 +59,21 @@ class _Running:
     started: float
 
 
+@dataclass(frozen=True)
+class PoolStatus:
+    workers: int
+    queue_size: int
+    running: int
+    waiting: int
+    reserved: int   # slots taken by CREATE MODEL statements still writing their snapshot
+    held_by_user: int
+
+    @property
+    def ahead(self) -> int:
+        """Jobs a new one would come after: running, waiting and about to be queued."""
+        return self.running + self.waiting + self.reserved
+
+
 class TrainingPool:
     def __init__(self, workers: int, on_finish: Callable[[str, Outcome], None],
                  queue_size: int = 1 << 30):
@@ -146,6 +161,13 @@ class TrainingPool:
         """Jobs the user holds: reserved slots, waiting and running jobs (lock held)."""
         return sum(n for (_, u), n in self._reserved_by.items() if u == user) + \
             sum(1 for u in self._owners.values() if u == user)
+
+    def status(self, user: str | None = None) -> PoolStatus:
+        """How full the pool is now (EXPLAIN CREATE MODEL shows where a job would go)."""
+        with self._lock:
+            return PoolStatus(self._workers, self._queue_size, len(self._running),
+                              len(self._queue), self._reserved,
+                              self._held_by(user) if user is not None else 0)
 
     def queued(self, key: str) -> bool:
         with self._lock:

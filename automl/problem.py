@@ -83,6 +83,12 @@ def target_family(target: Column) -> str:
 def detect_problem(target: Column, y: pa.Array, requested: ProblemType | None) -> ProblemType:
     """The problem type for the non-NULL target values ``y``: ``requested`` (checked)
     or detected."""
+    return explain_problem(target, y, requested)[0]
+
+
+def explain_problem(target: Column, y: pa.Array,
+                    requested: ProblemType | None) -> tuple[ProblemType, str]:
+    """:func:`detect_problem` with the reason for its answer (EXPLAIN CREATE MODEL)."""
     family = target_family(target)
     rows = len(y)
     if rows < MIN_ROWS:
@@ -94,7 +100,10 @@ def detect_problem(target: Column, y: pa.Array, requested: ProblemType | None) -
         raise InsufficientData(
             f"target column {target.name!r} has a single distinct value; nothing to learn"
         )
-    problem = requested if requested is not None else _detect(family, distinct, rows)
+    if requested is not None:
+        problem, reason = requested, f"given; the target has {distinct} distinct values"
+    else:
+        problem, reason = _detect(family, distinct, rows)
     if problem is ProblemType.REGRESSION and family not in ("integer", "float"):
         raise TargetTypeMismatch(
             f"REGRESSION needs a numeric target; {target.name!r} is {target.type}",
@@ -112,16 +121,25 @@ def detect_problem(target: Column, y: pa.Array, requested: ProblemType | None) -
             f"classification supports at most {MAX_CLASSES} classes",
             hint="use REGRESSION for a quantity",
         )
-    return problem
+    return problem, reason
 
 
-def _detect(family: str, distinct: int, rows: int) -> ProblemType:
+def _detect(family: str, distinct: int, rows: int) -> tuple[ProblemType, str]:
+    """The detected problem type and why."""
+    classes = ProblemType.BINARY if distinct == 2 else ProblemType.MULTICLASS
     if family in ("boolean", "string"):
-        return ProblemType.BINARY if distinct == 2 else ProblemType.MULTICLASS
+        return classes, f"a {family} target with {distinct} distinct values"
     few = distinct <= MAX_AUTO_CLASSES and distinct * ROWS_PER_AUTO_CLASS <= rows
     if family == "integer" and few:
-        return ProblemType.BINARY if distinct == 2 else ProblemType.MULTICLASS
-    return ProblemType.REGRESSION
+        return classes, (f"an integer target with {distinct} distinct values (at most "
+                         f"{MAX_AUTO_CLASSES}, and at least {ROWS_PER_AUTO_CLASS} rows per "
+                         f"value): class labels")
+    if family == "integer":
+        return ProblemType.REGRESSION, (
+            f"an integer target with {distinct} distinct values in {rows} rows (more than "
+            f"{MAX_AUTO_CLASSES}, or fewer than {ROWS_PER_AUTO_CLASS} rows per value): "
+            f"a quantity")
+    return ProblemType.REGRESSION, "a floating-point or decimal target: a quantity"
 
 
 def encode_labels(y: pa.Array, problem: ProblemType) -> tuple[np.ndarray, tuple[object, ...]]:

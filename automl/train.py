@@ -47,7 +47,8 @@ from sklearn.metrics import (
 
 from automl.errors import BudgetTooSmall, SnapshotMissing, TrainingError, UnsupportedFeature
 from automl.explain import write_explanation
-from automl.learners import CUSTOM_LEARNERS, MODEL_TYPE_LEARNERS
+from automl.hyperparams import search_learners
+from automl.learners import CUSTOM_LEARNERS
 from automl.preprocessors import parse_preprocessors
 from automl.problem import (
     Objective,
@@ -63,7 +64,6 @@ from catalog.frames import estimator_input, fit_categories, to_frame
 from catalog.preprocessing import FramePreprocessor, PreprocessedEstimator
 from catalog.spec import Column, FeatureKind, ProblemType, TrainingJob, TrainingResult
 
-LEARNERS = ("lgbm", "xgboost", "xgb_limitdepth", "rf", "extra_tree")
 TRIAL_LOG_FILE = "trials.jsonl"
 SPLIT_RATIO = 0.2
 # Seconds kept back from FLAML's budget for what follows the search: the
@@ -233,12 +233,10 @@ def _search(
     objective = metric.objective
     train_rows, holdout = holdout_split(y, problem)
     automl = AutoML()
-    learners = list(LEARNERS)
-    if job.model_type in MODEL_TYPE_LEARNERS:
-        learners = list(MODEL_TYPE_LEARNERS[job.model_type])
-        for name in learners:
-            if name in CUSTOM_LEARNERS:
-                automl.add_learner(name, CUSTOM_LEARNERS[name])
+    learners = list(search_learners(job.model_type))
+    for name in learners:
+        if name in CUSTOM_LEARNERS:
+            automl.add_learner(name, CUSTOM_LEARNERS[name])
     tailer = TrialLogTailer(log_path, progress, objective.metric_name, objective.higher_is_better)
     tailer.start()
     try:

@@ -54,7 +54,8 @@ import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
 from sklearn.metrics import mean_squared_error, roc_auc_score  # noqa: E402
 
-from automl.train import LEARNERS, SPLIT_RATIO, _quiet  # noqa: E402
+from automl.hyperparams import LEARNERS  # noqa: E402
+from automl.train import SPLIT_RATIO, _quiet  # noqa: E402
 from server.listener import Server  # noqa: E402
 from server.settings import Settings  # noqa: E402
 

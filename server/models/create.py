@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from automl.auto_off import CLUSTER_COLUMN
 from automl.hyperparams import resolve_kmeans, resolve_xgboost, xgboost_problem
 from automl.preprocessors import KMEANS_TRANSFORMERS, parse_preprocessors
-from automl.problem import detect_problem, resolve_objective
+from automl.problem import explain_problem, resolve_objective
 from catalog.artifact import ModelArtifact, write_artifact
 from catalog.errors import (
     DuplicateFunction,
@@ -40,6 +40,7 @@ from catalog.errors import (
 )
 from catalog.files import ARTIFACT_FILE, publish, version_folder
 from catalog.imported import ImportedBooster, RemoteEndpoint, detect_library
+from catalog.preprocessing import ColumnSet
 from catalog.spec import Column, FeatureKind, ModelState, ProblemType, feature_kind
 from catalog.spec import Settings as ModelSettings
 from catalog.store import ModelRecord
@@ -113,6 +114,36 @@ def endpoint_allowed(url: str, allowed: str) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """A CREATE MODEL statement after the checks that need no data."""
+    stmt: CreateModel               # MAX_RUNTIME held to the server's max_runtime_limit
+    notices: tuple[str, ...]
+    kind: str                       # 'auto', 'xgboost' or 'kmeans' (see _variant)
+    schema: str
+    name: str
+    function_name: str
+    replacing: ModelRecord | None   # the active version a CREATE OR REPLACE replaces
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What CREATE MODEL will do, after every check: CREATE MODEL carries it out,
+    EXPLAIN CREATE MODEL (server.models.dryrun) shows it."""
+    checked: _Checked
+    columns: tuple[Column, ...]     # of the FROM query
+    target: Column | None           # None for KMEANS
+    features: tuple[Column, ...]
+    column_sets: tuple[ColumnSet, ...]   # PREPROCESSORS, parsed
+    hyperparameters: dict[str, str]      # AUTO OFF and KMEANS: resolved, with defaults
+    problem: ProblemType
+    problem_reason: str
+    objective_sql: str | None
+    table: pa.Table                 # the FROM query's rows with a non-NULL target
+    rows_read: int                  # rows the FROM query returned
+    max_rows: int                   # MAX_CELLS / columns: more rows are sampled to this
+
+
 class CreateModelHandler:
     """CREATE MODEL, as the caller: checked, snapshotted and queued, or imported."""
 
@@ -128,6 +159,41 @@ class CreateModelHandler:
         self._refuse_unsupported(stmt)
         if stmt.source_file is not None or stmt.sagemaker is not None:
             return self.create_imported(stmt, caller)
+        checked = self._check_statement(stmt, caller)
+        # a slot in the bounded training queue first, within the user's share of it:
+        # 53000 (or a cancellable wait) before any work, given back if anything fails
+        pool, settings = self.engine.pool, self.engine.settings
+        key = f"{checked.schema}.{checked.name}"   # the job's key: ModelRecord.qualified_name
+        caller.cancel_requested.clear()
+        # superusers are exempt, as from PostgreSQL's per-role CONNECTION LIMIT
+        per_user = 0 if caller.privileges.superuser else settings.training_queue_per_user
+        pool.reserve(wait=settings.training_queue_full == "wait",
+                     cancelled=caller.cancel_requested, user=caller.user, key=key,
+                     per_user=per_user)
+        try:
+            plan = self._check_data(checked, caller)
+            result = self._create_trained(plan, caller, policy)
+        except BaseException:
+            pool.release(key, caller.user)
+            raise
+        return replace(result, notices=(*result.notices, *checked.notices))
+
+    def plan(self, stmt: CreateModel, caller: Caller) -> TrainingPlan:
+        """What CREATE MODEL would do, for EXPLAIN CREATE MODEL: the same checks in the
+        same order (so the same errors), the FROM query run once as the caller, and the
+        problem type detected; then it stops before the training queue slot, the
+        snapshot, the catalog record and the functions."""
+        caller.privileges.require_create_model()
+        self._refuse_unsupported(stmt)
+        if stmt.source_file is not None or stmt.sagemaker is not None:
+            raise FeatureNotSupported(
+                "EXPLAIN CREATE MODEL is for trained models; a bring-your-own model is "
+                "imported as it is, with nothing to plan")
+        return self._check_data(self._check_statement(stmt, caller), caller)
+
+    def _check_statement(self, stmt: CreateModel, caller: Caller) -> _Checked:
+        """The checks that need no data: the clauses, the schemas, the name (or the model
+        it replaces) and the budget."""
         if stmt.function_arg_types is not None or stmt.returns is not None:
             raise FeatureNotSupported(
                 "FUNCTION argument types and RETURNS are for bring-your-own models "
@@ -137,24 +203,8 @@ class CreateModelHandler:
         function_name = stmt.function.name
         self._check_schemas(stmt, caller)
         replacing = self._replaced(stmt, caller, schema, name, function_name)
-        stmt, notices = self._limit_runtime(stmt)
-        # a slot in the bounded training queue first, within the user's share of it:
-        # 53000 (or a cancellable wait) before any work, given back if anything fails
-        pool, settings = self.engine.pool, self.engine.settings
-        key = f"{schema}.{name}"   # the job's key: ModelRecord.qualified_name
-        caller.cancel_requested.clear()
-        # superusers are exempt, as from PostgreSQL's per-role CONNECTION LIMIT
-        per_user = 0 if caller.privileges.superuser else settings.training_queue_per_user
-        pool.reserve(wait=settings.training_queue_full == "wait",
-                     cancelled=caller.cancel_requested, user=caller.user, key=key,
-                     per_user=per_user)
-        try:
-            result = self._create_trained(stmt, caller, kind, schema, name, function_name,
-                                          replacing, policy)
-        except BaseException:
-            pool.release(key, caller.user)
-            raise
-        return replace(result, notices=(*result.notices, *notices))
+        limited, notices = self._limit_runtime(stmt)
+        return _Checked(limited, notices, kind, schema, name, function_name, replacing)
 
     def _limit_runtime(self, stmt: CreateModel) -> tuple[CreateModel, tuple[str, ...]]:
         """Hold MAX_RUNTIME to the server's max_runtime_limit: a larger one given is an
@@ -221,9 +271,9 @@ class CreateModelHandler:
                 f"cannot change the return type of {existing.function_name}",
                 hint="DROP MODEL first to change it")
 
-    def _create_trained(self, stmt: CreateModel, caller: Caller, kind: str, schema: str,
-                        name: str, function_name: str, replacing: ModelRecord | None,
-                        policy: str) -> Command:
+    def _check_data(self, checked: _Checked, caller: Caller) -> TrainingPlan:
+        """The checks that need the FROM query: it runs here, once, as the caller."""
+        stmt, kind = checked.stmt, checked.kind
         if stmt.source_query is not None:
             query = stmt.source_query
         else:
@@ -235,25 +285,28 @@ class CreateModelHandler:
         # the FROM query runs as the user: checked as any statement of theirs
         caller.privileges.check_sql(caller.cursor, query)
         relation = caller.cursor.sql(query)
-        columns = [Column(n, str(t)) for n, t in zip(relation.columns, relation.types,
-                                                     strict=True)]
-        target = self._find_target(stmt.target, columns) if kind != "kmeans" else None
+        columns = tuple(Column(n, str(t)) for n, t in zip(relation.columns, relation.types,
+                                                          strict=True))
+        target = self._find_target(stmt.target, list(columns)) if kind != "kmeans" else None
         features = tuple(c for c in columns if target is None or c.name != target.name)
         self._check_features(features, numeric_only=kind != "auto")
         hyperparameters = stmt.hyperparameters or ()
         objective_sql: str | None
         if kind == "xgboost":
             xgb_objective, requested = xgboost_problem(stmt.objective)
-            resolve_xgboost(hyperparameters, xgb_objective)
-            parse_preprocessors(None, features, None)
+            resolved = resolve_xgboost(hyperparameters, xgb_objective)
+            column_sets = parse_preprocessors(None, features, None)
         elif kind == "kmeans":
-            resolve_kmeans(hyperparameters, len(features))
-            parse_preprocessors(stmt.preprocessors, features, None, KMEANS_TRANSFORMERS)
+            resolved = resolve_kmeans(hyperparameters, len(features))
+            column_sets = parse_preprocessors(stmt.preprocessors, features, None,
+                                              KMEANS_TRANSFORMERS)
         else:
-            parse_preprocessors(stmt.preprocessors, features,
-                                target.name if target is not None else None)
+            resolved = {}
+            column_sets = parse_preprocessors(stmt.preprocessors, features,
+                                              target.name if target is not None else None)
 
         table = relation.to_arrow_table()   # the FROM query runs here, once
+        rows_read = table.num_rows
         if target is not None:
             table = table.filter(pc.is_valid(table.column(target.name)))
         rows_total = table.num_rows
@@ -265,13 +318,15 @@ class CreateModelHandler:
         problem: ProblemType
         if kind == "kmeans":
             problem, objective_sql = ProblemType.REGRESSION, None
+            reason = "MODEL_TYPE KMEANS: clustering, no target"
         elif kind == "xgboost":
             assert target is not None
-            problem = detect_problem(target, table.column(target.name).combine_chunks(),
-                                     requested)
+            problem, reason = explain_problem(
+                target, table.column(target.name).combine_chunks(), requested)
+            reason = f"from OBJECTIVE '{xgb_objective}'; " + reason.removeprefix("given; ")
             objective_sql = xgb_objective
             if xgb_objective == "multi:softmax":
-                num_class = int(resolve_xgboost(hyperparameters, xgb_objective)["num_class"])
+                num_class = int(resolved["num_class"])
                 distinct = len(pc.unique(table.column(target.name)))
                 if distinct > num_class:
                     raise InvalidParameterValue(
@@ -279,16 +334,30 @@ class CreateModelHandler:
                         f'target column "{target.name}"')
         else:
             assert target is not None
-            problem = detect_problem(target, table.column(target.name).combine_chunks(),
-                                     stmt.problem_type)
+            problem, reason = explain_problem(
+                target, table.column(target.name).combine_chunks(), stmt.problem_type)
+            if stmt.problem_type is not None:
+                reason = "PROBLEM_TYPE " + reason
+            else:
+                reason = "detected: " + reason
             objective_sql = resolve_objective(stmt.objective, problem).sql_name
-        self._check_signature(replacing, features,
+        self._check_signature(checked.replacing, features,
                               target.type if target is not None else CLUSTER_COLUMN.type,
                               problem.is_classification and kind != "kmeans")
         max_rows = max(MIN_ROWS, stmt.settings.max_cells // max(1, len(columns)))
-        if rows_total > max_rows:
+        return TrainingPlan(checked, columns, target, features, column_sets, resolved,
+                            problem, reason, objective_sql, table, rows_read, max_rows)
+
+    def _create_trained(self, plan: TrainingPlan, caller: Caller, policy: str) -> Command:
+        """Carry out a plan: the snapshot (sampled to MAX_CELLS), the record, the functions
+        and the training job."""
+        stmt, schema, name = plan.checked.stmt, plan.checked.schema, plan.checked.name
+        replacing, target, features = plan.checked.replacing, plan.target, plan.features
+        kind, problem, table = plan.checked.kind, plan.problem, plan.table
+        rows_total = table.num_rows
+        if rows_total > plan.max_rows:
             rng = np.random.default_rng(0)
-            keep = np.sort(rng.choice(rows_total, size=max_rows, replace=False))
+            keep = np.sort(rng.choice(rows_total, size=plan.max_rows, replace=False))
             table = table.take(pa.array(keep))
 
         now = datetime.now(UTC)
@@ -298,16 +367,16 @@ class CreateModelHandler:
             owner=replacing.owner if replacing else caller.user, created_by=caller.user,
             active=replacing is None, decision=policy if replacing else None,
             created_at=now, state=ModelState.TRAINING, statement=stmt.text,
-            function_name=function_name, features=features, settings=stmt.settings,
-            model_dir="",
+            function_name=plan.checked.function_name, features=features,
+            settings=stmt.settings, model_dir="",
             source_query=stmt.source_query,
             source_table=str(stmt.source_table) if stmt.source_table else None,
             target=target.name if target is not None else None,
             target_type=target.type if target is not None else CLUSTER_COLUMN.type,
             iam_role=stmt.iam_role,
             model_type=stmt.model_type, problem_type=problem,
-            objective=objective_sql, rows_total=rows_total, rows_used=table.num_rows,
-            auto=kind == "auto", hyperparameters=hyperparameters,
+            objective=plan.objective_sql, rows_total=rows_total, rows_used=table.num_rows,
+            auto=kind == "auto", hyperparameters=stmt.hyperparameters or (),
             preprocessors=stmt.preprocessors)
         record = replace(record, model_dir=version_folder(schema, name, record.version, now))
         folder = self.engine.files(record).folder

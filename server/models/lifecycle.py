@@ -50,7 +50,7 @@ def model_or_error(engine: Engine, name: QualifiedName) -> ModelRecord:
     return record
 
 
-def _version_or_error(engine: Engine, record: ModelRecord, version: int) -> ModelRecord:
+def version_or_error(engine: Engine, record: ModelRecord, version: int) -> ModelRecord:
     found = engine.store.version(record.schema_name, record.model_name, version)
     if found is None:
         raise ModelNotFound(f'model "{record.qualified_name}" has no version {version}')
@@ -93,7 +93,7 @@ def _drop_version(engine: Engine, stmt: DropModel, caller: Caller) -> Command:
     with store.locked():
         current = model_or_error(engine, stmt.name)
         caller.privileges.require_drop(current)
-        record = _version_or_error(engine, current, stmt.version)
+        record = version_or_error(engine, current, stmt.version)
         if record.active:
             raise NotInPrerequisiteState(
                 f'version {record.version} is the active version of model '
@@ -114,7 +114,7 @@ def rollback_model(engine: Engine, stmt: RollbackModel, caller: Caller) -> Comma
         current = model_or_error(engine, stmt.name)
         caller.privileges.require_drop(current)
         if stmt.version is not None:
-            target = _version_or_error(engine, current, stmt.version)
+            target = version_or_error(engine, current, stmt.version)
         else:
             earlier = [v for v in store.versions(current.schema_name, current.model_name)
                        if v.version < current.version and v.state is ModelState.READY]
@@ -193,8 +193,8 @@ def champion_gate(engine: Engine, challenger: ModelRecord, champion: ModelRecord
         raise FileNotFoundError("the new version kept no holdout rows")
     table = pq.read_table(holdout)
     objective = resolve_objective(challenger.objective, challenger.problem_type)  # type: ignore[arg-type]
-    new = _artifact(engine, challenger)
-    old = _artifact(engine, champion)
+    new = artifact_of(engine, challenger)
+    old = artifact_of(engine, champion)
     target = challenger.target or ""
     y = table.column(target).to_pylist()
     positive = new.labels[new.positive_index] if len(new.labels) == 2 else None
@@ -203,7 +203,7 @@ def champion_gate(engine: Engine, challenger: ModelRecord, champion: ModelRecord
             objective.metric_name)
 
 
-def _artifact(engine: Engine, record: ModelRecord) -> ModelArtifact:
+def artifact_of(engine: Engine, record: ModelRecord) -> ModelArtifact:
     assert record.artifact_file and record.artifact_sha256
     return read_artifact(str(engine.files(record).folder / record.artifact_file),
                          record.artifact_sha256)

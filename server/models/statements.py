@@ -9,7 +9,9 @@ from catalog.spec import ModelState
 from server.errors import FeatureNotSupported
 from server.models.caller import Caller
 from server.models.create import CreateModelHandler
+from server.models.dryrun import explain_create
 from server.models.evaluate import evaluate_model
+from server.models.export import export_model
 from server.models.lifecycle import (
     PENDING_IF_BETTER,
     PENDING_REPLACE,
@@ -24,6 +26,8 @@ from server.sql.ml_grammar import (
     CreateModel,
     DropModel,
     EvaluateModel,
+    ExplainCreateModel,
+    ExportModel,
     MLStatement,
     QualifiedName,
     RetrainModel,
@@ -57,6 +61,10 @@ class ModelStatements:
                 return self.retrain(statement, caller)
             case EvaluateModel():
                 return evaluate_model(self.engine, statement, caller)
+            case ExplainCreateModel(create=create):
+                return explain_create(self.create, create, caller)
+            case ExportModel():
+                return export_model(self.engine, statement, caller)
         raise FeatureNotSupported(f"{type(statement).__name__} is not supported yet")
 
     def retrain(self, stmt: RetrainModel, caller: Caller) -> Command:
