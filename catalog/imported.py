@@ -127,7 +127,12 @@ class ImportedBooster:
             return np.asarray(raw, dtype=np.float64).reshape(len(frame), -1)[:, 0]
         import xgboost as xgb
 
-        out = booster.predict(xgb.DMatrix(values, missing=np.nan))
+        # A model trained on a named frame checks the names: the arguments are its
+        # features by position, so they take the model's own names (and types).
+        types = booster.feature_types
+        out = booster.predict(xgb.DMatrix(
+            values, missing=np.nan, feature_names=booster.feature_names, feature_types=types,
+            enable_categorical=bool(types) and "c" in types))
         return np.asarray(out, dtype=np.float64).reshape(len(frame), -1)[:, 0]
 
 

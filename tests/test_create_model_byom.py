@@ -18,6 +18,7 @@ from typing import ClassVar
 import lightgbm as lgb
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 import psycopg
 import pytest
 import xgboost as xgb
@@ -47,6 +48,11 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     booster.save_model(str(files["ubj"]))
     lgb.train({"objective": "regression", "verbose": -1, "num_leaves": 7},
               lgb.Dataset(X, label=y), num_boost_round=20).save_model(str(files["lgbm"]))
+    # trained on a named frame (an int column among them): XGBoost checks the names
+    frame = pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "x3": np.round(X[:, 2]).astype(int)})
+    files["named"] = folder / "named.json"
+    xgb.XGBRegressor(n_estimators=20, max_depth=3).fit(frame, y).get_booster().save_model(
+        str(files["named"]))
     (folder / "junk.bin").write_bytes(b"\x00\x01 not a model")
     files["junk"] = folder / "junk.bin"
     files["onnx_linear"] = onnx_models.linear_matrix(folder / "linear.onnx")
@@ -185,7 +191,7 @@ def test_imported_boosters_are_compiled(conn: psycopg.Connection, byom_server: S
         for i, row in enumerate(X):
             copy.write_row([i, *(None if np.isnan(v) else float(v) for v in row)])
     assert byom_server.engine is not None
-    for kind in ("ubj", "lgbm"):
+    for kind in ("ubj", "lgbm", "named"):
         path = model_files[kind]
         conn.execute(f"CREATE MODEL byomc_{kind} FROM '{path.name}' "
                      f"FUNCTION byomc_{kind}_f (float8, float8, float8) RETURNS float8")
@@ -198,7 +204,8 @@ def test_imported_boosters_are_compiled(conn: psycopg.Connection, byom_server: S
         else:
             booster = xgb.Booster()
             booster.load_model(str(path))
-            expected = booster.predict(xgb.DMatrix(X, missing=np.nan))
+            expected = booster.predict(xgb.DMatrix(X, missing=np.nan,
+                                                   feature_names=booster.feature_names))
         assert [r[0] for r in rows] == np.asarray(expected, dtype=np.float64).tolist()
         conn.execute(f"DROP MODEL byomc_{kind}")
     conn.execute("DROP TABLE byom_rows")
