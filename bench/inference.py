@@ -37,7 +37,9 @@ One run, in this order (nothing runs concurrently):
    to the same query without the function;
    the wa_churn model's ``sum(f(...)::INT)`` rows/s next to the bare-tree figure;
    the imported boosters' (b), (d) and (e) (``sum(f_imp(...))``: they return the
-   probability), against the same (a);
+   probability), against the same (a); when onnxmltools is installed (it is not a
+   dependency), the LightGBM model converted to ONNX and imported the same way
+   (``RETURNS int4``, its label output), its (b) and (d);
    the server's peak resident-memory growth during
    ``CREATE TABLE scored AS SELECT id, f(...) FROM big`` over a table ``big``
    of ``--memory-rows`` rows (default 10,000,000) made with ``random()``.
@@ -244,6 +246,7 @@ def prepare_database(folder: Path, models: dict[str, ModelArtifact], x: np.ndarr
 
 
 IMPORTED = {"lgbm": "lgbm.txt", "xgb": "xgb.json"}   # trained model -> its file
+ONNX_FILE = "lgbm.onnx"   # the LightGBM model converted by onnxmltools (when installed)
 
 
 def write_model_files(folder: Path, models: dict[str, ModelArtifact]) -> Path:
@@ -254,6 +257,15 @@ def write_model_files(folder: Path, models: dict[str, ModelArtifact]) -> Path:
     shutil.copy(CHURN_CSV, files / CHURN_CSV.name)
     (files / IMPORTED["lgbm"]).write_text(models["lgbm"].estimator.booster_.model_to_string())
     models["xgb"].estimator.get_booster().save_model(str(files / IMPORTED["xgb"]))
+    try:   # not a dependency: the ONNX figure is printed when it is installed
+        import onnxmltools
+        from onnxmltools.convert.common.data_types import FloatTensorType
+    except ImportError:
+        return files
+    onx = onnxmltools.convert_lightgbm(
+        models["lgbm"].estimator, initial_types=[("X", FloatTensorType([None, FEATURES]))],
+        zipmap=False, target_opset=15)
+    (files / ONNX_FILE).write_bytes(onx.SerializeToString())
     return files
 
 
@@ -278,6 +290,9 @@ def import_models(folder: Path, files: Path) -> dict[str, float]:
                                          + "".join(server.lines))
                     time.sleep(0.2)
                 seconds[name] = time.perf_counter() - t
+            if (files / ONNX_FILE).exists():   # its first output: the label (0 or 1)
+                c.execute(f"CREATE MODEL m_imp_onnx FROM '{ONNX_FILE}' FUNCTION f_imp_onnx "
+                          f"({', '.join(['float8'] * FEATURES)}) RETURNS int4")
     finally:
         server.stop()
     return seconds
@@ -345,7 +360,7 @@ def churn_features(models: dict[str, ModelArtifact]) -> str:
 
 
 def measure(server: ServerProcess, models: dict[str, ModelArtifact], rows: int,
-            point_queries: int, memory_rows: int) -> Figures:
+            point_queries: int, memory_rows: int, onnx: bool) -> Figures:
     first, again = {}, {}
     with server.connect() as c:
         for name in ("lgbm", "xgb", "imp_lgbm", "imp_xgb"):
@@ -364,7 +379,9 @@ def measure(server: ServerProcess, models: dict[str, ModelArtifact], rows: int,
         sums: dict[tuple[str, int], float] = {}
         for threads in (1, 2):
             c.execute(f"SET threads = {threads}")
-            for name in ("lgbm", "xgb", "imp_lgbm", "imp_xgb", "churn"):
+            for name in ("lgbm", "xgb", "imp_lgbm", "imp_xgb", "imp_onnx", "churn"):
+                if name == "imp_onnx" and not onnx:
+                    continue
                 table = "churn_big" if name == "churn" else "t"
                 cols = churn_features(models) if name == "churn" else COLUMNS
                 cast = "" if name.startswith("imp_") else "::INT"  # imported: probability
@@ -385,7 +402,10 @@ def measure(server: ServerProcess, models: dict[str, ModelArtifact], rows: int,
         point = {}
         for name, expr in (("bare", "c1"), ("lgbm", f"f_lgbm({COLUMNS})"),
                            ("xgb", f"f_xgb({COLUMNS})"), ("imp_lgbm", f"f_imp_lgbm({COLUMNS})"),
-                           ("imp_xgb", f"f_imp_xgb({COLUMNS})")):
+                           ("imp_xgb", f"f_imp_xgb({COLUMNS})"),
+                           ("imp_onnx", f"f_imp_onnx({COLUMNS})")):
+            if name == "imp_onnx" and not onnx:
+                continue
             q = f"SELECT {expr} FROM t WHERE id = %s"
             for i in range(20):
                 c.execute(q, (int(i + 1),), prepare=True).fetchall()
@@ -447,6 +467,16 @@ def report(f: Figures, rows: int, library_rows: int, memory_rows: int) -> None:
     print(f"{'(e) first prediction after restart, ms':44}"
           f"{f.first_ms['imp_lgbm']:>14.1f}{f.first_ms['imp_xgb']:>14.1f}"
           f"   (next query: {f.again_ms['imp_lgbm']:.1f} / {f.again_ms['imp_xgb']:.1f})\n")
+    if ("imp_onnx", 1) in f.sums:
+        print("imported ONNX (the LightGBM model converted by onnxmltools, scored by "
+              "onnxruntime; RETURNS int4, the label):")
+        for threads in (1, 2):
+            rate = f.sums[("imp_onnx", threads)]
+            print(f"{f'(b) sum(f_onnx(...)), {threads} thr, rows/s':44}{rate:>14,.0f}"
+                  f"   = {rate / f.library['lgbm']:.2f}x (a) LightGBM, "
+                  f"{rate / f.sums[('lgbm', threads)]:.2f}x the trained model")
+        print(f"{'(d) prepared single row p50 / p99, ms':44}"
+              f"{f.point['imp_onnx'][0]:>7.2f}/{f.point['imp_onnx'][1]:<6.2f}\n")
     for threads in (1, 2):
         churn = f.sums[("churn", threads)]
         print(f"wa_churn model sum(f(...)), {threads} thr: {churn:,.0f} rows/s = "
@@ -659,7 +689,7 @@ def run_trees_section(args: argparse.Namespace) -> None:
         server = ServerProcess(folder, file_dir=files)
         try:
             figures = measure(server, models, args.rows, args.point_queries,
-                              args.memory_rows)
+                              args.memory_rows, (files / ONNX_FILE).exists())
             figures.control = parallel_control(models, x)
         finally:
             server.stop()
