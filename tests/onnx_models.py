@@ -50,6 +50,15 @@ def per_column(path: Path) -> Path:
     return _save(graph, path)
 
 
+def negation(path: Path) -> Path:
+    """One boolean input [N] -> its negation, boolean [N]."""
+    graph = helper.make_graph(
+        [helper.make_node("Not", ["b"], ["nb"])],
+        "negation", [helper.make_tensor_value_info("b", TensorProto.BOOL, ["N"])],
+        [helper.make_tensor_value_info("nb", TensorProto.BOOL, ["N"])])
+    return _save(graph, path)
+
+
 def string_output(path: Path) -> Path:
     """One float input [N, 1] -> a string label per row (not a number)."""
     graph = helper.make_graph(

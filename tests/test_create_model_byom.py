@@ -58,6 +58,7 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["onnx_linear"] = onnx_models.linear_matrix(folder / "linear.onnx")
     files["onnx_columns"] = onnx_models.per_column(folder / "columns.onnx")
     files["onnx_string"] = onnx_models.string_output(folder / "string.onnx")
+    files["onnx_not"] = onnx_models.negation(folder / "negation.onnx")
     files["onnx_external"] = onnx_models.external_data(folder / "external.onnx")
     return files
 
@@ -249,6 +250,12 @@ def test_onnx_model(conn: psycopg.Connection, model_files: dict[str, Path]) -> N
         conn.execute("SELECT byom_onnx_cols_f(1.5, NULL)")
     assert info.value.sqlstate == "22004"
     assert conn.execute("SELECT 1").fetchone() == (1,)
+    # a boolean input and output
+    conn.execute("CREATE MODEL byom_onnx_not FROM 'negation.onnx' "
+                 "FUNCTION byom_onnx_not_f (boolean) RETURNS boolean")
+    rows = conn.execute("SELECT byom_onnx_not_f(b) FROM (VALUES (1, true), (2, false)) "
+                        "t(i, b) ORDER BY i").fetchall()
+    assert rows == [(False,), (True,)]
     conn.execute("DROP TABLE onnx_rows")
 
 
@@ -286,6 +293,8 @@ def test_onnx_model_errors(conn: psycopg.Connection, model_files: dict[str, Path
         ("columns.onnx", "(float8, float8, float8)", "float8", "22023", "2 inputs"),
         # an int64 input for a float8 argument
         ("columns.onnx", "(float8, float8)", "float8", "42804", "int64"),
+        # a boolean input for a float8 argument
+        ("negation.onnx", "(float8)", "boolean", "42804", "bool"),
         # a string output
         ("string.onnx", "(float8)", "float8", "42804", "tensor(string)"),
         # a float output for RETURNS boolean
