@@ -19,6 +19,11 @@ One run, in this order (nothing runs concurrently):
    included; the SQL ``CREATE MODEL ... FROM 'file'`` imports a bare booster
    with a numeric result instead) and compiles them (``ModelCache.prepare``), then
    closes the database;
+   then imports the same LightGBM and XGBoost boosters through SQL, as a user
+   brings their own (their files, in the server's ``--file-dir``:
+   ``CREATE MODEL m_imp_lgbm FROM 'lgbm.txt' FUNCTION f_imp_lgbm(float8, ...)
+   RETURNS float8``), in a first ``quackml serve``, and waits until they are
+   compiled (their manifest is written);
 4. starts ``quackml serve`` on that database as a subprocess (so this is a
    restart: the models are loaded from their artifacts and compiled files)
    and, through psycopg:
@@ -31,6 +36,10 @@ One run, in this order (nothing runs concurrently):
    t's primary key, as a table looked up by id has), p50 and p99 latency, next
    to the same query without the function;
    the wa_churn model's ``sum(f(...)::INT)`` rows/s next to the bare-tree figure;
+   the imported boosters' (b), (d) and (e) (``sum(f_imp(...))``: they return the
+   probability), against the same (a); when onnxmltools is installed (it is not a
+   dependency), the LightGBM model converted to ONNX and imported the same way
+   (``RETURNS int4``, its label output), its (b) and (d);
    the server's peak resident-memory growth during
    ``CREATE TABLE scored AS SELECT id, f(...) FROM big`` over a table ``big``
    of ``--memory-rows`` rows (default 10,000,000) made with ``random()``.
@@ -63,6 +72,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,6 +123,7 @@ class Figures:
     point: dict[str, tuple[float, float]]
     memory_mb: float
     control: float = float("nan")
+    import_s: dict[str, float] | None = None
 
 
 def make_data(rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +220,8 @@ def parallel_control(models: dict[str, ModelArtifact], x: np.ndarray) -> float:
 def prepare_database(folder: Path, models: dict[str, ModelArtifact], x: np.ndarray
                      ) -> dict[str, float]:
     settings = Settings(database=str(folder / "bench.duckdb"), data_dir=str(folder / "data"),
-                        samples=False, training_workers=1)
+                        samples=False, training_workers=1,
+                        file_dir=str(CHURN_CSV.parent))   # read_csv of the churn rows
     engine = Engine(settings)
     try:
         data = {"id": pa.array(np.arange(1, len(x) + 1, dtype=np.int64))}
@@ -237,14 +249,68 @@ def prepare_database(folder: Path, models: dict[str, ModelArtifact], x: np.ndarr
         engine.close()
 
 
+IMPORTED = {"lgbm": "lgbm.txt", "xgb": "xgb.json"}   # trained model -> its file
+ONNX_FILE = "lgbm.onnx"   # the LightGBM model converted by onnxmltools (when installed)
+
+
+def write_model_files(folder: Path, models: dict[str, ModelArtifact]) -> Path:
+    """The LightGBM and XGBoost boosters as a user would bring them (LightGBM text,
+    XGBoost JSON), with the churn CSV, in the folder given to the server as --file-dir."""
+    files = folder / "files"
+    files.mkdir()
+    shutil.copy(CHURN_CSV, files / CHURN_CSV.name)
+    (files / IMPORTED["lgbm"]).write_text(models["lgbm"].estimator.booster_.model_to_string())
+    models["xgb"].estimator.get_booster().save_model(str(files / IMPORTED["xgb"]))
+    try:   # not a dependency: the ONNX figure is printed when it is installed
+        import onnxmltools
+        from onnxmltools.convert.common.data_types import FloatTensorType
+    except ImportError:
+        return files
+    onx = onnxmltools.convert_lightgbm(
+        models["lgbm"].estimator, initial_types=[("X", FloatTensorType([None, FEATURES]))],
+        zipmap=False, target_opset=15)
+    (files / ONNX_FILE).write_bytes(onx.SerializeToString())
+    return files
+
+
+def import_models(folder: Path, files: Path) -> dict[str, float]:
+    """CREATE MODEL ... FROM 'file' for each booster in a first server; seconds until
+    its compiled form is stored (the manifest beside the artifact is written last)."""
+    seconds = {}
+    server = ServerProcess(folder, file_dir=files)
+    try:
+        with server.connect() as c:
+            for name, file in IMPORTED.items():
+                t = time.perf_counter()
+                types = ", ".join(["float8"] * FEATURES)
+                c.execute(f"CREATE MODEL m_imp_{name} FROM '{file}' "
+                          f"FUNCTION f_imp_{name} ({types}) RETURNS float8")
+                c.execute(f"SELECT f_imp_{name}({COLUMNS}) FROM t WHERE id = 1").fetchall()
+                pattern = f"m_imp_{name}/*/artifact.json.lignum.json"
+                deadline = time.monotonic() + 900
+                while not list((folder / "data" / "models" / "public").glob(pattern)):
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"f_imp_{name} was not compiled:\n"
+                                         + "".join(server.lines))
+                    time.sleep(0.2)
+                seconds[name] = time.perf_counter() - t
+            if (files / ONNX_FILE).exists():   # its first output: the label (0 or 1)
+                c.execute(f"CREATE MODEL m_imp_onnx FROM '{ONNX_FILE}' FUNCTION f_imp_onnx "
+                          f"({', '.join(['float8'] * FEATURES)}) RETURNS int4")
+    finally:
+        server.stop()
+    return seconds
+
+
 class ServerProcess:
-    def __init__(self, folder: Path, *extra: str):
+    def __init__(self, folder: Path, *extra: str, file_dir: Path = CHURN_CSV.parent):
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
         cmd = [sys.executable, "-m", "server", "serve", "--port", "0",
                "--database", str(folder / "bench.duckdb"), "--data-dir", str(folder / "data"),
                "--no-samples", "--training-workers", "1", "--log-level", "WARNING",
-               # the churn CSV is read by the server; SET threads between runs
-               "--file-dir", str(CHURN_CSV.parent), "--no-lock-configuration", *extra]
+               # the churn CSV (and the imported model files) in --file-dir; SET threads
+               # between runs
+               "--file-dir", str(file_dir), "--no-lock-configuration", *extra]
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
@@ -298,10 +364,10 @@ def churn_features(models: dict[str, ModelArtifact]) -> str:
 
 
 def measure(server: ServerProcess, models: dict[str, ModelArtifact], rows: int,
-            point_queries: int, memory_rows: int) -> Figures:
+            point_queries: int, memory_rows: int, onnx: bool) -> Figures:
     first, again = {}, {}
     with server.connect() as c:
-        for name in ("lgbm", "xgb"):
+        for name in ("lgbm", "xgb", "imp_lgbm", "imp_xgb"):
             q = f"SELECT f_{name}({COLUMNS}) FROM t WHERE id = 1"
             first[name] = timed(c, q) * 1000
             again[name] = timed(c, q) * 1000
@@ -317,10 +383,13 @@ def measure(server: ServerProcess, models: dict[str, ModelArtifact], rows: int,
         sums: dict[tuple[str, int], float] = {}
         for threads in (1, 2):
             c.execute(f"SET threads = {threads}")
-            for name in ("lgbm", "xgb", "churn"):
+            for name in ("lgbm", "xgb", "imp_lgbm", "imp_xgb", "imp_onnx", "churn"):
+                if name == "imp_onnx" and not onnx:
+                    continue
                 table = "churn_big" if name == "churn" else "t"
                 cols = churn_features(models) if name == "churn" else COLUMNS
-                q = f"SELECT sum(f_{name}({cols})::INT) FROM {table}"
+                cast = "" if name.startswith("imp_") else "::INT"  # imported: probability
+                q = f"SELECT sum(f_{name}({cols}){cast}) FROM {table}"
                 timed(c, f"{q} WHERE rowid < 50000")  # warm
                 sums[(name, threads)] = rows / timed(c, q)
         c.execute("RESET threads")
@@ -336,7 +405,11 @@ def measure(server: ServerProcess, models: dict[str, ModelArtifact], rows: int,
         rng = np.random.default_rng(7)
         point = {}
         for name, expr in (("bare", "c1"), ("lgbm", f"f_lgbm({COLUMNS})"),
-                           ("xgb", f"f_xgb({COLUMNS})")):
+                           ("xgb", f"f_xgb({COLUMNS})"), ("imp_lgbm", f"f_imp_lgbm({COLUMNS})"),
+                           ("imp_xgb", f"f_imp_xgb({COLUMNS})"),
+                           ("imp_onnx", f"f_imp_onnx({COLUMNS})")):
+            if name == "imp_onnx" and not onnx:
+                continue
             q = f"SELECT {expr} FROM t WHERE id = %s"
             for i in range(20):
                 c.execute(q, (int(i + 1),), prepare=True).fetchall()
@@ -379,6 +452,35 @@ def report(f: Figures, rows: int, library_rows: int, memory_rows: int) -> None:
     print(f"{'(e) first prediction after restart, ms':44}"
           f"{f.first_ms['lgbm']:>14.1f}{f.first_ms['xgb']:>14.1f}"
           f"   (next query: {f.again_ms['lgbm']:.1f} / {f.again_ms['xgb']:.1f})")
+    print("\nimported boosters (CREATE MODEL ... FROM 'file' RETURNS float8, the same "
+          "trees), compiled after import in "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in (f.import_s or {}).items()))
+    for threads in (1, 2):
+        print(f"{f'(b) sum(f_imp(...)), {threads} thr, rows/s':44}"
+              f"{f.sums[('imp_lgbm', threads)]:>14,.0f}{f.sums[('imp_xgb', threads)]:>14,.0f}")
+    for threads in (1, 2):
+        print(f"{f'    (b)/(a) at {threads} thread(s)':44}"
+              f"{f.sums[('imp_lgbm', threads)] / f.library['lgbm']:>13.2f}x"
+              f"{f.sums[('imp_xgb', threads)] / f.library['xgb']:>13.2f}x")
+    print(f"{'    imported / trained, 1 thread':44}"
+          f"{f.sums[('imp_lgbm', 1)] / f.sums[('lgbm', 1)]:>13.2f}x"
+          f"{f.sums[('imp_xgb', 1)] / f.sums[('xgb', 1)]:>13.2f}x")
+    print(f"{'(d) prepared single row p50 / p99, ms':44}"
+          f"{f.point['imp_lgbm'][0]:>7.2f}/{f.point['imp_lgbm'][1]:<6.2f}"
+          f"{f.point['imp_xgb'][0]:>7.2f}/{f.point['imp_xgb'][1]:<6.2f}")
+    print(f"{'(e) first prediction after restart, ms':44}"
+          f"{f.first_ms['imp_lgbm']:>14.1f}{f.first_ms['imp_xgb']:>14.1f}"
+          f"   (next query: {f.again_ms['imp_lgbm']:.1f} / {f.again_ms['imp_xgb']:.1f})\n")
+    if ("imp_onnx", 1) in f.sums:
+        print("imported ONNX (the LightGBM model converted by onnxmltools, scored by "
+              "onnxruntime; RETURNS int4, the label):")
+        for threads in (1, 2):
+            rate = f.sums[("imp_onnx", threads)]
+            print(f"{f'(b) sum(f_onnx(...)), {threads} thr, rows/s':44}{rate:>14,.0f}"
+                  f"   = {rate / f.library['lgbm']:.2f}x (a) LightGBM, "
+                  f"{rate / f.sums[('lgbm', threads)]:.2f}x the trained model")
+        print(f"{'(d) prepared single row p50 / p99, ms':44}"
+              f"{f.point['imp_onnx'][0]:>7.2f}/{f.point['imp_onnx'][1]:<6.2f}\n")
     for threads in (1, 2):
         churn = f.sums[("churn", threads)]
         print(f"wa_churn model sum(f(...)), {threads} thr: {churn:,.0f} rows/s = "
@@ -495,7 +597,8 @@ def vector_ms(models: dict[str, ModelArtifact], vector: pa.Table, folder: Path,
 
 def prepare_pool_database(folder: Path, models: dict[str, ModelArtifact], rows: int) -> None:
     settings = Settings(database=str(folder / "bench.duckdb"), data_dir=str(folder / "data"),
-                        samples=False, training_workers=1, scoring_workers=0)
+                        samples=False, training_workers=1, scoring_workers=0,
+                        file_dir=str(CHURN_CSV.parent))
     engine = Engine(settings)
     try:
         copies = rows // 7043 + 1
@@ -584,15 +687,19 @@ def run_trees_section(args: argparse.Namespace) -> None:
         folder = Path(tmp)
         print("writing the tables, installing and compiling the models ...", flush=True)
         compile_s = prepare_database(folder, models, x)
-        server = ServerProcess(folder)
+        files = write_model_files(folder, models)
+        print("importing the boosters through SQL and compiling them ...", flush=True)
+        import_s = import_models(folder, files)
+        server = ServerProcess(folder, file_dir=files)
         try:
             figures = measure(server, models, args.rows, args.point_queries,
-                              args.memory_rows)
+                              args.memory_rows, (files / ONNX_FILE).exists())
             figures.control = parallel_control(models, x)
         finally:
             server.stop()
     figures.library = library
     figures.compile_s = compile_s
+    figures.import_s = import_s
     report(figures, args.rows, args.library_rows, args.memory_rows)
 
 

@@ -60,6 +60,19 @@ class ImportedModelError(CatalogError):
     sqlstate = "22023"  # invalid_parameter_value
 
 
+class ImportedModelMismatch(CatalogError):
+    """An imported model's input or output types do not fit FUNCTION or RETURNS."""
+
+    sqlstate = "42804"  # datatype_mismatch
+
+
+class ImportedModelNullInput(CatalogError):
+    """A NULL argument for an imported model input that has no missing value (an
+    integer or boolean ONNX input)."""
+
+    sqlstate = "22004"  # null_value_not_allowed
+
+
 class RemoteModelError(CatalogError):
     """A remote model's endpoint failed or answered something other than one value per row."""
 

@@ -14,6 +14,8 @@ scikit-learn estimators and pipelines                      skops (``.skops``)
 ``RemoteEndpoint``                                         they wrap
 ``ImportedBooster``                                        the imported model file's bytes
                                                            (XGBoost JSON/UBJ, LightGBM text)
+``OnnxModel``                                              the imported ONNX file's bytes
+                                                           (``.onnx``, protobuf: data only)
 =========================================================  =====================================
 
 Invariants:
@@ -36,7 +38,7 @@ from typing import Any
 
 from catalog.errors import ArtifactCorrupt, CatalogError
 from catalog.estimators import HardLabelClassifier, LightGBMBooster
-from catalog.imported import ImportedBooster, RemoteEndpoint
+from catalog.imported import ImportedBooster, OnnxModel, RemoteEndpoint
 from catalog.preprocessing import ColumnSet, FramePreprocessor, PreprocessedEstimator
 
 # The types QuackML's scikit-learn objects hold beyond those skops trusts by default
@@ -96,6 +98,9 @@ def encode(estimator: Any, files: PartFiles, role: str = "estimator") -> Spec:
         return {"kind": "imported_booster", "library": estimator.library,
                 "n_features": estimator.n_features,
                 "file": files.add(role, extension, bytes(estimator.data))}
+    if isinstance(estimator, OnnxModel):
+        return {"kind": "onnx", "n_features": estimator.n_features,
+                "file": files.add(role, "onnx", bytes(estimator.data))}
     if isinstance(estimator, RemoteEndpoint):
         return {"kind": "remote", "url": estimator.url,
                 "max_batch_rows": estimator.max_batch_rows, "timeout_s": estimator.timeout_s}
@@ -164,6 +169,9 @@ def decode(spec: Spec, files: Mapping[str, bytes]) -> Any:
                                        int(spec["n_features"]))
             except CatalogError as exc:
                 raise ArtifactCorrupt(f"the imported model cannot be read: {exc}") from None
+        case "onnx":
+            # Loaded (onnxruntime session) at the first prediction; checked at import.
+            return OnnxModel(_file(spec, files), int(spec["n_features"]))
         case "remote":
             return RemoteEndpoint(str(spec["url"]), int(spec["max_batch_rows"]),
                                   float(spec["timeout_s"]))

@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from catalog.artifact import ModelArtifact
 from catalog.files import publish
+from catalog.imported import ImportedBooster
 from catalog.spec import FeatureKind
 from inference.errors import CompilationFailed
 from inference.evaluators import LibraryEvaluator, TreeEvaluator, tree_library
@@ -187,6 +188,13 @@ def probe_arguments(artifact: ModelArtifact, rows: int = PROBE_ROWS,
 
 def _export(artifact: ModelArtifact, library: str, folder: Path) -> str:
     """Write the estimator's trees in the library's own format; return the path."""
+    estimator = artifact.estimator
+    if isinstance(estimator, ImportedBooster):
+        # The imported file's own bytes (checked by the artifact's sha256); pylignum tells
+        # XGBoost JSON from UBJ by the bytes.
+        path = folder / ("model.txt" if library == "lightgbm" else "model.xgb")
+        path.write_bytes(estimator.data)
+        return str(path)
     if library == "lightgbm":
         path = folder / "model.txt"
         path.write_text(artifact.estimator.booster_.model_to_string())

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from catalog.artifact import ModelArtifact
 from catalog.estimators import LightGBMBooster
+from catalog.imported import ImportedBooster
 from catalog.spec import ProblemType
 from inference.inputs import TreeInputs
 
@@ -63,7 +64,11 @@ class LibraryEvaluator:
 
 
 def tree_library(artifact: ModelArtifact) -> str | None:
-    """"lightgbm" or "xgboost" when pylignum can take the estimator, else None."""
+    """"lightgbm" or "xgboost" when pylignum can take the estimator, else None.
+    A bring-your-own booster (:class:`catalog.imported.ImportedBooster`) is one of
+    these too: it is compiled and served exactly like a trained one."""
+    if isinstance(artifact.estimator, ImportedBooster):
+        return artifact.estimator.library
     module = type(artifact.estimator).__module__.split(".")[0]
     if module == "lightgbm" or isinstance(artifact.estimator, LightGBMBooster):
         return "lightgbm"
@@ -145,6 +150,8 @@ class TreeEvaluator:
         if xgb:  # XGBoost predicts in float32; its wrapper works on float32 arrays
             raw = raw.astype(np.float32)
         if self._problem is ProblemType.REGRESSION:
+            if raw.ndim == 2:  # an imported multi-output booster: its first output, as
+                raw = raw[:, 0]  # ImportedBooster.predict takes it
             return raw.astype(np.float64).reshape(-1)
         if raw.ndim == 1 or (raw.ndim == 2 and raw.shape[1] == 1):
             p = raw.reshape(-1)

@@ -1,6 +1,7 @@
 """Bring your own model, written the way the Redshift ML docs write it: a local XGBoost
-or LightGBM model file (imported, READY at once) and a remote endpoint (an HTTP server
-started by the test that takes CSV rows and answers one value per line).
+or LightGBM model file (imported, READY at once, then compiled and served like a trained
+booster), an ONNX model file (scored with onnxruntime) and a remote endpoint (an HTTP
+server started by the test that takes CSV rows and answers one value per line).
 
 The server of this module has a --file-dir (the model files are read from there) and
 lists the test's endpoint in --sagemaker-allowed-urls; tests/attack/test_fair_use.py
@@ -16,12 +17,15 @@ from typing import ClassVar
 
 import lightgbm as lgb
 import numpy as np
+import onnxruntime as ort
+import pandas as pd
 import psycopg
 import pytest
 import xgboost as xgb
 
 from server.listener import Server
 from server.settings import Settings
+from tests import onnx_models
 from tests.conftest import RunningServer
 
 
@@ -44,8 +48,18 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     booster.save_model(str(files["ubj"]))
     lgb.train({"objective": "regression", "verbose": -1, "num_leaves": 7},
               lgb.Dataset(X, label=y), num_boost_round=20).save_model(str(files["lgbm"]))
+    # trained on a named frame (an int column among them): XGBoost checks the names
+    frame = pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "x3": np.round(X[:, 2]).astype(int)})
+    files["named"] = folder / "named.json"
+    xgb.XGBRegressor(n_estimators=20, max_depth=3).fit(frame, y).get_booster().save_model(
+        str(files["named"]))
     (folder / "junk.bin").write_bytes(b"\x00\x01 not a model")
     files["junk"] = folder / "junk.bin"
+    files["onnx_linear"] = onnx_models.linear_matrix(folder / "linear.onnx")
+    files["onnx_columns"] = onnx_models.per_column(folder / "columns.onnx")
+    files["onnx_string"] = onnx_models.string_output(folder / "string.onnx")
+    files["onnx_not"] = onnx_models.negation(folder / "negation.onnx")
+    files["onnx_external"] = onnx_models.external_data(folder / "external.onnx")
     return files
 
 
@@ -144,8 +158,8 @@ def endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path],
-           endpoint: str) -> Iterator[RunningServer]:
+def byom_server(tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path],
+                endpoint: str) -> Iterator[Server]:
     """A trust-auth server (every client a superuser) whose --file-dir holds the model
     files and whose --sagemaker-allowed-urls lists the test endpoint and a closed port."""
     folder = tmp_path_factory.mktemp("byom-server")
@@ -155,9 +169,148 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_files: dict[str, Path
                           sagemaker_allowed_urls=f"{endpoint}, http://127.0.0.1:9/nothing"))
     srv.start()
     try:
-        yield RunningServer("127.0.0.1", srv.port, folder / "data")
+        yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server(byom_server: Server) -> RunningServer:
+    return RunningServer("127.0.0.1", byom_server.port,
+                         Path(byom_server.settings.data_dir))
+
+
+def test_imported_boosters_are_compiled(conn: psycopg.Connection, byom_server: Server,
+                                        model_files: dict[str, Path]) -> None:
+    """An imported booster goes through the compiled evaluator (verified bit for bit
+    against the library by inference.compiled.verify when it was compiled), and its
+    predictions over the wire are the library's own, exactly."""
+    X = np.random.default_rng(5).normal(size=(3000, 3))
+    X[::7, 1] = np.nan
+    conn.execute("CREATE TABLE byom_rows (i INTEGER, a DOUBLE, b DOUBLE, c DOUBLE)")
+    with conn.cursor().copy("COPY byom_rows FROM STDIN") as copy:
+        for i, row in enumerate(X):
+            copy.write_row([i, *(None if np.isnan(v) else float(v) for v in row)])
+    assert byom_server.engine is not None
+    for kind in ("ubj", "lgbm", "named"):
+        path = model_files[kind]
+        conn.execute(f"CREATE MODEL byomc_{kind} FROM '{path.name}' "
+                     f"FUNCTION byomc_{kind}_f (float8, float8, float8) RETURNS float8")
+        loaded = byom_server.engine.cache.prepare(f"byomc_{kind}_f", timeout=300)
+        assert loaded.evaluator.kind == "lignum-compiled", loaded.compile_error
+        rows = conn.execute(f"SELECT byomc_{kind}_f(a, b, c) FROM byom_rows "
+                            "ORDER BY i").fetchall()
+        if kind == "lgbm":
+            expected = lgb.Booster(model_file=str(path)).predict(X)
+        else:
+            booster = xgb.Booster()
+            booster.load_model(str(path))
+            expected = booster.predict(xgb.DMatrix(X, missing=np.nan,
+                                                   feature_names=booster.feature_names))
+        assert [r[0] for r in rows] == np.asarray(expected, dtype=np.float64).tolist()
+        conn.execute(f"DROP MODEL byomc_{kind}")
+    conn.execute("DROP TABLE byom_rows")
+
+
+def _onnx_run(path: Path, feed: dict[str, np.ndarray]) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run([session.get_outputs()[0].name], feed)[0]
+    return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+def test_onnx_model(conn: psycopg.Connection, model_files: dict[str, Path]) -> None:
+    """An ONNX model file: imported, READY at once, scored with onnxruntime over several
+    DuckDB vectors; the predictions over the wire are onnxruntime's own on the file."""
+    conn.execute("""
+        CREATE MODEL byom_onnx
+        FROM 'linear.onnx'
+        FUNCTION byom_onnx_f (float8, float8, int4)
+        RETURNS float8
+        IAM_ROLE default""")
+    values = dict(conn.execute("SHOW MODEL byom_onnx").fetchall())
+    assert values["Model State"] == "READY"
+    assert values["Model Type"] == "imported onnx"
+    X = np.random.default_rng(1).normal(size=(5000, 3))
+    X[:, 2] = np.round(X[:, 2] * 10)
+    conn.execute("CREATE TABLE onnx_rows (i INTEGER, a DOUBLE, b DOUBLE, k INTEGER)")
+    with conn.cursor().copy("COPY onnx_rows FROM STDIN") as copy:
+        for i, row in enumerate(X):
+            copy.write_row([i, float(row[0]), float(row[1]), int(row[2])])
+    rows = conn.execute("SELECT byom_onnx_f(a, b, k) FROM onnx_rows ORDER BY i").fetchall()
+    expected = _onnx_run(model_files["onnx_linear"], {"X": X.astype(np.float32)})
+    assert [r[0] for r in rows] == expected.tolist()
+    # one input per argument, an integer one among them
+    conn.execute("CREATE MODEL byom_onnx_cols FROM 'columns.onnx' "
+                 "FUNCTION byom_onnx_cols_f (float8, int8) RETURNS float8")
+    rows = conn.execute("SELECT byom_onnx_cols_f(a, k) FROM onnx_rows ORDER BY i").fetchall()
+    expected = _onnx_run(model_files["onnx_columns"],
+                         {"a": X[:, 0].copy(), "k": X[:, 2].astype(np.int64)})
+    assert [r[0] for r in rows] == expected.tolist()
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute("SELECT byom_onnx_cols_f(1.5, NULL)")
+    assert info.value.sqlstate == "22004"
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    # a boolean input and output
+    conn.execute("CREATE MODEL byom_onnx_not FROM 'negation.onnx' "
+                 "FUNCTION byom_onnx_not_f (boolean) RETURNS boolean")
+    rows = conn.execute("SELECT byom_onnx_not_f(b) FROM (VALUES (1, true), (2, false)) "
+                        "t(i, b) ORDER BY i").fetchall()
+    assert rows == [(False,), (True,)]
+    conn.execute("DROP TABLE onnx_rows")
+
+
+def test_onnx_classifier_from_sklearn(conn: psycopg.Connection,
+                                      model_files: dict[str, Path]) -> None:
+    """A scikit-learn classifier converted by skl2onnx: its first output (the label) is
+    the prediction; the probabilities output (a sequence of maps) is never computed."""
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _data()
+    classifier = LogisticRegression().fit(X, (y > 0).astype(np.int64))
+    onx = skl2onnx.convert_sklearn(classifier, initial_types=[("X", FloatTensorType([None, 3]))],
+                                   target_opset=17)
+    path = model_files["json"].parent / "classifier.onnx"
+    path.write_bytes(onx.SerializeToString())
+    conn.execute("CREATE MODEL byom_onnx_clf FROM 'classifier.onnx' "
+                 "FUNCTION byom_onnx_clf_f (float8, float8, float8) RETURNS int4")
+    rows = conn.execute(
+        "SELECT byom_onnx_clf_f(a, b, c) FROM (VALUES " +
+        ", ".join(f"({i}, {a!r}, {b!r}, {c!r})" for i, (a, b, c) in enumerate(X[:200].tolist())) +
+        ") t(i, a, b, c) ORDER BY i").fetchall()
+    expected = _onnx_run(path, {"X": X[:200].astype(np.float32)})
+    assert [r[0] for r in rows] == expected.astype(np.int64).tolist()
+
+
+def test_onnx_model_errors(conn: psycopg.Connection, model_files: dict[str, Path]) -> None:
+    cases = [
+        # not a model of any kind
+        ("junk.bin", "(float8)", "float8", "22023", "ONNX"),
+        # the model takes [N, 3]; FUNCTION declares 2 arguments
+        ("linear.onnx", "(float8, float8)", "float8", "22023", "[N, 3]"),
+        # two inputs; FUNCTION declares 3 arguments
+        ("columns.onnx", "(float8, float8, float8)", "float8", "22023", "2 inputs"),
+        # an int64 input for a float8 argument
+        ("columns.onnx", "(float8, float8)", "float8", "42804", "int64"),
+        # a boolean input for a float8 argument
+        ("negation.onnx", "(float8)", "boolean", "42804", "bool"),
+        # a string output
+        ("string.onnx", "(float8)", "float8", "42804", "tensor(string)"),
+        # a float output for RETURNS boolean
+        ("linear.onnx", "(float8, float8, float8)", "boolean", "42804", "tensor(float)"),
+        # weights in an external file
+        ("external.onnx", "(float8, float8, float8)", "float8", "22023", "external"),
+    ]
+    for name, args, returns, sqlstate, text in cases:
+        sql = f"CREATE MODEL byom_onnx_bad FROM '{name}' FUNCTION byom_onnx_bad_f {args} " \
+              f"RETURNS {returns}"
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(sql)
+        assert info.value.sqlstate == sqlstate, (sql, info.value)
+        assert text in str(info.value), (sql, info.value)
+        assert str(model_files["json"].parent) not in str(info.value)  # no server paths
+        assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_remote_model_in_batches(conn: psycopg.Connection, endpoint: str) -> None:

@@ -39,7 +39,7 @@ from catalog.errors import (
     UnknownType,
 )
 from catalog.files import ARTIFACT_FILE, publish, version_folder
-from catalog.imported import ImportedBooster, RemoteEndpoint, detect_library
+from catalog.imported import ImportedBooster, OnnxModel, RemoteEndpoint, detect_library
 from catalog.preprocessing import ColumnSet
 from catalog.spec import Column, FeatureKind, ModelState, ProblemType, feature_kind
 from catalog.spec import Settings as ModelSettings
@@ -459,11 +459,15 @@ class CreateModelHandler:
             raise FeatureNotSupported(
                 f"RETURNS {stmt.returns} is not supported for bring-your-own models yet",
                 hint="return a numeric type")
-        estimator: ImportedBooster | RemoteEndpoint
+        estimator: ImportedBooster | OnnxModel | RemoteEndpoint
         if stmt.source_file is not None:
             data = self._read_model_file(stmt.source_file, caller)
             library = detect_library(data)
-            estimator = ImportedBooster(library, data, len(features))
+            if library == "onnx":
+                estimator = OnnxModel(data, len(features))
+                estimator.check([c.type for c in features], returns)
+            else:
+                estimator = ImportedBooster(library, data, len(features))
             model_type = f"IMPORTED {library.upper()}"
         else:
             assert stmt.sagemaker is not None

@@ -20,6 +20,7 @@ import xgboost as xgb
 
 from server.listener import Server
 from server.settings import Settings
+from tests import onnx_models
 
 ADMIN, ADMIN_PW = "admin", "adm1n-pw"
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "fanny": "fanny-pw"}
@@ -91,6 +92,7 @@ def fair(tmp_path_factory: pytest.TempPathFactory, endpoint: str) -> Iterator[Fa
     outside.mkdir()
     _model_file(file_dir / "model.json")
     _model_file(outside / "model.json")
+    onnx_models.linear_matrix(file_dir / "model.onnx")
     (file_dir / "link.json").symlink_to(outside / "model.json")
     (file_dir / "linked_dir").symlink_to(outside, target_is_directory=True)
     srv = Server(Settings(
@@ -322,3 +324,15 @@ def test_model_files_need_fileaccess(fair: Fair) -> None:
     finally:
         with fair.connect(ADMIN) as admin:
             admin.execute("ALTER USER alice NOFILEACCESS")
+
+
+def test_onnx_model_files_need_fileaccess(fair: Fair) -> None:
+    """An ONNX model file follows the same rules as the other model files."""
+    with fair.connect("alice") as alice:
+        for path in ("model.onnx", str(fair.file_dir / "model.onnx")):
+            exc = _error(alice, _byom("alice_onnx", path))
+            assert exc.sqlstate == "42501", (path, exc)
+    with fair.connect("fanny") as fanny:
+        fanny.execute(_byom("fanny_onnx", "model.onnx"))
+        assert fanny.execute("SELECT fanny_onnx_f(1, 2, 3)").fetchone() is not None
+        fanny.execute("DROP MODEL fanny_onnx")
