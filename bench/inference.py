@@ -561,14 +561,61 @@ def main() -> None:
     parser.add_argument("--library-rows", type=int, default=200_000)
     parser.add_argument("--point-queries", type=int, default=300)
     parser.add_argument("--memory-rows", type=int, default=10_000_000)
-    parser.add_argument("--only", choices=("trees", "pool"),
-                        help="run one section: trees (LightGBM/XGBoost, (a)-(e)) or pool")
+    parser.add_argument("--only", choices=("trees", "pool", "explain"),
+                        help="run one section: trees (LightGBM/XGBoost, (a)-(e)), pool, or "
+                             "explain")
     parser.add_argument("--scoring-workers", type=int, default=2)
+    parser.add_argument("--explain-rows", type=int, default=100_000)
     args = parser.parse_args()
-    if args.only != "pool":
+    if args.only in (None, "trees"):
         run_trees_section(args)
-    if args.only != "trees":
+    if args.only in (None, "pool"):
         run_pool_section(args.rows, args.scoring_workers)
+    if args.only in (None, "explain"):
+        run_explain_section(args.explain_rows)
+
+
+def run_explain_section(rows: int) -> None:
+    """Per-row explanations (f_explain, exact TreeSHAP) of the wa_churn LightGBM model
+    through SQL at one DuckDB thread, next to LightGBM's own pred_contrib at one thread."""
+    print("training the wa_churn model ...", flush=True)
+    churn = train_churn()
+    features = ", ".join(f.name for f in churn.features)
+    con = duckdb.connect(":memory:")
+    sample = con.sql(f"{churn_query()} LIMIT 2048").to_arrow_table()
+    con.close()
+    x = estimator_input(churn.frame([sample.column(f.name) for f in churn.features]), False)
+    booster = churn.estimator.booster_
+    t = time.perf_counter()
+    booster.predict(x, pred_contrib=True, num_threads=1)
+    library = len(x) / (time.perf_counter() - t)
+    with tempfile.TemporaryDirectory(prefix="quackml-bench-") as tmp:
+        folder = Path(tmp)
+        engine = Engine(Settings(database=str(folder / "bench.duckdb"),
+                                 data_dir=str(folder / "data"), samples=False,
+                                 training_workers=1))
+        try:
+            copies = rows // 7043 + 1
+            engine.con.execute(f"CREATE TABLE churn_big AS SELECT c.* EXCLUDE (churn) FROM "
+                               f"({churn_query()}) c, range({copies}) LIMIT {rows}")
+            install_model(engine, "m_churn", "f_churn", churn)
+            engine.con.execute("CHECKPOINT")
+        finally:
+            engine.close()
+        server = ServerProcess(folder)
+        try:
+            with server.connect() as c:
+                c.execute("SET threads = 1")
+                q = f"SELECT sum((f_churn_explain({features})).prediction) FROM churn_big"
+                timed(c, f"{q} WHERE rowid < 2048")  # load the model
+                sql = rows / timed(c, q)
+        finally:
+            server.stop()
+    print(f"\nPer-row explanations: wa_churn LightGBM ({TREES} trees / {LEAVES} leaves, "
+          f"{len(churn.features)} features), exact TreeSHAP, 1 thread")
+    print(f"{'LightGBM pred_contrib, 2,048 rows, rows/s':52}{library:>12,.0f}")
+    print(f"{f'SELECT sum((f_explain(...)).prediction), {rows:,} rows':52}{sql:>12,.0f}")
+    print(f"{'    SQL / library':52}{sql / library:>11.2f}x")
 
 
 def run_trees_section(args: argparse.Namespace) -> None:

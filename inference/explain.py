@@ -45,6 +45,7 @@ import pyarrow as pa
 
 from catalog.artifact import ModelArtifact, estimator_input
 from catalog.estimators import HardLabelClassifier, LightGBMBooster
+from catalog.imported import ImportedBooster
 from catalog.preprocessing import FramePreprocessor, PreprocessedEstimator
 from inference.errors import WrongProblemType
 
@@ -99,18 +100,22 @@ class Explainer:
         if artifact.learner == "kmeans":
             raise WrongProblemType("explanations are not defined for k-means models")
         module = type(estimator).__module__.split(".")[0]
-        if module == "lightgbm" or isinstance(estimator, LightGBMBooster):
+        self._imported = isinstance(estimator, ImportedBooster)
+        if module == "lightgbm" or isinstance(estimator, LightGBMBooster) or (
+                self._imported and estimator.library == "lightgbm"):
             self.method = TREE_SHAP
             self._library = "lightgbm"
-        elif module == "xgboost":
+            self._lightgbm = estimator._load() if self._imported else estimator.booster_
+        elif module == "xgboost" or self._imported:
             self.method = TREE_SHAP
             self._library = "xgboost"
-            self._xgboost = estimator.get_booster().copy()   # ours: one thread per call
+            booster = estimator._load() if self._imported else estimator.get_booster()
+            self._xgboost = booster.copy()   # ours: one thread per call
             self._xgboost.set_param({"nthread": 1})
         elif module == "sklearn":
             self._library = "sklearn"
             self.method = LINEAR if _is_linear(estimator) else OCCLUSION
-        else:
+        else:   # e.g. a remote endpoint (BYOM)
             raise WrongProblemType(
                 f"explanations are not available for {type(estimator).__name__} models")
         self._classification = artifact.problem_type.is_classification
@@ -160,15 +165,16 @@ class Explainer:
     def _tree_shap(self, frame: pd.DataFrame) -> Explanation:
         x = self._model_input(frame)
         n = len(x)
+        data: Any = x.to_numpy(dtype=np.float64, na_value=np.nan) if self._imported else x
         # One thread per call: DuckDB already runs one call per thread.
         if self._library == "lightgbm":
-            booster = self._estimator.booster_
-            contrib = np.asarray(booster.predict(x, pred_contrib=True, num_threads=1),
+            contrib = np.asarray(self._lightgbm.predict(data, pred_contrib=True, num_threads=1),
                                  dtype=np.float64)
         else:
             import xgboost
 
-            matrix = xgboost.DMatrix(x, enable_categorical=True, missing=np.nan, nthread=1)
+            matrix = xgboost.DMatrix(data, enable_categorical=not self._imported,
+                                     missing=np.nan, nthread=1)
             contrib = np.asarray(self._xgboost.predict(matrix, pred_contribs=True),
                                  dtype=np.float64)
         m = x.shape[1]
