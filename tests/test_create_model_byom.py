@@ -201,7 +201,7 @@ def test_imported_model_rows_are_explained(conn: psycopg.Connection,
     conn.execute(f"CREATE MODEL byom_ex_{kind} FROM '{model_files[kind].name}' "
                  f"FUNCTION byom_ex_{kind}_f (float8, float8, float8) RETURNS float8")
     X, _ = _data()
-    values = ", ".join(f"({a!r}, {b!r}, {c!r}, {i})" for i, (a, b, c) in enumerate(X))
+    values = ", ".join(f"({a!r}, {b!r}, {c!r}, {i})" for i, (a, b, c) in enumerate(X.tolist()))
     rows = conn.execute(
         "SELECT e.method, e.space, e.prediction, e.baseline, len(e.attributions), "
         "list_sum([a.attribution FOR a IN e.attributions]) FROM (SELECT i, "
