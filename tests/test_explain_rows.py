@@ -217,3 +217,41 @@ def test_psql_shows_the_struct(models: psycopg.Connection, server: RunningServer
     assert text.startswith('{"method": "tree_shap", "label": '), text
     assert '"space": "log-odds", "prediction": ' in text
     assert '"attributions": [{"feature": ' in text and text.count('"feature"') == 2
+
+
+def test_preprocessed_tree_model_attributes_to_input_features() -> None:
+    """PREPROCESSORS: a column set's model columns (one-hot, PCA) are summed back to
+    one attribution named after the set; TreeSHAP stays exact (in process: the
+    transformation is what the server runs, and training one takes no budget)."""
+    import lightgbm as lgb
+
+    from catalog.frames import fit_categories
+    from catalog.preprocessing import ColumnSet, FramePreprocessor
+    from catalog.spec import Column, ProblemType
+    from inference.explain import Explainer
+
+    rng = np.random.default_rng(3)
+    n = 600
+    features = (Column("a", "DOUBLE"), Column("b", "DOUBLE"), Column("c", "VARCHAR"),
+                Column("d", "DOUBLE"))
+    table = pa.table({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                      "c": rng.choice(["x", "y", "z"], n), "d": rng.normal(size=n)})
+    categories = fit_categories(table, features)
+    columns = [table.column(f.name) for f in features]
+    artifact = ModelArtifact(features, Column("y", "BOOLEAN"), ProblemType.BINARY,
+                             (False, True), categories, None, "none", 0.0)
+    frame = artifact.frame(columns)
+    pre = FramePreprocessor([ColumnSet(("a", "b"), ("Imputer", "PCA")),
+                             ColumnSet(("c",), ("OneHotEncoder",))])
+    x = pre.fit_transform(frame)
+    y = (table.column("a").to_numpy() + (table.column("c").to_numpy() == "x")) > 0.5
+    model = lgb.LGBMClassifier(n_estimators=20, num_leaves=7, verbose=-1).fit(x, y)
+    artifact.estimator = PreprocessedEstimator(pre, model, False)
+    explainer = Explainer(artifact)
+    assert explainer.groups == ["a+b", "c", "d"]
+    result = explainer.explain(columns)
+    assert result.method == "tree_shap" and result.attributions.shape == (n, 3)
+    raw = model.predict(x, raw_score=True)
+    np.testing.assert_allclose(result.prediction, raw, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(result.attributions.sum(axis=1) + result.baseline, raw,
+                               rtol=0, atol=1e-9)
