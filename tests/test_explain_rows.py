@@ -255,3 +255,18 @@ def test_preprocessed_tree_model_attributes_to_input_features() -> None:
     np.testing.assert_allclose(result.prediction, raw, rtol=0, atol=1e-9)
     np.testing.assert_allclose(result.attributions.sum(axis=1) + result.baseline, raw,
                                rtol=0, atol=1e-9)
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is installed by `make test`")
+def test_psql_df_lists_the_explain_functions(models: psycopg.Connection,
+                                             server: RunningServer) -> None:
+    out = subprocess.run(
+        ["psql", "-h", server.host, "-p", str(server.port), "-U", "tester", "-d", "quackml",
+         "-X", "-A", "-t", "-c", r"\df ex_xgb_f*"],
+        capture_output=True, text=True, timeout=60,
+        env={"PGCONNECT_TIMEOUT": "10", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    lines = {line.split("|")[1]: line.split("|")[2:4] for line in out.stdout.splitlines()}
+    assert lines["ex_xgb_f_explain"][0] == "record", out.stdout
+    assert lines["ex_xgb_f_explain_top"][1].endswith("senior_citizen double precision, "
+                                                     "k bigint"), out.stdout
