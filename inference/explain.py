@@ -94,6 +94,8 @@ class Explainer:
             self._pre = estimator.preprocessor
             self._codes = estimator.category_codes
             estimator = estimator.estimator
+        # binary:hinge / multi:softmax: the margin is no log-odds
+        self._hard_labels = isinstance(estimator, HardLabelClassifier)
         if isinstance(estimator, HardLabelClassifier):
             estimator = estimator.estimator
         self._estimator = estimator
@@ -192,7 +194,7 @@ class Explainer:
             space = RAW_SCORE
         elif self._classification:
             label = np.full(n, 1, dtype=np.int64)   # the second label's log-odds
-            space = LOG_ODDS
+            space = RAW_SCORE if self._hard_labels else LOG_ODDS
         else:
             label = np.full(n, -1, dtype=np.int64)
             space = RAW_SCORE
