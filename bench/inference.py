@@ -582,7 +582,8 @@ def run_explain_section(rows: int) -> None:
     churn = train_churn()
     features = ", ".join(f.name for f in churn.features)
     con = duckdb.connect(":memory:")
-    sample = con.sql(f"{churn_query()} LIMIT 2048").to_arrow_table()
+    rows_table = con.sql(churn_query()).to_arrow_table()   # the engine reads no files
+    sample = rows_table.slice(0, 2048)
     con.close()
     x = estimator_input(churn.frame([sample.column(f.name) for f in churn.features]), False)
     booster = churn.estimator.booster_
@@ -595,9 +596,11 @@ def run_explain_section(rows: int) -> None:
                                  data_dir=str(folder / "data"), samples=False,
                                  training_workers=1))
         try:
-            copies = rows // 7043 + 1
+            copies = rows // len(rows_table) + 1
+            engine.con.register("churn_rows", rows_table)
             engine.con.execute(f"CREATE TABLE churn_big AS SELECT c.* EXCLUDE (churn) FROM "
-                               f"({churn_query()}) c, range({copies}) LIMIT {rows}")
+                               f"churn_rows c, range({copies}) LIMIT {rows}")
+            engine.con.unregister("churn_rows")
             install_model(engine, "m_churn", "f_churn", churn)
             engine.con.execute("CHECKPOINT")
         finally:
