@@ -50,9 +50,17 @@ Pipelines on category codes) and scored on ``churn_big`` (``--rows`` rows):
    ratio pool / in process. ``inference/procpool.py`` ``POOL_BY_DEFAULT``
    records the kinds where the pool won at 2 threads.
 
+Then per-row explanations (issue 12, ``--only explain``): (x1) LightGBM's own
+``pred_contrib`` (exact TreeSHAP) on 2,048 wa_churn rows at one thread, and
+``SELECT sum((f_explain(...)).prediction) FROM churn_big`` over
+``--explain-rows`` rows (default 100,000) at DuckDB threads 1 for the
+200-tree wa_churn LightGBM model above; (x2) the same query for the model
+AUTO ON trains on wa_churn's training rows with MAX_RUNTIME 20 (its learner
+is printed: FLAML picks it).
+
     .venv/bin/python bench/inference.py [--rows 1000000] [--library-rows 200000]
-        [--point-queries 300] [--memory-rows 10000000] [--only trees|pool]
-        [--scoring-workers 2]
+        [--point-queries 300] [--memory-rows 10000000] [--only trees|pool|explain]
+        [--scoring-workers 2] [--explain-rows 100000]
 
 Prints figures; it is not a test. Machines are shared and noisy: compare
 numbers within one run.
@@ -584,6 +592,7 @@ def run_explain_section(rows: int) -> None:
     features = ", ".join(f.name for f in churn.features)
     con = duckdb.connect(":memory:")
     rows_table = con.sql(churn_query()).to_arrow_table()   # the engine reads no files
+    train_table = con.sql(f"{churn_query()} WHERE split = 'train'").to_arrow_table()
     sample = rows_table.slice(0, 2048)
     con.close()
     x = estimator_input(churn.frame([sample.column(f.name) for f in churn.features]), False)
@@ -601,8 +610,10 @@ def run_explain_section(rows: int) -> None:
             engine.con.register("churn_rows", rows_table)
             engine.con.execute(f"CREATE TABLE churn_big AS SELECT c.* EXCLUDE (churn) FROM "
                                f"churn_rows c, range({copies}) LIMIT {rows}")
-            engine.con.execute("CREATE TABLE churn_train AS SELECT * FROM churn_rows")
             engine.con.unregister("churn_rows")
+            engine.con.register("churn_train_rows", train_table)
+            engine.con.execute("CREATE TABLE churn_train AS SELECT * FROM churn_train_rows")
+            engine.con.unregister("churn_train_rows")
             install_model(engine, "m_churn", "f_churn", churn)
             engine.con.execute("CHECKPOINT")
         finally:
@@ -616,8 +627,7 @@ def run_explain_section(rows: int) -> None:
                 sql = rows / timed(c, q)
                 # the model AUTO ON trains on wa_churn (its training rows, as
                 # examples/data/wa_churn.csv splits them)
-                c.execute("CREATE MODEL auto_churn FROM (SELECT * EXCLUDE (split) FROM "
-                          "churn_train WHERE split = 'train') TARGET churn "
+                c.execute("CREATE MODEL auto_churn FROM churn_train TARGET churn "
                           f"FUNCTION auto_churn_f SETTINGS (MAX_RUNTIME {AUTO_BUDGET_S})")
                 while (shown := dict(c.execute("SHOW MODEL auto_churn").fetchall()))[
                         "Model State"] == "TRAINING":
