@@ -59,9 +59,17 @@ Pipelines on category codes) and scored on ``churn_big`` (``--rows`` rows):
    ratio pool / in process. ``inference/procpool.py`` ``POOL_BY_DEFAULT``
    records the kinds where the pool won at 2 threads.
 
+Then per-row explanations (issue 12, ``--only explain``): (x1) LightGBM's own
+``pred_contrib`` (exact TreeSHAP) on 2,048 wa_churn rows at one thread, and
+``SELECT sum((f_explain(...)).prediction) FROM churn_big`` over
+``--explain-rows`` rows (default 100,000) at DuckDB threads 1 for the
+200-tree wa_churn LightGBM model above; (x2) the same query for the model
+AUTO ON trains on wa_churn's training rows with MAX_RUNTIME 20 (its learner
+is printed: FLAML picks it).
+
     .venv/bin/python bench/inference.py [--rows 1000000] [--library-rows 200000]
-        [--point-queries 300] [--memory-rows 10000000] [--only trees|pool]
-        [--scoring-workers 2]
+        [--point-queries 300] [--memory-rows 10000000] [--only trees|pool|explain]
+        [--scoring-workers 2] [--explain-rows 100000]
 
 Prints figures; it is not a test. Machines are shared and noisy: compare
 numbers within one run.
@@ -108,6 +116,7 @@ from server.settings import Settings  # noqa: E402
 FEATURES = 20
 TRAIN_ROWS = 100_000
 TREES, LEAVES = 200, 31
+AUTO_BUDGET_S = 20   # the explain section's AUTO ON wa_churn model
 CHURN_CSV = REPO / "examples" / "data" / "wa_churn.csv"
 COLUMNS = ", ".join(f"c{i}" for i in range(1, FEATURES + 1))
 
@@ -668,14 +677,84 @@ def main() -> None:
     parser.add_argument("--library-rows", type=int, default=200_000)
     parser.add_argument("--point-queries", type=int, default=300)
     parser.add_argument("--memory-rows", type=int, default=10_000_000)
-    parser.add_argument("--only", choices=("trees", "pool"),
-                        help="run one section: trees (LightGBM/XGBoost, (a)-(e)) or pool")
+    parser.add_argument("--only", choices=("trees", "pool", "explain"),
+                        help="run one section: trees (LightGBM/XGBoost, (a)-(e)), pool, or "
+                             "explain")
     parser.add_argument("--scoring-workers", type=int, default=2)
+    parser.add_argument("--explain-rows", type=int, default=100_000)
     args = parser.parse_args()
-    if args.only != "pool":
+    if args.only in (None, "trees"):
         run_trees_section(args)
-    if args.only != "trees":
+    if args.only in (None, "pool"):
         run_pool_section(args.rows, args.scoring_workers)
+    if args.only in (None, "explain"):
+        run_explain_section(args.explain_rows)
+
+
+def run_explain_section(rows: int) -> None:
+    """Per-row explanations (f_explain, exact TreeSHAP) of the wa_churn LightGBM model
+    through SQL at one DuckDB thread, next to LightGBM's own pred_contrib at one thread."""
+    print("training the wa_churn model ...", flush=True)
+    churn = train_churn()
+    features = ", ".join(f.name for f in churn.features)
+    con = duckdb.connect(":memory:")
+    rows_table = con.sql(churn_query()).to_arrow_table()   # the engine reads no files
+    train_table = con.sql(f"{churn_query()} WHERE split = 'train'").to_arrow_table()
+    sample = rows_table.slice(0, 2048)
+    con.close()
+    x = estimator_input(churn.frame([sample.column(f.name) for f in churn.features]), False)
+    booster = churn.estimator.booster_
+    t = time.perf_counter()
+    booster.predict(x, pred_contrib=True, num_threads=1)
+    library = len(x) / (time.perf_counter() - t)
+    with tempfile.TemporaryDirectory(prefix="quackml-bench-") as tmp:
+        folder = Path(tmp)
+        engine = Engine(Settings(database=str(folder / "bench.duckdb"),
+                                 data_dir=str(folder / "data"), samples=False,
+                                 training_workers=1))
+        try:
+            copies = rows // len(rows_table) + 1
+            engine.con.register("churn_rows", rows_table)
+            engine.con.execute(f"CREATE TABLE churn_big AS SELECT c.* EXCLUDE (churn) FROM "
+                               f"churn_rows c, range({copies}) LIMIT {rows}")
+            engine.con.unregister("churn_rows")
+            engine.con.register("churn_train_rows", train_table)
+            engine.con.execute("CREATE TABLE churn_train AS SELECT * FROM churn_train_rows")
+            engine.con.unregister("churn_train_rows")
+            install_model(engine, "m_churn", "f_churn", churn)
+            engine.con.execute("CHECKPOINT")
+        finally:
+            engine.close()
+        server = ServerProcess(folder)
+        try:
+            with server.connect() as c:
+                c.execute("SET threads = 1")
+                q = f"SELECT sum((f_churn_explain({features})).prediction) FROM churn_big"
+                timed(c, f"{q} WHERE rowid < 2048")  # load the model
+                sql = rows / timed(c, q)
+                # the model AUTO ON trains on wa_churn (its training rows, as
+                # examples/data/wa_churn.csv splits them)
+                c.execute("CREATE MODEL auto_churn FROM churn_train TARGET churn "
+                          f"FUNCTION auto_churn_f SETTINGS (MAX_RUNTIME {AUTO_BUDGET_S})")
+                while (shown := dict(c.execute("SHOW MODEL auto_churn").fetchall()))[
+                        "Model State"] == "TRAINING":
+                    time.sleep(1)
+                learner = f"{shown['Model State']}, {shown['Model Type']}"
+                auto = float("nan")
+                if shown["Model State"] == "READY":
+                    q = (f"SELECT sum((auto_churn_f_explain({features})).prediction) "
+                         "FROM churn_big")
+                    timed(c, f"{q} WHERE rowid < 2048")
+                    auto = rows / timed(c, q)
+        finally:
+            server.stop()
+    print(f"\nPer-row explanations: wa_churn LightGBM ({TREES} trees / {LEAVES} leaves, "
+          f"{len(churn.features)} features), exact TreeSHAP, 1 thread")
+    print(f"{'LightGBM pred_contrib, 2,048 rows, rows/s':52}{library:>12,.0f}")
+    print(f"{f'SELECT sum((f_explain(...)).prediction), {rows:,} rows':52}{sql:>12,.0f}")
+    print(f"{'    SQL / library':52}{sql / library:>11.2f}x")
+    print(f"the model AUTO ON trains on wa_churn (MAX_RUNTIME {AUTO_BUDGET_S}; {learner}):")
+    print(f"{f'SELECT sum((f_explain(...)).prediction), {rows:,} rows':52}{auto:>12,.0f}")
 
 
 def run_trees_section(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ other code builds a model path or a model function name by hand::
         compiled.*                               compiled trees (inference.compiled)
 
 A model's SQL functions are ``f``, ``f_probabilities`` (classifiers) and
-``f_explain``; their names come from :func:`function_names`.
+``f_explain`` and ``f_explain_top`` (k attributions); their names come from :func:`function_names`.
 
 Every file is published with :func:`write_atomic` (or :func:`publish`, for a
 file written in place first): one durability rule everywhere, so a crash
@@ -42,6 +42,8 @@ MODELS_FOLDER = "models"
 
 PROBABILITIES_SUFFIX = "_probabilities"
 EXPLAIN_SUFFIX = "_explain"
+EXPLAIN_TOP_SUFFIX = "_explain_top"   # f_explain with a trailing k (DuckDB has no overloads
+                                      # of Python functions)
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -51,17 +53,19 @@ def function_names(function_name: str, classification: bool) -> list[str]:
     names = [function_name]
     if classification:
         names.append(function_name + PROBABILITIES_SUFFIX)
+    names += [function_name + EXPLAIN_SUFFIX, function_name + EXPLAIN_TOP_SUFFIX]
     return names
 
 
 def all_function_names(function_name: str) -> tuple[str, ...]:
     """Every name a model's functions may take (reserved when the model is created)."""
-    return (function_name, function_name + PROBABILITIES_SUFFIX, function_name + EXPLAIN_SUFFIX)
+    return (function_name, function_name + PROBABILITIES_SUFFIX, function_name + EXPLAIN_SUFFIX,
+            function_name + EXPLAIN_TOP_SUFFIX)
 
 
 def base_function(name: str) -> str:
     """The prediction function behind one of a model's function names."""
-    for suffix in (PROBABILITIES_SUFFIX, EXPLAIN_SUFFIX):
+    for suffix in (PROBABILITIES_SUFFIX, EXPLAIN_TOP_SUFFIX, EXPLAIN_SUFFIX):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name

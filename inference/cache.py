@@ -42,6 +42,7 @@ from catalog.spec import ModelState
 from inference import compiled
 from inference.errors import CompilationFailed
 from inference.evaluators import Evaluator, LibraryEvaluator, tree_library
+from inference.explain import Explainer
 from inference.procpool import PoolEvaluator, ScoringPool, wants_pool
 
 log = logging.getLogger("quackml.inference")
@@ -67,6 +68,13 @@ class LoadedModel:
     compile_error: str | None = None
     # The artifact's labels as an Arrow array, per return type (built at the first call).
     labels_arrow: dict[pa.DataType, pa.Array] = field(default_factory=dict)
+    _explainer: Explainer | None = None
+
+    def explainer(self) -> Explainer:
+        """The model's per-row explainer (``f_explain``), built at the first call."""
+        if self._explainer is None:
+            self._explainer = Explainer(self.artifact)
+        return self._explainer
 
 
 class ModelCache:

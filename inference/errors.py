@@ -14,6 +14,10 @@ class WrongProblemType(InferenceError):
     sqlstate = "0A000"  # e.g. probabilities of a regression model
 
 
+class InvalidTopK(InferenceError):
+    sqlstate = "22023"  # invalid_parameter_value: f_explain_top's k
+
+
 class CompilationFailed(InferenceError):
     """A model could not be compiled (or its compiled form did not reproduce the
     library's predictions); the library evaluator serves it instead. Never reaches

@@ -20,13 +20,22 @@ from collections.abc import Callable, Sequence
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from duckdb.sqltypes import DuckDBPyType
 
 from catalog.artifact import ModelArtifact
-from catalog.files import PROBABILITIES_SUFFIX, function_names
+from catalog.files import (
+    EXPLAIN_SUFFIX,
+    EXPLAIN_TOP_SUFFIX,
+    PROBABILITIES_SUFFIX,
+    all_function_names,
+    function_names,
+)
+from catalog.frames import flatten
 from catalog.spec import Column, FeatureKind, ProblemType
 from inference.cache import LoadedModel, ModelCache
-from inference.errors import WrongProblemType
+from inference.errors import InvalidTopK, WrongProblemType
+from inference.explain import DEFAULT_TOP_K, explain_type, explanation_arrow
 
 
 def _arrow_type(duckdb_type: str) -> pa.DataType:
@@ -64,6 +73,24 @@ def predict_arrow(model: LoadedModel, args: Sequence[pa.Array],
     if labels is None:
         labels = model.labels_arrow[out_type] = pa.array(list(artifact.labels), type=out_type)
     return labels.take(pa.array(np.asarray(raw, dtype=np.int64)))
+
+
+def explain_arrow(model: LoadedModel, args: Sequence[pa.Array], k: pa.Array | None,
+                  label_type: pa.DataType) -> pa.Array:
+    """``f_explain`` / ``f_explain_top``: one library call for the whole vector."""
+    explainer = model.explainer()
+    explanation = explainer.explain(args)
+    n = len(explanation.prediction)
+    if k is None:
+        top = np.full(n, DEFAULT_TOP_K, dtype=np.int64)
+    else:
+        k_values = pc.cast(flatten(k), pa.int64())
+        if k_values.null_count:
+            raise InvalidTopK("k must not be NULL")
+        top = np.asarray(k_values.to_numpy(zero_copy_only=False), dtype=np.int64)
+        if n and top.min() < 0:
+            raise InvalidTopK("k must not be negative")
+    return explanation_arrow(model.artifact, explanation, top, explainer.groups, label_type)
 
 
 def decision_probabilities(artifact: ModelArtifact, proba: np.ndarray) -> np.ndarray:
@@ -134,6 +161,17 @@ class PredictionFunctions:
             self._create(function_name + PROBABILITIES_SUFFIX, probabilities, params,
                          duckdb.sqltype(struct))
 
+        def explain(*args: pa.Array) -> pa.Array:
+            return explain_arrow(cache.get(function_name), args, None, out_type)
+
+        def explain_top(*args: pa.Array) -> pa.Array:
+            return explain_arrow(cache.get(function_name), args[:-1], args[-1], out_type)
+
+        explained = duckdb.sqltype(explain_type(returns))
+        self._create(function_name + EXPLAIN_SUFFIX, explain, params, explained)
+        self._create(function_name + EXPLAIN_TOP_SUFFIX, explain_top,
+                     [*params, duckdb.sqltype("BIGINT")], explained)
+
     def _create(self, name: str, fn: Callable[..., pa.Array], params: list[DuckDBPyType],
                 returns: DuckDBPyType) -> None:
         # DuckDB checks the Python function's arity against the parameter list.
@@ -153,7 +191,7 @@ class PredictionFunctions:
         self._lowered = frozenset(n.lower() for n in self._registered)
 
     def unregister(self, function_name: str) -> None:
-        for name in (function_name, function_name + PROBABILITIES_SUFFIX):
+        for name in all_function_names(function_name):
             if name in self._registered:
                 self._con.remove_function(name)
                 self._registered.discard(name)

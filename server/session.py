@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 from duckdb import _seam  # DuckDB's binder: statement signatures without running them
 
-from catalog.files import PROBABILITIES_SUFFIX
+from catalog.files import all_function_names
 from server.engine import Engine
 from server.errors import (
     DataException,
@@ -920,7 +920,7 @@ class Session:
             functions: dict[str, frozenset[str]] = {}
             for record in self.engine.store.all():
                 schemas = frozenset({record.schema_name.lower(), names.PUBLIC})
-                for fn in (record.function_name, record.function_name + PROBABILITIES_SUFFIX):
+                for fn in all_function_names(record.function_name):
                     functions[fn.lower()] = functions.get(fn.lower(), frozenset()) | schemas
             found = names.Names(self.database, self.engine.database_name, functions)
             if self._names is not None and self._names[1] == found:

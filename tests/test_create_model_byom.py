@@ -343,3 +343,33 @@ def test_remote_model_errors(conn: psycopg.Connection) -> None:
     assert "remote model" in str(info.value)
     assert conn.execute("SELECT 1").fetchone() == (1,)
     conn.execute("DROP MODEL remote_down")
+
+
+@pytest.mark.parametrize("kind", ["lgbm", "json"])
+def test_imported_model_rows_are_explained(conn: psycopg.Connection,
+                                           model_files: dict[str, Path], kind: str) -> None:
+    """f_explain of an imported booster: exact TreeSHAP in the booster's raw space; the
+    attributions plus the baseline are the library's own prediction (regression)."""
+    conn.execute(f"DROP MODEL IF EXISTS byom_ex_{kind}")
+    conn.execute(f"CREATE MODEL byom_ex_{kind} FROM '{model_files[kind].name}' "
+                 f"FUNCTION byom_ex_{kind}_f (float8, float8, float8) RETURNS float8")
+    X, _ = _data()
+    values = ", ".join(f"({a!r}, {b!r}, {c!r}, {i})" for i, (a, b, c) in enumerate(X.tolist()))
+    rows = conn.execute(
+        "SELECT e.method, e.space, e.prediction, e.baseline, len(e.attributions), "
+        "list_sum([a.attribution FOR a IN e.attributions]) FROM (SELECT i, "
+        f"byom_ex_{kind}_f_explain_top(a, b, c, 3) AS e FROM (VALUES {values}) t(a, b, c, i)) "
+        "ORDER BY i").fetchall()
+    if kind == "lgbm":
+        expected = lgb.Booster(model_file=str(model_files[kind])).predict(X)
+    else:
+        booster = xgb.Booster()
+        booster.load_model(str(model_files[kind]))
+        expected = booster.predict(xgb.DMatrix(X), output_margin=True)
+    assert {r[:2] for r in rows} == {("tree_shap", "raw score")}
+    assert {r[4] for r in rows} == {3}
+    got = np.array([r[2] for r in rows])
+    np.testing.assert_allclose(np.array([r[3] + r[5] for r in rows]), got, rtol=0, atol=1e-6)
+    # XGBoost's margin is float32 arithmetic
+    np.testing.assert_allclose(got, expected, rtol=1e-6 if kind == "json" else 0, atol=1e-6)
+    conn.execute(f"DROP MODEL byom_ex_{kind}")

@@ -268,6 +268,10 @@ def test_psql_backslash_commands(server: RunningServer, schema_model: str,
     assert functions == [
         "nm_an|nm_churn_fn|boolean|tenure double precision, monthly_charges double precision"
         "|func",
+        "nm_an|nm_churn_fn_explain|record|tenure double precision, monthly_charges "
+        "double precision|func",
+        "nm_an|nm_churn_fn_explain_top|record|tenure double precision, monthly_charges "
+        "double precision, k bigint|func",
         "nm_an|nm_churn_fn_probabilities|record|tenure double precision, monthly_charges "
         "double precision|func"]
     verbose = psql(server, "-A", "-t", "-c", r"\df+ nm_an.nm_churn_fn").split("|")

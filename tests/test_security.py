@@ -283,6 +283,9 @@ def test_model_privileges(secured: Secured) -> None:
 
         # frank: no privilege yet
         for sql in ("SELECT erin_km_f(1.0, 2.0)", "SELECT explain_model('erin_km')",
+                    "SELECT erin_km_f_explain(1.0, 2.0)",
+                    "SELECT erin_km_f_explain_top(1.0, 2.0, 3)",
+                    "WITH s AS (SELECT erin_km_f_explain(a, b) AS e FROM pts) SELECT * FROM s",
                     "DROP MODEL erin_km", "GRANT EXECUTE ON MODEL erin_km TO frank",
                     KMEANS.format(name="frank_km", fn="frank_km_f")):
             with pytest.raises(psycopg.Error) as info:
@@ -294,6 +297,10 @@ def test_model_privileges(secured: Secured) -> None:
         # the owner grants EXECUTE to a role frank holds
         erin.execute("GRANT EXECUTE ON MODEL erin_km TO ROLE analysts")
         assert frank.execute("SELECT erin_km_f(1.0, 2.0)").fetchone() is not None
+        # past the privilege check: k-means rows have no explanation
+        with pytest.raises(psycopg.Error) as info:
+            frank.execute("SELECT erin_km_f_explain(1.0, 2.0)")
+        assert info.value.sqlstate == "0A000"
         assert "S3 Bucket" in dict(frank.execute("SHOW MODEL erin_km").fetchall())
         rows = erin.execute("SELECT model_name, privilege_type, identity_name, identity_type "
                             "FROM svv_ml_model_privileges").fetchall()
@@ -308,6 +315,10 @@ def test_model_privileges(secured: Secured) -> None:
         assert info.value.sqlstate == "42501"
         erin.execute("GRANT ALL ON MODEL erin_km TO PUBLIC")
         assert frank.execute("SELECT erin_km_f(1.0, 2.0)").fetchone() is not None
+        # past the privilege check: k-means rows have no explanation
+        with pytest.raises(psycopg.Error) as info:
+            frank.execute("SELECT erin_km_f_explain(1.0, 2.0)")
+        assert info.value.sqlstate == "0A000"
 
         with admin(secured) as c:
             c.execute("REVOKE CREATE MODEL FROM erin")

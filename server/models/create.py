@@ -38,7 +38,7 @@ from catalog.errors import (
     UnknownSchema,
     UnknownType,
 )
-from catalog.files import ARTIFACT_FILE, publish, version_folder
+from catalog.files import ARTIFACT_FILE, all_function_names, publish, version_folder
 from catalog.imported import ImportedBooster, OnnxModel, RemoteEndpoint, detect_library
 from catalog.preprocessing import ColumnSet
 from catalog.spec import Column, FeatureKind, ModelState, ProblemType, feature_kind
@@ -592,10 +592,10 @@ class CreateModelHandler:
             raise DuplicateFunction(f'function "{function_name}" is already a model function')
         # DuckDB resolves function names case-insensitively: compare lower-case, against
         # every function the session could see and the names the server reserves
-        names = (function_name.lower(), function_name.lower() + "_probabilities")
+        names = all_function_names(function_name.lower())
         rows = caller.cursor.execute(
-            "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) IN (?, ?)",
-            list(names)).fetchall()
+            "SELECT count(*) FROM duckdb_functions() WHERE lower(function_name) IN "
+            f"({', '.join('?' for _ in names)})", list(names)).fetchall()
         if (rows and rows[0][0]) or any(n in self.engine.reserved_names() for n in names):
             raise DuplicateFunction(f'function "{function_name}" already exists')
 

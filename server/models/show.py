@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from automl.hyperparams import TRAIN_METRICS, resolve_kmeans, resolve_xgboost
 from automl.progress import read_progress
+from catalog.files import function_names
 from catalog.spec import ModelState, ProblemType
 from catalog.store import ModelRecord
 from server.errors import hide
@@ -94,9 +95,9 @@ def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
         metric = TRAIN_METRICS[record.problem_type or ProblemType.REGRESSION]
     else:
         metric = f"validation:{(record.objective or record.metric_name or 'metric').lower()}"
-    functions = record.function_name
-    if record.problem_type is not None and record.problem_type.is_classification:
-        functions += f", {record.function_name}_probabilities"
+    functions = ", ".join(function_names(
+        record.function_name,
+        record.problem_type is not None and record.problem_type.is_classification))
     rows: list[tuple[str, str]] = [
         ("Model Name", record.model_name),
         ("Schema Name", record.schema_name),

@@ -25,7 +25,7 @@ import duckdb
 
 from catalog import errors
 from catalog import views as ml_views
-from catalog.files import PROBABILITIES_SUFFIX
+from catalog.files import EXPLAIN_TOP_SUFFIX, function_names
 from catalog.store import ModelStore
 from server.postgres.names import DATABASE_SQL, PID_VARIABLE, schema_sql
 from server.protocol.types import Oid, pg_type_for_duckdb, pg_type_name
@@ -272,9 +272,13 @@ def _model_functions(store: ModelStore) -> Callable[[], list[dict[str, object]]]
         out: list[dict[str, object]] = []
         for record in store.all():
             argument_names = [c.name for c in record.features]
-            for name in (record.function_name, record.function_name + PROBABILITIES_SUFFIX):
+            classification = record.problem_type is not None and \
+                record.problem_type.is_classification
+            for name in function_names(record.function_name, classification):
+                top = name == record.function_name + EXPLAIN_TOP_SUFFIX
                 out.append({"function_name": name, "schema_name": record.schema_name,
-                            "argument_names": argument_names})
+                            "argument_names": [*argument_names, "k"] if top
+                            else argument_names})
         return out
     return rows
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from catalog.errors import ModelNotFound
-from catalog.files import PROBABILITIES_SUFFIX
+from catalog.files import base_function
 from catalog.store import ModelRecord
 from catalog.views import FUNCTIONS as CATALOG_FUNCTIONS
 from catalog.views import VIEWS as ML_VIEWS
@@ -199,7 +199,7 @@ class Privileges:
             return False
         store = self.engine.store
         record = store.by_function(name) or store.by_function(
-            name.removesuffix(PROBABILITIES_SUFFIX))
+            base_function(name))
         if record is None:   # a function that outlived its model: nothing to run
             raise denied(f"function {name} belongs to no model")
         self.require_execute(record)

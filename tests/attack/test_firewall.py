@@ -218,6 +218,10 @@ ROUTES = [
     "SELECT explain_model(lower('ADM_KM'))",
     f"SET VARIABLE v = {F}(1.0, 2.0)",
     f"SELECT {F}_probabilities(1.0, 2.0)",
+    f"SELECT {F}_explain(1.0, 2.0)",
+    f"SELECT {F}_explain_top(a, b, 3) FROM pts",
+    f"SELECT (x).prediction FROM (SELECT {F}_explain(a, b) AS x FROM pts)",
+    f"CREATE VIEW mv2 AS SELECT {F}_explain(a, b) FROM pts",
 ]
 
 
