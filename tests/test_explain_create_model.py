@@ -12,8 +12,8 @@ import pytest
 
 from catalog.files import MODELS_FOLDER
 from server.listener import Server
-from server.settings import Settings
 from tests.conftest import RunningServer
+from tests.test_security import ADMIN, ADMIN_PW, start
 
 TRAIN = "SELECT tenure, contract, monthly_charges, churn FROM customers WHERE split = 'train'"
 EXPLAIN = ("EXPLAIN CREATE MODEL dry_m FROM ({query}) TARGET churn FUNCTION dry_f "
@@ -129,17 +129,9 @@ def test_same_errors_as_create_model(server: RunningServer, tail: str,
         nothing_recorded(conn, server.data_dir, "dry_e")
 
 
-ADMIN, ADMIN_PW = "admin", "adm1n-pw"
-
-
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("dry_secured")
-    srv = Server(Settings(host="127.0.0.1", port=0, database=str(folder / "db.duckdb"),
-                          data_dir=str(folder / "data"), samples=False, training_workers=1,
-                          training_threads=1, superuser=ADMIN, superuser_password=ADMIN_PW,
-                          auth="scram-sha-256", max_runtime_limit=30))  # type: ignore[arg-type]
-    srv.start()
+    srv = start(tmp_path_factory.mktemp("dry_secured"), auth="scram-sha-256", max_runtime_limit=30)
     yield srv
     srv.stop()
 

@@ -19,9 +19,9 @@ import psycopg
 import pytest
 
 from server.listener import Server
-from server.settings import Settings
 from tests.conftest import RunningServer
 from tests.test_psql import PSQL, psql
+from tests.test_security import ADMIN, ADMIN_PW, start
 
 CLS_FEATURES = ("tenure", "contract", "monthly_charges", "internet_service")
 REG_FEATURES = ("tenure", "senior_citizen", "total_charges")
@@ -253,17 +253,9 @@ def test_unknown_model_and_version(server: RunningServer, models: dict[str, str]
             assert info.value.sqlstate == "42704", sql
 
 
-ADMIN, ADMIN_PW = "admin", "adm1n-pw"
-
-
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("export_secured")
-    srv = Server(Settings(host="127.0.0.1", port=0, database=str(folder / "db.duckdb"),
-                          data_dir=str(folder / "data"), samples=False, training_workers=1,
-                          training_threads=1, superuser=ADMIN, superuser_password=ADMIN_PW,
-                          auth="scram-sha-256"))  # type: ignore[arg-type]
-    srv.start()
+    srv = start(tmp_path_factory.mktemp("export_secured"), auth="scram-sha-256")
     yield srv
     srv.stop()
 
