@@ -294,8 +294,12 @@ class Engine:
         generation = self.decision_generation()
         if self._model_views is None or self._model_views[0] != generation:
             found = set()
-            for view, sql in self.con.execute(
-                    "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall():
+            # a cursor of its own: sessions call this from their threads, and a DuckDB
+            # connection runs one statement at a time
+            with self.con.cursor() as cursor:
+                views = cursor.execute(
+                    "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
+            for view, sql in views:
                 if any(self.functions.is_model_function(word)
                        for word in _WORD.findall(str(sql or ""))):
                     found.add(str(view).lower())
