@@ -234,6 +234,9 @@ class Engine:
             model_type=record.model_type,
             hyperparameters=record.hyperparameters,
             preprocessors=record.preprocessors,
+            horizon=record.settings.horizon,
+            frequency=record.settings.frequency,
+            percentiles=record.settings.percentiles,
         )
 
     def start_training(self, record: ModelRecord, reserved: bool = False) -> None:
