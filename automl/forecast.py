@@ -380,3 +380,13 @@ def train_forecast(job: TrainingJob, progress: Any) -> TrainingResult:
         artifact_sha256=hashlib.sha256(data).hexdigest(),
         rows_train=len(df), rows_validation=int(df["unique_id"].nunique()) * opts.horizon,
         seconds=time.monotonic() - started)
+
+
+def output_type(horizon: int | None, frequency: str | None, percentiles: str | None,
+                objective: str | None, time_type: str) -> str:
+    """The DuckDB type of a FORECAST model's function: its rows as a list of structs."""
+    opts = options(horizon, frequency, percentiles, objective)
+    time_out = "DATE" if time_type.upper() == "DATE" else "TIMESTAMP"
+    fields = ["id VARCHAR", f'"time" {time_out}',
+              *(f"{name} DOUBLE" for name in opts.columns)]
+    return f"STRUCT({', '.join(fields)})[]"
