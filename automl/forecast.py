@@ -4,7 +4,9 @@ The input (the FROM query) is: the item id, the timestamp, the TARGET value (a s
 series may leave the id out); further columns are ignored for now. :func:`prepare`
 checks it (the server calls it at CREATE MODEL, before queueing, so that bad input is
 an error at once; the worker calls it again on the snapshot) and fills gaps with
-zero, as Amazon Forecast (behind Redshift ML's FORECAST) fills the target by default.
+zero, as Amazon Forecast (behind Redshift ML's FORECAST) fills the target by default
+(rows with a NULL target are gaps too). More missing periods than rows means the
+FREQUENCY is not the data's: an error.
 
 Candidates are statsforecast's SeasonalNaive, AutoETS and AutoTheta (fast, vectorised
 statistical models, C++ inside; a well-kept Nixtla library). Each is backtested on every
@@ -205,6 +207,11 @@ def prepare(frame: pd.DataFrame, id_name: str | None, time_name: str, target: Co
             f"{need} periods", detail=f"series {short.index[0]!r} has {int(short.iloc[0])}",
             hint="lower HORIZON or leave the short series out")
     filled = int(counts.sum()) - len(df)
+    if filled > len(df):
+        raise InvalidOption(
+            f"timestamps do not follow FREQUENCY '{opts.frequency}': {filled} of "
+            f"{int(counts.sum())} periods have no row",
+            hint="give the FREQUENCY of the data (missing periods are filled with zero)")
     if filled:
         full = []
         for uid, n in counts.items():
