@@ -142,7 +142,7 @@ def input_columns(columns: tuple[Column, ...], target: str) -> tuple[Column | No
     else:
         id_col, time_col = others[0], others[1]
     if time_col.kind not in (FeatureKind.TEMPORAL, FeatureKind.CATEGORICAL) or \
-            time_col.type.upper().startswith("TIME") and "STAMP" not in time_col.type.upper():
+            (time_col.type.upper().startswith("TIME") and "STAMP" not in time_col.type.upper()):
         raise TargetTypeMismatch(
             f'timestamp column "{time_col.name}" has type {time_col.type}',
             hint="the second column (the first without an id) must be a DATE or TIMESTAMP")

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from duckdb.sqltypes import DuckDBPyType
 
 from catalog.artifact import ModelArtifact
+from catalog.errors import ModelNotReady
 from catalog.files import (
     EXPLAIN_SUFFIX,
     EXPLAIN_TOP_SUFFIX,
@@ -36,7 +37,6 @@ from catalog.files import (
 from catalog.frames import flatten
 from catalog.spec import Column, FeatureKind, ProblemType
 from inference.cache import LoadedModel, ModelCache
-from catalog.errors import ModelNotReady
 from inference.errors import InvalidTopK, WrongProblemType
 from inference.explain import DEFAULT_TOP_K, explain_type, explanation_arrow
 
