@@ -5,11 +5,13 @@ a single series without an id, and the checks CREATE MODEL makes before queueing
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.conftest import RunningServer
+from tests.test_security import ADMIN, ADMIN_PW, start
 
 SERIES = "series_id IN ('M1', 'M2', 'M3', 'M4', 'M5', 'M6', 'M7', 'M8')"
 CREATE = f"""CREATE MODEL visitors_fc
@@ -141,3 +143,31 @@ def test_forecast_settings_need_forecast(server: RunningServer) -> None:
         conn.execute("CREATE MODEL bad_h FROM customers TARGET churn FUNCTION bad_h_f "
                      "SETTINGS (HORIZON 3)")
     assert info.value.sqlstate == "0A000"
+
+
+def test_execute_privilege(tmp_path: Path) -> None:
+    """FORECAST(m) calls the model's function: a grantee needs EXECUTE on the model, and
+    the firewall lets the call through once granted."""
+    srv = start(tmp_path, auth="scram-sha-256")
+    try:
+        def connect(user: str, password: str) -> psycopg.Connection:
+            return psycopg.connect(f"host=127.0.0.1 port={srv.port} user={user} "
+                                   f"password={password} dbname=quackml", autocommit=True)
+
+        with connect(ADMIN, ADMIN_PW) as admin:
+            admin.execute("CREATE USER fc_user PASSWORD 'fc-pw'")
+            admin.execute("CREATE TABLE fc_pts AS SELECT (DATE '2000-01-01' + "
+                          "to_months(i::INTEGER))::DATE AS month, 100 + 10 * sin(i) AS value "
+                          "FROM range(48) t(i)")
+            admin.execute("CREATE MODEL priv_fc FROM fc_pts TARGET value MODEL_TYPE FORECAST "
+                          "SETTINGS (HORIZON 12, FREQUENCY 'M', MAX_RUNTIME 10)")
+            wait_ready(admin, "priv_fc")
+            with connect("fc_user", "fc-pw") as user:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    user.execute("SELECT FORECAST(priv_fc)")
+                admin.execute("GRANT EXECUTE ON MODEL priv_fc TO fc_user")
+                rows = user.execute("SELECT * FROM (SELECT FORECAST(priv_fc)) "
+                                    "ORDER BY time").fetchall()
+                assert len(rows) == 12
+    finally:
+        srv.stop()
