@@ -171,3 +171,14 @@ def test_execute_privilege(tmp_path: Path) -> None:
                 assert len(rows) == 12
     finally:
         srv.stop()
+
+
+def test_forecast_model_is_not_scored(trained: RunningServer) -> None:
+    with trained.connect() as conn:
+        for statement in ("EVALUATE MODEL visitors_fc ON (SELECT * FROM tourism)",
+                          "EXPORT MODEL visitors_fc FORMAT NATIVE"):
+            with pytest.raises(psycopg.errors.FeatureNotSupported):
+                conn.execute(statement).fetchall()
+        with pytest.raises(psycopg.errors.InvalidFunctionDefinition):
+            conn.execute("CREATE OR REPLACE " + CREATE.removeprefix("CREATE ").replace(
+                "0.1,0.5,0.9,mean", "0.2,0.8"))

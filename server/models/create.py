@@ -367,6 +367,15 @@ class CreateModelHandler:
         forecast.prepare(table.to_pandas(), id_col.name if id_col else None, time_col.name,
                          target, opts)
         self._check_signature(checked.replacing, features, target.type, False)
+        old = checked.replacing
+        if old is not None and (old.model_type != "FORECAST" or forecast.output_type(
+                old.settings.horizon, old.settings.frequency, old.settings.percentiles,
+                old.objective, old.features[-1].type) != forecast.output_type(
+                stmt.settings.horizon, stmt.settings.frequency, stmt.settings.percentiles,
+                opts.objective, time_col.type)):
+            raise InvalidFunctionDefinition(
+                f'cannot change the columns FORECAST({checked.name}) returns',
+                hint="keep the model type and PERCENTILES, or DROP MODEL first")
         return TrainingPlan(checked, columns, target, features, (), {}, ProblemType.REGRESSION,
                             "MODEL_TYPE FORECAST", opts.objective, table, table.num_rows,
                             table.num_rows)
