@@ -10,8 +10,8 @@ FREQUENCY is not the data's: an error.
 
 Candidates are statsforecast's SeasonalNaive, AutoETS and AutoTheta (fast, vectorised
 statistical models, C++ inside; a well-kept Nixtla library). Each is backtested on every
-series' last HORIZON steps (one window; two when the series are long enough and the
-time allows); the one with the best OBJECTIVE over all series is refitted on the whole
+series' last HORIZON steps (one window; a candidate other than SeasonalNaive runs only
+when a fit on a few series says it fits in what is left of MAX_RUNTIME); the one with the best OBJECTIVE over all series is refitted on the whole
 history and forecasts HORIZON steps. Percentiles come from the chosen model's own
 prediction intervals (statsforecast ``level``): percentile q < 0.5 is the lower bound
 of the 100(1 - 2q)% interval, q > 0.5 the upper bound of the 100(2q - 1)% one, 0.5
@@ -50,6 +50,7 @@ OBJECTIVES = {"AVERAGEWEIGHTEDQUANTILELOSS": "AverageWeightedQuantileLoss", "RMS
               "WAPE": "WAPE", "MAPE": "MAPE", "MASE": "MASE"}
 DEFAULT_PERCENTILES = "0.1,0.5,0.9"
 MAX_HORIZON = 10_000
+PROBE_SERIES = 8   # series a candidate is timed on before it runs on all of them
 
 
 @dataclass(frozen=True)
@@ -295,9 +296,10 @@ def _scales(df: pd.DataFrame, season: int) -> dict[str, float]:
 
 
 def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float,
-             progress: Any = None) -> tuple[str, dict[str, dict[str, float]]]:
+             progress: Any = None, n_jobs: int = 1) -> tuple[str, dict[str, dict[str, float]]]:
     """Each candidate's backtest metrics on the series' last HORIZON steps; the best by
-    the objective. SeasonalNaive always runs; the others while the time lasts."""
+    the objective. SeasonalNaive always runs; each other candidate only when a fit on a
+    few series says its backtest and refit fit in what is left of the time."""
     from statsforecast import StatsForecast
     levels = _levels(opts.quantiles)
     cutoff_len = df.groupby("unique_id")["y"].transform("size")
@@ -305,12 +307,23 @@ def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float,
     history = df[position < cutoff_len - opts.horizon]
     scale = _scales(history, opts.season)
     results: dict[str, dict[str, float]] = {}
-    started = time.monotonic()
+    ids = df["unique_id"].unique()
+    probe_ids = ids[:: max(1, len(ids) // PROBE_SERIES)][:PROBE_SERIES]
+    probe = df[df["unique_id"].isin(probe_ids)]
     for model in _candidates(opts.season):
         name = repr(model)
-        if results and time.monotonic() + (time.monotonic() - started) > deadline:
-            break
-        sf = StatsForecast(models=[model], freq=opts.offset, n_jobs=1)
+        if results:
+            # the time this candidate would take, from a fit on a few series: its
+            # backtest and, if chosen, its refit on every series; skipped unless it fits
+            # in what is left of MAX_RUNTIME
+            t0 = time.monotonic()
+            StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs).cross_validation(
+                df=probe, h=opts.horizon, n_windows=1, step_size=opts.horizon,
+                level=levels or None)
+            estimate = (time.monotonic() - t0) * len(ids) / max(1, len(probe_ids)) * 2
+            if time.monotonic() + estimate * 1.25 > deadline:
+                continue
+        sf = StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs)
         cv = sf.cross_validation(df=df, h=opts.horizon, n_windows=1, step_size=opts.horizon,
                                  level=levels or None)
         q = _quantile_frame(cv, name, opts)
@@ -331,12 +344,13 @@ def _key(value: float) -> float:
     return math.inf if value is None or math.isnan(value) else value
 
 
-def forecast(df: pd.DataFrame, opts: ForecastOptions, method: str) -> pd.DataFrame:
+def forecast(df: pd.DataFrame, opts: ForecastOptions, method: str,
+             n_jobs: int = 1) -> pd.DataFrame:
     """HORIZON steps of every series with the chosen method, refitted on all the history:
     id, time, one column per percentile (ordered), mean if asked."""
     from statsforecast import StatsForecast
     model = next(m for m in _candidates(opts.season) if repr(m) == method)
-    sf = StatsForecast(models=[model], freq=opts.offset, n_jobs=1)
+    sf = StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs)
     levels = _levels(opts.quantiles)
     out = sf.forecast(df=df, h=opts.horizon, level=levels or None)
     values = _quantile_frame(out, method, opts)
@@ -360,9 +374,9 @@ def train_forecast(job: TrainingJob, progress: Any) -> TrainingResult:
     df, filled = prepare(frame, id_col.name if id_col else None, time_col.name, job.target,
                          opts)
     progress.update(phase="searching", metric_name=opts.objective)
-    method, results = backtest(df, opts, deadline, progress)
+    method, results = backtest(df, opts, deadline, progress, job.n_jobs)
     progress.update(phase="refitting", current_learner=method)
-    rows = forecast(df, opts, method)
+    rows = forecast(df, opts, method, job.n_jobs)
     if id_col is None:
         rows["id"] = None
     progress.update(phase="saving")

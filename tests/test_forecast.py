@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from server.listener import Server
 from tests.conftest import RunningServer
 from tests.test_security import ADMIN, ADMIN_PW, start
 
@@ -182,3 +183,33 @@ def test_forecast_model_is_not_scored(trained: RunningServer) -> None:
         with pytest.raises(psycopg.errors.InvalidFunctionDefinition):
             conn.execute("CREATE OR REPLACE " + CREATE.removeprefix("CREATE ").replace(
                 "0.1,0.5,0.9,mean", "0.2,0.8"))
+
+
+def test_restart_while_training(tmp_path: Path) -> None:
+    """A FORECAST model TRAINING when the server stops resumes from its snapshot, and its
+    FORECAST(m) works after the restart (the function is registered again)."""
+    def connect(srv: Server) -> psycopg.Connection:
+        return psycopg.connect(f"host=127.0.0.1 port={srv.port} user={ADMIN} "
+                               f"password={ADMIN_PW} dbname=quackml", autocommit=True)
+
+    first = start(tmp_path)
+    try:
+        with connect(first) as conn:
+            conn.execute("CREATE TABLE rs AS SELECT 's' || (i // 60) AS id, "
+                         "(DATE '2000-01-01' + to_months((i % 60)::INTEGER))::DATE AS month, "
+                         "100 + (i // 60) + 10 * sin(i % 60) AS value FROM range(100 * 60) t(i)")
+            conn.execute("CREATE MODEL rs_fc FROM rs TARGET value MODEL_TYPE FORECAST "
+                         "SETTINGS (HORIZON 6, FREQUENCY 'M', MAX_RUNTIME 30)")
+            state = conn.execute("SELECT state FROM svv_ml_model_versions "
+                                 "WHERE model_name = 'rs_fc'").fetchone()
+            assert state == ("TRAINING",)
+    finally:
+        first.stop()
+    second = start(tmp_path)
+    try:
+        with connect(second) as conn:
+            wait_ready(conn, "rs_fc")
+            assert conn.execute("SELECT count(*), count(DISTINCT id) FROM "
+                                "(SELECT FORECAST(rs_fc))").fetchone() == (100 * 6, 100)
+    finally:
+        second.stop()
