@@ -213,3 +213,17 @@ def test_restart_while_training(tmp_path: Path) -> None:
                                 "(SELECT FORECAST(rs_fc))").fetchone() == (100 * 6, 100)
     finally:
         second.stop()
+
+
+def test_explain_create_model(server: RunningServer) -> None:
+    """EXPLAIN CREATE MODEL runs FORECAST's checks and plans without training."""
+    with server.connect() as conn:
+        rows = dict(conn.execute("EXPLAIN CREATE MODEL plan_fc FROM (" + GOOD_QUERY +
+                                 ") TARGET value MODEL_TYPE FORECAST "
+                                 "SETTINGS (HORIZON 24, FREQUENCY 'M')").fetchall())
+        assert "MODEL_TYPE FORECAST" in repr(rows), rows
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            conn.execute("EXPLAIN CREATE MODEL plan_fc FROM (" + GOOD_QUERY +
+                         ") TARGET value MODEL_TYPE FORECAST SETTINGS (FREQUENCY 'M')")
+        assert conn.execute("SELECT count(*) FROM svv_ml_model_versions "
+                            "WHERE model_name = 'plan_fc'").fetchone() == (0,)
