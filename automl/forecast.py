@@ -11,8 +11,10 @@ FREQUENCY is not the data's: an error.
 Candidates are statsforecast's SeasonalNaive, AutoETS and AutoTheta (fast, vectorised
 statistical models, C++ inside; a well-kept Nixtla library). Each is backtested on every
 series' last HORIZON steps (one window; a candidate other than SeasonalNaive runs only
-when a fit on a few series says it fits in what is left of MAX_RUNTIME); the one with the best OBJECTIVE over all series is refitted on the whole
-history and forecasts HORIZON steps. Percentiles come from the chosen model's own
+when a fit on a few series says it fits in what is left of MAX_RUNTIME), and so is
+their ensemble (the mean of the candidates' forecasts and percentiles). The one with
+the best OBJECTIVE over all series is refitted on the whole history and forecasts
+HORIZON steps. Percentiles come from the chosen model's (or members') own
 prediction intervals (statsforecast ``level``): percentile q < 0.5 is the lower bound
 of the 100(1 - 2q)% interval, q > 0.5 the upper bound of the 100(2q - 1)% one, 0.5
 the point forecast. The forecast rows (id, time, p.., mean) are stored in
@@ -50,6 +52,7 @@ OBJECTIVES = {"AVERAGEWEIGHTEDQUANTILELOSS": "AverageWeightedQuantileLoss", "RMS
               "WAPE": "WAPE", "MAPE": "MAPE", "MASE": "MASE"}
 DEFAULT_PERCENTILES = "0.1,0.5,0.9"
 MAX_HORIZON = 10_000
+ENSEMBLE = "Ensemble"
 PROBE_SERIES = 8   # series a candidate is timed on before it runs on all of them
 
 
@@ -297,9 +300,11 @@ def _scales(df: pd.DataFrame, season: int) -> dict[str, float]:
 
 def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float,
              progress: Any = None, n_jobs: int = 1) -> tuple[str, dict[str, dict[str, float]]]:
-    """Each candidate's backtest metrics on the series' last HORIZON steps; the best by
-    the objective. SeasonalNaive always runs; each other candidate only when a fit on a
-    few series says its backtest and refit fit in what is left of the time."""
+    """Each candidate's backtest metrics on the series' last HORIZON steps, and those of
+    the ensemble of the candidates that ran (the mean of their forecasts and of their
+    percentiles); the best by the objective. SeasonalNaive always runs; each other
+    candidate only when a fit on a few series says its backtest and refit fit in what is
+    left of the time; the ensemble is a choice only when refitting all its members does."""
     from statsforecast import StatsForecast
     levels = _levels(opts.quantiles)
     cutoff_len = df.groupby("unique_id")["y"].transform("size")
@@ -307,6 +312,9 @@ def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float,
     history = df[position < cutoff_len - opts.horizon]
     scale = _scales(history, opts.season)
     results: dict[str, dict[str, float]] = {}
+    outputs: dict[str, pd.DataFrame] = {}   # backtest forecasts: point, then percentiles
+    seconds: dict[str, float] = {}
+    truth = pd.DataFrame()
     ids = df["unique_id"].unique()
     probe_ids = ids[:: max(1, len(ids) // PROBE_SERIES)][:PROBE_SERIES]
     probe = df[df["unique_id"].isin(probe_ids)]
@@ -323,21 +331,34 @@ def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float,
             estimate = (time.monotonic() - t0) * len(ids) / max(1, len(probe_ids)) * 2
             if time.monotonic() + estimate * 1.25 > deadline:
                 continue
+        t0 = time.monotonic()
         sf = StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs)
         cv = sf.cross_validation(df=df, h=opts.horizon, n_windows=1, step_size=opts.horizon,
                                  level=levels or None)
-        q = _quantile_frame(cv, name, opts)
-        quantiles = {qq: q[percentile_name(qq)].to_numpy(dtype=float) for qq in opts.quantiles}
-        results[name] = metrics(cv["y"].to_numpy(dtype=float),
-                                cv[name].to_numpy(dtype=float), quantiles,
-                                cv["unique_id"].astype(str).to_numpy(), scale)
+        seconds[name] = time.monotonic() - t0
+        cv = cv.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+        truth = cv[["unique_id", "y"]]
+        outputs[name] = pd.concat([cv[[name]].rename(columns={name: "point"}),
+                                   _quantile_frame(cv, name, opts)], axis=1)
+        results[name] = _scored(truth, outputs[name], opts, scale)
         if progress is not None:
             best = min(v[opts.objective] for v in results.values())
             progress.update(phase="searching", trials=len(results),
                             metric_name=opts.objective, best_metric=best,
                             current_learner=name)
+    if len(outputs) > 1 and time.monotonic() + 1.25 * sum(seconds.values()) < deadline:
+        name = ENSEMBLE + "(" + "+".join(outputs) + ")"
+        mean = sum(outputs.values()) / len(outputs)   # type: ignore[operator]
+        results[name] = _scored(truth, mean, opts, scale)
     best_name = min(results, key=lambda k: _key(results[k][opts.objective]))
     return best_name, results
+
+
+def _scored(truth: pd.DataFrame, out: pd.DataFrame, opts: ForecastOptions,
+            scale: dict[str, float]) -> dict[str, float]:
+    quantiles = {q: out[percentile_name(q)].to_numpy(dtype=float) for q in opts.quantiles}
+    return metrics(truth["y"].to_numpy(dtype=float), out["point"].to_numpy(dtype=float),
+                   quantiles, truth["unique_id"].astype(str).to_numpy(), scale)
 
 
 def _key(value: float) -> float:
@@ -346,14 +367,17 @@ def _key(value: float) -> float:
 
 def forecast(df: pd.DataFrame, opts: ForecastOptions, method: str,
              n_jobs: int = 1) -> pd.DataFrame:
-    """HORIZON steps of every series with the chosen method, refitted on all the history:
+    """HORIZON steps of every series with the chosen method (a model, or the ensemble of
+    several: the mean of their forecasts and percentiles), refitted on all the history:
     id, time, one column per percentile (ordered), mean if asked."""
     from statsforecast import StatsForecast
-    model = next(m for m in _candidates(opts.season) if repr(m) == method)
-    sf = StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs)
+    members = method.removeprefix(ENSEMBLE + "(").removesuffix(")").split("+")
+    models = [m for m in _candidates(opts.season) if repr(m) in members]
+    sf = StatsForecast(models=models, freq=opts.offset, n_jobs=n_jobs)
     levels = _levels(opts.quantiles)
     out = sf.forecast(df=df, h=opts.horizon, level=levels or None)
-    values = _quantile_frame(out, method, opts)
+    values = sum(_quantile_frame(out, repr(m), opts) for m in models) / len(models)
+    assert isinstance(values, pd.DataFrame)
     if opts.quantiles:   # intervals are nested: keep the percentiles in order on every row
         names = [percentile_name(q) for q in opts.quantiles]
         values[names] = np.sort(values[names].to_numpy(dtype=float), axis=1)
