@@ -69,6 +69,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/inference.py
 	$(BIN)/python bench/wire.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/forecast.py --latency-series 1000
 
 lint: $(STAMP)
 	$(BIN)/ruff check quackml server catalog automl inference tests bench

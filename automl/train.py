@@ -79,6 +79,9 @@ MIN_ID_ROWS = 50
 def train(job: TrainingJob, progress: ProgressWriter | None = None) -> TrainingResult:
     """Train the model ``job`` describes; write its artifact into ``job.output_dir``."""
     progress = progress or ProgressWriter(job.progress_path, job.time_budget_s)
+    if job.model_type == "FORECAST":
+        from automl.forecast import train_forecast
+        return train_forecast(job, progress)
     if not job.auto or job.model_type == "KMEANS":
         from automl.auto_off import train_auto_off
         return train_auto_off(job, progress)

@@ -88,6 +88,10 @@ class TrainingJob:
     # HYPERPARAMETERS DEFAULT EXCEPT (...) as given (keys lower case, values as written)
     hyperparameters: tuple[tuple[str, str], ...] = ()
     preprocessors: str | None = None  # the PREPROCESSORS JSON or 'none', as written
+    # MODEL_TYPE FORECAST (automl.forecast): HORIZON, FREQUENCY, PERCENTILES
+    horizon: int | None = None
+    frequency: str | None = None
+    percentiles: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,11 @@ class Settings:
     max_cells: int = 1_000_000
     max_runtime: int = 5400
     max_batch_rows: int = 2_147_483_647
+    # MODEL_TYPE FORECAST: the forecast length in steps, the series' frequency and the
+    # percentiles as written (automl.forecast checks them)
+    horizon: int | None = None
+    frequency: str | None = None
+    percentiles: str | None = None
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,19 @@ class ModelCache:
             self._load_locks.pop(function_name, None)
         _release([dropped])
 
+    def ready_entry(self, function_name: str) -> CacheEntry:
+        """The entry of a READY model (FORECAST models keep their rows, not a model, in
+        the artifact file); raises ModelNotReady or ModelNotFound."""
+        with self._lock:
+            entry = self._entries.get(function_name)
+        if entry is None:
+            raise ModelNotFound(f'no model behind function "{function_name}"')
+        if entry.state is not ModelState.READY or entry.artifact_path is None:
+            reason = f": {entry.failure_reason}" if entry.failure_reason else ""
+            raise ModelNotReady(
+                f'model "{entry.model_name}" is not ready (state {entry.state.value}{reason})')
+        return entry
+
     def get(self, function_name: str) -> LoadedModel:
         """The loaded model; raises ModelNotReady or ModelNotFound."""
         with self._lock:

@@ -14,6 +14,7 @@ held: compiled evaluators release the GIL, so DuckDB's threads score at once.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable, Sequence
 
@@ -21,9 +22,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from duckdb.sqltypes import DuckDBPyType
 
 from catalog.artifact import ModelArtifact
+from catalog.errors import ModelNotReady
 from catalog.files import (
     EXPLAIN_SUFFIX,
     EXPLAIN_TOP_SUFFIX,
@@ -171,6 +174,41 @@ class PredictionFunctions:
         self._create(function_name + EXPLAIN_SUFFIX, explain, params, explained)
         self._create(function_name + EXPLAIN_TOP_SUFFIX, explain_top,
                      [*params, duckdb.sqltype("BIGINT")], explained)
+
+    def register_forecast(self, function_name: str, returns: str) -> None:
+        """A FORECAST model's function: no arguments, the stored forecast rows as a list
+        of structs (``FORECAST(m)`` is ``unnest(m(), recursive := true)``). The rows are
+        read once per artifact (checked against its sha256) and kept."""
+        cache = self._cache
+        kept: dict[tuple[str, str], list[dict[str, object]]] = {}
+
+        def rows() -> list[dict[str, object]]:
+            entry = cache.ready_entry(function_name)
+            assert entry.artifact_path is not None and entry.artifact_sha256 is not None
+            key = (entry.artifact_path, entry.artifact_sha256)
+            found = kept.get(key)
+            if found is None:
+                with open(entry.artifact_path, "rb") as f:
+                    data = f.read()
+                if hashlib.sha256(data).hexdigest() != entry.artifact_sha256:
+                    raise ModelNotReady(f"the forecast of {function_name} does not match "
+                                        "its checksum")
+                table = pq.read_table(pa.BufferReader(data))
+                if '"time" DATE' in returns:
+                    table = table.set_column(1, "time", table.column("time").cast(pa.date32()))
+                found = table.to_pylist()
+                kept.clear()
+                kept[key] = found
+            return found
+
+        if function_name in self._registered:
+            self._con.remove_function(function_name)
+            self._registered.discard(function_name)
+        self._con.create_function(function_name, rows, [], duckdb.sqltype(returns),  # type: ignore[call-overload]
+                                  type="native", exception_handling="default",
+                                  side_effects=True)
+        self._registered.add(function_name)
+        self._lowered = frozenset(n.lower() for n in self._registered)
 
     def _create(self, name: str, fn: Callable[..., pa.Array], params: list[DuckDBPyType],
                 returns: DuckDBPyType) -> None:

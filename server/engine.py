@@ -205,6 +205,15 @@ class Engine:
 
     def register_functions(self, record: ModelRecord) -> None:
         assert record.target_type is not None and record.problem_type is not None
+        if record.model_type == "FORECAST":
+            from automl.forecast import output_type
+            settings = record.settings
+            returns = output_type(settings.horizon, settings.frequency, settings.percentiles,
+                                  record.objective, record.features[-1].type)
+            with self._functions_lock:
+                self.functions.register_forecast(record.function_name, returns)
+            self.catalog_changed()
+            return
         with self._functions_lock:
             self.functions.register(record.function_name, record.features, record.target_type,
                                     record.problem_type.is_classification)
@@ -234,6 +243,9 @@ class Engine:
             model_type=record.model_type,
             hyperparameters=record.hyperparameters,
             preprocessors=record.preprocessors,
+            horizon=record.settings.horizon,
+            frequency=record.settings.frequency,
+            percentiles=record.settings.percentiles,
         )
 
     def start_training(self, record: ModelRecord, reserved: bool = False) -> None:
@@ -263,7 +275,8 @@ class Engine:
         else:
             from server.models.lifecycle import settle_replacement
             updated = settle_replacement(self, updated)
-        if updated.active and updated.state is ModelState.READY:
+        if updated.active and updated.state is ModelState.READY and \
+                updated.model_type != "FORECAST":
             # Load and compile now, in the background, not at the first query.
             self.cache.warm(updated.function_name)
         if updated.state is ModelState.READY and not updated.settings.s3_garbage_collect:
@@ -278,7 +291,8 @@ class Engine:
         with self.switch.switching():
             record = self.store.activate(record)
             self.publish(record)
-        self.cache.warm(record.function_name)
+        if record.model_type != "FORECAST":
+            self.cache.warm(record.function_name)
         return record
 
     def calls_models(self, tokens: Sequence[Token]) -> bool:

@@ -19,6 +19,7 @@ SAMPLES = {
     "credit": "credit_data.csv",
     "hpc": "hpc_data.csv",
     "diamonds": "diamonds.csv",
+    "tourism": "tourism_monthly.csv",
 }
 
 

@@ -918,11 +918,14 @@ class Session:
         generation = self.engine.catalog_db.generation
         if self._names is None or self._names[0] != generation:
             functions: dict[str, frozenset[str]] = {}
+            forecasts = frozenset(r.function_name.lower() for r in self.engine.store.all()
+                                  if r.model_type == "FORECAST")
             for record in self.engine.store.all():
                 schemas = frozenset({record.schema_name.lower(), names.PUBLIC})
                 for fn in all_function_names(record.function_name):
                     functions[fn.lower()] = functions.get(fn.lower(), frozenset()) | schemas
-            found = names.Names(self.database, self.engine.database_name, functions)
+            found = names.Names(self.database, self.engine.database_name, functions,
+                                forecasts)
             if self._names is not None and self._names[1] == found:
                 found = self._names[1]
             self._names = (generation, found)

@@ -307,7 +307,7 @@ ERRORS = [
     ("AUTO OFF MODEL_TYPE XGBOOST OBJECTIVE 'reg:nonsense'", "credit", "22023", "reg:nonsense"),
     ("AUTO OFF MODEL_TYPE XGBOOST", "credit", "22023", "OBJECTIVE"),
     ("HYPERPARAMETERS DEFAULT EXCEPT (NUM_ROUND '5')", "credit", "0A000", "AUTO OFF"),
-    ("MODEL_TYPE FORECAST", "credit", "0A000", "FORECAST"),
+    ("MODEL_TYPE FORECAST", "credit", "22023", "HORIZON"),   # tests/test_forecast.py has the rest
     # KMEANS rules
     ("AUTO OFF MODEL_TYPE KMEANS", "kmeans", "22023", "K"),
     ("AUTO OFF MODEL_TYPE KMEANS HYPERPARAMETERS DEFAULT EXCEPT (K '0')", "kmeans", "22023",

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from automl import forecast
 from automl.auto_off import CLUSTER_COLUMN
 from automl.hyperparams import resolve_kmeans, resolve_xgboost, xgboost_problem
 from automl.preprocessors import KMEANS_TRANSFORMERS, parse_preprocessors
@@ -288,6 +289,9 @@ class CreateModelHandler:
         columns = tuple(Column(n, str(t)) for n, t in zip(relation.columns, relation.types,
                                                           strict=True))
         target = self._find_target(stmt.target, list(columns)) if kind != "kmeans" else None
+        if kind == "forecast":
+            assert target is not None
+            return self._check_forecast(checked, relation, columns, target)
         features = tuple(c for c in columns if target is None or c.name != target.name)
         self._check_features(features, numeric_only=kind != "auto")
         hyperparameters = stmt.hyperparameters or ()
@@ -348,6 +352,34 @@ class CreateModelHandler:
         return TrainingPlan(checked, columns, target, features, column_sets, resolved,
                             problem, reason, objective_sql, table, rows_read, max_rows)
 
+    def _check_forecast(self, checked: _Checked, relation: duckdb.DuckDBPyRelation,
+                        columns: tuple[Column, ...], target: Column) -> TrainingPlan:
+        """MODEL_TYPE FORECAST: the settings and the series checked here, before queueing
+        (automl.forecast.prepare, which the worker runs again); the snapshot keeps the id,
+        the timestamp and the target, unsampled."""
+        stmt = checked.stmt
+        opts = forecast.options(stmt.settings.horizon, stmt.settings.frequency,
+                                stmt.settings.percentiles, stmt.objective)
+        id_col, time_col = forecast.input_columns(columns, target.name)
+        features = (id_col, time_col) if id_col is not None else (time_col,)
+        table = relation.select(*[quote_ident(c.name) for c in (*features, target)]) \
+            .to_arrow_table()
+        forecast.prepare(table.to_pandas(), id_col.name if id_col else None, time_col.name,
+                         target, opts)
+        self._check_signature(checked.replacing, features, target.type, False)
+        old = checked.replacing
+        if old is not None and (old.model_type != "FORECAST" or forecast.output_type(
+                old.settings.horizon, old.settings.frequency, old.settings.percentiles,
+                old.objective, old.features[-1].type) != forecast.output_type(
+                stmt.settings.horizon, stmt.settings.frequency, stmt.settings.percentiles,
+                opts.objective, time_col.type)):
+            raise InvalidFunctionDefinition(
+                f'cannot change the columns FORECAST({checked.name}) returns',
+                hint="keep the model type and PERCENTILES, or DROP MODEL first")
+        return TrainingPlan(checked, columns, target, features, (), {}, ProblemType.REGRESSION,
+                            "MODEL_TYPE FORECAST", opts.objective, table, table.num_rows,
+                            table.num_rows)
+
     def _create_trained(self, plan: TrainingPlan, caller: Caller, policy: str) -> Command:
         """Carry out a plan: the snapshot (sampled to MAX_CELLS), the record, the functions
         and the training job."""
@@ -376,7 +408,7 @@ class CreateModelHandler:
             iam_role=stmt.iam_role,
             model_type=stmt.model_type, problem_type=problem,
             objective=plan.objective_sql, rows_total=rows_total, rows_used=table.num_rows,
-            auto=kind == "auto", hyperparameters=stmt.hyperparameters or (),
+            auto=kind in ("auto", "forecast"), hyperparameters=stmt.hyperparameters or (),
             preprocessors=stmt.preprocessors)
         record = replace(record, model_dir=version_folder(schema, name, record.version, now))
         folder = self.engine.files(record).folder
@@ -419,8 +451,11 @@ class CreateModelHandler:
         self.engine.publish(record)
 
     def _refuse_unsupported(self, stmt: CreateModel) -> None:
-        unsupported = [
-            ("MODEL_TYPE FORECAST", stmt.model_type == "FORECAST"),
+        unsupported: list[tuple[str, bool]] = [
+            ("HORIZON, FREQUENCY or PERCENTILES without MODEL_TYPE FORECAST",
+             stmt.model_type != "FORECAST" and any(
+                 v is not None for v in (stmt.settings.horizon, stmt.settings.frequency,
+                                         stmt.settings.percentiles))),
         ]
         for what, given in unsupported:
             if given:
@@ -636,6 +671,15 @@ def _variant(stmt: CreateModel) -> str:
     """'auto' (AUTO ON, possibly guided), 'xgboost' (AUTO OFF) or 'kmeans'; refuse the
     combinations Redshift ML does not have."""
     model_type = stmt.model_type
+    if model_type == "FORECAST":
+        if stmt.auto is False:
+            raise FeatureNotSupported("MODEL_TYPE FORECAST needs AUTO ON")
+        for clause, given in (("PROBLEM_TYPE", stmt.problem_type),
+                              ("PREPROCESSORS", stmt.preprocessors),
+                              ("HYPERPARAMETERS", stmt.hyperparameters)):
+            if given is not None:
+                raise FeatureNotSupported(f"MODEL_TYPE FORECAST takes no {clause}")
+        return "forecast"
     if model_type == "KMEANS":
         if stmt.auto is True:
             raise FeatureNotSupported("MODEL_TYPE KMEANS needs AUTO OFF")

@@ -61,7 +61,7 @@ from server.errors import (
     UndefinedColumn,
 )
 from server.models.caller import Caller
-from server.models.lifecycle import model_or_error
+from server.models.lifecycle import model_or_error, refuse_forecast
 from server.protocol.types import Oid
 from server.results import Column as ResultColumn
 from server.results import Rows
@@ -100,6 +100,7 @@ def evaluate_model(engine: Engine, stmt: EvaluateModel, caller: Caller) -> Rows:
 
 
 def _artifact(engine: Engine, record: ModelRecord) -> ModelArtifact:
+    refuse_forecast(record)
     if record.state is not ModelState.READY:
         raise NotInPrerequisiteState(
             f'model "{record.qualified_name}" is not ready (state {record.state.value})')

@@ -184,6 +184,15 @@ def settle_replacement(engine: Engine, record: ModelRecord) -> ModelRecord:
     return record
 
 
+def refuse_forecast(record: ModelRecord) -> None:
+    """A FORECAST model keeps its forecast rows, not a model to score, export or
+    compare (0A000)."""
+    if record.model_type == "FORECAST":
+        raise FeatureNotSupported(
+            f'model "{record.qualified_name}" is a FORECAST model: it keeps the forecast '
+            "made at training, read with SELECT FORECAST(model), and nothing else yet")
+
+
 def champion_gate(engine: Engine, challenger: ModelRecord, champion: ModelRecord
                   ) -> tuple[float, float, str]:
     """Both versions' objective on the challenger's holdout rows: (challenger's score,
@@ -204,6 +213,7 @@ def champion_gate(engine: Engine, challenger: ModelRecord, champion: ModelRecord
 
 
 def artifact_of(engine: Engine, record: ModelRecord) -> ModelArtifact:
+    refuse_forecast(record)
     assert record.artifact_file and record.artifact_sha256
     return read_artifact(str(engine.files(record).folder / record.artifact_file),
                          record.artifact_sha256)

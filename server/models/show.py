@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from automl.forecast import DEFAULT_PERCENTILES, META_FILE
 from automl.hyperparams import TRAIN_METRICS, resolve_kmeans, resolve_xgboost
 from automl.progress import read_progress
 from catalog.files import function_names
@@ -97,7 +99,8 @@ def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
         metric = f"validation:{(record.objective or record.metric_name or 'metric').lower()}"
     functions = ", ".join(function_names(
         record.function_name,
-        record.problem_type is not None and record.problem_type.is_classification))
+        record.problem_type is not None and record.problem_type.is_classification)) \
+        if record.model_type != "FORECAST" else f"FORECAST({record.model_name})"
     rows: list[tuple[str, str]] = [
         ("Model Name", record.model_name),
         ("Schema Name", record.schema_name),
@@ -147,9 +150,39 @@ def model_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
         ("KMS Key", s.kms_key_id or ""),
         ("Max Runtime", str(s.max_runtime)),
     ]
+    if record.model_type == "FORECAST":
+        rows += _forecast_rows(record, engine)
     if not record.auto and not record.bring_your_own:
         rows += [("", ""), ("HYPERPARAMETERS:", "")]
         rows += sorted(_hyperparameters(record).items())
+    return rows
+
+
+def _forecast_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]:
+    """A FORECAST model's settings and, once READY, its backtest (automl.forecast's
+    forecast.json): every metric of the chosen method and of each candidate."""
+    s = record.settings
+    rows = [("", ""), ("FORECAST:", ""), ("HORIZON", str(s.horizon or "")),
+            ("FREQUENCY", s.frequency or "")]
+    meta: dict[str, Any] = {}
+    if record.state is ModelState.READY:
+        try:
+            with open(engine.files(record).folder / META_FILE, encoding="utf-8") as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            meta = {}
+    rows.append(("PERCENTILES", ",".join(meta.get("percentiles", ()))
+                 or s.percentiles or DEFAULT_PERCENTILES))
+    if not meta:
+        return rows
+    rows += [("Chosen Method", str(meta.get("method", ""))),
+             ("Series", str(meta.get("series", ""))),
+             ("Gaps Filled With Zero", str(meta.get("gaps_filled_with_zero", 0))),
+             ("", ""), ("BACKTEST (last HORIZON steps of each series):", "")]
+    rows += [(name, _fmt(value)) for name, value in meta.get("backtest", {}).items()]
+    for method, values in meta.get("candidates", {}).items():
+        rows.append((f"candidate {method}",
+                     ", ".join(f"{k} {_fmt(v)}" for k, v in values.items())))
     return rows
 
 

@@ -63,13 +63,36 @@ class Names:
     duckdb_database: str           # DuckDB's name of the database
     #: prediction function (lower-case) -> schemas (lower-case) it may be qualified with
     functions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: FORECAST models' functions (lower-case): ``FORECAST(m)`` reads their stored rows
+    forecasts: frozenset[str] = frozenset()
 
     @functools.cached_property
     def triggers(self) -> frozenset[str]:
         """Lower-case token texts that may need an edit."""
         found = {PUBLIC, self.database.lower(), self.duckdb_database.lower(),
                  *(s for schemas in self.functions.values() for s in schemas)}
+        if self.forecasts:
+            found.add("forecast")
         return frozenset(found)
+
+
+def _forecast_call(tokens: tuple[Token, ...], i: int,
+                   forecasts: frozenset[str]) -> tuple[int, int, str] | None:
+    """Redshift's ``FORECAST(model)`` (or ``FORECAST(schema.model)``) for a FORECAST
+    model: its rows, one column each (``unnest(model(), recursive := true)``; the
+    function returns the stored forecast as a list of structs)."""
+    n = len(tokens)
+    if _dot(tokens, i - 1) or i + 3 >= n or tokens[i + 1].token_type is not TokenType.L_PAREN:
+        return None
+    j = i + 2
+    if j + 2 < n and _dot(tokens, j + 1):
+        j += 2
+    name = tokens[j]
+    if not _name(name) or name.text.lower() not in forecasts or j + 1 >= n or \
+            tokens[j + 1].token_type is not TokenType.R_PAREN:
+        return None
+    return (tokens[i].start, tokens[j + 1].end,
+            f"unnest({quote(name.text)}(), recursive := true)")
 
 
 _CATALOG_SCHEMAS = frozenset({"information_schema", "pg_catalog"})
@@ -101,6 +124,11 @@ def edits(tokens: tuple[Token, ...], names: Names) -> list[tuple[int, int, str]]
     for i, tok in enumerate(tokens):
         low = tok.text.lower()
         if low not in names.triggers or not _name(tok):
+            continue
+        if low == "forecast" and names.forecasts:
+            call = _forecast_call(tokens, i, names.forecasts)
+            if call is not None:
+                out.append(call)
             continue
         qualifier = _dot(tokens, i + 1) and i + 2 < n and _name(tokens[i + 2])
         if _dot(tokens, i - 1):

@@ -313,6 +313,9 @@ class _Parser:
             seen[clause] = tok
             self.i += 1
             getattr(self, "clause_" + clause.lower())(c)
+        if "FUNCTION" not in c and str(c.get("MODEL_TYPE", "")).upper() == "FORECAST":
+            # Redshift's FORECAST models have no FUNCTION: SELECT FORECAST(model) reads them
+            c["FUNCTION"] = name
         if "FUNCTION" not in c:
             raise self.error("syntax error: CREATE MODEL needs a FUNCTION clause", None)
         if "FROM" not in c and "SAGEMAKER" not in c:
@@ -531,6 +534,9 @@ class _Parser:
             max_cells=values.get("MAX_CELLS", 1_000_000),  # type: ignore[arg-type]
             max_runtime=values.get("MAX_RUNTIME", 5400),  # type: ignore[arg-type]
             max_batch_rows=values.get("MAX_BATCH_ROWS", 2_147_483_647),  # type: ignore[arg-type]
+            horizon=values.get("HORIZON"),  # type: ignore[arg-type]
+            frequency=values.get("FREQUENCY"),  # type: ignore[arg-type]
+            percentiles=values.get("PERCENTILES"),  # type: ignore[arg-type]
         )
 
     def _setting_value(self, key: str, value: str, tok: Token) -> object:

@@ -1,0 +1,437 @@
+"""MODEL_TYPE FORECAST: time-series models chosen by a rolling-origin backtest.
+
+The input (the FROM query) is: the item id, the timestamp, the TARGET value (a single
+series may leave the id out); further columns are ignored for now. :func:`prepare`
+checks it (the server calls it at CREATE MODEL, before queueing, so that bad input is
+an error at once; the worker calls it again on the snapshot) and fills gaps with
+zero, as Amazon Forecast (behind Redshift ML's FORECAST) fills the target by default
+(rows with a NULL target are gaps too). More missing periods than rows means the
+FREQUENCY is not the data's: an error.
+
+Candidates are statsforecast's SeasonalNaive, AutoETS and AutoTheta (fast, vectorised
+statistical models, C++ inside; a well-kept Nixtla library). Each is backtested on every
+series' last HORIZON steps (one window; a candidate other than SeasonalNaive runs only
+when a fit on a few series says it fits in what is left of MAX_RUNTIME), and so is
+their ensemble (the mean of the candidates' forecasts and percentiles). The one with
+the best OBJECTIVE over all series is refitted on the whole history and forecasts
+HORIZON steps. Percentiles come from the chosen model's (or members') own
+prediction intervals (statsforecast ``level``): percentile q < 0.5 is the lower bound
+of the 100(1 - 2q)% interval, q > 0.5 the upper bound of the 100(2q - 1)% one, 0.5
+the point forecast. The forecast rows (id, time, p.., mean) are stored in
+``forecast.parquet`` and the backtest metrics in ``forecast.json`` in the version
+folder; ``SELECT FORECAST(model)`` returns the stored rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from automl.errors import InsufficientData, InvalidOption, TargetTypeMismatch
+from catalog.files import write_atomic
+from catalog.spec import Column, FeatureKind, ProblemType, TrainingJob, TrainingResult
+
+FORECAST_FILE = "forecast.parquet"
+META_FILE = "forecast.json"
+# FREQUENCY as Redshift writes it -> (pandas offset, season length)
+FREQUENCIES = {"Y": ("YS", 1), "M": ("MS", 12), "W": ("W", 52), "D": ("D", 7),
+               "H": ("h", 24), "30MIN": ("30min", 48), "15MIN": ("15min", 96),
+               "10MIN": ("10min", 144), "5MIN": ("5min", 288), "1MIN": ("1min", 60)}
+OBJECTIVES = {"AVERAGEWEIGHTEDQUANTILELOSS": "AverageWeightedQuantileLoss", "RMSE": "RMSE",
+              "WAPE": "WAPE", "MAPE": "MAPE", "MASE": "MASE"}
+DEFAULT_PERCENTILES = "0.1,0.5,0.9"
+MAX_HORIZON = 10_000
+ENSEMBLE = "Ensemble"
+PROBE_SERIES = 8   # series a candidate is timed on before it runs on all of them
+
+
+@dataclass(frozen=True)
+class ForecastOptions:
+    horizon: int
+    frequency: str            # a key of FREQUENCIES
+    quantiles: tuple[float, ...]
+    mean: bool
+    objective: str            # a value of OBJECTIVES
+
+    @property
+    def offset(self) -> str:
+        return FREQUENCIES[self.frequency][0]
+
+    @property
+    def season(self) -> int:
+        return FREQUENCIES[self.frequency][1]
+
+    @property
+    def columns(self) -> list[str]:
+        return [percentile_name(q) for q in self.quantiles] + (["mean"] if self.mean else [])
+
+
+def percentile_name(q: float) -> str:
+    text = f"{q * 100:.6g}".replace(".", "_")
+    return f"p{text}"
+
+
+def options(horizon: int | None, frequency: str | None, percentiles: str | None,
+            objective: str | None) -> ForecastOptions:
+    """The FORECAST settings, checked (22023 for a bad value)."""
+    if horizon is None:
+        raise InvalidOption("MODEL_TYPE FORECAST needs SETTINGS (HORIZON n)",
+                            hint="HORIZON is the number of steps to forecast")
+    if horizon > MAX_HORIZON:
+        raise InvalidOption(f"HORIZON must be at most {MAX_HORIZON}")
+    if frequency is None:
+        raise InvalidOption("MODEL_TYPE FORECAST needs SETTINGS (FREQUENCY '...')",
+                            hint="one of " + ", ".join(_freq_names()))
+    freq = frequency.strip().upper()
+    if freq not in FREQUENCIES:
+        raise InvalidOption(f"FREQUENCY {frequency!r} is not supported",
+                            hint="one of " + ", ".join(_freq_names()))
+    quantiles: list[float] = []
+    mean = False
+    for part in (percentiles or DEFAULT_PERCENTILES).split(","):
+        word = part.strip()
+        if word.lower() == "mean":
+            if mean:
+                raise InvalidOption("PERCENTILES lists mean twice")
+            mean = True
+            continue
+        try:
+            q = float(word)
+        except ValueError:
+            raise InvalidOption(f"PERCENTILES: {word!r} is not a number in 0.01-0.99 or "
+                                "mean") from None
+        if not 0.01 <= q <= 0.99 or round(q, 2) != q:
+            raise InvalidOption(f"PERCENTILES: {word} is not between 0.01 and 0.99 "
+                                "(two decimals at most)")
+        if q in quantiles:
+            raise InvalidOption(f"PERCENTILES lists {word} twice")
+        quantiles.append(q)
+    if len(quantiles) > 5:
+        raise InvalidOption("PERCENTILES takes at most five values (plus mean)")
+    if not quantiles and not mean:
+        raise InvalidOption("PERCENTILES is empty")
+    name = OBJECTIVES.get((objective or "AverageWeightedQuantileLoss").upper())
+    if name is None:
+        raise InvalidOption(f"OBJECTIVE {objective!r} is not a FORECAST objective",
+                            hint="one of " + ", ".join(OBJECTIVES.values()))
+    if name == "AverageWeightedQuantileLoss" and not quantiles:
+        raise InvalidOption("OBJECTIVE AverageWeightedQuantileLoss needs PERCENTILES")
+    return ForecastOptions(horizon, freq, tuple(sorted(quantiles)), mean, name)
+
+
+def _freq_names() -> list[str]:
+    return [k if not k.endswith("MIN") else k[:-3] + "min" for k in FREQUENCIES]
+
+
+def input_columns(columns: tuple[Column, ...], target: str) -> tuple[Column | None, Column]:
+    """The id column (None: a single series) and the timestamp column: the first columns
+    other than the target. 42804 for unusable types."""
+    others = [c for c in columns if c.name != target]
+    if not others:
+        raise InsufficientData("MODEL_TYPE FORECAST needs a timestamp column besides the "
+                               "target")
+    if len(others) == 1 or others[0].kind is FeatureKind.TEMPORAL:
+        id_col, time_col = None, others[0]
+    else:
+        id_col, time_col = others[0], others[1]
+    if time_col.kind not in (FeatureKind.TEMPORAL, FeatureKind.CATEGORICAL) or \
+            (time_col.type.upper().startswith("TIME") and "STAMP" not in time_col.type.upper()):
+        raise TargetTypeMismatch(
+            f'timestamp column "{time_col.name}" has type {time_col.type}',
+            hint="the second column (the first without an id) must be a DATE or TIMESTAMP")
+    return id_col, time_col
+
+
+def prepare(frame: pd.DataFrame, id_name: str | None, time_name: str, target: Column,
+            opts: ForecastOptions) -> tuple[pd.DataFrame, int]:
+    """The series as statsforecast reads them (unique_id, ds, y), gaps filled with zero,
+    checked; and how many gaps were filled."""
+    if target.kind is not FeatureKind.NUMERIC:
+        raise TargetTypeMismatch(f'target column "{target.name}" has type {target.type}; '
+                                 "MODEL_TYPE FORECAST needs a numeric target")
+    if id_name is not None:
+        if frame[id_name].isna().any():
+            raise InsufficientData(f'id column "{id_name}" has NULL values',
+                                   hint="filter them out: WHERE ... IS NOT NULL")
+        ids = frame[id_name].astype(str)
+    else:
+        ids = pd.Series("", index=frame.index)
+    try:
+        ds = pd.to_datetime(frame[time_name])
+    except (ValueError, TypeError):
+        raise TargetTypeMismatch(f'timestamp column "{time_name}" has values that are not '
+                                 "dates or timestamps") from None
+    if getattr(ds.dt, "tz", None) is not None:
+        ds = ds.dt.tz_convert("UTC").dt.tz_localize(None)
+    if ds.isna().any():
+        raise InsufficientData(f'timestamp column "{time_name}" has NULL values')
+    y = pd.to_numeric(frame[target.name], errors="coerce").astype("float64")
+    df = pd.DataFrame({"unique_id": ids.to_numpy(), "ds": ds.to_numpy(), "y": y.to_numpy()})
+    df = df[df["y"].notna()]
+    dup = df.duplicated(["unique_id", "ds"])
+    if dup.any():
+        row = df[dup].iloc[0]
+        raise InsufficientData(
+            "duplicate timestamps in a series", detail=f"id {row['unique_id']!r}, time "
+            f"{row['ds']}", hint="aggregate to one row per id and time")
+    df = df.sort_values(["unique_id", "ds"], kind="stable")
+    # every timestamp must lie on the FREQUENCY grid that starts at the series' first one
+    first = df.groupby("unique_id", sort=False)["ds"].transform("min")
+    offset = pd.tseries.frequencies.to_offset(opts.offset)
+    grid_start = first.map(offset.rollforward) if len(df) else first
+    off_grid = (grid_start != first)
+    if not off_grid.any():
+        steps = _steps(df["ds"], first, opts)
+        off_grid = pd.Series(steps < 0, index=df.index)
+        if not off_grid.any():
+            df["step"] = steps
+    if off_grid.any():
+        row = df[off_grid.to_numpy()].iloc[0]
+        raise InvalidOption(
+            f"timestamps do not follow FREQUENCY '{opts.frequency}'",
+            detail=f"id {row['unique_id']!r}, time {row['ds']}",
+            hint="give one row per period, each at the start of its period")
+    counts = df.groupby("unique_id", sort=False)["step"].max() + 1
+    need = 2 * opts.horizon
+    short = counts[counts < need]
+    if len(short):
+        raise InsufficientData(
+            f"too few observations for HORIZON {opts.horizon}: each series needs at least "
+            f"{need} periods", detail=f"series {short.index[0]!r} has {int(short.iloc[0])}",
+            hint="lower HORIZON or leave the short series out")
+    filled = int(counts.sum()) - len(df)
+    if filled > len(df):
+        raise InvalidOption(
+            f"timestamps do not follow FREQUENCY '{opts.frequency}': {filled} of "
+            f"{int(counts.sum())} periods have no row",
+            hint="give the FREQUENCY of the data (missing periods are filled with zero)")
+    if filled:
+        full = []
+        for uid, n in counts.items():
+            start = df.loc[df["unique_id"] == uid, "ds"].iloc[0]
+            full.append(pd.DataFrame({"unique_id": uid, "ds": pd.date_range(
+                start, periods=int(n), freq=opts.offset)}))
+        df = pd.concat(full).merge(df[["unique_id", "ds", "y"]], on=["unique_id", "ds"],
+                                   how="left").fillna({"y": 0.0})
+    return df[["unique_id", "ds", "y"]].reset_index(drop=True), filled
+
+
+def _steps(ds: pd.Series, first: pd.Series, opts: ForecastOptions) -> np.ndarray:
+    """The period number of each timestamp from its series' first one; -1 off the grid."""
+    if opts.frequency in ("Y", "M"):
+        months = (ds.dt.year - first.dt.year) * 12 + (ds.dt.month - first.dt.month)
+        per = 12 if opts.frequency == "Y" else 1
+        on_grid = (months % per == 0) & (ds.dt.day == first.dt.day) & \
+            (ds.dt.normalize() == ds) & (ds.dt.day == 1)
+        return np.where(on_grid, months // per, -1).astype(np.int64)
+    width = pd.Timedelta(pd.tseries.frequencies.to_offset(
+        "7D" if opts.frequency == "W" else opts.offset)).value
+    delta = (ds - first).to_numpy().astype("timedelta64[ns]").astype(np.int64)
+    return np.where(delta % width == 0, delta // width, -1).astype(np.int64)
+
+
+# -- models ----------------------------------------------------------------------
+
+def _candidates(season: int) -> list[Any]:
+    from statsforecast.models import AutoETS, AutoTheta, SeasonalNaive
+    return [SeasonalNaive(season_length=season), AutoETS(season_length=season),
+            AutoTheta(season_length=season)]
+
+
+def _levels(quantiles: tuple[float, ...]) -> list[int]:
+    return sorted({round(abs(2 * q - 1) * 100) for q in quantiles if q != 0.5})
+
+
+def _quantile_frame(out: pd.DataFrame, model: str, opts: ForecastOptions) -> pd.DataFrame:
+    cols: dict[str, Any] = {}
+    for q in opts.quantiles:
+        level = round(abs(2 * q - 1) * 100)
+        if level == 0:
+            cols[percentile_name(q)] = out[model]
+        else:
+            side = "lo" if q < 0.5 else "hi"
+            cols[percentile_name(q)] = out[f"{model}-{side}-{level}"]
+    if opts.mean:
+        cols["mean"] = out[model]
+    return pd.DataFrame(cols)
+
+
+def metrics(y: np.ndarray, point: np.ndarray, quantiles: dict[float, np.ndarray],
+            ids: np.ndarray, scale: dict[str, float]) -> dict[str, float]:
+    """RMSE, WAPE, MAPE, MASE and the average weighted quantile loss of a backtest."""
+    err = y - point
+    absy = float(np.abs(y).sum()) or 1.0
+    nonzero = y != 0
+    frame = pd.DataFrame({"id": ids, "ae": np.abs(err)})
+    per_series = frame.groupby("id")["ae"].mean()
+    mase = float(np.mean([v / scale[k] for k, v in per_series.items()
+                          if scale.get(k, 0) > 0])) if per_series.size else math.nan
+    wql = [2 * float(np.maximum(q * (y - p), (q - 1) * (y - p)).sum()) / absy
+           for q, p in quantiles.items()]
+    return {"RMSE": float(np.sqrt(np.mean(err ** 2))),
+            "WAPE": float(np.abs(err).sum()) / absy,
+            "MAPE": float(np.mean(np.abs(err[nonzero] / y[nonzero]))) if nonzero.any()
+            else math.nan,
+            "MASE": mase,
+            "AverageWeightedQuantileLoss": float(np.mean(wql)) if wql else math.nan}
+
+
+def _scales(df: pd.DataFrame, season: int) -> dict[str, float]:
+    """Each series' in-sample seasonal naive mean absolute error (MASE's scale)."""
+    out: dict[str, float] = {}
+    for uid, y in df.groupby("unique_id", sort=False)["y"]:
+        values = y.to_numpy()
+        lag = season if len(values) > season else 1
+        diffs = np.abs(values[lag:] - values[:-lag])
+        out[str(uid)] = float(diffs.mean()) if diffs.size else 0.0
+    return out
+
+
+def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float,
+             progress: Any = None, n_jobs: int = 1) -> tuple[str, dict[str, dict[str, float]]]:
+    """Each candidate's backtest metrics on the series' last HORIZON steps, and those of
+    the ensemble of the candidates that ran (the mean of their forecasts and of their
+    percentiles); the best by the objective. SeasonalNaive always runs; each other
+    candidate only when a fit on a few series says its backtest and refit fit in what is
+    left of the time; the ensemble is a choice only when refitting all its members does."""
+    from statsforecast import StatsForecast
+    levels = _levels(opts.quantiles)
+    cutoff_len = df.groupby("unique_id")["y"].transform("size")
+    position = df.groupby("unique_id").cumcount()
+    history = df[position < cutoff_len - opts.horizon]
+    scale = _scales(history, opts.season)
+    results: dict[str, dict[str, float]] = {}
+    outputs: dict[str, pd.DataFrame] = {}   # backtest forecasts: point, then percentiles
+    seconds: dict[str, float] = {}
+    truth = pd.DataFrame()
+    ids = df["unique_id"].unique()
+    probe_ids = ids[:: max(1, len(ids) // PROBE_SERIES)][:PROBE_SERIES]
+    probe = df[df["unique_id"].isin(probe_ids)]
+    for model in _candidates(opts.season):
+        name = repr(model)
+        if results:
+            # the time this candidate would take, from a fit on a few series: its
+            # backtest and, if chosen, its refit on every series; skipped unless it fits
+            # in what is left of MAX_RUNTIME
+            t0 = time.monotonic()
+            StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs).cross_validation(
+                df=probe, h=opts.horizon, n_windows=1, step_size=opts.horizon,
+                level=levels or None)
+            estimate = (time.monotonic() - t0) * len(ids) / max(1, len(probe_ids)) * 2
+            if time.monotonic() + estimate * 1.25 > deadline:
+                continue
+        t0 = time.monotonic()
+        sf = StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs)
+        cv = sf.cross_validation(df=df, h=opts.horizon, n_windows=1, step_size=opts.horizon,
+                                 level=levels or None)
+        seconds[name] = time.monotonic() - t0
+        cv = cv.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+        truth = cv[["unique_id", "y"]]
+        outputs[name] = pd.concat([cv[[name]].rename(columns={name: "point"}),
+                                   _quantile_frame(cv, name, opts)], axis=1)
+        results[name] = _scored(truth, outputs[name], opts, scale)
+        if progress is not None:
+            best = min(v[opts.objective] for v in results.values())
+            progress.update(phase="searching", trials=len(results),
+                            metric_name=opts.objective, best_metric=best,
+                            current_learner=name)
+    if len(outputs) > 1 and time.monotonic() + 1.25 * sum(seconds.values()) < deadline:
+        name = ENSEMBLE + "(" + "+".join(outputs) + ")"
+        mean = sum(outputs.values()) / len(outputs)   # type: ignore[operator]
+        results[name] = _scored(truth, mean, opts, scale)
+    best_name = min(results, key=lambda k: _key(results[k][opts.objective]))
+    return best_name, results
+
+
+def _scored(truth: pd.DataFrame, out: pd.DataFrame, opts: ForecastOptions,
+            scale: dict[str, float]) -> dict[str, float]:
+    quantiles = {q: out[percentile_name(q)].to_numpy(dtype=float) for q in opts.quantiles}
+    return metrics(truth["y"].to_numpy(dtype=float), out["point"].to_numpy(dtype=float),
+                   quantiles, truth["unique_id"].astype(str).to_numpy(), scale)
+
+
+def _key(value: float) -> float:
+    return math.inf if value is None or math.isnan(value) else value
+
+
+def forecast(df: pd.DataFrame, opts: ForecastOptions, method: str,
+             n_jobs: int = 1) -> pd.DataFrame:
+    """HORIZON steps of every series with the chosen method (a model, or the ensemble of
+    several: the mean of their forecasts and percentiles), refitted on all the history:
+    id, time, one column per percentile (ordered), mean if asked."""
+    from statsforecast import StatsForecast
+    members = method.removeprefix(ENSEMBLE + "(").removesuffix(")").split("+")
+    models = [m for m in _candidates(opts.season) if repr(m) in members]
+    sf = StatsForecast(models=models, freq=opts.offset, n_jobs=n_jobs)
+    levels = _levels(opts.quantiles)
+    out = sf.forecast(df=df, h=opts.horizon, level=levels or None)
+    values = sum(_quantile_frame(out, repr(m), opts) for m in models) / len(models)
+    assert isinstance(values, pd.DataFrame)
+    if opts.quantiles:   # intervals are nested: keep the percentiles in order on every row
+        names = [percentile_name(q) for q in opts.quantiles]
+        values[names] = np.sort(values[names].to_numpy(dtype=float), axis=1)
+    result = pd.DataFrame({"id": out["unique_id"].astype(str).to_numpy(),
+                           "time": pd.to_datetime(out["ds"]).to_numpy()})
+    return pd.concat([result, values.reset_index(drop=True)], axis=1)
+
+
+def train_forecast(job: TrainingJob, progress: Any) -> TrainingResult:
+    """Train a FORECAST model from its snapshot; store the forecast and the metrics."""
+    started = time.monotonic()
+    deadline = started + job.time_budget_s
+    progress.update(phase="loading")
+    assert job.target is not None
+    opts = options(job.horizon, job.frequency, job.percentiles, job.objective)
+    frame = pq.read_table(job.snapshot_path).to_pandas()
+    id_col, time_col = input_columns((*job.features, job.target), job.target.name)
+    df, filled = prepare(frame, id_col.name if id_col else None, time_col.name, job.target,
+                         opts)
+    progress.update(phase="searching", metric_name=opts.objective)
+    method, results = backtest(df, opts, deadline, progress, job.n_jobs)
+    progress.update(phase="refitting", current_learner=method)
+    rows = forecast(df, opts, method, job.n_jobs)
+    if id_col is None:
+        rows["id"] = None
+    progress.update(phase="saving")
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    table = table.set_column(0, "id", table.column("id").cast(pa.string()))
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    data = buf.getvalue()
+    write_atomic(os.path.join(job.output_dir, FORECAST_FILE), data)
+    meta = {"horizon": opts.horizon, "frequency": opts.frequency,
+            "percentiles": [percentile_name(q) for q in opts.quantiles]
+            + (["mean"] if opts.mean else []),
+            "objective": opts.objective, "method": method, "gaps_filled_with_zero": filled,
+            "series": int(df["unique_id"].nunique()), "backtest": results[method],
+            "candidates": results}
+    write_atomic(os.path.join(job.output_dir, META_FILE),
+                 json.dumps(meta, allow_nan=True).encode())
+    return TrainingResult(
+        problem_type=ProblemType.REGRESSION, metric_name=opts.objective,
+        metric_value=results[method][opts.objective], labels=(), best_learner=method,
+        trials=len(results), artifact_file=FORECAST_FILE,
+        artifact_sha256=hashlib.sha256(data).hexdigest(),
+        rows_train=len(df), rows_validation=int(df["unique_id"].nunique()) * opts.horizon,
+        seconds=time.monotonic() - started)
+
+
+def output_type(horizon: int | None, frequency: str | None, percentiles: str | None,
+                objective: str | None, time_type: str) -> str:
+    """The DuckDB type of a FORECAST model's function: its rows as a list of structs."""
+    opts = options(horizon, frequency, percentiles, objective)
+    time_out = "DATE" if time_type.upper() == "DATE" else "TIMESTAMP"
+    fields = ["id VARCHAR", f'"time" {time_out}',
+              *(f"{name} DOUBLE" for name in opts.columns)]
+    return f"STRUCT({', '.join(fields)})[]"
