@@ -5,7 +5,11 @@ process can crash, run away or be cancelled (DROP MODEL) without touching the
 server: the pool notices through the process sentinel, reads the result file
 the worker wrote (or reports the crash), and calls ``on_finish`` once per job
 that was not cancelled. A job that outlives its budget by more than the grace
-period is killed and reported as a failure: training never hangs.
+period is killed and reported as a failure: training never hangs. The budget
+counts from the moment the worker is ready to train (its imports done: a
+spawned worker on a loaded machine takes tens of seconds to import FLAML and
+the learners); a worker that is not ready within ``STARTUP_LIMIT_S`` is killed
+as well.
 
 The queue is bounded: ``reserve`` takes a slot before a job is prepared (at
 most ``workers + queue_size`` jobs running, waiting or reserved); when none is
@@ -27,6 +31,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.synchronize
 import os
 import threading
 import time
@@ -45,6 +50,9 @@ Outcome = TrainingResult | TrainingFailure
 _CTX = multiprocessing.get_context("spawn")
 
 
+STARTUP_LIMIT_S = 300.0
+
+
 def grace_seconds(budget_s: float) -> float:
     """How long past its budget a job may run before it is killed."""
     return 30.0 + 0.25 * budget_s
@@ -56,7 +64,9 @@ class _Running:
     job: TrainingJob
     result_path: str
     process: multiprocessing.process.BaseProcess
-    started: float
+    spawned: float
+    ready: multiprocessing.synchronize.Event   # set by the worker once it can train
+    started: float | None = None               # when the pool first saw ``ready`` set
 
 
 @dataclass(frozen=True)
@@ -215,10 +225,13 @@ class TrainingPool:
         with self._lock:
             while not self._closed and self._queue and len(self._running) < self._workers:
                 key, job, result_path = self._queue.popleft()
-                process = _CTX.Process(target=_run_guarded, args=(job, result_path, os.getpid()),
+                ready = _CTX.Event()
+                process = _CTX.Process(target=_run_guarded,
+                                       args=(job, result_path, os.getpid(), ready),
                                        name=f"quackml-train-{job.model_name}", daemon=True)
                 process.start()
-                self._running[key] = _Running(key, job, result_path, process, time.monotonic())
+                self._running[key] = _Running(key, job, result_path, process, time.monotonic(),
+                                              ready)
                 log.info("training %s started in process %s", key, process.pid)
 
     def _loop(self) -> None:
@@ -237,6 +250,16 @@ class TrainingPool:
                     self._finish(sentinels[obj], None)
             now = time.monotonic()
             for r in list(sentinels.values()):
+                if r.started is None and r.ready.is_set():
+                    r.started = now
+                if r.started is None:
+                    if now - r.spawned > STARTUP_LIMIT_S:
+                        _kill(r.process)
+                        self._finish(r, TrainingFailure(
+                            "WorkerStartTimeout", "53000",
+                            f"the training worker did not start within {STARTUP_LIMIT_S:g} s "
+                            "(the machine is overloaded)"))
+                    continue
                 if now - r.started > r.job.time_budget_s + grace_seconds(r.job.time_budget_s):
                     _kill(r.process)
                     self._finish(r, TrainingFailure(
@@ -266,12 +289,16 @@ class TrainingPool:
             log.exception("recording the outcome of %s failed", running.key)
 
 
-def _run_guarded(job: TrainingJob, result_path: str, server_pid: int) -> None:
+def _run_guarded(job: TrainingJob, result_path: str, server_pid: int,
+                 ready: multiprocessing.synchronize.Event) -> None:
     """The worker's entry point: run the job, and exit at once if the server
     process dies (kill -9 leaves no one to read the result; a restarted server
-    resumes the job itself and must not race an orphan for the same files)."""
+    resumes the job itself and must not race an orphan for the same files).
+    By the time it runs, the spawned process has imported the learners: ``ready``
+    tells the pool that the job's budget starts now."""
     ignore_interrupts()
     exit_with_parent(server_pid)
+    ready.set()
     run_job(job, result_path)
 
 

@@ -462,3 +462,36 @@ def test_worker_reports_errors_as_data(tmp_path: Path) -> None:
         train(blob)
     missing = read_result(str(tmp_path / "never-written.json"))
     assert isinstance(missing, TrainingFailure) and missing.sqlstate == "XX000"
+
+
+def _pool_outcome(job: TrainingJob, result_path: str) -> tuple[str, object]:
+    import queue
+
+    from automl.pool import TrainingPool
+
+    outcomes: queue.Queue[tuple[str, object]] = queue.Queue()
+    pool = TrainingPool(1, lambda key, outcome: outcomes.put((key, outcome)))
+    try:
+        pool.submit("k", job, result_path)
+        return outcomes.get(timeout=120)
+    finally:
+        pool.shutdown()
+
+
+def test_pool_budget_counts_from_the_ready_worker(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watchdog's clock starts once the spawned worker has imported the learners:
+    a job whose budget is shorter than the worker's start-up still trains, and a worker
+    that is not ready within the start-up limit is killed with a clear failure."""
+    import automl.pool as pool_module
+
+    data = make_dataset(tmp_path, "hpc_data", "class")
+    monkeypatch.setattr(pool_module, "grace_seconds", lambda budget: 10.0)
+    key, outcome = _pool_outcome(make_job(data, tmp_path / "a", 2.0), str(tmp_path / "a.json"))
+    assert key == "k" and isinstance(outcome, TrainingResult), outcome
+    assert outcome.trials > 0
+
+    monkeypatch.setattr(pool_module, "STARTUP_LIMIT_S", 0.0)
+    _, outcome = _pool_outcome(make_job(data, tmp_path / "b", 2.0), str(tmp_path / "b.json"))
+    assert isinstance(outcome, TrainingFailure), outcome
+    assert outcome.sqlstate == "53000" and "did not start within" in outcome.message
