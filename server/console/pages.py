@@ -122,13 +122,15 @@ def models_table(rows: list[dict[str, Any]]) -> str:
             bar = (f'<progress max="100" value="{share * 100:.0f}" '
                    f'aria-label="elapsed against budget">{share * 100:.0f}%</progress> ')
         metric = f"{_e(m['metric_name'])} {_e(m['metric'])}" if m.get("metric_name") else ""
+        active = "none active yet" if m["active_version"] is None else \
+            f"active: v{_e(m['active_version'])}"
         out.append(
             f'<tr data-model="{_e(m["schema"])}.{_e(m["name"])}">'
             f'<th scope="row"><a href="{model_href(m["schema"], m["name"])}">'
             f'{_e(m["schema"])}.{_e(m["name"])}</a></th>'
             f'<td class="state">{_e(m["state"])}</td><td>{_e(m["problem_type"])}</td>'
             f'<td>{metric}</td><td>{_e(m["owner"])}</td>'
-            f'<td>{_e(m["versions"])} (active {_e(m["active_version"])})</td>'
+            f'<td>{_e(m["versions"])} ({active})</td>'
             f'<td class="progress">{bar}<span>{_e(progress_text(p) or m.get("status"))}'
             f'</span></td></tr>')
     out.append("</tbody></table>")
@@ -143,7 +145,7 @@ def not_found(user: str, schema: str, name: str) -> str:
 
 
 def _code(sql: str, ident: str) -> str:
-    return (f'<div class="sql"><pre><code id="{ident}">{_e(sql)}</code></pre>'
+    return (f'<div class="sql"><pre tabindex="0"><code id="{ident}">{_e(sql)}</code></pre>'
             f'<button type="button" class="copy" data-copy="{ident}">Copy</button></div>')
 
 
@@ -152,8 +154,9 @@ def _table(columns: list[str], rows: list[list[Any]], caption: str, cls: str = "
     body = "".join("<tr>" + "".join(
         (f'<th scope="row">{_e(v)}</th>' if i == 0 and cls == "matrix" else f"<td>{_e(v)}</td>")
         for i, v in enumerate(r)) + "</tr>" for r in rows)
-    return (f'<table class="{cls}"><caption>{_e(caption)}</caption><thead><tr>{head}</tr>'
-            f"</thead><tbody>{body}</tbody></table>")
+    return (f'<div class="scroll" tabindex="0" role="region" aria-label="{_e(caption)}">'
+            f'<table class="{cls}"><caption>{_e(caption)}</caption><thead><tr>{head}</tr>'
+            f"</thead><tbody>{body}</tbody></table></div>")
 
 
 def _figure(key: str, title: str, statement: str, description: str, numbers: str,
@@ -261,6 +264,8 @@ def model(user: str, info: dict[str, Any]) -> str:
             "The series' history (training rows), the forecast (p50, or mean) and the band "
             "between the lowest and highest percentile.",
             _table(f["columns"], f["rows"], "Forecast"), f.get("error")))
+    if info.get("source_note"):
+        parts.append(f'<p class="note">{_e(info["source_note"])}</p>')
     if not any(k in charts for k in ("confusion", "predicted", "clusters", "forecast")):
         parts.append("<p>Evaluation charts appear once the model is READY.</p>"
                      if info["state"] != "READY" else

@@ -216,7 +216,9 @@ def model_list(v: Viewer) -> dict[str, Any]:
             "problem_type": values.get("Problem Type") or values.get("Model Type"),
             "model_type": values.get("Model Type"),
             "metric_name": metric_key, "metric": values.get(metric_key) if metric_key else None,
-            "versions": len(versions.rows), "active_version": values.get("Model Version"),
+            "versions": len(versions.rows),
+            "active_version": next((r["version"] for r in versions.records() if r["active"]),
+                                   None),
             "status": values.get("Training Job Status"),
             "latest_state": latest_state, "progress": progress,
         })
@@ -247,6 +249,10 @@ def model_page(v: Viewer, schema: str, name: str, series: str | None = None) -> 
     features = (values.get("Function Parameters") or "").split()
     target = values.get("Target Column") or ""
     source = _series_sql(values)
+    if values.get("Query") and values.get("Owner") != v.user:
+        # the owner's query text would run in this user's session: a function with a side
+        # effect written into it (nextval) would then run as this user; owners only
+        source = None
     charts: dict[str, Any] = {}
     page: dict[str, Any] = {
         "schema": schema, "name": name, "state": state, "problem_type": problem,
@@ -265,6 +271,10 @@ def model_page(v: Viewer, schema: str, name: str, series: str | None = None) -> 
     page["sql"] = _usage_sql(schema, name, model_type, functions, features, source)
     if state != "READY":
         return page
+    if source is None:
+        page["source_note"] = ("The charts over the training rows (predicted against actual, "
+                               "cluster sizes, a forecast's history) run the training query "
+                               "the model's owner wrote; they are shown to the owner only.")
     if "forecast" in model_type:
         charts["forecast"] = _forecast(v, schema, name, values, source, series)
     elif model_type.startswith("kmeans"):

@@ -51,6 +51,12 @@
     if (!el || !window.Plot) return;
     el.replaceChildren();
     const fig = plot();
+    // one image with one label: Plot's own labels on inner groups would be read as
+    // parts of an image (and aria-label is not allowed on a plain g)
+    for (const inner of fig.querySelectorAll("[aria-label], [aria-description]")) {
+      inner.removeAttribute("aria-label");
+      inner.removeAttribute("aria-description");
+    }
     fig.setAttribute("role", "img");
     fig.setAttribute("aria-label", label);
     el.appendChild(fig);
@@ -191,7 +197,7 @@
       const metric = m.metric_name ? `${esc(m.metric_name)} ${esc(m.metric)}` : "";
       out += `<tr data-model="${esc(m.schema)}.${esc(m.name)}"><th scope="row"><a href="${href}">${esc(m.schema)}.${esc(m.name)}</a></th>` +
         `<td class="state">${esc(m.state)}</td><td>${esc(m.problem_type)}</td><td>${metric}</td>` +
-        `<td>${esc(m.owner)}</td><td>${esc(m.versions)} (active ${esc(m.active_version)})</td>` +
+        `<td>${esc(m.owner)}</td><td>${esc(m.versions)} (${m.active_version === null ? "none active yet" : "active: v" + esc(m.active_version)})</td>` +
         `<td class="progress">${bar}<span>${esc(status)}</span></td></tr>`;
     }
     return out + "</tbody></table>";
