@@ -147,7 +147,9 @@ def explain(v: Viewer, schema: str, name: str) -> Table:
     """The EXPLAIN_MODEL statement, which is also the visibility check: 42501 without
     EXECUTE, 42704 for an unknown model."""
     table = v.run(f"SELECT EXPLAIN_MODEL({literal(f'{schema}.{name}')}) AS explanation")
-    if table.error is not None:
+    # fail closed: only success, or "not in a state to explain" (a model that failed to
+    # train), which the firewall lets through only to users with EXECUTE, shows the model
+    if table.error is not None and table.sqlstate != "55000":
         raise NotVisible(table.error)
     return table
 
