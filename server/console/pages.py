@@ -200,8 +200,9 @@ def model(user: str, info: dict[str, Any]) -> str:
             _table(["seconds", "trials", f"best {p.get('metric_name') or 'metric'}"],
                    history, "Best validation metric so far")))
     else:
-        none = progress_text(p) or ("No search history recorded for this version (AUTO OFF, "
-                                    "k-means and bring-your-own models have no search).")
+        none = progress_text(p) if info["state"] == "TRAINING" and p else (
+            "No search history for this version (AUTO OFF, k-means and bring-your-own "
+            "models have no search).")
         parts.append(f'<p id="search-none">{_e(none)}</p>')
     parts.append("<h2>Evaluation</h2>")
     metrics = charts.get("metrics")
@@ -261,8 +262,8 @@ def model(user: str, info: dict[str, Any]) -> str:
         parts.append(chooser + _figure(
             "forecast", f"Forecast of series {fc['chosen']}", f["statement"] + "; " +
             str(hist.get("statement", "")),
-            "The series' history (training rows), the forecast (p50, or mean) and the band "
-            "between the lowest and highest percentile.",
+            "The series' history (the last training rows), the forecast (p50, or mean) and "
+            "the band between the lowest and highest percentile.",
             _table(f["columns"], f["rows"], "Forecast"), f.get("error")))
     if info.get("source_note"):
         parts.append(f'<p class="note">{_e(info["source_note"])}</p>')

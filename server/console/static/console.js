@@ -151,10 +151,10 @@
       }, "Predicted against actual, and residuals, for " + d.length + " rows");
     }
     if (c.clusters && !c.clusters.error) {
-      const d = c.clusters.rows.map((r) => ({ cluster: text(r[0]), size: num(r[1]) }));
+      const d = c.clusters.rows.map((r) => ({ cluster: num(r[0]), size: num(r[1]) }));
       mount("clusters", () => Plot.plot({
         width: Math.min(width(), 480), height: 300, marginLeft: 60,
-        x: { label: "cluster" }, y: { label: "rows", grid: true },
+        x: { label: "cluster", type: "band" }, y: { label: "rows", grid: true },
         marks: [Plot.barY(d, { x: "cluster", y: "size", fill: "#1a5fb4", title: (r) => `cluster ${r.cluster}: ${r.size}` }), Plot.ruleY([0])]
       }), "Cluster sizes: " + d.map((r) => `cluster ${r.cluster} ${r.size} rows`).join(", "));
     }
@@ -167,14 +167,16 @@
       const mid = cols.includes("p50") ? "p50" : (cols.includes("mean") ? "mean" : pcols[Math.floor(pcols.length / 2)]);
       const at = (k) => cols.indexOf(k);
       const fd = f.rows.map((r) => ({ time: new Date(r[at("time")]), lo: num(r[at(pcols[0])]), hi: num(r[at(pcols[pcols.length - 1])]), mid: num(r[at(mid)]) }));
-      const h = c.forecast.history && !c.forecast.history.error ? c.forecast.history.rows.map((r) => ({ time: new Date(r[0]), value: num(r[1]) })) : [];
+      // the history's last four forecast lengths (at least 48 points), so the band shows
+      const keep = Math.max(48, 4 * fd.length);
+      const h = c.forecast.history && !c.forecast.history.error ? c.forecast.history.rows.slice(-keep).map((r) => ({ time: new Date(r[0]), value: num(r[1]) })) : [];
       mount("forecast", () => Plot.plot({
         width: width(), height: 320, marginLeft: 60, grid: true,
         x: { label: "time" }, y: { label: "value" },
         marks: [Plot.areaY(fd, { x: "time", y1: "lo", y2: "hi", fill: "#1a5fb4", fillOpacity: 0.2 }),
           Plot.line(h, { x: "time", y: "value", stroke: "#333" }),
           Plot.line(fd, { x: "time", y: "mid", stroke: "#1a5fb4", strokeWidth: 2 })]
-      }), `Forecast of ${fd.length} steps with the ${pcols[0]}-${pcols[pcols.length - 1]} band after ${h.length} points of history`);
+      }), `Forecast of ${fd.length} steps with the ${pcols[0]}-${pcols[pcols.length - 1]} band after the last ${h.length} points of history`);
     }
   }
 
