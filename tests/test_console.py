@@ -295,3 +295,47 @@ def test_phone_width(site: Site, browser: Any) -> None:
     shot(page, "model-phone")
     page.keyboard.press("Tab")   # the skip link comes first
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+
+def test_quackml_serve_starts_and_stops_the_console(tmp_path: Path) -> None:
+    """`quackml serve --http-port N` prints the console's address next to the psql line,
+    serves the sign-in page, stops it as a shutdown phase on Ctrl-C, and a port in use
+    stops the start with one line naming --http-port."""
+    import os
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
+    args = [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", str(port),
+            "--no-samples", "--database", str(tmp_path / "db.duckdb"),
+            "--data-dir", str(tmp_path / "data")]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines[1].startswith("Connect with: psql"), lines
+        assert lines[2] == f"Web console: http://127.0.0.1:{port}/\n", lines
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/signin", timeout=10)
+        assert page.status == 200 and b"User name" in page.read()
+        busy = subprocess.run([*args[:-4], "--database", str(tmp_path / "other.duckdb"),
+                               "--data-dir", str(tmp_path / "other")], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert busy.returncode == 1
+        assert busy.stderr.count("\n") == 1 and "--http-port" in busy.stderr, busy.stderr
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err
+    phases = re.findall(r"QuackML shutdown: (.*)", out)
+    assert phases[:2] == ["SIGINT received; cancelling running statements",
+                          "web console stopped"], out

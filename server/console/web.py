@@ -63,7 +63,7 @@ class Console:
                                           reuse_port=False, backlog=128)
         app = make_app(self.engine, self.settings, self.auth_secret)
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off",
+            app, log_config=None, log_level="warning", access_log=False, lifespan="off",
             timeout_graceful_shutdown=2, server_header=False,
             ssl_certfile=self.settings.tls_cert if self.tls else None,
             ssl_keyfile=self.settings.tls_key if self.tls else None)
