@@ -339,3 +339,45 @@ def test_quackml_serve_starts_and_stops_the_console(tmp_path: Path) -> None:
     phases = re.findall(r"QuackML shutdown: (.*)", out)
     assert phases[:2] == ["SIGINT received; cancelling running statements",
                           "web console stopped"], out
+
+
+def test_trust_signs_in_by_name_on_loopback(tmp_path: Path) -> None:
+    """Under --auth trust the console admits a loopback client by user name alone, as psql
+    is admitted there (and, as there, as a superuser)."""
+    import http.cookiejar
+
+    settings = Settings(host="127.0.0.1", port=0, http_port=0, samples=False,
+                        database=str(tmp_path / "db.duckdb"), data_dir=str(tmp_path / "data"),
+                        training_workers=1, auth="trust")
+    server = Server(settings)
+    server.start()
+    assert server.engine is not None
+    console = Console(server.engine, settings, server.auth_secret, port=0)
+    console.start()
+    try:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        form = opener.open(console.url + "signin").read()
+        assert b'name="password"' not in form and b"--auth trust" in form
+        landed = opener.open(console.url + "signin", data=b"user=anyone")
+        assert landed.url == console.url and b"No models yet" in landed.read()
+        cookie = next(iter(jar))
+        assert cookie.has_nonstandard_attr("httponly")
+        assert cookie.get_nonstandard_attr("samesite") == "strict"
+        assert cookie.expires is not None   # signed and expiring
+        data = json.loads(opener.open(console.url + "api/models").read())
+        assert data == {**data, "user": "anyone", "models": []}
+        # a cookie not signed by this server is no session
+        import base64
+
+        body = base64.b64encode(json.dumps({"user": "quackml", "since": time.time()})
+                                .encode()).decode()
+        for value in (body, cookie.value.replace(cookie.value[-5:], "AAAAA")):
+            forged = urllib.request.Request(console.url + "api/models",
+                                            headers={"Cookie": f"{cookie.name}={value}"})
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(forged)
+            assert caught.value.code == 401
+    finally:
+        console.stop()
+        server.stop()
