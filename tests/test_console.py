@@ -192,6 +192,12 @@ def test_watch_a_model_train(site: Site, browser: Any) -> None:
         row = page.locator('tr[data-model="public.churn"]')
         row.wait_for(timeout=20_000)   # the empty page reloads itself once a model exists
         page.evaluate("window.__same_page = true")
+        # the model's own page, open while it trains: its search chart grows in place
+        model_page = page.context.new_page()
+        model_page.goto(site.url + "models/public/churn")
+        model_page.evaluate("window.__same_page = true")
+        search = model_page.locator("#chart-search [role=img]")
+        drawn: list[str] = []
         states, progress = set(), []
         start = time.monotonic()
         deadline = time.monotonic() + 150
@@ -202,6 +208,11 @@ def test_watch_a_model_train(site: Site, browser: Any) -> None:
                 progress.append(f"{time.monotonic() - start:.1f} {text}")
             if "TRAINING" in states and len(progress) == 4:
                 shot(page, "models-training")
+            if "READY" not in states and model_page.evaluate("window.__same_page === true") \
+                    and search.count():
+                label = search.get_attribute("aria-label") or ""
+                if label not in drawn:
+                    drawn.append(label)
             if "READY" in states:
                 break
             time.sleep(0.25)
@@ -212,6 +223,8 @@ def test_watch_a_model_train(site: Site, browser: Any) -> None:
         assert {"TRAINING", "READY"} <= states, (states, progress)
         assert sum("trials" in p for p in progress) >= 2, progress   # progress moved
         assert page.evaluate("window.__same_page") is True   # no reload
+        assert len(drawn) >= 2, drawn   # the search chart redrawn with new points, no reload
+        model_page.close()
         site.trained = "the regression model did not train (see test_watch_a_model_train)"
         wait_ready(admin, "price")
         site.trained = None

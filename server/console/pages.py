@@ -191,7 +191,8 @@ def model(user: str, info: dict[str, Any]) -> str:
     p: dict[str, Any] = info.get("progress") or {}
     history = p.get("history") or []
     parts.append('<h2>Training</h2>')
-    if history:
+    training = info["state"] == "TRAINING" or info.get("latest_state") == "TRAINING"
+    if history or training:
         parts.append(_figure(
             "search", "Best validation metric during the search",
             "the training job's progress (what SHOW MODEL's Training Job Status reads)",
@@ -200,10 +201,8 @@ def model(user: str, info: dict[str, Any]) -> str:
             _table(["seconds", "trials", f"best {p.get('metric_name') or 'metric'}"],
                    history, "Best validation metric so far")))
     else:
-        none = progress_text(p) if info["state"] == "TRAINING" and p else (
-            "No search history for this version (AUTO OFF, k-means and bring-your-own "
-            "models have no search).")
-        parts.append(f'<p id="search-none">{_e(none)}</p>')
+        parts.append('<p id="search-none">No search history for this version (AUTO OFF, '
+                     'k-means and bring-your-own models have no search).</p>')
     parts.append("<h2>Evaluation</h2>")
     metrics = charts.get("metrics")
     if metrics:

@@ -234,6 +234,7 @@
         const state = document.getElementById("model-state");
         const status = document.getElementById("model-status");
         if (status) status.textContent = d.status || "";
+        if (d.progress && d.progress.history) drawSearch(d.progress);   // the search, live
         if (d.state !== info.state || d.latest_state !== "TRAINING") {
           clearInterval(timer);
           location.reload();
