@@ -184,7 +184,8 @@ def model(user: str, info: dict[str, Any]) -> str:
             ("Problem type", info["problem_type"] or info["model_type"], ""),
             ("Owner", info["owner"], ""),
             ("Chosen learner", info["learner"], ""),
-            ("Training job", info["status"], ' id="model-status"'))),
+            ("Training job", info["status"], ' id="model-status"'),
+            *((("Failure reason", info["failure"], ""),) if info.get("failure") else ()))),
         "</dl>",
     ]
     # the search

@@ -221,7 +221,7 @@ def model_list(v: Viewer) -> dict[str, Any]:
             "versions": len(versions.rows),
             "active_version": next((r["version"] for r in versions.records() if r["active"]),
                                    None),
-            "status": values.get("Training Job Status"),
+            "status": values.get("Failure Reason") or values.get("Training Job Status"),
             "latest_state": latest_state, "progress": progress,
         })
     return {"user": v.user, "statement": info.statement, "models": models,
@@ -260,7 +260,7 @@ def model_page(v: Viewer, schema: str, name: str, series: str | None = None) -> 
         "schema": schema, "name": name, "state": state, "problem_type": problem,
         "model_type": model_type, "owner": values.get("Owner"),
         "learner": active.get("learner") if active else None,
-        "status": values.get("Training Job Status"),
+        "status": values.get("Training Job Status"), "failure": values.get("Failure Reason"),
         "show": show_table.as_json(), "versions": versions.as_json(),
         "latest_state": latest_state, "charts": charts,
     }
