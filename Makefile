@@ -35,7 +35,8 @@ $(DBT_STAMP): tests/clients/dbt/requirements.txt
 client-deps: system-deps $(NODE_STAMP) $(DBT_STAMP)
 
 # Debian packages the tests drive: psql (postgresql-client), pgjdbc and javac,
-# unixODBC with psqlODBC, node and npm (node-postgres); bench/wire.py compares
+# unixODBC with psqlODBC, node and npm (node-postgres, axe-core), chromium (the web
+# console's browser tests, tests/test_console.py); bench/wire.py compares
 # against a throwaway PostgreSQL 15 (postgresql: initdb, pg_ctl).
 system-deps:
 	@command -v psql >/dev/null 2>&1 || { \
@@ -56,6 +57,9 @@ system-deps:
 	@command -v npm >/dev/null 2>&1 || { \
 	  echo "installing Debian packages nodejs npm (node-postgres test)"; \
 	  apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Debian package chromium (browser tests of the web console)"; \
+	  apt-get update -qq && apt-get install -y -qq chromium; }
 
 serve: $(STAMP)
 	@echo "QuackML: starting the server (Ctrl-C stops it)"

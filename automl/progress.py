@@ -21,6 +21,7 @@ from catalog.files import write_json_atomic
 from catalog.spec import Progress
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Progress))
+MAX_HISTORY = 1000
 
 
 class ProgressWriter:
@@ -45,12 +46,28 @@ class ProgressWriter:
         if unknown:
             raise TypeError(f"unknown progress fields: {sorted(unknown)}")
         with self._lock:
+            best = self._state.get("best_metric")
             self._state.update(fields)
             if "elapsed_s" not in fields:
                 self._state["elapsed_s"] = round(self.elapsed_s, 3)
+            self._record(best)
             state = dict(self._state)
             write_json_atomic(self.path, state)
         return Progress(**state)
+
+
+    def _record(self, best_before: Any) -> None:
+        """Append [elapsed_s, trials, best_metric] to the history when the best metric
+        changed (at most ``MAX_HISTORY`` points: later ones replace the last)."""
+        best = self._state.get("best_metric")
+        if not isinstance(best, int | float) or best == best_before:
+            return
+        history = self._state.setdefault("history", [])
+        point = [self._state["elapsed_s"], self._state.get("trials", 0), best]
+        if len(history) >= MAX_HISTORY:
+            history[-1] = point
+        else:
+            history.append(point)
 
 
 def read_progress(path: str) -> Progress | None:
@@ -63,8 +80,11 @@ def read_progress(path: str) -> Progress | None:
     if not isinstance(data, dict) or not {"phase", "elapsed_s", "budget_s"} <= data.keys():
         return None
     try:
-        return Progress(**{k: v for k, v in data.items() if k in _FIELDS})
-    except TypeError:
+        fields = {k: v for k, v in data.items() if k in _FIELDS}
+        fields["history"] = tuple((float(p[0]), int(p[1]), float(p[2]))
+                                  for p in fields.get("history") or ())
+        return Progress(**fields)
+    except (TypeError, ValueError, IndexError):
         return None
 
 

@@ -314,7 +314,7 @@ def import_models(folder: Path, files: Path) -> dict[str, float]:
 class ServerProcess:
     def __init__(self, folder: Path, *extra: str, file_dir: Path = CHURN_CSV.parent):
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
-        cmd = [sys.executable, "-m", "server", "serve", "--port", "0",
+        cmd = [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "0",
                "--database", str(folder / "bench.duckdb"), "--data-dir", str(folder / "data"),
                "--no-samples", "--training-workers", "1", "--log-level", "WARNING",
                # the churn CSV (and the imported model files) in --file-dir; SET threads

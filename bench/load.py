@@ -45,7 +45,7 @@ FEATURES = ("seniority, home, time, age, marital, records, job, expenses, income
 def start_server(folder: Path) -> tuple[subprocess.Popen[str], int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
     env["QUACKML_SUPERUSER_PASSWORD"] = SUPERUSER_PW
-    cmd = [sys.executable, "-m", "server", "serve", "--port", "0",
+    cmd = [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "0",
            "--database", str(folder / "load.duckdb"), "--data-dir", str(folder / "data"),
            "--training-workers", "1", "--training-threads", "2", "--max-connections", "200",
            "--log-level", "WARNING", "--auth", "scram-sha-256", "--superuser", SUPERUSER]

@@ -74,7 +74,7 @@ def quackml_process(folder: Path, extra: Sequence[str] = (),
     env["QUACKML_SUPERUSER_PASSWORD"] = SUPERUSER_PW
     env.update(env_extra or {})
     proc = subprocess.Popen(
-        [*command, "serve", "--port", "0", "--database",
+        [*command, "serve", "--port", "0", "--http-port", "0", "--database",
          str(folder / "bench.duckdb"), "--data-dir", str(folder / "qdata"), "--no-samples",
          "--training-workers", "1", "--auth", "scram-sha-256", "--superuser", SUPERUSER,
          *extra],

@@ -122,6 +122,9 @@ class Progress:
     metric_name: str | None = None
     best_metric: float | None = None
     current_learner: str | None = None
+    # the search so far: [elapsed_s, trials, best_metric] each time the best changed
+    # (automl.progress records it; the web console charts it)
+    history: tuple[tuple[float, int, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -123,10 +123,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(line, file=sys.stderr, flush=True)
         return 1
+    console = None
+    if cfg.http_port:
+        from server.console.web import Console
+
+        assert server.engine is not None
+        console = Console(server.engine, cfg, server.auth_secret)
+        try:
+            console.start()
+        except OSError as exc:
+            server.stop()
+            if exc.errno == errno.EADDRINUSE:
+                print(f"quackml: port {cfg.http_port} on {cfg.host} (the web console) is "
+                      f"already in use; choose another with --http-port or QUACKML_HTTP_PORT "
+                      f"(0 turns the console off)", file=sys.stderr, flush=True)
+            else:
+                print(f"quackml: cannot serve the web console on {cfg.host}:{cfg.http_port} "
+                      f"({exc.strerror or exc}); choose another port with --http-port "
+                      f"(0 turns it off)", file=sys.stderr, flush=True)
+            return 1
     print(f"QuackML listening on {cfg.host}:{server.port} (database {cfg.database}, "
           f"data dir {cfg.data_dir})", flush=True)
     print(f"Connect with: psql -h {cfg.host} -p {server.port} -U {cfg.superuser} quackml",
           flush=True)
+    if console is not None:
+        print(f"Web console: {console.url}", flush=True)
     received = signal.sigwait(signals)
     for sig in signals:   # a second signal ends the process at once
         signal.signal(sig, signal.SIG_DFL)
@@ -136,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"QuackML shutdown: {line}", flush=True)
 
     phase(f"{signal.Signals(received).name} received; cancelling running statements")
+    if console is not None:
+        console.stop()
+        phase("web console stopped")
     server.stop(report=phase)
     phase("stopped")
     _exit_after_stop()

@@ -135,6 +135,7 @@ def _help(setting: Setting, defaults: object) -> str:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 5433
+    http_port: int = 5434
     database: str = "./data/quackml.duckdb"
     data_dir: str = "./data"
     samples: bool = True
@@ -170,6 +171,9 @@ class Settings:
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", "QUACKML_HOST", str, "address to listen on (loopback by default)"),
     Setting("port", "QUACKML_PORT", _port, "TCP port; 0 picks a free port"),
+    Setting("http_port", "QUACKML_HTTP_PORT", _port,
+            "TCP port of the web console (docs/console.md), on the same --host; 0 turns "
+            "it off"),
     Setting("database", "QUACKML_DATABASE", str,
             "DuckDB database file, or :memory: for a throwaway database"),
     Setting("data_dir", "QUACKML_DATA_DIR", str,

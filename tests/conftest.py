@@ -121,7 +121,8 @@ class ServerProcess:
 
 def start_server_process(database: Path, data_dir: Path, *extra: str) -> ServerProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUACKML_")}
-    cmd = [sys.executable, "-m", "server", "serve", "--port", "0", "--database", str(database),
+    cmd = [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "0",
+           "--database", str(database),
            "--data-dir", str(data_dir), *extra]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

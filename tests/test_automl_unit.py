@@ -341,6 +341,23 @@ def test_progress_reader_tolerates_missing_and_partial_files(tmp_path: Path) -> 
     assert progress is not None and progress.trials == 3 and progress.budget_s == 10
 
 
+def test_progress_records_the_search_history(tmp_path: Path) -> None:
+    """A point [elapsed_s, trials, best_metric] each time the best metric changes (the
+    web console's search chart); other updates add none."""
+    path = tmp_path / "progress.json"
+    writer = ProgressWriter(str(path), 10)
+    writer.update(phase="searching", trials=1)
+    writer.update(trials=2, best_metric=0.5)
+    writer.update(trials=3, best_metric=0.5)
+    writer.update(trials=7, best_metric=0.7)
+    writer.update(phase="done")
+    progress = read_progress(str(path))
+    assert progress is not None
+    assert [(t, m) for _, t, m in progress.history] == [(2, 0.5), (7, 0.7)]
+    seconds = [s for s, _, _ in progress.history]
+    assert seconds == sorted(seconds)
+
+
 # ---------------------------------------------------------------- training
 
 

@@ -33,8 +33,8 @@ def quackml(*args: str, env: Mapping[str, str] | None = None, timeout: float = 6
 
 
 def serve_args(folder: Path, *extra: str) -> list[str]:
-    return ["serve", "--port", "0", "--no-samples", "--database", str(folder / "db.duckdb"),
-            "--data-dir", str(folder / "data"), *extra]
+    return ["serve", "--port", "0", "--http-port", "0", "--no-samples", "--database",
+            str(folder / "db.duckdb"), "--data-dir", str(folder / "data"), *extra]
 
 
 def _one_line_failure(out: subprocess.CompletedProcess[str], *words: str) -> str:

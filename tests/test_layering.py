@@ -57,6 +57,10 @@ RULES = [
     ("server/models", ("server.models", "server.security.privileges", "server.sql",
                        "server.errors", "server.protocol", "server.results", "server.engine",
                        "catalog", "automl", "inference")),
+    # the web console: pages answered by running statements in a Session as the user
+    ("server/console", ("server.console", "server.session", "server.engine", "server.settings",
+                        "server.security.auth", "server.errors", "server.results",
+                        "server.sql.text", "automl.progress")),
     # packages below the server
     ("catalog", ("catalog",)),
     ("automl", ("automl", "catalog")),

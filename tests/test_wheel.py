@@ -78,6 +78,9 @@ def test_wheel_claims_only_quackml_and_holds_every_module(installed: Path) -> No
     assert wanted - shipped == set(), "pyproject.toml's package list misses these"
     samples = {p.relative_to(REPO) for p in (REPO / "examples" / "data").glob("*.csv")}
     assert samples and samples <= shipped
+    console = {p.relative_to(REPO) for p in (REPO / "server" / "console" / "static").rglob("*")
+               if p.is_file()}
+    assert console and console <= shipped, "the web console's static files are missing"
     python = str(installed / "bin" / "python")
     generic = _run(installed, python, "-c", "import server")
     assert "No module named 'server'" in generic.stderr, generic.stderr
@@ -89,7 +92,7 @@ def test_wheel_serves_trains_and_predicts(installed: Path, tmp_path: Path) -> No
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("QUACKML_") and k != "PYTHONPATH"}
     proc = subprocess.Popen(
-        [str(installed / "bin" / "quackml"), "serve", "--port", "0",
+        [str(installed / "bin" / "quackml"), "serve", "--port", "0", "--http-port", "0",
          "--database", str(tmp_path / "db.duckdb"), "--data-dir", str(tmp_path / "data"),
          "--training-workers", "1", "--training-threads", "1"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
