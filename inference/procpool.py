@@ -327,6 +327,10 @@ class ScoringPool:
             try:
                 reply = w.call({"op": "load", "key": key, "path": path, "sha256": sha256})
             except _WorkerLost:
+                with self._lock:
+                    closing = self._closed
+                if closing:
+                    return  # the server is shutting down: nothing left to warm
                 self._replace(w)
                 continue
             self._checkin(w)
