@@ -54,6 +54,9 @@ DEFAULT_PERCENTILES = "0.1,0.5,0.9"
 MAX_HORIZON = 10_000
 ENSEMBLE = "Ensemble"
 PROBE_SERIES = 8   # series a candidate is timed on before it runs on all of them
+#: the share of actual values inside the lowest..highest percentile interval
+COVERAGE = "IntervalCoverage"
+SCALES_KEY = "scales"
 
 
 @dataclass(frozen=True)
@@ -275,8 +278,8 @@ def metrics(y: np.ndarray, point: np.ndarray, quantiles: dict[float, np.ndarray]
     nonzero = y != 0
     frame = pd.DataFrame({"id": ids, "ae": np.abs(err)})
     per_series = frame.groupby("id")["ae"].mean()
-    mase = float(np.mean([v / scale[k] for k, v in per_series.items()
-                          if scale.get(k, 0) > 0])) if per_series.size else math.nan
+    scaled = [v / scale[k] for k, v in per_series.items() if scale.get(k, 0) > 0]
+    mase = float(np.mean(scaled)) if scaled else math.nan
     wql = [2 * float(np.maximum(q * (y - p), (q - 1) * (y - p)).sum()) / absy
            for q, p in quantiles.items()]
     return {"RMSE": float(np.sqrt(np.mean(err ** 2))),
@@ -284,7 +287,17 @@ def metrics(y: np.ndarray, point: np.ndarray, quantiles: dict[float, np.ndarray]
             "MAPE": float(np.mean(np.abs(err[nonzero] / y[nonzero]))) if nonzero.any()
             else math.nan,
             "MASE": mase,
-            "AverageWeightedQuantileLoss": float(np.mean(wql)) if wql else math.nan}
+            "AverageWeightedQuantileLoss": float(np.mean(wql)) if wql else math.nan,
+            COVERAGE: coverage(y, quantiles)}
+
+
+def coverage(y: np.ndarray, quantiles: dict[float, np.ndarray]) -> float:
+    """The share of ``y`` between the lowest and the highest percentile (10-90 by
+    default); NaN without percentiles on both sides of 0.5."""
+    low, high = min(quantiles, default=0.5), max(quantiles, default=0.5)
+    if not low < 0.5 < high or not len(y):
+        return math.nan
+    return float(np.mean((y >= quantiles[low]) & (y <= quantiles[high])))
 
 
 def _scales(df: pd.DataFrame, season: int) -> dict[str, float]:
@@ -415,7 +428,9 @@ def train_forecast(job: TrainingJob, progress: Any) -> TrainingResult:
             + (["mean"] if opts.mean else []),
             "objective": opts.objective, "method": method, "gaps_filled_with_zero": filled,
             "series": int(df["unique_id"].nunique()), "backtest": results[method],
-            "candidates": results}
+            "candidates": results,
+            # MASE's scale for EVALUATE MODEL: each series' in-sample seasonal naive error
+            SCALES_KEY: _scales(df, opts.season)}
     write_atomic(os.path.join(job.output_dir, META_FILE),
                  json.dumps(meta, allow_nan=True).encode())
     return TrainingResult(
@@ -425,6 +440,64 @@ def train_forecast(job: TrainingJob, progress: Any) -> TrainingResult:
         artifact_sha256=hashlib.sha256(data).hexdigest(),
         rows_train=len(df), rows_validation=int(df["unique_id"].nunique()) * opts.horizon,
         seconds=time.monotonic() - started)
+
+
+def evaluate(rows: pd.DataFrame, actuals: pd.DataFrame, opts: ForecastOptions,
+             scales: dict[str, float] | None) -> tuple[dict[str, float], list[str]]:
+    """The stored forecast ``rows`` (id, time, p.., mean) scored against ``actuals``
+    (id, time, y: id None for a single series), joined on (id, time): the backtest's
+    metrics, and notices. The point forecast is ``mean``, else ``p50``; MASE is scaled by
+    each series' training error (``scales``, from forecast.json)."""
+    notices: list[str] = []
+    actuals = actuals[actuals["y"].notna()]
+    ids = actuals["id"].map(lambda v: "" if v is None else str(v), na_action="ignore")
+    if ids.isna().any():
+        raise InsufficientData("the actuals have NULL ids",
+                               hint="filter them out: WHERE ... IS NOT NULL")
+    try:
+        ds = pd.to_datetime(actuals["time"])
+    except (ValueError, TypeError):
+        raise TargetTypeMismatch("the actuals' timestamp column has values that are not dates "
+                                 "or timestamps") from None
+    if getattr(ds.dt, "tz", None) is not None:
+        ds = ds.dt.tz_convert("UTC").dt.tz_localize(None)
+    truth = pd.DataFrame({"id": ids.to_numpy(dtype=object), "time": ds.to_numpy(),
+                          "y": actuals["y"].to_numpy(dtype=float)})
+    truth = truth[truth["time"].notna()]
+    dup = truth.duplicated(["id", "time"])
+    if dup.any():
+        row = truth[dup].iloc[0]
+        raise InsufficientData("duplicate timestamps in the actuals",
+                               detail=f"id {row['id']!r}, time {row['time']}",
+                               hint="give one row per id and time")
+    stored = rows.assign(id=rows["id"].map(lambda v: "" if v is None else str(v)),
+                         time=pd.to_datetime(rows["time"]).astype("datetime64[ns]"))
+    truth["time"] = truth["time"].astype("datetime64[ns]")
+    merged = truth.merge(stored, on=["id", "time"], how="inner")
+    if merged.empty:
+        raise InvalidOption(
+            "no actual value falls on the forecast: the rows match no (id, time) of "
+            "FORECAST(model)", detail=f"{len(truth)} rows with a value",
+            hint="give the rows of the HORIZON periods after the training data: id, time, "
+            "value, in the training query's column order")
+    if len(merged) < len(truth):
+        notices.append(f"{len(truth) - len(merged)} of the {len(truth)} rows are outside the "
+                       "forecast (id or time not in FORECAST(model)) and were left out")
+    point_name = "mean" if opts.mean else "p50" if 0.5 in opts.quantiles else None
+    quantiles = {q: merged[percentile_name(q)].to_numpy(dtype=float) for q in opts.quantiles}
+    y = merged["y"].to_numpy(dtype=float)
+    point = merged[point_name].to_numpy(dtype=float) if point_name else np.full(len(y), np.nan)
+    values = metrics(y, point, quantiles, merged["id"].to_numpy(), scales or {})
+    if point_name is None:
+        notices.append("RMSE, WAPE, MAPE and MASE are NULL: the model keeps no point forecast "
+                       "(its PERCENTILES have neither 0.5 nor mean)")
+        for key in ("RMSE", "WAPE", "MAPE", "MASE"):
+            values[key] = math.nan
+    elif not scales:
+        notices.append("MASE is NULL: the model was trained before QuackML kept each "
+                       "series' scale")
+        values["MASE"] = math.nan
+    return values, notices
 
 
 def output_type(horizon: int | None, frequency: str | None, percentiles: str | None,

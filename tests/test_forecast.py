@@ -7,8 +7,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import psycopg
 import pytest
+from utilsforecast import losses
 
 from server.listener import Server
 from tests.conftest import RunningServer
@@ -174,12 +177,80 @@ def test_execute_privilege(tmp_path: Path) -> None:
         srv.stop()
 
 
-def test_forecast_model_is_not_scored(trained: RunningServer) -> None:
+TEST_ROWS = f"SELECT series_id, month, value FROM tourism WHERE split = 'test' AND {SERIES}"
+TRAIN_ROWS = TEST_ROWS.replace("'test'", "'train'")
+
+
+def metric_row(conn: psycopg.Connection, statement: str) -> dict[str, float | None]:
+    cur = conn.execute(statement)
+    row = cur.fetchone()
+    assert row is not None and cur.fetchone() is None
+    assert cur.description is not None
+    return dict(zip([d.name for d in cur.description], row, strict=True))
+
+
+def test_evaluate_model(trained: RunningServer) -> None:
+    """EVALUATE MODEL of a FORECAST model: the stored forecast against the test months,
+    checked against the metrics computed here with numpy and utilsforecast."""
     with trained.connect() as conn:
-        for statement in ("EVALUATE MODEL visitors_fc ON (SELECT * FROM tourism)",
-                          "EXPORT MODEL visitors_fc FORMAT NATIVE"):
-            with pytest.raises(psycopg.errors.FeatureNotSupported):
-                conn.execute(statement).fetchall()
+        got = metric_row(conn, f"EVALUATE MODEL visitors_fc ON ({TEST_ROWS})")
+        fc = pd.DataFrame(conn.execute("SELECT id, time, p10, p50, p90, mean FROM "
+                                       "(SELECT FORECAST(visitors_fc))").fetchall(),
+                          columns=["unique_id", "ds", "p10", "p50", "p90", "mean"])
+        test = pd.DataFrame(conn.execute(TEST_ROWS).fetchall(), columns=["unique_id", "ds", "y"])
+        train = pd.DataFrame(conn.execute(TRAIN_ROWS).fetchall(),
+                             columns=["unique_id", "ds", "y"])
+        # the function form gives the same numbers
+        quoted = TEST_ROWS.replace("'", "''")
+        function = metric_row(conn, "SELECT rmse, wape, mape, mase, "
+                              "average_weighted_quantile_loss, interval_coverage FROM "
+                              f"(SELECT unnest(evaluate_model('visitors_fc', '{quoted}')))")
+        # without ON: the backtest measured at training, as SHOW MODEL shows it
+        backtest = metric_row(conn, "EVALUATE MODEL visitors_fc")
+        shown = dict(conn.execute("SHOW MODEL visitors_fc").fetchall())
+    assert list(got) == ["rmse", "wape", "mape", "mase", "average_weighted_quantile_loss",
+                         "interval_coverage"]
+    df = test.merge(fc, on=["unique_id", "ds"])
+    assert len(df) == 8 * 24
+    y, err = df["y"].to_numpy(float), (df["y"] - df["mean"]).to_numpy(float)
+    pinball = [2 * np.maximum(q * (y - df[c]), (q - 1) * (y - df[c])).sum() / np.abs(y).sum()
+               for q, c in ((0.1, "p10"), (0.5, "p50"), (0.9, "p90"))]
+    mase = losses.mase(df, ["mean"], 12, train)
+    expected = {"rmse": np.sqrt(np.mean(err ** 2)), "wape": np.abs(err).sum() / np.abs(y).sum(),
+                "mape": np.mean(np.abs(err / y)), "mase": mase["mean"].mean(),
+                "average_weighted_quantile_loss": np.mean(pinball),
+                "interval_coverage": np.mean((df["p10"] <= y) & (y <= df["p90"]))}
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert function == pytest.approx(got, rel=1e-12)
+    assert backtest["mase"] == pytest.approx(float(shown["MASE"]), rel=1e-3)
+    assert backtest["interval_coverage"] is not None
+
+
+@pytest.mark.parametrize(("statement", "error"), [
+    # the training months: no (id, time) of the forecast
+    (f"EVALUATE MODEL visitors_fc ON ({TRAIN_ROWS})",
+     psycopg.errors.InvalidParameterValue),
+    ("EVALUATE MODEL visitors_fc ON (SELECT series_id, month FROM tourism)",
+     psycopg.errors.UndefinedColumn),
+    ("EVALUATE MODEL visitors_fc ON (SELECT series_id, month, value::VARCHAR AS value "
+     "FROM tourism)", psycopg.errors.DatatypeMismatch),
+    (f"EVALUATE MODEL visitors_fc ON ({TEST_ROWS} UNION ALL {TEST_ROWS})",
+     psycopg.errors.DataException),
+    (f"EVALUATE MODEL visitors_fc ON ({TEST_ROWS}) ROC CURVE",
+     psycopg.errors.FeatureNotSupported),
+    (f"EVALUATE MODEL visitors_fc ON ({TEST_ROWS}) WITH THRESHOLD 0.5",
+     psycopg.errors.InvalidParameterValue),
+])
+def test_evaluate_model_errors(trained: RunningServer, statement: str,
+                               error: type[psycopg.Error]) -> None:
+    with trained.connect() as conn, pytest.raises(error):
+        conn.execute(statement)
+
+
+def test_forecast_model_is_not_exported(trained: RunningServer) -> None:
+    with trained.connect() as conn:
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            conn.execute("EXPORT MODEL visitors_fc FORMAT NATIVE").fetchall()
         with pytest.raises(psycopg.errors.InvalidFunctionDefinition):
             conn.execute("CREATE OR REPLACE " + CREATE.removeprefix("CREATE ").replace(
                 "0.1,0.5,0.9,mean", "0.2,0.8"))
