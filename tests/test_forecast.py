@@ -25,11 +25,11 @@ IAM_ROLE default
 AUTO ON MODEL_TYPE FORECAST
 OBJECTIVE 'AverageWeightedQuantileLoss'
 SETTINGS (S3_BUCKET 'unused', HORIZON 24, FREQUENCY 'M',
-          PERCENTILES '0.1,0.5,0.9,mean', MAX_RUNTIME 20)"""
+          PERCENTILES '0.1,0.5,0.9,mean', MAX_RUNTIME 40)"""
 SINGLE = """CREATE MODEL single_fc
 FROM (SELECT month, value FROM tourism WHERE split = 'train' AND series_id = 'M9')
 TARGET value AUTO ON MODEL_TYPE FORECAST OBJECTIVE 'MASE'
-SETTINGS (HORIZON 12, FREQUENCY 'M', MAX_RUNTIME 10)"""
+SETTINGS (HORIZON 12, FREQUENCY 'M', MAX_RUNTIME 40)"""
 
 
 def wait_ready(conn: psycopg.Connection, name: str, timeout: float = 120.0) -> None:
@@ -77,6 +77,16 @@ def test_redshift_statements_verbatim(trained: RunningServer) -> None:
         # the same rows straight from the function
         direct = conn.execute("SELECT FORECAST(visitors_fc)").fetchall()
         assert len(direct) == 8 * 24
+        # and as a FROM item: alone, aliased in a join, after a comma
+        assert conn.execute("SELECT * FROM FORECAST(visitors_fc) WHERE id = 'M1' "
+                            "ORDER BY time").fetchall() == rows
+        joined = conn.execute(
+            "SELECT count(*), count(f.p50) FROM tourism t JOIN FORECAST(public.visitors_fc) "
+            "AS f ON t.series_id = f.id AND t.month = f.time WHERE t.split = 'test'"
+        ).fetchone()
+        assert joined == (8 * 24, 8 * 24)
+        assert conn.execute("SELECT count(*) FROM (SELECT 1) AS one, FORECAST(visitors_fc) f "
+                            "WHERE f.id = 'M2'").fetchone() == (24,)
 
 
 def test_percentiles_in_order(trained: RunningServer) -> None:
@@ -164,15 +174,18 @@ def test_execute_privilege(tmp_path: Path) -> None:
                           "to_months(i::INTEGER))::DATE AS month, 100 + 10 * sin(i) AS value "
                           "FROM range(48) t(i)")
             admin.execute("CREATE MODEL priv_fc FROM fc_pts TARGET value MODEL_TYPE FORECAST "
-                          "SETTINGS (HORIZON 12, FREQUENCY 'M', MAX_RUNTIME 10)")
+                          "SETTINGS (HORIZON 12, FREQUENCY 'M', MAX_RUNTIME 40)")
             wait_ready(admin, "priv_fc")
             with connect("fc_user", "fc-pw") as user:
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    user.execute("SELECT FORECAST(priv_fc)")
+                for query in ("SELECT FORECAST(priv_fc)", "SELECT * FROM FORECAST(priv_fc)"):
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                        user.execute(query)
                 admin.execute("GRANT EXECUTE ON MODEL priv_fc TO fc_user")
                 rows = user.execute("SELECT * FROM (SELECT FORECAST(priv_fc)) "
                                     "ORDER BY time").fetchall()
                 assert len(rows) == 12
+                assert user.execute("SELECT * FROM FORECAST(priv_fc) ORDER BY time"
+                                    ).fetchall() == rows
     finally:
         srv.stop()
 
