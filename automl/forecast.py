@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
+import logging
 import math
 import os
 import time
@@ -41,6 +43,8 @@ import pyarrow.parquet as pq
 from automl.errors import InsufficientData, InvalidOption, TargetTypeMismatch
 from catalog.files import write_atomic
 from catalog.spec import Column, FeatureKind, ProblemType, TrainingJob, TrainingResult
+
+log = logging.getLogger("quackml.forecast")
 
 FORECAST_FILE = "forecast.parquet"
 META_FILE = "forecast.json"
@@ -245,11 +249,95 @@ def _steps(ds: pd.Series, first: pd.Series, opts: ForecastOptions) -> np.ndarray
 
 
 # -- models ----------------------------------------------------------------------
+#: calendar features of the global model per FREQUENCY (mlforecast date_features)
+DATE_FEATURES = {"Y": [], "M": ["month"], "W": ["week"], "D": ["dayofweek", "day"],
+                 "H": ["hour", "dayofweek"], "30MIN": ["hour", "minute", "dayofweek"],
+                 "15MIN": ["hour", "minute", "dayofweek"], "10MIN": ["hour", "minute"],
+                 "5MIN": ["hour", "minute"], "1MIN": ["hour", "minute"]}
+GLOBAL = "LightGBM"
+MAX_WINDOWS = 3
 
-def _candidates(season: int) -> list[Any]:
+
+class _Stats:
+    """A statsforecast model, fitted on each series on its own."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.name = repr(model)
+
+    def cross_validation(self, df: pd.DataFrame, opts: ForecastOptions, windows: int,
+                         step: int, n_jobs: int) -> pd.DataFrame:
+        from statsforecast import StatsForecast
+        levels = _levels(opts.quantiles)
+        return StatsForecast(models=[self.model], freq=opts.offset, n_jobs=n_jobs) \
+            .cross_validation(df=df, h=opts.horizon, n_windows=windows, step_size=step,
+                              level=levels or None)
+
+    def forecast(self, df: pd.DataFrame, opts: ForecastOptions, n_jobs: int) -> pd.DataFrame:
+        from statsforecast import StatsForecast
+        levels = _levels(opts.quantiles)
+        return StatsForecast(models=[self.model], freq=opts.offset, n_jobs=n_jobs) \
+            .forecast(df=df, h=opts.horizon, level=levels or None)
+
+
+class _Global:
+    """LightGBM trained across all series (mlforecast): lags 1..2 seasons (at most 48),
+    calendar features, the target log1p-transformed (when it has no negative value) and
+    seasonally differenced, HORIZON steps forecast recursively; percentiles from
+    mlforecast's conformal intervals (PredictionIntervals: the errors of two backtest
+    windows of the training data itself)."""
+
+    name = GLOBAL
+
+    def _mlf(self, df: pd.DataFrame, opts: ForecastOptions, n_jobs: int) -> Any:
+        import lightgbm as lgb
+        from mlforecast import MLForecast
+        from mlforecast.target_transforms import Differences, GlobalSklearnTransformer
+        from sklearn.preprocessing import FunctionTransformer
+        season = opts.season
+        transforms: list[Any] = []
+        if float(df["y"].min()) >= 0:
+            transforms.append(GlobalSklearnTransformer(
+                FunctionTransformer(func=np.log1p, inverse_func=np.expm1)))
+        if season > 1:
+            transforms.append(Differences([season]))
+        lags = list(range(1, min(2 * season, 48) + 1)) if season > 1 else [1, 2, 3]
+        model = lgb.LGBMRegressor(n_estimators=300, learning_rate=0.05, num_leaves=31,
+                                  min_child_samples=20, n_jobs=n_jobs, verbose=-1,
+                                  random_state=0)
+        return MLForecast(models={GLOBAL: model}, freq=opts.offset, lags=lags,
+                          date_features=DATE_FEATURES[opts.frequency],
+                          target_transforms=transforms, num_threads=n_jobs)
+
+    def _intervals(self, opts: ForecastOptions) -> Any:
+        from mlforecast.utils import PredictionIntervals
+        return PredictionIntervals(n_windows=2, h=opts.horizon) if _levels(opts.quantiles) \
+            else None
+
+    def cross_validation(self, df: pd.DataFrame, opts: ForecastOptions, windows: int,
+                         step: int, n_jobs: int) -> pd.DataFrame:
+        levels = _levels(opts.quantiles)
+        return self._mlf(df, opts, n_jobs).cross_validation(
+            df=df, n_windows=windows, h=opts.horizon, step_size=step, static_features=[],
+            prediction_intervals=self._intervals(opts), level=levels or None)
+
+    def forecast(self, df: pd.DataFrame, opts: ForecastOptions, n_jobs: int) -> pd.DataFrame:
+        mlf = self._mlf(df, opts, n_jobs)
+        mlf.fit(df, static_features=[], prediction_intervals=self._intervals(opts))
+        levels = _levels(opts.quantiles)
+        return mlf.predict(opts.horizon, level=levels or None)
+
+
+def _candidates(opts: ForecastOptions) -> list[Any]:
+    """In the order they are tried: the most accurate for their time first (on Tourism:
+    the global model, then AutoTheta, then AutoETS, three times slower). AutoARIMA is
+    not one: timing it on 8 Tourism series alone took 235 s on the 2 loaded cores (about
+    30 s a series), so it fits no MAX_RUNTIME here, and even its timing would overrun a
+    small one."""
     from statsforecast.models import AutoETS, AutoTheta, SeasonalNaive
-    return [SeasonalNaive(season_length=season), AutoETS(season_length=season),
-            AutoTheta(season_length=season)]
+    season = opts.season
+    return [_Stats(SeasonalNaive(season_length=season)), _Global(),
+            _Stats(AutoTheta(season_length=season)), _Stats(AutoETS(season_length=season))]
 
 
 def _levels(quantiles: tuple[float, ...]) -> list[int]:
@@ -311,60 +399,121 @@ def _scales(df: pd.DataFrame, season: int) -> dict[str, float]:
     return out
 
 
-def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float,
-             progress: Any = None, n_jobs: int = 1) -> tuple[str, dict[str, dict[str, float]]]:
-    """Each candidate's backtest metrics on the series' last HORIZON steps, and those of
-    the ensemble of the candidates that ran (the mean of their forecasts and of their
-    percentiles); the best by the objective. SeasonalNaive always runs; each other
-    candidate only when a fit on a few series says its backtest and refit fit in what is
-    left of the time; the ensemble is a choice only when refitting all its members does."""
-    from statsforecast import StatsForecast
-    levels = _levels(opts.quantiles)
-    cutoff_len = df.groupby("unique_id")["y"].transform("size")
-    position = df.groupby("unique_id").cumcount()
-    history = df[position < cutoff_len - opts.horizon]
-    scale = _scales(history, opts.season)
-    results: dict[str, dict[str, float]] = {}
-    outputs: dict[str, pd.DataFrame] = {}   # backtest forecasts: point, then percentiles
-    seconds: dict[str, float] = {}
-    truth = pd.DataFrame()
+def _window_options(df: pd.DataFrame, opts: ForecastOptions) -> list[tuple[int, int]]:
+    """(windows, step) of the rolling-origin backtests the series' length allows, most
+    windows first: each window's history keeps at least HORIZON periods of the shortest
+    series; windows HORIZON apart when it is long enough, else overlapping."""
+    h = opts.horizon
+    shortest = int(df.groupby("unique_id", sort=False).size().min())
+    out = []
+    for windows in range(MAX_WINDOWS, 1, -1):
+        for step in (h, max(1, h // windows)):
+            if shortest - h - (windows - 1) * step >= h:
+                out.append((windows, step))
+                break
+    out.append((1, h))
+    return out
+
+
+def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
+    """A backtest's or forecast's rows with comparable keys, in key order."""
+    out = frame.assign(unique_id=frame["unique_id"].astype(str),
+                       ds=pd.to_datetime(frame["ds"]).astype("datetime64[ns]"))
+    if "cutoff" in out:
+        out["cutoff"] = pd.to_datetime(out["cutoff"]).astype("datetime64[ns]")
+    keys = [k for k in ("unique_id", "cutoff", "ds") if k in out]
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float, progress: Any = None,
+             n_jobs: int = 1) -> tuple[str, dict[str, dict[str, float]], int, int]:
+    """Each candidate's metrics on rolling-origin backtests of every series' last
+    windows, and those of every ensemble of two or more candidates that ran (the mean
+    of their forecasts and of their percentiles); the best by the objective.
+
+    SeasonalNaive always runs. Each other candidate is first timed on a few series (one
+    window) and planned only when its backtest and refit on every series, so estimated,
+    fit in what is left of MAX_RUNTIME with the candidates planned before it. The number
+    of windows (up to three) is the most the shortest series allows whose backtests of
+    every planned candidate still fit; an ensemble is a choice only when refitting all
+    its members does. Returns the best, every result, the windows and their step."""
     ids = df["unique_id"].unique()
     probe_ids = ids[:: max(1, len(ids) // PROBE_SERIES)][:PROBE_SERIES]
     probe = df[df["unique_id"].isin(probe_ids)]
-    for model in _candidates(opts.season):
-        name = repr(model)
-        if results:
-            # the time this candidate would take, from a fit on a few series: its
-            # backtest and, if chosen, its refit on every series; skipped unless it fits
-            # in what is left of MAX_RUNTIME
+    planned: list[Any] = []
+    estimate: dict[str, float] = {}   # seconds of one backtest window (or one refit)
+    for candidate in _candidates(opts):
+        if planned:
+            if time.monotonic() + 2.5 * sum(estimate.values()) > deadline:
+                break
             t0 = time.monotonic()
-            StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs).cross_validation(
-                df=probe, h=opts.horizon, n_windows=1, step_size=opts.horizon,
-                level=levels or None)
-            estimate = (time.monotonic() - t0) * len(ids) / max(1, len(probe_ids)) * 2
-            if time.monotonic() + estimate * 1.25 > deadline:
+            try:
+                candidate.cross_validation(probe, opts, 1, opts.horizon, n_jobs)
+            except Exception as exc:  # noqa: BLE001 - a candidate that cannot fit them
+                log.info("forecast candidate %s left out: %s", candidate.name, exc)
                 continue
+            seconds = (time.monotonic() - t0) * len(ids) / max(1, len(probe_ids))
+            log.info("forecast candidate %s: %.1f s a window, estimated", candidate.name,
+                     seconds)
+            if time.monotonic() + 2.5 * (sum(estimate.values()) + seconds) > deadline:
+                continue
+        else:
+            seconds = 0.0
+        planned.append(candidate)
+        estimate[candidate.name] = seconds
+    left = deadline - time.monotonic()
+    choices = _window_options(df, opts)
+    windows, step = next(((w, s) for w, s in choices
+                          if 1.25 * (w + 1) * sum(estimate.values()) <= left), choices[-1])
+    size = df.groupby("unique_id")["y"].transform("size")
+    position = df.groupby("unique_id").cumcount()
+    first_cutoff = opts.horizon + (windows - 1) * step
+    scale = _scales(df[position < size - first_cutoff], opts.season)
+    results: dict[str, dict[str, float]] = {}
+    outputs: dict[str, pd.DataFrame] = {}   # backtest forecasts: point, then percentiles
+    refit: dict[str, float] = {}
+    truth = pd.DataFrame()
+    for candidate in planned:
+        name = candidate.name
+        if results and time.monotonic() + 1.25 * (windows + 1) * estimate[name] > deadline:
+            continue
         t0 = time.monotonic()
-        sf = StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs)
-        cv = sf.cross_validation(df=df, h=opts.horizon, n_windows=1, step_size=opts.horizon,
-                                 level=levels or None)
-        seconds[name] = time.monotonic() - t0
-        cv = cv.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
-        truth = cv[["unique_id", "y"]]
-        outputs[name] = pd.concat([cv[[name]].rename(columns={name: "point"}),
-                                   _quantile_frame(cv, name, opts)], axis=1)
-        results[name] = _scored(truth, outputs[name], opts, scale)
+        try:
+            cv = _keyed(candidate.cross_validation(df, opts, windows, step, n_jobs))
+        except Exception as exc:   # the others still run
+            if not results:
+                raise
+            log.info("forecast candidate %s failed: %s", name, exc)
+            continue
+        refit[name] = (time.monotonic() - t0) / windows
+        if truth.empty:
+            truth = cv[["unique_id", "cutoff", "ds", "y"]]
+        else:
+            cv = truth[["unique_id", "cutoff", "ds"]].merge(
+                cv, on=["unique_id", "cutoff", "ds"], how="left")
+        out = pd.concat([cv[[name]].rename(columns={name: "point"}),
+                         _quantile_frame(cv, name, opts)], axis=1)
+        if out.isna().to_numpy().any():
+            log.info("forecast candidate %s left out: it forecast no value for some "
+                     "series", name)
+            continue
+        outputs[name] = out
+        results[name] = _scored(truth, out, opts, scale)
         if progress is not None:
             best = min(v[opts.objective] for v in results.values())
             progress.update(phase="searching", trials=len(results),
                             metric_name=opts.objective, best_metric=best,
                             current_learner=name)
-    if len(outputs) > 1 and time.monotonic() + 1.25 * sum(seconds.values()) < deadline:
-        name = ENSEMBLE + "(" + "+".join(outputs) + ")"
-        mean = sum(outputs.values()) / len(outputs)   # type: ignore[operator]
-        results[name] = _scored(truth, mean, opts, scale)
+    left = deadline - time.monotonic()
+    for count in range(2, len(outputs) + 1):
+        for members in itertools.combinations(outputs, count):
+            if 1.25 * sum(refit[m] for m in members) > left:
+                continue
+            mean = sum(outputs[m] for m in members) / count
+            results[ENSEMBLE + "(" + "+".join(members) + ")"] = _scored(truth, mean, opts,
+                                                                        scale)
     best_name = min(results, key=lambda k: _key(results[k][opts.objective]))
-    return best_name, results
+    return best_name, results, windows, step
 
 
 def _scored(truth: pd.DataFrame, out: pd.DataFrame, opts: ForecastOptions,
@@ -383,19 +532,25 @@ def forecast(df: pd.DataFrame, opts: ForecastOptions, method: str,
     """HORIZON steps of every series with the chosen method (a model, or the ensemble of
     several: the mean of their forecasts and percentiles), refitted on all the history:
     id, time, one column per percentile (ordered), mean if asked."""
-    from statsforecast import StatsForecast
     members = method.removeprefix(ENSEMBLE + "(").removesuffix(")").split("+")
-    models = [m for m in _candidates(opts.season) if repr(m) in members]
-    sf = StatsForecast(models=models, freq=opts.offset, n_jobs=n_jobs)
-    levels = _levels(opts.quantiles)
-    out = sf.forecast(df=df, h=opts.horizon, level=levels or None)
-    values = sum(_quantile_frame(out, repr(m), opts) for m in models) / len(models)
+    keys = pd.DataFrame()
+    frames = []
+    for candidate in _candidates(opts):
+        if candidate.name not in members:
+            continue
+        out = _keyed(candidate.forecast(df, opts, n_jobs))
+        if keys.empty:
+            keys = out[["unique_id", "ds"]]
+        else:
+            out = keys.merge(out, on=["unique_id", "ds"], how="left")
+        frames.append(_quantile_frame(out, candidate.name, opts))
+    values = sum(frames) / len(frames)
     assert isinstance(values, pd.DataFrame)
     if opts.quantiles:   # intervals are nested: keep the percentiles in order on every row
         names = [percentile_name(q) for q in opts.quantiles]
         values[names] = np.sort(values[names].to_numpy(dtype=float), axis=1)
-    result = pd.DataFrame({"id": out["unique_id"].astype(str).to_numpy(),
-                           "time": pd.to_datetime(out["ds"]).to_numpy()})
+    result = pd.DataFrame({"id": keys["unique_id"].to_numpy(),
+                           "time": keys["ds"].to_numpy()})
     return pd.concat([result, values.reset_index(drop=True)], axis=1)
 
 
@@ -411,7 +566,7 @@ def train_forecast(job: TrainingJob, progress: Any) -> TrainingResult:
     df, filled = prepare(frame, id_col.name if id_col else None, time_col.name, job.target,
                          opts)
     progress.update(phase="searching", metric_name=opts.objective)
-    method, results = backtest(df, opts, deadline, progress, job.n_jobs)
+    method, results, windows, step = backtest(df, opts, deadline, progress, job.n_jobs)
     progress.update(phase="refitting", current_learner=method)
     rows = forecast(df, opts, method, job.n_jobs)
     if id_col is None:
@@ -427,6 +582,7 @@ def train_forecast(job: TrainingJob, progress: Any) -> TrainingResult:
             "percentiles": [percentile_name(q) for q in opts.quantiles]
             + (["mean"] if opts.mean else []),
             "objective": opts.objective, "method": method, "gaps_filled_with_zero": filled,
+            "backtest_windows": windows, "window_step": step,
             "series": int(df["unique_id"].nunique()), "backtest": results[method],
             "candidates": results,
             # MASE's scale for EVALUATE MODEL: each series' in-sample seasonal naive error

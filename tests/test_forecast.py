@@ -13,10 +13,12 @@ import psycopg
 import pytest
 from utilsforecast import losses
 
+from automl import forecast
 from server.listener import Server
 from tests.conftest import RunningServer
 from tests.test_security import ADMIN, ADMIN_PW, start
 
+DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "tourism_monthly.csv"
 SERIES = "series_id IN ('M1', 'M2', 'M3', 'M4', 'M5', 'M6', 'M7', 'M8')"
 CREATE = f"""CREATE MODEL visitors_fc
 FROM (SELECT series_id, month, value FROM tourism WHERE split = 'train' AND {SERIES})
@@ -104,6 +106,25 @@ def test_show_model(trained: RunningServer) -> None:
                  "MASE", "AverageWeightedQuantileLoss"):
         assert word in text, (word, shown)
     assert any(m in text for m in ("SeasonalNaive", "AutoETS", "AutoTheta"))
+
+
+def test_global_model_and_windows() -> None:
+    """The global LightGBM model (mlforecast) forecasts every series, percentiles in
+    order; the backtest windows follow the shortest series."""
+    frame = pd.read_csv(DATA, parse_dates=["month"])
+    frame = frame[frame["series_id"].isin([f"M{i}" for i in range(1, 9)])]
+    train = frame[frame["split"] == "train"].rename(
+        columns={"series_id": "unique_id", "month": "ds", "value": "y"})
+    opts = forecast.options(24, "M", "0.1,0.5,0.9", None)
+    rows = forecast.forecast(train[["unique_id", "ds", "y"]], opts, forecast.GLOBAL)
+    assert len(rows) == 8 * 24 and rows.groupby("id").size().eq(24).all()
+    values = rows[["p10", "p50", "p90"]].to_numpy()
+    assert np.isfinite(values).all() and (np.diff(values, axis=1) >= 0).all()
+    lengths = train.groupby("unique_id").size()
+    assert forecast._window_options(train, opts)[0] == (
+        (3, 24) if lengths.min() >= 4 * 24 else (3, 8))
+    short = train.groupby("unique_id").head(50)   # 50 months: one window of 24 only
+    assert forecast._window_options(short, opts) == [(1, 24)]
 
 
 def test_single_series(trained: RunningServer) -> None:
