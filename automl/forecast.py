@@ -1,24 +1,29 @@
 """MODEL_TYPE FORECAST: time-series models chosen by a rolling-origin backtest.
 
 The input (the FROM query) is: the item id, the timestamp, the TARGET value (a single
-series may leave the id out); further columns are ignored for now. :func:`prepare`
+series may leave the id out); further columns (related time series) are refused (0A000)
+for now. :func:`prepare`
 checks it (the server calls it at CREATE MODEL, before queueing, so that bad input is
 an error at once; the worker calls it again on the snapshot) and fills gaps with
 zero, as Amazon Forecast (behind Redshift ML's FORECAST) fills the target by default
 (rows with a NULL target are gaps too). More missing periods than rows means the
 FREQUENCY is not the data's: an error.
 
-Candidates are statsforecast's SeasonalNaive, AutoETS and AutoTheta (fast, vectorised
-statistical models, C++ inside; a well-kept Nixtla library). Each is backtested on every
-series' last HORIZON steps (one window; a candidate other than SeasonalNaive runs only
-when a fit on a few series says it fits in what is left of MAX_RUNTIME), and so is
-their ensemble (the mean of the candidates' forecasts and percentiles). The one with
-the best OBJECTIVE over all series is refitted on the whole history and forecasts
-HORIZON steps. Percentiles come from the chosen model's (or members') own
-prediction intervals (statsforecast ``level``): percentile q < 0.5 is the lower bound
-of the 100(1 - 2q)% interval, q > 0.5 the upper bound of the 100(2q - 1)% one, 0.5
-the point forecast. The forecast rows (id, time, p.., mean) are stored in
-``forecast.parquet`` and the backtest metrics in ``forecast.json`` in the version
+Candidates are statsforecast's SeasonalNaive, AutoTheta and AutoETS (fast, vectorised
+statistical models, C++ inside; a well-kept Nixtla library) and a global LightGBM model
+trained across all series (Nixtla's mlforecast: lags, calendar features). Each is
+backtested on rolling origins: up to three windows of HORIZON steps at the end of
+every series, as many as the shortest series and MAX_RUNTIME allow (a candidate other
+than SeasonalNaive runs only when a fit on a few series says it fits in what is left
+of MAX_RUNTIME), and so is every ensemble of two or more of them (the mean of their
+forecasts and percentiles, from the same backtest forecasts). The one with the best
+OBJECTIVE over all series and windows is refitted on the whole history and forecasts
+HORIZON steps. Percentiles come from the chosen model's (or members') own prediction
+intervals (statsforecast ``level``; mlforecast's conformal intervals): percentile
+q < 0.5 is the lower bound of the 100(1 - 2q)% interval, q > 0.5 the upper bound of the
+100(2q - 1)% one, 0.5 the point forecast. The forecast rows (id, time, p.., mean) are
+stored in ``forecast.parquet`` and the backtest metrics (and each series' MASE scale,
+for EVALUATE MODEL) in ``forecast.json`` in the version
 folder; ``SELECT FORECAST(model)`` returns the stored rows.
 """
 
@@ -40,7 +45,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from automl.errors import InsufficientData, InvalidOption, TargetTypeMismatch
+from automl.errors import (
+    InsufficientData,
+    InvalidOption,
+    TargetTypeMismatch,
+    UnsupportedFeature,
+)
 from catalog.files import write_atomic
 from catalog.spec import Column, FeatureKind, ProblemType, TrainingJob, TrainingResult
 
@@ -152,6 +162,15 @@ def input_columns(columns: tuple[Column, ...], target: str) -> tuple[Column | No
         id_col, time_col = None, others[0]
     else:
         id_col, time_col = others[0], others[1]
+    related = others[1 if id_col is None else 2:]
+    if related:
+        # Redshift's related time series need their values over the HORIZON too (or to
+        # be used lagged by HORIZON steps): not built yet, and better refused than ignored
+        raise UnsupportedFeature(
+            "MODEL_TYPE FORECAST does not use related time series yet: column "
+            f'"{related[0].name}"', detail="the input is the id (none for a single series), "
+            "the timestamp and the TARGET column",
+            hint="select only the id, the timestamp and the target")
     if time_col.kind not in (FeatureKind.TEMPORAL, FeatureKind.CATEGORICAL) or \
             (time_col.type.upper().startswith("TIME") and "STAMP" not in time_col.type.upper()):
         raise TargetTypeMismatch(

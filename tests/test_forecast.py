@@ -161,6 +161,11 @@ M1 = "SELECT series_id, month, value FROM tourism WHERE series_id = 'M1'"
      "WHERE series_id = 'M1'", "value", "HORIZON 24, FREQUENCY 'M'", "22023",
      "do not follow FREQUENCY"),
     (M1, "value", "HORIZON 24, FREQUENCY 'D'", "22023", "do not follow FREQUENCY"),
+    # related time series: refused rather than ignored
+    ("SELECT series_id, month, value, value * 2 AS related FROM tourism", "value",
+     "HORIZON 24, FREQUENCY 'M'", "0A000", '"related"'),
+    ("SELECT month, value, 1.5 AS price FROM tourism WHERE series_id = 'M1'", "value",
+     "HORIZON 24, FREQUENCY 'M'", "0A000", '"price"'),
 ])
 def test_validation_errors(server: RunningServer, query: str, target: str, settings: str,
                            sqlstate: str, words: str) -> None:
