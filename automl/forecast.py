@@ -269,7 +269,7 @@ def _steps(ds: pd.Series, first: pd.Series, opts: ForecastOptions) -> np.ndarray
 
 # -- models ----------------------------------------------------------------------
 #: calendar features of the global model per FREQUENCY (mlforecast date_features)
-DATE_FEATURES = {"Y": [], "M": ["month"], "W": ["week"], "D": ["dayofweek", "day"],
+DATE_FEATURES = {"Y": [], "M": ["month"], "W": ["dayofyear"], "D": ["dayofweek", "day"],
                  "H": ["hour", "dayofweek"], "30MIN": ["hour", "minute", "dayofweek"],
                  "15MIN": ["hour", "minute", "dayofweek"], "10MIN": ["hour", "minute"],
                  "5MIN": ["hour", "minute"], "1MIN": ["hour", "minute"]}
