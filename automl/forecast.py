@@ -303,8 +303,7 @@ class _Global:
     """LightGBM trained across all series (mlforecast): lags 1..2 seasons (at most 48),
     calendar features, the target log1p-transformed (when it has no negative value) and
     seasonally differenced, HORIZON steps forecast recursively; percentiles from
-    mlforecast's conformal intervals (PredictionIntervals: the errors of two backtest
-    windows of the training data itself)."""
+    conformal intervals (see _intervals)."""
 
     name = GLOBAL
 
@@ -328,23 +327,62 @@ class _Global:
                           date_features=DATE_FEATURES[opts.frequency],
                           target_transforms=transforms, num_threads=n_jobs)
 
-    def _intervals(self, opts: ForecastOptions) -> Any:
-        from mlforecast.utils import PredictionIntervals
-        return PredictionIntervals(n_windows=2, h=opts.horizon) if _levels(opts.quantiles) \
-            else None
-
     def cross_validation(self, df: pd.DataFrame, opts: ForecastOptions, windows: int,
                          step: int, n_jobs: int) -> pd.DataFrame:
-        levels = _levels(opts.quantiles)
-        return self._mlf(df, opts, n_jobs).cross_validation(
-            df=df, n_windows=windows, h=opts.horizon, step_size=step, static_features=[],
-            prediction_intervals=self._intervals(opts), level=levels or None)
+        out = _keyed(self._mlf(df, opts, n_jobs).cross_validation(
+            df=df, n_windows=windows, h=opts.horizon, step_size=step, static_features=[]))
+        # calibrated before the first window: no window's own errors set its intervals
+        size = df.groupby("unique_id")["y"].transform("size")
+        before = df[df.groupby("unique_id").cumcount() < size - opts.horizon - (windows - 1)
+                    * step]
+        return self._intervals(before, out, opts, n_jobs)
 
     def forecast(self, df: pd.DataFrame, opts: ForecastOptions, n_jobs: int) -> pd.DataFrame:
         mlf = self._mlf(df, opts, n_jobs)
-        mlf.fit(df, static_features=[], prediction_intervals=self._intervals(opts))
+        mlf.fit(df, static_features=[])
+        return self._intervals(df, _keyed(mlf.predict(opts.horizon)), opts, n_jobs)
+
+    def _intervals(self, df: pd.DataFrame, out: pd.DataFrame, opts: ForecastOptions,
+                   n_jobs: int) -> pd.DataFrame:
+        """``out`` (the model's forecasts after the end of ``df``) with conformal intervals
+        calibrated on a backtest of ``df``'s last HORIZON steps: at each step ahead, the
+        quantiles of the errors over all series, each error divided by its series' scale
+        (the in-sample seasonal naive error), so that one window of many series
+        calibrates every step; a series' interval is its forecast plus its scale times
+        those quantiles. (mlforecast's own PredictionIntervals needs two windows in
+        every series, more than the shortest Tourism series hold in a backtest.)"""
         levels = _levels(opts.quantiles)
-        return mlf.predict(opts.horizon, level=levels or None)
+        if not levels:
+            return out
+        cal = _keyed(self._mlf(df, opts, n_jobs).cross_validation(
+            df=df, n_windows=1, h=opts.horizon, static_features=[]))
+        scales = _scales(df, opts.season)
+        positive = [v for v in scales.values() if v > 0]
+        fallback = float(np.median(positive)) if positive else 1.0
+
+        def scale_of(ids: pd.Series) -> np.ndarray:
+            values = ids.map(scales).fillna(0.0).to_numpy(dtype=float)
+            return np.where(values > 0, values, fallback)
+
+        errors = (cal["y"] - cal[GLOBAL]).to_numpy(dtype=float) / scale_of(cal["unique_id"])
+        cal_step = cal.groupby("unique_id").cumcount().to_numpy()
+        groups = ["unique_id", "cutoff"] if "cutoff" in out else ["unique_id"]
+        step = out.groupby(groups).cumcount().to_numpy()
+        point = out[GLOBAL].to_numpy(dtype=float)
+        scale = scale_of(out["unique_id"])
+        out = out.copy()
+        for level in levels:
+            low, high = (100 - level) / 200, (100 + level) / 200
+            by_step = pd.DataFrame({"step": cal_step, "e": errors}).groupby("step")["e"]
+            lo = by_step.quantile(low).reindex(range(opts.horizon)).ffill().to_numpy()
+            hi = by_step.quantile(high).reindex(range(opts.horizon)).ffill().to_numpy()
+            out[f"{GLOBAL}-lo-{level}"] = point + scale * np.minimum(lo[step], 0.0)
+            out[f"{GLOBAL}-hi-{level}"] = point + scale * np.maximum(hi[step], 0.0)
+        return out
+
+
+def _shortest(df: pd.DataFrame) -> int:
+    return int(df.groupby("unique_id", sort=False).size().min())
 
 
 def _candidates(opts: ForecastOptions) -> list[Any]:
@@ -423,7 +461,7 @@ def _window_options(df: pd.DataFrame, opts: ForecastOptions) -> list[tuple[int, 
     windows first: each window's history keeps at least HORIZON periods of the shortest
     series; windows HORIZON apart when it is long enough, else overlapping."""
     h = opts.horizon
-    shortest = int(df.groupby("unique_id", sort=False).size().min())
+    shortest = _shortest(df)
     out = []
     for windows in range(MAX_WINDOWS, 1, -1):
         for step in (h, max(1, h // windows)):
@@ -432,6 +470,13 @@ def _window_options(df: pd.DataFrame, opts: ForecastOptions) -> list[tuple[int, 
                 break
     out.append((1, h))
     return out
+
+
+def _timed(candidate: Any, df: pd.DataFrame, opts: ForecastOptions, n_jobs: int) -> float:
+    """Seconds of one backtest window of ``candidate`` on ``df``."""
+    t0 = time.monotonic()
+    candidate.cross_validation(df, opts, 1, opts.horizon, n_jobs)
+    return time.monotonic() - t0
 
 
 def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -465,13 +510,20 @@ def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float, progress:
         if planned:
             if time.monotonic() + 2.5 * sum(estimate.values()) > deadline:
                 break
-            t0 = time.monotonic()
             try:
-                candidate.cross_validation(probe, opts, 1, opts.horizon, n_jobs)
+                seconds = _timed(candidate, probe, opts, n_jobs) * len(ids) / len(probe_ids)
+                if candidate.name == GLOBAL and len(ids) > len(probe_ids):
+                    # one model over all series: a fixed cost (its trees) and a cost per
+                    # series, from a second timing on four times as many series
+                    more = ids[:: max(1, len(ids) // (4 * PROBE_SERIES))][:4 * PROBE_SERIES]
+                    small = seconds * len(probe_ids) / len(ids)
+                    large = _timed(candidate, df[df["unique_id"].isin(more)], opts, n_jobs)
+                    per_series = max(0.0, large - small) / max(1, len(more) - len(probe_ids))
+                    seconds = min(max(small, large) + per_series * (len(ids) - len(more)),
+                                  large * len(ids) / len(more))
             except Exception as exc:  # noqa: BLE001 - a candidate that cannot fit them
                 log.info("forecast candidate %s left out: %s", candidate.name, exc)
                 continue
-            seconds = (time.monotonic() - t0) * len(ids) / max(1, len(probe_ids))
             log.info("forecast candidate %s: %.1f s a window, estimated", candidate.name,
                      seconds)
             if time.monotonic() + 2.5 * (sum(estimate.values()) + seconds) > deadline:

@@ -27,7 +27,7 @@ IAM_ROLE default
 AUTO ON MODEL_TYPE FORECAST
 OBJECTIVE 'AverageWeightedQuantileLoss'
 SETTINGS (S3_BUCKET 'unused', HORIZON 24, FREQUENCY 'M',
-          PERCENTILES '0.1,0.5,0.9,mean', MAX_RUNTIME 40)"""
+          PERCENTILES '0.1,0.5,0.9,mean', MAX_RUNTIME 20)"""
 SINGLE = """CREATE MODEL single_fc
 FROM (SELECT month, value FROM tourism WHERE split = 'train' AND series_id = 'M9')
 TARGET value AUTO ON MODEL_TYPE FORECAST OBJECTIVE 'MASE'
@@ -309,7 +309,7 @@ def test_restart_while_training(tmp_path: Path) -> None:
                          "(DATE '2000-01-01' + to_months((i % 60)::INTEGER))::DATE AS month, "
                          "100 + (i // 60) + 10 * sin(i % 60) AS value FROM range(100 * 60) t(i)")
             conn.execute("CREATE MODEL rs_fc FROM rs TARGET value MODEL_TYPE FORECAST "
-                         "SETTINGS (HORIZON 6, FREQUENCY 'M', MAX_RUNTIME 30)")
+                         "SETTINGS (HORIZON 6, FREQUENCY 'M', MAX_RUNTIME 15)")
             state = conn.execute("SELECT state FROM svv_ml_model_versions "
                                  "WHERE model_name = 'rs_fc'").fetchone()
             assert state == ("TRAINING",)
