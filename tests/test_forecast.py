@@ -265,6 +265,23 @@ def test_evaluate_model(trained: RunningServer) -> None:
     assert backtest["interval_coverage"] is not None
 
 
+def test_evaluate_single_series(trained: RunningServer) -> None:
+    """A model without an id: the actuals are (time, value); rows past the HORIZON are
+    left out with a notice."""
+    with trained.connect() as conn:
+        notices: list[str] = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        got = metric_row(conn, "EVALUATE MODEL single_fc ON (SELECT month, value FROM tourism "
+                         "WHERE series_id = 'M9' AND split = 'test')")
+        fc = conn.execute("SELECT f.p50, t.value FROM FORECAST(single_fc) f JOIN tourism t "
+                          "ON t.month = f.time AND t.series_id = 'M9'").fetchall()
+    assert len(fc) == 12
+    y, p = np.array([r[1] for r in fc], float), np.array([r[0] for r in fc], float)
+    assert got["rmse"] == pytest.approx(np.sqrt(np.mean((y - p) ** 2)), rel=1e-9)
+    assert got["mase"] is not None and got["mase"] > 0
+    assert any("12 of the 24 rows are outside the forecast" in n for n in notices), notices
+
+
 @pytest.mark.parametrize(("statement", "error"), [
     # the training months: no (id, time) of the forecast
     (f"EVALUATE MODEL visitors_fc ON ({TRAIN_ROWS})",
