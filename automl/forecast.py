@@ -1,24 +1,29 @@
 """MODEL_TYPE FORECAST: time-series models chosen by a rolling-origin backtest.
 
 The input (the FROM query) is: the item id, the timestamp, the TARGET value (a single
-series may leave the id out); further columns are ignored for now. :func:`prepare`
+series may leave the id out); further columns (related time series) are refused (0A000)
+for now. :func:`prepare`
 checks it (the server calls it at CREATE MODEL, before queueing, so that bad input is
 an error at once; the worker calls it again on the snapshot) and fills gaps with
 zero, as Amazon Forecast (behind Redshift ML's FORECAST) fills the target by default
 (rows with a NULL target are gaps too). More missing periods than rows means the
 FREQUENCY is not the data's: an error.
 
-Candidates are statsforecast's SeasonalNaive, AutoETS and AutoTheta (fast, vectorised
-statistical models, C++ inside; a well-kept Nixtla library). Each is backtested on every
-series' last HORIZON steps (one window; a candidate other than SeasonalNaive runs only
-when a fit on a few series says it fits in what is left of MAX_RUNTIME), and so is
-their ensemble (the mean of the candidates' forecasts and percentiles). The one with
-the best OBJECTIVE over all series is refitted on the whole history and forecasts
-HORIZON steps. Percentiles come from the chosen model's (or members') own
-prediction intervals (statsforecast ``level``): percentile q < 0.5 is the lower bound
-of the 100(1 - 2q)% interval, q > 0.5 the upper bound of the 100(2q - 1)% one, 0.5
-the point forecast. The forecast rows (id, time, p.., mean) are stored in
-``forecast.parquet`` and the backtest metrics in ``forecast.json`` in the version
+Candidates are statsforecast's SeasonalNaive, AutoTheta and AutoETS (fast, vectorised
+statistical models, C++ inside; a well-kept Nixtla library) and a global LightGBM model
+trained across all series (Nixtla's mlforecast: lags, calendar features). Each is
+backtested on rolling origins: up to three windows of HORIZON steps at the end of
+every series, as many as the shortest series and MAX_RUNTIME allow (a candidate other
+than SeasonalNaive runs only when a fit on a few series says it fits in what is left
+of MAX_RUNTIME), and so is every ensemble of two or more of them (the mean of their
+forecasts and percentiles, from the same backtest forecasts). The one with the best
+OBJECTIVE over all series and windows is refitted on the whole history and forecasts
+HORIZON steps. Percentiles come from the chosen model's (or members') own prediction
+intervals (statsforecast ``level``; mlforecast's conformal intervals): percentile
+q < 0.5 is the lower bound of the 100(1 - 2q)% interval, q > 0.5 the upper bound of the
+100(2q - 1)% one, 0.5 the point forecast. The forecast rows (id, time, p.., mean) are
+stored in ``forecast.parquet`` and the backtest metrics (and each series' MASE scale,
+for EVALUATE MODEL) in ``forecast.json`` in the version
 folder; ``SELECT FORECAST(model)`` returns the stored rows.
 """
 
@@ -26,7 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
+import logging
 import math
 import os
 import time
@@ -38,9 +45,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from automl.errors import InsufficientData, InvalidOption, TargetTypeMismatch
+from automl.errors import (
+    InsufficientData,
+    InvalidOption,
+    TargetTypeMismatch,
+    UnsupportedFeature,
+)
 from catalog.files import write_atomic
 from catalog.spec import Column, FeatureKind, ProblemType, TrainingJob, TrainingResult
+
+log = logging.getLogger("quackml.forecast")
 
 FORECAST_FILE = "forecast.parquet"
 META_FILE = "forecast.json"
@@ -54,6 +68,9 @@ DEFAULT_PERCENTILES = "0.1,0.5,0.9"
 MAX_HORIZON = 10_000
 ENSEMBLE = "Ensemble"
 PROBE_SERIES = 8   # series a candidate is timed on before it runs on all of them
+#: the share of actual values inside the lowest..highest percentile interval
+COVERAGE = "IntervalCoverage"
+SCALES_KEY = "scales"
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,15 @@ def input_columns(columns: tuple[Column, ...], target: str) -> tuple[Column | No
         id_col, time_col = None, others[0]
     else:
         id_col, time_col = others[0], others[1]
+    related = others[1 if id_col is None else 2:]
+    if related:
+        # Redshift's related time series need their values over the HORIZON too (or to
+        # be used lagged by HORIZON steps): not built yet, and better refused than ignored
+        raise UnsupportedFeature(
+            "MODEL_TYPE FORECAST does not use related time series yet: column "
+            f'"{related[0].name}"', detail="the input is the id (none for a single series), "
+            "the timestamp and the TARGET column",
+            hint="select only the id, the timestamp and the target")
     if time_col.kind not in (FeatureKind.TEMPORAL, FeatureKind.CATEGORICAL) or \
             (time_col.type.upper().startswith("TIME") and "STAMP" not in time_col.type.upper()):
         raise TargetTypeMismatch(
@@ -242,11 +268,133 @@ def _steps(ds: pd.Series, first: pd.Series, opts: ForecastOptions) -> np.ndarray
 
 
 # -- models ----------------------------------------------------------------------
+#: calendar features of the global model per FREQUENCY (mlforecast date_features)
+DATE_FEATURES = {"Y": [], "M": ["month"], "W": ["dayofyear"], "D": ["dayofweek", "day"],
+                 "H": ["hour", "dayofweek"], "30MIN": ["hour", "minute", "dayofweek"],
+                 "15MIN": ["hour", "minute", "dayofweek"], "10MIN": ["hour", "minute"],
+                 "5MIN": ["hour", "minute"], "1MIN": ["hour", "minute"]}
+GLOBAL = "LightGBM"
+MAX_WINDOWS = 3
 
-def _candidates(season: int) -> list[Any]:
+
+class _Stats:
+    """A statsforecast model, fitted on each series on its own."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.name = repr(model)
+
+    def cross_validation(self, df: pd.DataFrame, opts: ForecastOptions, windows: int,
+                         step: int, n_jobs: int) -> pd.DataFrame:
+        from statsforecast import StatsForecast
+        levels = _levels(opts.quantiles)
+        return StatsForecast(models=[self.model], freq=opts.offset, n_jobs=n_jobs) \
+            .cross_validation(df=df, h=opts.horizon, n_windows=windows, step_size=step,
+                              level=levels or None)
+
+    def forecast(self, df: pd.DataFrame, opts: ForecastOptions, n_jobs: int) -> pd.DataFrame:
+        from statsforecast import StatsForecast
+        levels = _levels(opts.quantiles)
+        return StatsForecast(models=[self.model], freq=opts.offset, n_jobs=n_jobs) \
+            .forecast(df=df, h=opts.horizon, level=levels or None)
+
+
+class _Global:
+    """LightGBM trained across all series (mlforecast): lags 1..2 seasons (at most 48),
+    calendar features, the target log1p-transformed (when it has no negative value) and
+    seasonally differenced, HORIZON steps forecast recursively; percentiles from
+    conformal intervals (see _intervals)."""
+
+    name = GLOBAL
+
+    def _mlf(self, df: pd.DataFrame, opts: ForecastOptions, n_jobs: int) -> Any:
+        import lightgbm as lgb
+        from mlforecast import MLForecast
+        from mlforecast.target_transforms import Differences, GlobalSklearnTransformer
+        from sklearn.preprocessing import FunctionTransformer
+        season = opts.season
+        transforms: list[Any] = []
+        if float(df["y"].min()) >= 0:
+            transforms.append(GlobalSklearnTransformer(
+                FunctionTransformer(func=np.log1p, inverse_func=np.expm1)))
+        if season > 1:
+            transforms.append(Differences([season]))
+        lags = list(range(1, min(2 * season, 48) + 1)) if season > 1 else [1, 2, 3]
+        model = lgb.LGBMRegressor(n_estimators=300, learning_rate=0.05, num_leaves=31,
+                                  min_child_samples=20, n_jobs=n_jobs, verbose=-1,
+                                  random_state=0)
+        return MLForecast(models={GLOBAL: model}, freq=opts.offset, lags=lags,
+                          date_features=DATE_FEATURES[opts.frequency],
+                          target_transforms=transforms, num_threads=n_jobs)
+
+    def cross_validation(self, df: pd.DataFrame, opts: ForecastOptions, windows: int,
+                         step: int, n_jobs: int) -> pd.DataFrame:
+        out = _keyed(self._mlf(df, opts, n_jobs).cross_validation(
+            df=df, n_windows=windows, h=opts.horizon, step_size=step, static_features=[]))
+        # calibrated before the first window: no window's own errors set its intervals
+        size = df.groupby("unique_id")["y"].transform("size")
+        before = df[df.groupby("unique_id").cumcount() < size - opts.horizon - (windows - 1)
+                    * step]
+        return self._intervals(before, out, opts, n_jobs)
+
+    def forecast(self, df: pd.DataFrame, opts: ForecastOptions, n_jobs: int) -> pd.DataFrame:
+        mlf = self._mlf(df, opts, n_jobs)
+        mlf.fit(df, static_features=[])
+        return self._intervals(df, _keyed(mlf.predict(opts.horizon)), opts, n_jobs)
+
+    def _intervals(self, df: pd.DataFrame, out: pd.DataFrame, opts: ForecastOptions,
+                   n_jobs: int) -> pd.DataFrame:
+        """``out`` (the model's forecasts after the end of ``df``) with conformal intervals
+        calibrated on a backtest of ``df``'s last HORIZON steps: at each step ahead, the
+        quantiles of the errors over all series, each error divided by its series' scale
+        (the in-sample seasonal naive error), so that one window of many series
+        calibrates every step; a series' interval is its forecast plus its scale times
+        those quantiles. (mlforecast's own PredictionIntervals needs two windows in
+        every series, more than the shortest Tourism series hold in a backtest.)"""
+        levels = _levels(opts.quantiles)
+        if not levels:
+            return out
+        cal = _keyed(self._mlf(df, opts, n_jobs).cross_validation(
+            df=df, n_windows=1, h=opts.horizon, static_features=[]))
+        scales = _scales(df, opts.season)
+        positive = [v for v in scales.values() if v > 0]
+        fallback = float(np.median(positive)) if positive else 1.0
+
+        def scale_of(ids: pd.Series) -> np.ndarray:
+            values = ids.map(scales).fillna(0.0).to_numpy(dtype=float)
+            return np.where(values > 0, values, fallback)
+
+        errors = (cal["y"] - cal[GLOBAL]).to_numpy(dtype=float) / scale_of(cal["unique_id"])
+        cal_step = cal.groupby("unique_id").cumcount().to_numpy()
+        groups = ["unique_id", "cutoff"] if "cutoff" in out else ["unique_id"]
+        step = out.groupby(groups).cumcount().to_numpy()
+        point = out[GLOBAL].to_numpy(dtype=float)
+        scale = scale_of(out["unique_id"])
+        out = out.copy()
+        for level in levels:
+            low, high = (100 - level) / 200, (100 + level) / 200
+            by_step = pd.DataFrame({"step": cal_step, "e": errors}).groupby("step")["e"]
+            lo = by_step.quantile(low).reindex(range(opts.horizon)).ffill().to_numpy()
+            hi = by_step.quantile(high).reindex(range(opts.horizon)).ffill().to_numpy()
+            out[f"{GLOBAL}-lo-{level}"] = point + scale * np.minimum(lo[step], 0.0)
+            out[f"{GLOBAL}-hi-{level}"] = point + scale * np.maximum(hi[step], 0.0)
+        return out
+
+
+def _shortest(df: pd.DataFrame) -> int:
+    return int(df.groupby("unique_id", sort=False).size().min())
+
+
+def _candidates(opts: ForecastOptions) -> list[Any]:
+    """In the order they are tried: the most accurate for their time first (on Tourism:
+    the global model, then AutoTheta, then AutoETS, three times slower). AutoARIMA is
+    not one: timing it on 8 Tourism series alone took 235 s on the 2 loaded cores (about
+    30 s a series), so it fits no MAX_RUNTIME here, and even its timing would overrun a
+    small one."""
     from statsforecast.models import AutoETS, AutoTheta, SeasonalNaive
-    return [SeasonalNaive(season_length=season), AutoETS(season_length=season),
-            AutoTheta(season_length=season)]
+    season = opts.season
+    return [_Stats(SeasonalNaive(season_length=season)), _Global(),
+            _Stats(AutoTheta(season_length=season)), _Stats(AutoETS(season_length=season))]
 
 
 def _levels(quantiles: tuple[float, ...]) -> list[int]:
@@ -275,8 +423,8 @@ def metrics(y: np.ndarray, point: np.ndarray, quantiles: dict[float, np.ndarray]
     nonzero = y != 0
     frame = pd.DataFrame({"id": ids, "ae": np.abs(err)})
     per_series = frame.groupby("id")["ae"].mean()
-    mase = float(np.mean([v / scale[k] for k, v in per_series.items()
-                          if scale.get(k, 0) > 0])) if per_series.size else math.nan
+    scaled = [v / scale[k] for k, v in per_series.items() if scale.get(k, 0) > 0]
+    mase = float(np.mean(scaled)) if scaled else math.nan
     wql = [2 * float(np.maximum(q * (y - p), (q - 1) * (y - p)).sum()) / absy
            for q, p in quantiles.items()]
     return {"RMSE": float(np.sqrt(np.mean(err ** 2))),
@@ -284,7 +432,17 @@ def metrics(y: np.ndarray, point: np.ndarray, quantiles: dict[float, np.ndarray]
             "MAPE": float(np.mean(np.abs(err[nonzero] / y[nonzero]))) if nonzero.any()
             else math.nan,
             "MASE": mase,
-            "AverageWeightedQuantileLoss": float(np.mean(wql)) if wql else math.nan}
+            "AverageWeightedQuantileLoss": float(np.mean(wql)) if wql else math.nan,
+            COVERAGE: coverage(y, quantiles)}
+
+
+def coverage(y: np.ndarray, quantiles: dict[float, np.ndarray]) -> float:
+    """The share of ``y`` between the lowest and the highest percentile (10-90 by
+    default); NaN without percentiles on both sides of 0.5."""
+    low, high = min(quantiles, default=0.5), max(quantiles, default=0.5)
+    if not low < 0.5 < high or not len(y):
+        return math.nan
+    return float(np.mean((y >= quantiles[low]) & (y <= quantiles[high])))
 
 
 def _scales(df: pd.DataFrame, season: int) -> dict[str, float]:
@@ -298,60 +456,135 @@ def _scales(df: pd.DataFrame, season: int) -> dict[str, float]:
     return out
 
 
-def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float,
-             progress: Any = None, n_jobs: int = 1) -> tuple[str, dict[str, dict[str, float]]]:
-    """Each candidate's backtest metrics on the series' last HORIZON steps, and those of
-    the ensemble of the candidates that ran (the mean of their forecasts and of their
-    percentiles); the best by the objective. SeasonalNaive always runs; each other
-    candidate only when a fit on a few series says its backtest and refit fit in what is
-    left of the time; the ensemble is a choice only when refitting all its members does."""
-    from statsforecast import StatsForecast
-    levels = _levels(opts.quantiles)
-    cutoff_len = df.groupby("unique_id")["y"].transform("size")
-    position = df.groupby("unique_id").cumcount()
-    history = df[position < cutoff_len - opts.horizon]
-    scale = _scales(history, opts.season)
-    results: dict[str, dict[str, float]] = {}
-    outputs: dict[str, pd.DataFrame] = {}   # backtest forecasts: point, then percentiles
-    seconds: dict[str, float] = {}
-    truth = pd.DataFrame()
+def _window_options(df: pd.DataFrame, opts: ForecastOptions) -> list[tuple[int, int]]:
+    """(windows, step) of the rolling-origin backtests the series' length allows, most
+    windows first: each window's history keeps at least HORIZON periods of the shortest
+    series; windows HORIZON apart when it is long enough, else overlapping."""
+    h = opts.horizon
+    shortest = _shortest(df)
+    out = []
+    for windows in range(MAX_WINDOWS, 1, -1):
+        for step in (h, max(1, h // windows)):
+            if shortest - h - (windows - 1) * step >= h:
+                out.append((windows, step))
+                break
+    out.append((1, h))
+    return out
+
+
+def _timed(candidate: Any, df: pd.DataFrame, opts: ForecastOptions, n_jobs: int) -> float:
+    """Seconds of one backtest window of ``candidate`` on ``df``."""
+    t0 = time.monotonic()
+    candidate.cross_validation(df, opts, 1, opts.horizon, n_jobs)
+    return time.monotonic() - t0
+
+
+def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
+    """A backtest's or forecast's rows with comparable keys, in key order."""
+    out = frame.assign(unique_id=frame["unique_id"].astype(str),
+                       ds=pd.to_datetime(frame["ds"]).astype("datetime64[ns]"))
+    if "cutoff" in out:
+        out["cutoff"] = pd.to_datetime(out["cutoff"]).astype("datetime64[ns]")
+    keys = [k for k in ("unique_id", "cutoff", "ds") if k in out]
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def backtest(df: pd.DataFrame, opts: ForecastOptions, deadline: float, progress: Any = None,
+             n_jobs: int = 1) -> tuple[str, dict[str, dict[str, float]], int, int]:
+    """Each candidate's metrics on rolling-origin backtests of every series' last
+    windows, and those of every ensemble of two or more candidates that ran (the mean
+    of their forecasts and of their percentiles); the best by the objective.
+
+    SeasonalNaive always runs. Each other candidate is first timed on a few series (one
+    window) and planned only when its backtest and refit on every series, so estimated,
+    fit in what is left of MAX_RUNTIME with the candidates planned before it. The number
+    of windows (up to three) is the most the shortest series allows whose backtests of
+    every planned candidate still fit; an ensemble is a choice only when refitting all
+    its members does. Returns the best, every result, the windows and their step."""
     ids = df["unique_id"].unique()
     probe_ids = ids[:: max(1, len(ids) // PROBE_SERIES)][:PROBE_SERIES]
     probe = df[df["unique_id"].isin(probe_ids)]
-    for model in _candidates(opts.season):
-        name = repr(model)
-        if results:
-            # the time this candidate would take, from a fit on a few series: its
-            # backtest and, if chosen, its refit on every series; skipped unless it fits
-            # in what is left of MAX_RUNTIME
-            t0 = time.monotonic()
-            StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs).cross_validation(
-                df=probe, h=opts.horizon, n_windows=1, step_size=opts.horizon,
-                level=levels or None)
-            estimate = (time.monotonic() - t0) * len(ids) / max(1, len(probe_ids)) * 2
-            if time.monotonic() + estimate * 1.25 > deadline:
+    planned: list[Any] = []
+    estimate: dict[str, float] = {}   # seconds of one backtest window (or one refit)
+    for candidate in _candidates(opts):
+        if planned:
+            if time.monotonic() + 2.5 * sum(estimate.values()) > deadline:
+                break
+            try:
+                seconds = _timed(candidate, probe, opts, n_jobs) * len(ids) / len(probe_ids)
+                if candidate.name == GLOBAL and len(ids) > len(probe_ids):
+                    # one model over all series: a fixed cost (its trees) and a cost per
+                    # series, from a second timing on four times as many series
+                    more = ids[:: max(1, len(ids) // (4 * PROBE_SERIES))][:4 * PROBE_SERIES]
+                    small = seconds * len(probe_ids) / len(ids)
+                    large = _timed(candidate, df[df["unique_id"].isin(more)], opts, n_jobs)
+                    per_series = max(0.0, large - small) / max(1, len(more) - len(probe_ids))
+                    seconds = min(max(small, large) + per_series * (len(ids) - len(more)),
+                                  large * len(ids) / len(more))
+            except Exception as exc:  # noqa: BLE001 - a candidate that cannot fit them
+                log.info("forecast candidate %s left out: %s", candidate.name, exc)
                 continue
+            log.info("forecast candidate %s: %.1f s a window, estimated", candidate.name,
+                     seconds)
+            if time.monotonic() + 2.5 * (sum(estimate.values()) + seconds) > deadline:
+                continue
+        else:
+            seconds = 0.0
+        planned.append(candidate)
+        estimate[candidate.name] = seconds
+    left = deadline - time.monotonic()
+    choices = _window_options(df, opts)
+    windows, step = next(((w, s) for w, s in choices
+                          if 1.25 * (w + 1) * sum(estimate.values()) <= left), choices[-1])
+    size = df.groupby("unique_id")["y"].transform("size")
+    position = df.groupby("unique_id").cumcount()
+    first_cutoff = opts.horizon + (windows - 1) * step
+    scale = _scales(df[position < size - first_cutoff], opts.season)
+    results: dict[str, dict[str, float]] = {}
+    outputs: dict[str, pd.DataFrame] = {}   # backtest forecasts: point, then percentiles
+    refit: dict[str, float] = {}
+    truth = pd.DataFrame()
+    for candidate in planned:
+        name = candidate.name
+        if results and time.monotonic() + 1.25 * (windows + 1) * estimate[name] > deadline:
+            continue
         t0 = time.monotonic()
-        sf = StatsForecast(models=[model], freq=opts.offset, n_jobs=n_jobs)
-        cv = sf.cross_validation(df=df, h=opts.horizon, n_windows=1, step_size=opts.horizon,
-                                 level=levels or None)
-        seconds[name] = time.monotonic() - t0
-        cv = cv.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
-        truth = cv[["unique_id", "y"]]
-        outputs[name] = pd.concat([cv[[name]].rename(columns={name: "point"}),
-                                   _quantile_frame(cv, name, opts)], axis=1)
-        results[name] = _scored(truth, outputs[name], opts, scale)
+        try:
+            cv = _keyed(candidate.cross_validation(df, opts, windows, step, n_jobs))
+        except Exception as exc:   # the others still run
+            if not results:
+                raise
+            log.info("forecast candidate %s failed: %s", name, exc)
+            continue
+        refit[name] = (time.monotonic() - t0) / windows
+        if truth.empty:
+            truth = cv[["unique_id", "cutoff", "ds", "y"]]
+        else:
+            cv = truth[["unique_id", "cutoff", "ds"]].merge(
+                cv, on=["unique_id", "cutoff", "ds"], how="left")
+        out = pd.concat([cv[[name]].rename(columns={name: "point"}),
+                         _quantile_frame(cv, name, opts)], axis=1)
+        if out.isna().to_numpy().any():
+            log.info("forecast candidate %s left out: it forecast no value for some "
+                     "series", name)
+            continue
+        outputs[name] = out
+        results[name] = _scored(truth, out, opts, scale)
         if progress is not None:
             best = min(v[opts.objective] for v in results.values())
             progress.update(phase="searching", trials=len(results),
                             metric_name=opts.objective, best_metric=best,
                             current_learner=name)
-    if len(outputs) > 1 and time.monotonic() + 1.25 * sum(seconds.values()) < deadline:
-        name = ENSEMBLE + "(" + "+".join(outputs) + ")"
-        mean = sum(outputs.values()) / len(outputs)   # type: ignore[operator]
-        results[name] = _scored(truth, mean, opts, scale)
+    left = deadline - time.monotonic()
+    for count in range(2, len(outputs) + 1):
+        for members in itertools.combinations(outputs, count):
+            if 1.25 * sum(refit[m] for m in members) > left:
+                continue
+            mean = sum(outputs[m] for m in members) / count
+            results[ENSEMBLE + "(" + "+".join(members) + ")"] = _scored(truth, mean, opts,
+                                                                        scale)
     best_name = min(results, key=lambda k: _key(results[k][opts.objective]))
-    return best_name, results
+    return best_name, results, windows, step
 
 
 def _scored(truth: pd.DataFrame, out: pd.DataFrame, opts: ForecastOptions,
@@ -370,19 +603,25 @@ def forecast(df: pd.DataFrame, opts: ForecastOptions, method: str,
     """HORIZON steps of every series with the chosen method (a model, or the ensemble of
     several: the mean of their forecasts and percentiles), refitted on all the history:
     id, time, one column per percentile (ordered), mean if asked."""
-    from statsforecast import StatsForecast
     members = method.removeprefix(ENSEMBLE + "(").removesuffix(")").split("+")
-    models = [m for m in _candidates(opts.season) if repr(m) in members]
-    sf = StatsForecast(models=models, freq=opts.offset, n_jobs=n_jobs)
-    levels = _levels(opts.quantiles)
-    out = sf.forecast(df=df, h=opts.horizon, level=levels or None)
-    values = sum(_quantile_frame(out, repr(m), opts) for m in models) / len(models)
+    keys = pd.DataFrame()
+    frames = []
+    for candidate in _candidates(opts):
+        if candidate.name not in members:
+            continue
+        out = _keyed(candidate.forecast(df, opts, n_jobs))
+        if keys.empty:
+            keys = out[["unique_id", "ds"]]
+        else:
+            out = keys.merge(out, on=["unique_id", "ds"], how="left")
+        frames.append(_quantile_frame(out, candidate.name, opts))
+    values = sum(frames) / len(frames)
     assert isinstance(values, pd.DataFrame)
     if opts.quantiles:   # intervals are nested: keep the percentiles in order on every row
         names = [percentile_name(q) for q in opts.quantiles]
         values[names] = np.sort(values[names].to_numpy(dtype=float), axis=1)
-    result = pd.DataFrame({"id": out["unique_id"].astype(str).to_numpy(),
-                           "time": pd.to_datetime(out["ds"]).to_numpy()})
+    result = pd.DataFrame({"id": keys["unique_id"].to_numpy(),
+                           "time": keys["ds"].to_numpy()})
     return pd.concat([result, values.reset_index(drop=True)], axis=1)
 
 
@@ -398,7 +637,7 @@ def train_forecast(job: TrainingJob, progress: Any) -> TrainingResult:
     df, filled = prepare(frame, id_col.name if id_col else None, time_col.name, job.target,
                          opts)
     progress.update(phase="searching", metric_name=opts.objective)
-    method, results = backtest(df, opts, deadline, progress, job.n_jobs)
+    method, results, windows, step = backtest(df, opts, deadline, progress, job.n_jobs)
     progress.update(phase="refitting", current_learner=method)
     rows = forecast(df, opts, method, job.n_jobs)
     if id_col is None:
@@ -414,8 +653,11 @@ def train_forecast(job: TrainingJob, progress: Any) -> TrainingResult:
             "percentiles": [percentile_name(q) for q in opts.quantiles]
             + (["mean"] if opts.mean else []),
             "objective": opts.objective, "method": method, "gaps_filled_with_zero": filled,
+            "backtest_windows": windows, "window_step": step,
             "series": int(df["unique_id"].nunique()), "backtest": results[method],
-            "candidates": results}
+            "candidates": results,
+            # MASE's scale for EVALUATE MODEL: each series' in-sample seasonal naive error
+            SCALES_KEY: _scales(df, opts.season)}
     write_atomic(os.path.join(job.output_dir, META_FILE),
                  json.dumps(meta, allow_nan=True).encode())
     return TrainingResult(
@@ -425,6 +667,64 @@ def train_forecast(job: TrainingJob, progress: Any) -> TrainingResult:
         artifact_sha256=hashlib.sha256(data).hexdigest(),
         rows_train=len(df), rows_validation=int(df["unique_id"].nunique()) * opts.horizon,
         seconds=time.monotonic() - started)
+
+
+def evaluate(rows: pd.DataFrame, actuals: pd.DataFrame, opts: ForecastOptions,
+             scales: dict[str, float] | None) -> tuple[dict[str, float], list[str]]:
+    """The stored forecast ``rows`` (id, time, p.., mean) scored against ``actuals``
+    (id, time, y: id None for a single series), joined on (id, time): the backtest's
+    metrics, and notices. The point forecast is ``mean``, else ``p50``; MASE is scaled by
+    each series' training error (``scales``, from forecast.json)."""
+    notices: list[str] = []
+    actuals = actuals[actuals["y"].notna()]
+    ids = actuals["id"].map(lambda v: "" if v is None else str(v), na_action="ignore")
+    if ids.isna().any():
+        raise InsufficientData("the actuals have NULL ids",
+                               hint="filter them out: WHERE ... IS NOT NULL")
+    try:
+        ds = pd.to_datetime(actuals["time"])
+    except (ValueError, TypeError):
+        raise TargetTypeMismatch("the actuals' timestamp column has values that are not dates "
+                                 "or timestamps") from None
+    if getattr(ds.dt, "tz", None) is not None:
+        ds = ds.dt.tz_convert("UTC").dt.tz_localize(None)
+    truth = pd.DataFrame({"id": ids.to_numpy(dtype=object), "time": ds.to_numpy(),
+                          "y": actuals["y"].to_numpy(dtype=float)})
+    truth = truth[truth["time"].notna()]
+    dup = truth.duplicated(["id", "time"])
+    if dup.any():
+        row = truth[dup].iloc[0]
+        raise InsufficientData("duplicate timestamps in the actuals",
+                               detail=f"id {row['id']!r}, time {row['time']}",
+                               hint="give one row per id and time")
+    stored = rows.assign(id=rows["id"].map(lambda v: "" if v is None else str(v)),
+                         time=pd.to_datetime(rows["time"]).astype("datetime64[ns]"))
+    truth["time"] = truth["time"].astype("datetime64[ns]")
+    merged = truth.merge(stored, on=["id", "time"], how="inner")
+    if merged.empty:
+        raise InvalidOption(
+            "no actual value falls on the forecast: the rows match no (id, time) of "
+            "FORECAST(model)", detail=f"{len(truth)} rows with a value",
+            hint="give the rows of the HORIZON periods after the training data: id, time, "
+            "value, in the training query's column order")
+    if len(merged) < len(truth):
+        notices.append(f"{len(truth) - len(merged)} of the {len(truth)} rows are outside the "
+                       "forecast (id or time not in FORECAST(model)) and were left out")
+    point_name = "mean" if opts.mean else "p50" if 0.5 in opts.quantiles else None
+    quantiles = {q: merged[percentile_name(q)].to_numpy(dtype=float) for q in opts.quantiles}
+    y = merged["y"].to_numpy(dtype=float)
+    point = merged[point_name].to_numpy(dtype=float) if point_name else np.full(len(y), np.nan)
+    values = metrics(y, point, quantiles, merged["id"].to_numpy(), scales or {})
+    if point_name is None:
+        notices.append("RMSE, WAPE, MAPE and MASE are NULL: the model keeps no point forecast "
+                       "(its PERCENTILES have neither 0.5 nor mean)")
+        for key in ("RMSE", "WAPE", "MAPE", "MASE"):
+            values[key] = math.nan
+    elif not scales:
+        notices.append("MASE is NULL: the model was trained before QuackML kept each "
+                       "series' scale")
+        values["MASE"] = math.nan
+    return values, notices
 
 
 def output_type(horizon: int | None, frequency: str | None, percentiles: str | None,

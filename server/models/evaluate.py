@@ -36,6 +36,8 @@ false_negatives, one row per threshold where the curve turns
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sklearn import metrics
 
+from automl import forecast
 from catalog.artifact import ModelArtifact, read_artifact
 from catalog.preprocessing import PreprocessedEstimator
 from catalog.spec import ModelState
@@ -54,6 +57,7 @@ from catalog.store import ModelRecord
 from inference.functions import decision_probabilities
 from server.errors import (
     DataException,
+    DatatypeMismatch,
     FeatureNotSupported,
     InvalidParameterValue,
     NotInPrerequisiteState,
@@ -75,6 +79,11 @@ CLASSIFICATION_METRICS = ("precision", "recall", "accuracy", "f1_score", "log_lo
 REGRESSION_METRICS = ("mean_absolute_error", "mean_squared_error", "mean_squared_log_error",
                       "median_absolute_error", "r2_score", "explained_variance")
 KMEANS_METRICS = ("davies_bouldin_index", "mean_squared_distance")
+#: a FORECAST model's metrics (SHOW MODEL's backtest ones) and automl.forecast's keys
+FORECAST_METRICS = ("rmse", "wape", "mape", "mase", "average_weighted_quantile_loss",
+                    "interval_coverage")
+FORECAST_KEYS = ("RMSE", "WAPE", "MAPE", "MASE", "AverageWeightedQuantileLoss",
+                 forecast.COVERAGE)
 ROC_COLUMNS = (("threshold", Oid.FLOAT8), ("recall", Oid.FLOAT8),
                ("false_positive_rate", Oid.FLOAT8), ("true_positives", Oid.INT8),
                ("false_positives", Oid.INT8), ("true_negatives", Oid.INT8),
@@ -93,6 +102,8 @@ class _Rows:
 def evaluate_model(engine: Engine, stmt: EvaluateModel, caller: Caller) -> Rows:
     record = model_or_error(engine, stmt.name)
     caller.privileges.require_execute(record)
+    if record.model_type == "FORECAST":
+        return _evaluate_forecast(engine, record, stmt, caller)
     artifact = _artifact(engine, record)
     _check_output(record, artifact, stmt.threshold, stmt.output)
     data = _rows(engine, record, artifact, stmt, caller)
@@ -170,9 +181,8 @@ def _evaluate(record: ModelRecord, artifact: ModelArtifact, data: _Rows,
 
 # -- the function form ----------------------------------------------------------------
 FUNCTION_NAME = "evaluate_model"
-FUNCTION_TYPE = "STRUCT(" + ", ".join(
-    f"{name} DOUBLE" for name in CLASSIFICATION_METRICS + REGRESSION_METRICS + KMEANS_METRICS
-) + ")"
+ALL_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS + KMEANS_METRICS + FORECAST_METRICS
+FUNCTION_TYPE = "STRUCT(" + ", ".join(f"{name} DOUBLE" for name in ALL_METRICS) + ")"
 
 
 def register_evaluate_model(engine: Engine) -> None:
@@ -188,17 +198,20 @@ def register_evaluate_model(engine: Engine) -> None:
     def evaluate(name: str, query: str) -> dict[str, float | None]:
         schema, _, model = name.rpartition(".")
         record = model_or_error(engine, QualifiedName(schema or None, model))
-        artifact = _artifact(engine, record)
+        forecasting = record.model_type == "FORECAST"
+        artifact = None if forecasting else _artifact(engine, record)
         cursor = engine.con.cursor()
         try:
             _check_query(cursor, query)
             table = cursor.sql(query).to_arrow_table()
         finally:
             cursor.close()
-        data = _columns(table, artifact, _is_kmeans(record), "the query")
-        result = _evaluate(record, artifact, data, None, EvaluateOutput.METRICS)
-        values: dict[str, float | None] = dict.fromkeys(
-            CLASSIFICATION_METRICS + REGRESSION_METRICS + KMEANS_METRICS)
+        if artifact is None:
+            result = _forecast_metrics(engine, record, table, "the query")
+        else:
+            data = _columns(table, artifact, _is_kmeans(record), "the query")
+            result = _evaluate(record, artifact, data, None, EvaluateOutput.METRICS)
+        values: dict[str, float | None] = dict.fromkeys(ALL_METRICS)
         for column, value in zip(result.columns, result.rows[0], strict=True):
             values[column.name] = None if value is None else float(value)
         return values
@@ -222,13 +235,17 @@ def _rows(engine: Engine, record: ModelRecord, artifact: ModelArtifact, stmt: Ev
     kmeans = _is_kmeans(record)
     if stmt.query is None:
         return _holdout(engine, record, artifact, kmeans)
+    return _columns(_on_query(stmt.query, caller), artifact, kmeans, "the ON query")
+
+
+def _on_query(text: str, caller: Caller) -> pa.Table:
+    """The ON query's rows, run as the caller."""
     # PostgreSQL's names (public, the client's database name) made DuckDB's
-    query = caller.duckdb_text(split(stmt.query)[0])
+    query = caller.duckdb_text(split(text)[0])
     _check_query(caller.cursor, query)
     # the ON query runs as the user: checked as any statement of theirs
     caller.privileges.check_sql(caller.cursor, query)
-    table = caller.cursor.sql(query).to_arrow_table()
-    return _columns(table, artifact, kmeans, "the ON query")
+    return caller.cursor.sql(query).to_arrow_table()
 
 
 def _holdout(engine: Engine, record: ModelRecord, artifact: ModelArtifact,
@@ -269,6 +286,85 @@ def _columns(table: pa.Table, artifact: ModelArtifact, kmeans: bool, source: str
     features = [find(c.name, "feature column") for c in artifact.features]
     target = None if kmeans else find(artifact.target.name, "target column")
     return _Rows(features, target, source)
+
+
+# -- FORECAST ---------------------------------------------------------------------
+def _evaluate_forecast(engine: Engine, record: ModelRecord, stmt: EvaluateModel,
+                       caller: Caller) -> Rows:
+    """A FORECAST model's stored forecast against the actuals of the ON query, or without
+    ON the backtest metrics measured at training (automl.forecast's forecast.json)."""
+    kind = f'model "{record.qualified_name}" is a FORECAST model'
+    if stmt.threshold is not None:
+        raise InvalidParameterValue(f"WITH THRESHOLD applies to binary classifiers only: "
+                                    f"{kind}")
+    if stmt.output != EvaluateOutput.METRICS:
+        raise FeatureNotSupported(f"{stmt.output.upper()} is for classifiers: {kind}")
+    if stmt.query is None:
+        meta = _forecast_meta(engine, record)
+        notice = (f"the backtest of {meta.get('method')} measured at training (each "
+                  "series' last HORIZON steps); give the actuals with ON (SELECT id, time, "
+                  "value ...) to score the forecast")
+        return _metric_row(_forecast_names(meta.get("backtest", {})), [notice])
+    return _forecast_metrics(engine, record, _on_query(stmt.query, caller), "the ON query")
+
+
+def _forecast_meta(engine: Engine, record: ModelRecord) -> dict[str, Any]:
+    if record.state is not ModelState.READY:
+        raise NotInPrerequisiteState(
+            f'model "{record.qualified_name}" is not ready (state {record.state.value})')
+    with open(engine.files(record).folder / forecast.META_FILE, encoding="utf-8") as f:
+        meta: dict[str, Any] = json.load(f)
+    return meta
+
+
+def _forecast_metrics(engine: Engine, record: ModelRecord, table: pa.Table,
+                      source: str) -> Rows:
+    """The actuals (the training query's columns: id, time, then the TARGET by name; more
+    columns are ignored) against the stored forecast, joined on (id, time)."""
+    meta = _forecast_meta(engine, record)
+    assert record.artifact_file and record.artifact_sha256 and record.target
+    path = engine.files(record).folder / record.artifact_file
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != record.artifact_sha256:
+        raise NotInPrerequisiteState(f'the forecast of model "{record.qualified_name}" does '
+                                     "not match its checksum")
+    rows = pq.read_table(pa.BufferReader(data)).to_pandas()
+    names = table.column_names
+    target = ([i for i, n in enumerate(names) if n == record.target]
+              or [i for i, n in enumerate(names) if n.lower() == record.target.lower()])
+    has_id = len(record.features) == 2
+    others = [i for i in range(len(names)) if i not in target]
+    if len(target) != 1 or len(others) < 1 + has_id:
+        raise UndefinedColumn(
+            f'{source} needs the target column "{record.target}" and, before it, '
+            + ("the id and the timestamp columns" if has_id else "the timestamp column"),
+            detail="columns: " + ", ".join(names),
+            hint="the training query's columns, in its order: "
+            + ", ".join(c.name for c in record.features) + f", {record.target}")
+    value = table.column(target[0])
+    if not (pa.types.is_integer(value.type) or pa.types.is_floating(value.type)
+            or pa.types.is_decimal(value.type) or pa.types.is_null(value.type)):
+        raise DatatypeMismatch(f'target column "{names[target[0]]}" in {source} has type '
+                               f"{value.type}: the actuals must be numeric")
+    frame = pa.table({"id": table.column(others[0]) if has_id
+                      else pa.nulls(table.num_rows, pa.string()),
+                      "time": table.column(others[has_id]),
+                      "y": pc.cast(value, pa.float64())}).to_pandas()
+    if not has_id:
+        frame["id"] = ""
+    opts = forecast.options(record.settings.horizon, record.settings.frequency,
+                            record.settings.percentiles, record.objective)
+    values, notices = forecast.evaluate(rows, frame, opts, meta.get(forecast.SCALES_KEY))
+    return _metric_row(_forecast_names(values), notices)
+
+
+def _forecast_names(values: dict[str, float]) -> dict[str, float | None]:
+    """automl.forecast's metric names as EVALUATE MODEL's columns (NaN: NULL)."""
+    out: dict[str, float | None] = {}
+    for column, key in zip(FORECAST_METRICS, FORECAST_KEYS, strict=True):
+        value = values.get(key)
+        out[column] = None if value is None or math.isnan(value) else float(value)
+    return out
 
 
 # -- classification ---------------------------------------------------------------

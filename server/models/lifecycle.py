@@ -190,7 +190,8 @@ def refuse_forecast(record: ModelRecord) -> None:
     if record.model_type == "FORECAST":
         raise FeatureNotSupported(
             f'model "{record.qualified_name}" is a FORECAST model: it keeps the forecast '
-            "made at training, read with SELECT FORECAST(model), and nothing else yet")
+            "made at training, read with SELECT FORECAST(model) and scored with EVALUATE "
+            "MODEL, not a model to score or export")
 
 
 def champion_gate(engine: Engine, challenger: ModelRecord, champion: ModelRecord

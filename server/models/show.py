@@ -178,7 +178,9 @@ def _forecast_rows(record: ModelRecord, engine: Engine) -> list[tuple[str, str]]
     rows += [("Chosen Method", str(meta.get("method", ""))),
              ("Series", str(meta.get("series", ""))),
              ("Gaps Filled With Zero", str(meta.get("gaps_filled_with_zero", 0))),
-             ("", ""), ("BACKTEST (last HORIZON steps of each series):", "")]
+             ("Backtest Windows", f"{meta.get('backtest_windows', 1)} of HORIZON steps, "
+              f"{meta.get('window_step', s.horizon)} steps apart"),
+             ("", ""), ("BACKTEST (the last windows of each series):", "")]
     rows += [(name, _fmt(value)) for name, value in meta.get("backtest", {}).items()]
     for method, values in meta.get("candidates", {}).items():
         rows.append((f"candidate {method}",

@@ -32,7 +32,7 @@ from server.protocol.types import (
     pg_type_len,
     pg_type_name,
 )
-from server.sql.text import Statement, back_at_depth, closing_paren
+from server.sql.text import Statement, back_at_depth, closing_paren, in_from_list
 
 SCHEMA = "quackml_pg"
 PG_VERSION = "15.0"
@@ -865,7 +865,7 @@ def rewrite(stmt: Statement, context: names.Names | None = None) -> str | None:
                     edits.append((tokens[close].start, tokens[close].end, f') AS "{low}"'))
             elif low in RELATIONS and prev is not None and \
                     (prev.text.upper() in ("FROM", "JOIN") or
-                     (prev.token_type is TokenType.COMMA and _in_from_list(tokens, i - 1))) and \
+                     (prev.token_type is TokenType.COMMA and in_from_list(tokens, i - 1))) and \
                     (nxt is None or nxt.token_type is not TokenType.DOT):
                 edits.append((tok.start, tok.end, f"{SCHEMA}.{tok.text}"))
         i += 1
@@ -985,23 +985,6 @@ def _operand_start(tokens: tuple[Token, ...], j: int) -> int | None:
     while j >= 2 and tokens[j - 1].token_type is TokenType.DOT and _is_name(tokens[j - 2]):
         j -= 2
     return j
-
-
-_CLAUSE_WORDS = {"SELECT", "WHERE", "ON", "USING", "GROUP", "ORDER", "HAVING", "LIMIT",
-                 "SET", "VALUES", "RETURNING", "WINDOW", "QUALIFY"}
-
-
-def _in_from_list(tokens: tuple[Token, ...], comma: int) -> bool:
-    """Whether the comma at ``comma`` separates items of a FROM list."""
-    for j in back_at_depth(tokens, comma):
-        if tokens[j].token_type is TokenType.L_PAREN:
-            return False
-        word = tokens[j].text.upper()
-        if word == "FROM":
-            return True
-        if word in _CLAUSE_WORDS:
-            return False
-    return False
 
 
 def _inside_cast(tokens: tuple[Token, ...], i: int) -> bool:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from sqlglot.tokens import Token, TokenType
 
+from server.sql.text import in_from_list
+
 PUBLIC = "public"
 DUCKDB_SCHEMA = "main"
 #: the session variable holding the client's database name
@@ -80,7 +82,9 @@ def _forecast_call(tokens: tuple[Token, ...], i: int,
                    forecasts: frozenset[str]) -> tuple[int, int, str] | None:
     """Redshift's ``FORECAST(model)`` (or ``FORECAST(schema.model)``) for a FORECAST
     model: its rows, one column each (``unnest(model(), recursive := true)``; the
-    function returns the stored forecast as a list of structs)."""
+    function returns the stored forecast as a list of structs). As a FROM item
+    (``FROM FORECAST(m) [AS] f``, ``JOIN FORECAST(m)``, ``FROM t, FORECAST(m)``) the same
+    in a subquery: DuckDB's ``unnest`` table function takes no ``recursive``."""
     n = len(tokens)
     if _dot(tokens, i - 1) or i + 3 >= n or tokens[i + 1].token_type is not TokenType.L_PAREN:
         return None
@@ -91,8 +95,20 @@ def _forecast_call(tokens: tuple[Token, ...], i: int,
     if not _name(name) or name.text.lower() not in forecasts or j + 1 >= n or \
             tokens[j + 1].token_type is not TokenType.R_PAREN:
         return None
-    return (tokens[i].start, tokens[j + 1].end,
-            f"unnest({quote(name.text)}(), recursive := true)")
+    rows = f"unnest({quote(name.text)}(), recursive := true)"
+    if _from_item(tokens, i):
+        rows = f"(SELECT {rows})"
+    return tokens[i].start, tokens[j + 1].end, rows
+
+
+def _from_item(tokens: tuple[Token, ...], i: int) -> bool:
+    """Token i starts an item of a FROM clause: after FROM or JOIN, or after a comma of
+    a FROM list."""
+    if i == 0:
+        return False
+    if tokens[i - 1].text.upper() in ("FROM", "JOIN"):
+        return True
+    return tokens[i - 1].token_type is TokenType.COMMA and in_from_list(tokens, i - 1)
 
 
 _CATALOG_SCHEMAS = frozenset({"information_schema", "pg_catalog"})

@@ -210,6 +210,24 @@ def back_at_depth(tokens: Sequence[Token], i: int) -> Iterator[int]:
             yield j
 
 
+#: words that end a FROM list, looking back from one of its commas
+_CLAUSE_WORDS = frozenset({"SELECT", "WHERE", "ON", "USING", "GROUP", "ORDER", "HAVING",
+                           "LIMIT", "SET", "VALUES", "RETURNING", "WINDOW", "QUALIFY"})
+
+
+def in_from_list(tokens: Sequence[Token], comma: int) -> bool:
+    """Whether the comma at ``comma`` separates items of a FROM list."""
+    for j in back_at_depth(tokens, comma):
+        if tokens[j].token_type is TokenType.L_PAREN:
+            return False
+        word = tokens[j].text.upper()
+        if word == "FROM":
+            return True
+        if word in _CLAUSE_WORDS:
+            return False
+    return False
+
+
 def top_level_items(tokens: Sequence[Token], start: int, end: int) -> list[tuple[int, int]]:
     """The comma-separated items of ``tokens[start:end]`` (commas inside parentheses
     and brackets do not count), as half-open index ranges ``(first, past_last)``."""
