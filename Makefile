@@ -35,7 +35,8 @@ $(DBT_STAMP): tests/clients/dbt/requirements.txt
 client-deps: system-deps $(NODE_STAMP) $(DBT_STAMP)
 
 # Debian packages the tests drive: psql (postgresql-client), pgjdbc and javac,
-# unixODBC with psqlODBC, node and npm (node-postgres); bench/wire.py compares
+# unixODBC with psqlODBC, node and npm (node-postgres), docker-compose (`config`
+# checks docker-compose.yml, tests/test_container.py); bench/wire.py compares
 # against a throwaway PostgreSQL 15 (postgresql: initdb, pg_ctl).
 system-deps:
 	@command -v psql >/dev/null 2>&1 || { \
@@ -56,6 +57,9 @@ system-deps:
 	@command -v npm >/dev/null 2>&1 || { \
 	  echo "installing Debian packages nodejs npm (node-postgres test)"; \
 	  apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "installing Debian package docker-compose (validates docker-compose.yml; no engine)"; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose; }
 
 serve: $(STAMP)
 	@echo "QuackML: starting the server (Ctrl-C stops it)"
