@@ -36,7 +36,8 @@ client-deps: system-deps $(NODE_STAMP) $(DBT_STAMP)
 
 # Debian packages the tests drive: psql (postgresql-client), pgjdbc and javac,
 # unixODBC with psqlODBC, node and npm (node-postgres), docker-compose (`config`
-# checks docker-compose.yml, tests/test_container.py); bench/wire.py compares
+# checks docker-compose.yml) and tini (the services' init: tests/test_container.py);
+# bench/wire.py compares
 # against a throwaway PostgreSQL 15 (postgresql: initdb, pg_ctl).
 system-deps:
 	@command -v psql >/dev/null 2>&1 || { \
@@ -60,6 +61,9 @@ system-deps:
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	  echo "installing Debian package docker-compose (validates docker-compose.yml; no engine)"; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose; }
+	@command -v tini >/dev/null 2>&1 || { \
+	  echo "installing Debian package tini (the init of the compose services, run natively)"; \
+	  apt-get update -qq && apt-get install -y -qq tini; }
 
 serve: $(STAMP)
 	@echo "QuackML: starting the server (Ctrl-C stops it)"

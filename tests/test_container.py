@@ -4,25 +4,29 @@
   its entrypoint script shellcheck.
 - docker-compose.yml (and docker-compose.tls.yml over it) pass ``docker-compose
   config``, Compose's own validation and interpolation, which also refuses to go on
-  without QUACKML_SUPERUSER_PASSWORD, as ``docker compose up`` does.
-- The image's ENTRYPOINT + CMD run natively with the Dockerfile's ENV and the
-  quackml service's environment (from ``docker-compose config``), under the
-  Dockerfile's USER, in a network namespace of their own (the container's), with
-  the volumes (/data, /tls) mapped to temporary folders. A veth pair on a private
-  subnet joins it to this namespace: psql reaches the server there with a password,
-  as a client reaching the published port does (from outside the container, so
-  not from loopback), with and without TLS; a wrong password is refused (28P01);
-  the image's HEALTHCHECK runs in the container's namespace.
+  without QUACKML_SUPERUSER_PASSWORD or RAY_AUTH_TOKEN, as ``docker compose up`` does.
+- The quackml service runs natively as Docker would run it (see "containers,
+  natively" below): its init (tini), the image's ENTRYPOINT + CMD, the Dockerfile's
+  ENV and USER, the service's environment from ``docker-compose config`` (TLS overlay
+  included), in network, PID and mount namespaces of its own with the volumes (/data,
+  /tls) mapped to folders. psql reaches it from this namespace through a bridge on a
+  private subnet with a password, as a client through the published port does (not
+  from loopback), with and without TLS; a wrong password is refused (28P01); the
+  image's HEALTHCHECK runs in the container as `docker exec` would; `docker stop`'s
+  SIGTERM to PID 1 stops it in order.
 - Run as `docker run` without a password, the first start is refused in one line.
 
-What this cannot prove: the image build itself (apt and pip in the image), and
-Ray's join (docker/entrypoint.sh with QUACKML_TRAINING_BACKEND=ray): there is no
-ray-head here, so those two settings are taken out of the native run (Ray training
-has tests of its own).
+What this cannot prove: the image build itself (apt and pip in the image), and the
+Ray services and the entrypoint's `ray start` (QUACKML_TRAINING_BACKEND=ray): there is
+no ray-head here, so those two settings are taken out of the native run. (Three Ray
+nodes in namespaces like these were tried: the head became healthy, but gRPC did not
+resolve service names from /etc/hosts, Docker's answer them by DNS, and by address the
+joins timed out on this loaded 2-core machine.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -62,7 +66,11 @@ DOCKER_COMPOSE = shutil.which("docker-compose")
 PSQL = shutil.which("psql")
 IP = shutil.which("ip")
 SETPRIV = shutil.which("setpriv")
+UNSHARE = shutil.which("unshare")
+NSENTER = shutil.which("nsenter")
+TINI = shutil.which("tini")
 RAY_SETTINGS = {"QUACKML_TRAINING_BACKEND": "ray", "QUACKML_RAY_ADDRESS": "ray-head:6379"}
+RAY_TOKEN = "0123456789abcdef" * 4
 
 
 # --- what the Dockerfile says -------------------------------------------------------
@@ -134,7 +142,7 @@ def compose(tmp: Path, *files: Path, **env: str) -> subprocess.CompletedProcess[
 
 
 def services(tmp: Path, *files: Path, **env: str) -> dict[str, dict[str, object]]:
-    result = compose(tmp, *files, **env)
+    result = compose(tmp, *files, **{"RAY_AUTH_TOKEN": RAY_TOKEN, **env})
     assert result.returncode == 0, result.stderr
     return dict(yaml.safe_load(result.stdout)["services"])
 
@@ -169,16 +177,20 @@ def test_every_ignored_hadolint_rule_says_why() -> None:
 
 
 def test_compose_refuses_to_start_without_the_password(tmp_path: Path) -> None:
-    result = compose(tmp_path, COMPOSE)
+    result = compose(tmp_path, COMPOSE, RAY_AUTH_TOKEN=RAY_TOKEN)
     assert result.returncode != 0
     assert "set QUACKML_SUPERUSER_PASSWORD" in result.stderr
+    # nor without the Ray cluster's token
+    result = compose(tmp_path, COMPOSE, QUACKML_SUPERUSER_PASSWORD="pw")
+    assert result.returncode != 0
+    assert "set RAY_AUTH_TOKEN" in result.stderr
 
 
 def test_compose_validation_bites(tmp_path: Path) -> None:
     """docker-compose config refuses a misspelt key: the checks here are not vacuous."""
     broken = tmp_path / "docker-compose.yml"
     broken.write_text(COMPOSE.read_text().replace("shm_size:", "shm_sise:"))
-    result = compose(tmp_path, broken, QUACKML_SUPERUSER_PASSWORD="pw")
+    result = compose(tmp_path, broken, QUACKML_SUPERUSER_PASSWORD="pw", RAY_AUTH_TOKEN=RAY_TOKEN)
     assert result.returncode != 0
     assert "shm_sise" in result.stderr
 
@@ -211,11 +223,17 @@ def test_compose_services(tmp_path: Path) -> None:
         assert ray["healthcheck"]["test"] == ["CMD", "ray", "status"]  # type: ignore[index]
     # `--scale ray-worker=N` needs a worker without a fixed name or host port
     assert "container_name" not in worker and "ports" not in worker
+    assert all(s["init"] is True for s in svc.values())
+    # Ray's token authentication on every node, with the one token
+    for s in svc.values():
+        assert s["environment"]["RAY_AUTH_MODE"] == "token"  # type: ignore[index]
+        assert s["environment"]["RAY_AUTH_TOKEN"] == RAY_TOKEN  # type: ignore[index]
     assert quackml["depends_on"] == {"ray-head": {"condition": "service_healthy"}}
 
 
 def test_compose_tls_overlay(tmp_path: Path) -> None:
-    refused = compose(tmp_path, COMPOSE, COMPOSE_TLS, QUACKML_SUPERUSER_PASSWORD="x")
+    refused = compose(tmp_path, COMPOSE, COMPOSE_TLS, QUACKML_SUPERUSER_PASSWORD="x",
+                      RAY_AUTH_TOKEN=RAY_TOKEN)
     assert refused.returncode != 0 and "set QUACKML_TLS_DIR" in refused.stderr
     svc = services(tmp_path, COMPOSE, COMPOSE_TLS, QUACKML_SUPERUSER_PASSWORD="x",
                    QUACKML_TLS_DIR=str(tmp_path))
@@ -262,137 +280,216 @@ def test_first_start_without_a_superuser_password_is_refused(tmp_path: Path) -> 
             srv.stop()
 
 
-# --- the container, natively ----------------------------------------------------------
+# --- containers, natively -------------------------------------------------------------
+#
+# A container here is what Docker makes of one: a network namespace (a veth pair to a
+# bridge on a private subnet, 10.213.x.0/28, a default route, /etc/hosts naming the
+# other services as Compose's DNS does), a PID namespace whose PID 1 is the container's
+# init (tini when the service says `init: true`, as Docker's docker-init is) or its
+# ENTRYPOINT, a private /tmp, the Dockerfile's USER, its ENV and the service's
+# environment, and the volumes mapped to folders. `exec` enters those namespaces as
+# `docker exec` does (the HEALTHCHECK runs that way); `stop` sends SIGTERM to PID 1 as
+# `docker stop` does.
 
 @dataclass
 class Network:
-    namespace: str
-    host_address: str        # this namespace's end of the veth pair
-    container_address: str   # the container's
+    tag: int
+    subnet: str        # "10.213.x."
+    bridge: str
+    namespaces: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+
+    @property
+    def host_address(self) -> str:
+        return self.subnet + "1"
 
 
-def _free_subnet() -> int:
-    """The third octet of a 10.213.x.0/30 no interface here uses (x from the pid, so
-    two runs at once pick different ones)."""
+def _free_subnet() -> str:
+    """A 10.213.x.0/28 no interface here uses (x from the pid, so two runs at once
+    pick different ones)."""
     used = subprocess.run([IP or "ip", "-4", "-o", "addr"], capture_output=True, text=True,
                           check=True).stdout
     start = os.getpid() % 250
     for step in range(250):
         third = (start + step) % 250 + 1
         if f"10.213.{third}." not in used:
-            return third
-    raise AssertionError("no free 10.213.x.0/30 subnet")
+            return f"10.213.{third}."
+    raise AssertionError("no free 10.213.x.0/28 subnet")
+
+
+def _ip(*args: str, namespace: str | None = None) -> None:
+    assert IP is not None
+    prefix = [IP, "netns", "exec", namespace, IP] if namespace else [IP]
+    subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=30)
 
 
 @contextmanager
-def container_network() -> Iterator[Network]:
-    """A network namespace joined to this one by a veth pair; removed on the way out,
-    failure or not."""
+def container_network(names: list[str]) -> Iterator[tuple[Network, dict[str, str]]]:
+    """One network namespace per service name on a bridge, as Compose's network is, and
+    this namespace on it too (10.213.x.1, where the published port's clients come from);
+    the addresses by name. The bridge lives in a namespace of its own: here, packets
+    between two containers would pass this namespace's firewall (br_netfilter), as
+    they do not between Docker's. Everything is removed on the way out, failure or not."""
     if os.geteuid() != 0:
-        pytest.skip("needs root (CAP_NET_ADMIN) to create a network namespace with ip netns")
-    if IP is None or SETPRIV is None:
-        pytest.skip("needs ip (iproute2) and setpriv (util-linux)")
+        pytest.skip("needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for ip netns and unshare")
+    missing = [n for n, p in (("ip", IP), ("setpriv", SETPRIV), ("unshare", UNSHARE),
+                              ("nsenter", NSENTER)) if p is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (iproute2, util-linux)")
+    assert IP is not None
     tag = os.getpid() % 100000
-    namespace, outside, inside = f"quackml-ctr-{tag}", f"qmlh{tag}", f"qmlc{tag}"
-    made = subprocess.run([IP, "netns", "add", namespace], capture_output=True, text=True)
+    net = Network(tag, _free_subnet(), f"quackml-{tag}-bridge")
+    made = subprocess.run([IP, "netns", "add", net.bridge], capture_output=True, text=True)
     if made.returncode != 0:
         if "Operation not permitted" in made.stderr or "Permission denied" in made.stderr:
-            pytest.skip(f"no CAP_NET_ADMIN here: ip netns add: {made.stderr.strip()}")
+            pytest.skip(f"no CAP_SYS_ADMIN here: ip netns add: {made.stderr.strip()}")
         raise AssertionError(made.stderr)
-    third = _free_subnet()
-    host, container = f"10.213.{third}.1", f"10.213.{third}.2"
-
-    def ip(*args: str, netns: bool = False) -> None:
-        prefix = [IP, "netns", "exec", namespace, IP] if netns else [IP]
-        subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=30)
-
+    addresses = {name: f"{net.subnet}{i + 2}" for i, name in enumerate(names)}
+    outside = f"qmlh{tag}"
     try:
-        ip("link", "add", outside, "type", "veth", "peer", "name", inside, "netns", namespace)
-        ip("addr", "add", f"{host}/30", "dev", outside)
-        ip("link", "set", outside, "up")
-        ip("addr", "add", f"{container}/30", "dev", inside, netns=True)
-        ip("link", "set", inside, "up", netns=True)
-        ip("link", "set", "lo", "up", netns=True)
-        yield Network(namespace, host, container)
+        _ip("link", "add", "br0", "type", "bridge", namespace=net.bridge)
+        _ip("link", "set", "br0", "up", namespace=net.bridge)
+        _ip("link", "add", outside, "type", "veth", "peer", "name", "host0", "netns", net.bridge)
+        net.links.append(outside)
+        _ip("link", "set", "host0", "master", "br0", "up", namespace=net.bridge)
+        _ip("addr", "add", f"{net.host_address}/28", "dev", outside)
+        _ip("link", "set", outside, "up")
+        hosts = "127.0.0.1 localhost\n" + "".join(f"{a} {n}\n" for n, a in addresses.items())
+        for i, name in enumerate(names):
+            ns = f"quackml-{tag}-{i}"
+            _ip("netns", "add", ns)
+            net.namespaces.append(ns)
+            etc = Path("/etc/netns") / ns   # `ip netns exec` mounts these over /etc
+            etc.mkdir(parents=True)
+            (etc / "hosts").write_text(hosts)
+            _ip("link", "add", f"port{i}", "type", "veth", "peer", "name", "eth0", "netns", ns,
+                namespace=net.bridge)
+            _ip("link", "set", f"port{i}", "master", "br0", "up", namespace=net.bridge)
+            _ip("addr", "add", f"{addresses[name]}/28", "dev", "eth0", namespace=ns)
+            _ip("link", "set", "eth0", "up", namespace=ns)
+            _ip("link", "set", "lo", "up", namespace=ns)
+            _ip("route", "add", "default", "via", net.host_address, namespace=ns)
+        yield net, addresses
     finally:
-        subprocess.run([IP, "link", "del", outside], capture_output=True)
-        subprocess.run([IP, "netns", "del", namespace], capture_output=True)
+        for ns in [*net.namespaces, net.bridge]:
+            subprocess.run([IP, "netns", "del", ns], capture_output=True)
+            shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
+        for link in net.links:
+            subprocess.run([IP, "link", "del", link], capture_output=True)
+        with contextlib.suppress(OSError):
+            Path("/etc/netns").rmdir()   # only when empty: another run may use it
 
 
 @dataclass
 class Container:
-    """The image's ENTRYPOINT + CMD run natively, as the Dockerfile's USER, in the
-    container's network namespace."""
-    network: Network
-    root: Path
+    name: str
+    namespace: str
+    address: str
     env: dict[str, str]
-    argv: list[str]
-    user: str
+    argv: list[str]        # [init --] ENTRYPOINT + command
+    user: str              # the Dockerfile's USER, uid:gid
+    tmp: Path              # the container's /tmp
     process: subprocess.Popen[str] | None = None
     lines: list[str] = field(default_factory=list)
 
     def as_user(self, argv: list[str]) -> list[str]:
         uid, _, gid = self.user.partition(":")
-        assert SETPRIV is not None and IP is not None
+        assert SETPRIV is not None
         # The interpreter of this machine's venv lives under /root (mode 0700): the
-        # process may read and search any folder (CAP_DAC_READ_SEARCH) but writes
-        # only where uid 10001 may, as in the image.
-        return [IP, "netns", "exec", self.network.namespace, SETPRIV, f"--reuid={uid}",
-                f"--regid={gid or uid}", "--clear-groups", "--inh-caps=+dac_read_search",
-                "--ambient-caps=+dac_read_search", *argv]
+        # processes may read and search any folder (CAP_DAC_READ_SEARCH) but write
+        # only where the image's user may, as in the image.
+        return [SETPRIV, f"--reuid={uid}", f"--regid={gid or uid}", "--clear-groups",
+                "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", *argv]
 
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.as_user(self.argv), env=self.env, cwd=REPO,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True)
+    def start(self, ready: str | None = None, timeout: float = 120) -> None:
+        """Run it; with ``ready``, wait for a line of output containing it."""
+        assert IP is not None and UNSHARE is not None
+        self.process = subprocess.Popen(
+            [IP, "netns", "exec", self.namespace, UNSHARE, "--pid", "--fork", "--mount-proc",
+             "--", "sh", "-c", 'mount --bind "$0" /tmp && exec "$@"', str(self.tmp),
+             *self.as_user(self.argv)],
+            env=self.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
         threading.Thread(target=self._drain, daemon=True).start()
-        deadline = time.monotonic() + 120
+        if ready is None:
+            return
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
-            if any("listening on" in line for line in self.lines):
+            if any(ready in line for line in self.lines):
                 return
             time.sleep(0.2)
-        raise AssertionError("the server did not start:\n" + "".join(self.lines))
+        raise AssertionError(f"{self.name} did not start:\n" + "".join(self.lines))
 
     def _drain(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line)
 
-    def stop(self) -> int:
-        """SIGTERM, as `docker stop` sends it; the exit status."""
+    def pid1(self) -> int:
+        """PID 1 of the container, as this namespace numbers it."""
+        assert self.process is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            with contextlib.suppress(OSError):
+                pids = children.read_text().split()
+                if pids:
+                    return int(pids[0])
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} has no PID 1")
+
+    def exec(self, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """`docker exec`: argv in the container's namespaces, as its user, with its env."""
+        assert NSENTER is not None
+        return subprocess.run([NSENTER, f"--target={self.pid1()}", "--net", "--pid", "--mount",
+                               "--", *self.as_user(argv)], env=self.env, cwd=REPO,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def stop(self, timeout: float = 60) -> int:
+        """`docker stop`: SIGTERM to PID 1; the exit status."""
         assert self.process is not None
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+            os.kill(self.pid1(), signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL to PID 1: the kernel ends every process of its PID namespace."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(AssertionError, ProcessLookupError):
+                os.kill(self.pid1(), signal.SIGKILL)
             self.process.kill()
             self.process.wait()
-            raise
 
 
-def native_container(network: Network, root: Path, compose_env: dict[str, str]) -> Container:
-    """Folders for the volumes (owned by the image's user), a bin folder standing for the
-    image's /usr/local/bin, the environment Docker would give the process."""
+def prepare_container(name: str, service: dict[str, object], namespace: str, address: str,
+                      root: Path) -> Container:
+    """The folders (volumes owned by the image's user, /tmp, HOME, a bin folder standing
+    for the image's /usr/local/bin) and the command and environment Docker would use."""
     img = image()
     uid = int(img.user.partition(":")[0])
     gid = int(img.user.partition(":")[2] or uid)
+    base = root / name
     mounts: dict[str, Path] = {}
     for target in img.volumes:
-        mounts[target] = root / target.strip("/")
-        mounts[target].mkdir()
-        os.chown(mounts[target], uid, gid)
-    mounts["/tls"] = root / "tls"   # docker-compose.tls.yml's mount, read-only
-    home, bin_dir = root / "home", root / "bin"
-    for folder in (home, bin_dir):
-        folder.mkdir()
-    os.chown(home, uid, gid)
-    # ENTRYPOINT by its name in /usr/local/bin (the Dockerfile's COPY), and the
-    # `quackml` console script `pip install .` makes, for this checkout
+        mounts[target] = base / target.strip("/")
+    for spec in service.get("volumes", []):  # type: ignore[attr-defined]
+        source, target = str(spec).split(":")[:2]
+        if source.startswith("/"):      # a bind mount: the folder itself
+            mounts[target] = Path(source)
+    home, bin_dir, tmp = base / "home", base / "bin", base / "tmp"
+    for folder in (*[m for t, m in mounts.items() if t in img.volumes], home, tmp, bin_dir):
+        folder.mkdir(parents=True)
+        if folder != bin_dir:
+            os.chown(folder, uid, gid)
+    tmp.chmod(0o1777)
+    # ENTRYPOINT by its name in /usr/local/bin (the Dockerfile's COPY); the `quackml`
+    # console script `pip install .` makes, for this checkout; Ray's `ray`
     (entry,) = img.entrypoint
     (bin_dir / entry).symlink_to(REPO / img.copies[f"/usr/local/bin/{entry}"])
     (bin_dir / "quackml").write_text(f'#!/bin/sh\nexec {sys.executable} -m quackml "$@"\n')
     (bin_dir / "quackml").chmod(0o755)
+    if (Path(_VENV_BIN) / "ray").exists():
+        (bin_dir / "ray").symlink_to(Path(_VENV_BIN) / "ray")
 
     def mapped(value: str) -> str:
         for target, folder in mounts.items():
@@ -403,77 +500,94 @@ def native_container(network: Network, root: Path, compose_env: dict[str, str]) 
     env = {"PATH": f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
            "HOME": str(home)}
     env.update({k: mapped(v) for k, v in img.env.items()})
-    env.update({k: mapped(v) for k, v in compose_env.items()})
-    return Container(network, root, env, [*img.entrypoint, *img.cmd], img.user)
+    environment = service.get("environment", {})
+    assert isinstance(environment, dict)
+    env.update({str(k): mapped(str(v)) for k, v in environment.items()})
+    command = service.get("command", img.cmd)
+    assert isinstance(command, list)
+    argv = [*img.entrypoint, *command]
+    if service.get("init"):
+        assert TINI is not None, "tini missing: `make system-deps` installs it"
+        argv = [TINI, "--", *argv]
+    return Container(name, namespace, address, env, argv, img.user, tmp)
 
 
-def psql(net: Network, password: str, *args: str, sslmode: str = "disable"
+def psql(address: str, password: str, *args: str, sslmode: str = "disable"
          ) -> subprocess.CompletedProcess[str]:
     assert PSQL is not None
     env = {**os.environ, "PGPASSWORD": password}
     env.pop("PGSERVICE", None)
     return subprocess.run(
-        [PSQL, f"host={net.container_address} port=5433 user=quackml dbname=quackml "
+        [PSQL, f"host={address} port=5433 user=quackml dbname=quackml "
                f"sslmode={sslmode} connect_timeout=10", "-X", "-A", "-t", *args],
         env=env, capture_output=True, text=True, timeout=60)
+
+
+@contextmanager
+def scratch() -> Iterator[Path]:
+    """A folder the image's user can reach (pytest's tmp_path is 0700 root's), not under
+    /tmp (each container gets its own /tmp)."""
+    root = Path(tempfile.mkdtemp(prefix="quackml-containers-", dir="/var/tmp"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_container_natively_from_another_network_namespace(tmp_path: Path) -> None:
     if PSQL is None or OPENSSL is None:
         pytest.skip("needs psql and openssl (make system-deps)")
     password = f"pw-{os.getpid()}-{time.time_ns()}"
-    root = Path(tempfile.mkdtemp(prefix="quackml-container-"))
-    root.chmod(0o755)   # the image's user must reach its folders (mkdtemp makes 0700)
-    try:
+    with scratch() as root, container_network(["quackml"]) as (net, addresses):
         _ca, cert, key = make_certs(tmp_path)
         tls = root / "tls"
         tls.mkdir()
         shutil.copy(cert, tls / "server.crt")
         shutil.copy(key, tls / "server.key")
-        svc = services(tmp_path, COMPOSE, COMPOSE_TLS, QUACKML_SUPERUSER_PASSWORD=password,
-                       QUACKML_TLS_DIR=str(tls))["quackml"]
-        compose_env = {str(k): str(v) for k, v in svc["environment"].items()}  # type: ignore[attr-defined]
+        service = services(tmp_path, COMPOSE, COMPOSE_TLS, QUACKML_SUPERUSER_PASSWORD=password,
+                           QUACKML_TLS_DIR=str(tls))["quackml"]
+        environment = service["environment"]
+        assert isinstance(environment, dict)
         for name, value in RAY_SETTINGS.items():   # no ray-head here (see the module doc)
-            assert compose_env.pop(name) == value
-        with container_network() as net:
-            box = native_container(net, root, compose_env)
-            for f in tls.iterdir():
-                uid, _, gid = box.user.partition(":")
-                os.chown(f, int(uid), int(gid or uid))
-            try:
-                _run_container(box, net, password)
-            finally:
-                if box.process is not None and box.process.poll() is None:
-                    box.process.kill()
-                    box.process.wait()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+            assert environment.pop(name) == value
+        box = prepare_container("quackml", service, net.namespaces[0], addresses["quackml"],
+                                root)
+        uid, _, gid = box.user.partition(":")
+        for f in tls.iterdir():
+            os.chown(f, int(uid), int(gid or uid))
+        try:
+            _run_container(box, password)
+        finally:
+            box.kill()
 
 
-def _run_container(box: Container, net: Network, password: str) -> None:
-    box.start()
+def _run_container(box: Container, password: str) -> None:
+    box.start(ready="listening on")
     assert "QuackML listening on 0.0.0.0:5433" in "".join(box.lines)
+    # PID 1 is the init compose asks for, the server its child
+    assert Path(f"/proc/{box.pid1()}/exe").resolve() == Path(TINI or "").resolve()
 
     # a client outside the container, with the password: SCRAM, TLS not required
-    plain = psql(net, password, "-c", "SELECT current_user, count(*) > 0 FROM customers")
+    plain = psql(box.address, password, "-c",
+                 "SELECT current_user, count(*) > 0 FROM customers")
     assert (plain.returncode, plain.stdout.strip()) == (0, "quackml|t"), plain.stderr
-    secure = psql(net, password, "-c", r"\conninfo", sslmode="require")
+    secure = psql(box.address, password, "-c", r"\conninfo", sslmode="require")
     assert secure.returncode == 0, secure.stderr
-    assert f'on host "{net.container_address}"' in secure.stdout
+    assert f'on host "{box.address}"' in secure.stdout
     assert "SSL connection" in secure.stdout
 
     # a wrong password: refused, 28P01
-    wrong = psql(net, password + "x", "-c", "SELECT 1")
+    wrong = psql(box.address, password + "x", "-c", "SELECT 1")
     assert wrong.returncode == 2
     assert 'password authentication failed for user "quackml"' in wrong.stderr
     with pytest.raises(pg8000.native.DatabaseError) as info:
-        pg8000.native.Connection("quackml", password="wrong", host=net.container_address,
+        pg8000.native.Connection("quackml", password="wrong", host=box.address,
                                  port=5433, database="quackml", timeout=30)
     assert info.value.args[0]["C"] == "28P01"
 
-    # the image's HEALTHCHECK, in the container (loopback of its namespace), as its user
-    health = subprocess.run(box.as_user(image().healthcheck), env=box.env, capture_output=True,
-                            text=True, timeout=30)
+    # the image's HEALTHCHECK, `docker exec`-style (the container's loopback)
+    health = box.exec(image().healthcheck)
     assert health.returncode == 0, health.stdout + health.stderr
 
     # the database and models are the image user's, in the volume
@@ -483,7 +597,7 @@ def _run_container(box: Container, net: Network, password: str) -> None:
     assert Path(box.env["QUACKML_DATABASE"]).stat().st_uid == uid
     assert {p.stat().st_uid for p in data.iterdir()} == {uid}
 
-    # `docker stop`: SIGTERM, an orderly stop, status 0
+    # `docker stop`: SIGTERM to PID 1, an orderly stop, status 0
     assert box.stop() == 0
     log = "".join(box.lines)
     assert "QuackML shutdown: stopped" in log
