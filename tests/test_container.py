@@ -162,6 +162,21 @@ def test_entrypoint_passes_shellcheck() -> None:
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
+def test_entrypoint_joins_ray_only_for_the_server_with_the_ray_backend() -> None:
+    """The branches of docker/entrypoint.sh that need no Ray cluster: other commands
+    (the Ray services' `ray start`) run as given; the server with the Ray backend and
+    no address stops before anything starts."""
+    script = REPO / "docker" / "entrypoint.sh"
+    base = {"PATH": os.environ.get("PATH", ""), "QUACKML_TRAINING_BACKEND": "ray"}
+    ran = subprocess.run(["sh", str(script), "echo", "as given"], env=base,
+                         capture_output=True, text=True, timeout=30)
+    assert (ran.returncode, ran.stdout) == (0, "as given\n")
+    refused = subprocess.run(["sh", str(script), "quackml", "serve"], env=base,
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0
+    assert "QUACKML_TRAINING_BACKEND=ray needs QUACKML_RAY_ADDRESS" in refused.stderr
+
+
 def test_every_ignored_hadolint_rule_says_why() -> None:
     lines = DOCKERFILE.read_text().splitlines()
     ignores = [(i, line) for i, line in enumerate(lines) if "hadolint ignore=" in line]
