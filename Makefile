@@ -36,8 +36,9 @@ client-deps: system-deps $(NODE_STAMP) $(DBT_STAMP)
 
 # Debian packages the tests drive: psql (postgresql-client), pgjdbc and javac,
 # unixODBC with psqlODBC, node and npm (node-postgres, axe-core), chromium (the web
-# console's browser tests, tests/test_console.py); bench/wire.py compares
-# against a throwaway PostgreSQL 15 (postgresql: initdb, pg_ctl).
+# console's browser tests, tests/test_console.py), docker-compose (`config` checks
+# docker-compose.yml) and tini (the services' init: tests/test_container.py);
+# bench/wire.py compares against a throwaway PostgreSQL 15 (postgresql: initdb, pg_ctl).
 system-deps:
 	@command -v psql >/dev/null 2>&1 || { \
 	  echo "installing Debian package postgresql-client (psql)"; \
@@ -60,6 +61,12 @@ system-deps:
 	@test -x /usr/bin/chromium || { \
 	  echo "installing Debian package chromium (browser tests of the web console)"; \
 	  apt-get update -qq && apt-get install -y -qq chromium; }
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "installing Debian package docker-compose (validates docker-compose.yml; no engine)"; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose; }
+	@command -v tini >/dev/null 2>&1 || { \
+	  echo "installing Debian package tini (the init of the compose services, run natively)"; \
+	  apt-get update -qq && apt-get install -y -qq tini; }
 
 serve: $(STAMP)
 	@echo "QuackML: starting the server (Ctrl-C stops it)"

@@ -10,7 +10,8 @@ kept pending even when ignored, so ``sigwait`` still receives it.
 
 The start-up failures an operator can fix (a bad setting value, the port in
 use, the database held by another process, a folder that is not writable)
-print one line with a hint and exit with status 1 (2 for a bad flag); other
+print one line with a hint and exit with status 1 (2 for a bad flag); so does a
+first start with password authentication and no superuser password; other
 errors keep their traceback, as bugs should.
 """
 
@@ -73,6 +74,11 @@ def startup_failure(exc: BaseException, cfg: Settings) -> str | None:
         return (f"quackml: cannot listen on {cfg.host}:{cfg.port} ({reason}); choose an "
                 f"address of this machine with --host or QUACKML_HOST")
     import duckdb  # not at the top: main blocks Ctrl-C before anything heavy is imported
+
+    from server.engine import StartupRefused
+
+    if isinstance(exc, StartupRefused):
+        return f"quackml: {exc}"
 
     if isinstance(exc, duckdb.IOException) and "Could not set lock" in text:
         holder = re.search(r"\(PID (\d+)\)", text)

@@ -45,6 +45,11 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 log = logging.getLogger("quackml.engine")
 
 
+class StartupRefused(Exception):
+    """A start the operator must fix, refused before the server admits anyone (the
+    message is the one line ``quackml serve`` prints)."""
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """How DuckDB was closed at start-up (reported by docs/security.md's checks)."""
@@ -129,6 +134,13 @@ class Engine:
                         names.DUCKDB_SCHEMA)
         self.acl = Acl(self.catalog_db, self.database_name, settings.superuser)
         if self.users.get(settings.superuser) is None:   # first start: the bootstrap superuser
+            if settings.auth != "trust" and not settings.superuser_password:
+                self.catalog_db.close()
+                self.con.close()
+                raise StartupRefused(
+                    f"--auth {settings.auth} needs a password for the new superuser "
+                    f"{settings.superuser} (without one nobody could log in): set "
+                    f"QUACKML_SUPERUSER_PASSWORD or --superuser-password for the first start")
             self.users.create(settings.superuser, settings.superuser_password or None,
                               superuser=True, can_login=True)
         views.register_functions(self.con, views.CatalogRows(self.store, self.users, self.acl))

@@ -407,7 +407,7 @@ def test_remote_clients_need_tls_and_no_trust(tmp_path: Path) -> None:
     for auth, needle in (("scram-sha-256", "must use TLS"), ("trust", "loopback")):
         srv = Server(Settings(host="0.0.0.0", port=0, database=str(tmp_path / f"{auth}.duckdb"),
                               data_dir=str(tmp_path / "data"), samples=False,
-                              training_workers=1, auth=auth,
+                              training_workers=1, auth=auth, superuser_password=ADMIN_PW,
                               tls_required_remote=auth != "trust"))
         srv.start()
         try:
