@@ -55,7 +55,8 @@ ENV PYTHONUNBUFFERED=1 \
 USER 10001:10001
 # Database and model artifacts; declared after the chown so a new volume is quackml's
 VOLUME /data
-EXPOSE 5433
+# the wire protocol and the web console (docs/console.md)
+EXPOSE 5433 5434
 # pg_isready reports a server that answers a start-up packet (it needs no password)
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["sh", "-c", "pg_isready --quiet --host=127.0.0.1 --port=\"$QUACKML_PORT\" --dbname=quackml --username=\"$QUACKML_SUPERUSER\" || exit 1"]

@@ -221,8 +221,9 @@ def test_compose_services(tmp_path: Path) -> None:
     assert img.volumes == ["/data"]
     assert "quackml-data:/data:rw" in quackml["volumes"]  # type: ignore[operator]
     # published on the host's loopback by default, to the port the server listens on
-    assert quackml["ports"] == [f"127.0.0.1:{img.env['QUACKML_PORT']}:5433/tcp"]
-    assert img.expose == [img.env["QUACKML_PORT"]]
+    assert quackml["ports"] == [f"127.0.0.1:{img.env['QUACKML_PORT']}:5433/tcp",
+                                "127.0.0.1:5434:5434/tcp"]
+    assert img.expose == [img.env["QUACKML_PORT"], "5434"]   # the wire protocol, the console
     # every service runs the one image; the server keeps the image's command and
     # HEALTHCHECK (pg_isready); the Ray services replace both (pg_isready would fail there)
     assert {s["image"] for s in svc.values()} == {"quackml:local"}  # type: ignore[index]
