@@ -76,8 +76,9 @@ class PoolStatus:
 
 class TrainingPool:
     def __init__(self, workers: int, on_finish: Callable[[str, Outcome], None],
-                 queue_size: int = 1 << 30):
+                 queue_size: int = 1 << 30, ray_address: str | None = None):
         self._workers = max(1, workers)
+        self._ray_address = ray_address   # AUTO ON searches run there (automl.ray_backend)
         self._queue_size = max(0, queue_size)
         self._on_finish = on_finish
         self._queue: deque[tuple[str, TrainingJob, str]] = deque()
@@ -215,8 +216,10 @@ class TrainingPool:
         with self._lock:
             while not self._closed and self._queue and len(self._running) < self._workers:
                 key, job, result_path = self._queue.popleft()
-                process = _CTX.Process(target=_run_guarded, args=(job, result_path, os.getpid()),
-                                       name=f"quackml-train-{job.model_name}", daemon=True)
+                process = _CTX.Process(
+                    target=_run_guarded,
+                    args=(job, result_path, os.getpid(), self._ray_address),
+                    name=f"quackml-train-{job.model_name}", daemon=True)
                 process.start()
                 self._running[key] = _Running(key, job, result_path, process, time.monotonic())
                 log.info("training %s started in process %s", key, process.pid)
@@ -266,13 +269,14 @@ class TrainingPool:
             log.exception("recording the outcome of %s failed", running.key)
 
 
-def _run_guarded(job: TrainingJob, result_path: str, server_pid: int) -> None:
+def _run_guarded(job: TrainingJob, result_path: str, server_pid: int,
+                 ray_address: str | None = None) -> None:
     """The worker's entry point: run the job, and exit at once if the server
     process dies (kill -9 leaves no one to read the result; a restarted server
     resumes the job itself and must not race an orphan for the same files)."""
     ignore_interrupts()
     exit_with_parent(server_pid)
-    run_job(job, result_path)
+    run_job(job, result_path, ray_address)
 
 
 def _kill(process: multiprocessing.process.BaseProcess) -> None:
