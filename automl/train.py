@@ -274,7 +274,7 @@ def _search(
         options = {"use_ray": {"reuse_actors": True, "storage_path": parallel.storage},
                    "n_concurrent_trials": max(1, parallel.concurrent_trials)}
     try:
-        with _quiet():
+        with _quiet(), _cpu_always_listed(parallel is not None):
             automl.fit(
                 X_train=frame.iloc[train_rows],
                 y_train=y[train_rows],
@@ -434,6 +434,28 @@ def best_f1_threshold(y_true: np.ndarray, p_positive: np.ndarray) -> tuple[float
     near = np.flatnonzero(f1 >= f1[best] - F1_TOLERANCE)
     k = int(near[np.argmin(np.abs(thresholds[near] - 0.5))])
     return float(f1[k]), float(thresholds[k])
+
+
+@contextlib.contextmanager
+def _cpu_always_listed(active: bool) -> Iterator[None]:
+    """FLAML 2.8's fit reads ``ray.available_resources()["CPU"]``, which Ray leaves out
+    while every CPU of the cluster is busy (another model's trials): a KeyError. For the
+    fit, the key is there (0.0) then; FLAML uses the figure only for n_jobs < 0."""
+    if not active:
+        yield
+        return
+    import ray
+
+    real = ray.available_resources
+
+    def with_cpu() -> dict[str, float]:
+        return {"CPU": 0.0, **real()}
+
+    ray.available_resources = with_cpu
+    try:
+        yield
+    finally:
+        ray.available_resources = real
 
 
 @contextlib.contextmanager

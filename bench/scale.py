@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -175,6 +176,10 @@ def main() -> None:
             srv.stop()
         node = {"num_cpus": args.node_cpus, "object_store_memory": 200 * 1024 * 1024,
                 "include_dashboard": False}
+        # the nodes' workers at normal priority, as on machines of their own (Ray's
+        # default nice 15 is for shared desktops; here they share the cores with the
+        # server and other runs, docs/scale-out.md)
+        os.environ["RAY_worker_niceness"] = "0"  # noqa: SIM112 -- Ray spells it so
         cluster = Cluster(initialize_head=True, head_node_args=node)
         cluster.add_node(**node)
         cluster.wait_for_nodes()
