@@ -41,6 +41,7 @@ models train in the local worker process (:func:`runs_on_ray`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import socket
@@ -48,6 +49,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from automl.errors import BudgetTooSmall, TrainingError
@@ -194,7 +196,8 @@ def run_on_ray(job: TrainingJob, address: str, progress: ProgressWriter) -> RayO
                                             time_budget_s=max(0.0, deadline - time.monotonic()))
             poller.start()
             try:
-                result = train(remaining, progress, parallel)
+                with _trials_wait_for_their_actors():
+                    result = train(remaining, progress, parallel)
             except ray.exceptions.RayError as exc:
                 raise ClusterFailure(
                     f"the Ray cluster at {address} failed the search: {_reason(exc)}") \
@@ -215,6 +218,40 @@ def run_on_ray(job: TrainingJob, address: str, progress: ProgressWriter) -> RayO
         return RayOutcome(result, nodes, here)
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def _trials_wait_for_their_actors() -> Iterator[None]:
+    """Keep a trial with the actor started for it (Ray Tune's TuneController).
+
+    With actor reuse, Tune moves a trial that waits for its actor (still starting, on
+    another node) to the first cached actor that frees up, and drops the new actor when it
+    is ready. With trials shorter than a worker's start (wa_churn: 0.5 s against 5-15 s)
+    the other nodes never got a trial: 34-93 trials all on one node of two. Here a
+    PENDING trial with an actor of its own waits for it; the freed actor takes the
+    search's next trial instead. Private API of Ray Tune: without the method, nothing is
+    changed (trials may then stay on the first node)."""
+    try:
+        from ray.tune.execution.tune_controller import TuneController
+        from ray.tune.experiment import Trial
+    except ImportError:
+        yield
+        return
+    original = getattr(TuneController, "_maybe_reuse_cached_actor", None)
+    if original is None:
+        yield
+        return
+
+    def reuse_unless_own_actor_starting(self: Any, trial: Any) -> bool:
+        if trial in getattr(self, "_trial_to_actor", {}) and trial.status == Trial.PENDING:
+            return False
+        return bool(original(self, trial))
+
+    TuneController._maybe_reuse_cached_actor = reuse_unless_own_actor_starting  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        TuneController._maybe_reuse_cached_actor = original  # type: ignore[method-assign]
 
 
 class _BoardPoller:

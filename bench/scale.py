@@ -31,7 +31,6 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,28 +121,20 @@ def one_model(running: tuple[str, int, Path], backend: str, budget: int) -> Run:
 
 
 def four_at_once(running: tuple[str, int, Path], backend: str, budget: int) -> float:
+    """Four CREATE MODELs issued back to back on one connection (each returns once its job
+    is queued, in about a second), then the seconds until all four are READY. (Four
+    client threads issuing them at the same moment hit a server bug, "connection is busy
+    with another call", on the local backend: reported, not this benchmark's subject.)"""
     host, port, _ = running
     names = [f"four_{backend}_{i}" for i in range(4)]
-    errors: list[BaseException] = []
-
-    def one(name: str) -> None:
-        try:
-            with psycopg.connect(host=host, port=port, user="bench", dbname="quackml",
-                                 autocommit=True) as conn:
-                create(conn, name, budget)
-                wait_ready(conn, name, budget * 8 + 300)
-        except BaseException as exc:  # noqa: BLE001 -- reported below
-            errors.append(exc)
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=one, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise SystemExit(f"four at once on {backend}: {errors[0]}")
-    return time.monotonic() - started
+    with psycopg.connect(host=host, port=port, user="bench", dbname="quackml",
+                         autocommit=True) as conn:
+        started = time.monotonic()
+        for name in names:
+            create(conn, name, budget)
+        for name in names:
+            wait_ready(conn, name, budget * 8 + 300)
+        return time.monotonic() - started
 
 
 def serve(folder: Path, **settings: object) -> tuple[Server, tuple[str, int, Path]]:
