@@ -218,7 +218,7 @@ class TrainingPool:
                 key, job, result_path = self._queue.popleft()
                 process = _CTX.Process(
                     target=_run_guarded,
-                    args=(job, result_path, os.getpid(), self._ray_address),
+                    args=(job, result_path, os.getpid(), self._ray_address, self._workers),
                     name=f"quackml-train-{job.model_name}", daemon=True)
                 process.start()
                 self._running[key] = _Running(key, job, result_path, process, time.monotonic())
@@ -270,13 +270,13 @@ class TrainingPool:
 
 
 def _run_guarded(job: TrainingJob, result_path: str, server_pid: int,
-                 ray_address: str | None = None) -> None:
+                 ray_address: str | None = None, ray_share: int = 1) -> None:
     """The worker's entry point: run the job, and exit at once if the server
     process dies (kill -9 leaves no one to read the result; a restarted server
     resumes the job itself and must not race an orphan for the same files)."""
     ignore_interrupts()
     exit_with_parent(server_pid)
-    run_job(job, result_path, ray_address)
+    run_job(job, result_path, ray_address, ray_share)
 
 
 def _kill(process: multiprocessing.process.BaseProcess) -> None:

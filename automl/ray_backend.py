@@ -163,9 +163,14 @@ class RayOutcome:
     driver_node: str              # the node the driver (FLAML's search loop) is on
 
 
-def run_on_ray(job: TrainingJob, address: str, progress: ProgressWriter) -> RayOutcome:
+def run_on_ray(job: TrainingJob, address: str, progress: ProgressWriter,
+               share: int = 1) -> RayOutcome:
     """Run ``job``'s search with its trials on the cluster at ``address`` (see the module
-    docstring). Runs in the worker process, which becomes a Ray driver."""
+    docstring). Runs in the worker process, which becomes a Ray driver. ``share``: how many
+    searches may run at once (the pool's workers); each keeps at most its share of the
+    cluster's CPUs busy, because Ray Tune's reused trial actors hold their CPU for the
+    whole search: with every search asking for all CPUs, the first took them all and
+    three models of four started together FAILED without a trial."""
     import ray
     import ray.exceptions
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -190,7 +195,8 @@ def run_on_ray(job: TrainingJob, address: str, progress: ProgressWriter) -> RayO
         cpus = int(ray.cluster_resources().get("CPU", 1))
         poller = _BoardPoller(board, progress)
         with tempfile.TemporaryDirectory(prefix="quackml-tune-") as tune_dir:
-            parallel = ParallelSearch(concurrent_trials=max(1, cpus), storage=tune_dir,
+            parallel = ParallelSearch(concurrent_trials=max(1, cpus // max(1, share)),
+                                      storage=tune_dir,
                                       reporter=TrialReporter(board), reserve_s=TUNE_RESERVE_S)
             remaining = dataclasses.replace(job,
                                             time_budget_s=max(0.0, deadline - time.monotonic()))

@@ -32,16 +32,18 @@ RESULT_VERSION = 1
 logger = logging.getLogger(__name__)
 
 
-def run_job(job: TrainingJob, result_path: str, ray_address: str | None = None) -> None:
+def run_job(job: TrainingJob, result_path: str, ray_address: str | None = None,
+            ray_share: int = 1) -> None:
     """Train ``job`` and write its result (or failure) to ``result_path``. With
     ``ray_address`` an AUTO ON search runs on that Ray cluster (automl.ray_backend);
-    the result document then also says which nodes ran the trials (``"ray"``)."""
+    the result document then also says which nodes ran the trials (``"ray"``). Each of
+    up to ``ray_share`` such searches at once gets that share of the cluster's CPUs."""
     progress = ProgressWriter(job.progress_path, job.time_budget_s)
     document: dict[str, Any]
     extra: dict[str, Any] = {}
     try:
         if ray_address and runs_on_ray(job.auto, job.model_type):
-            outcome = run_on_ray(job, ray_address, progress)
+            outcome = run_on_ray(job, ray_address, progress, ray_share)
             result = outcome.result
             extra["ray"] = {"trial_nodes": outcome.trial_nodes,
                             "driver_node": outcome.driver_node}

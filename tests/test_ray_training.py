@@ -78,7 +78,8 @@ def _start(folder: Path, **settings: object) -> tuple[Server, RunningServer]:
 @pytest.fixture(scope="module")
 def ray_server(cluster: object, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[RunningServer]:
-    srv, running = _start(tmp_path_factory.mktemp("quackml-ray"), training_workers=2,
+    # one search at a time: it may use all the cluster's CPUs (automl.ray_backend)
+    srv, running = _start(tmp_path_factory.mktemp("quackml-ray"), training_workers=1,
                           training_backend="ray",
                           ray_address=cluster.address)  # type: ignore[attr-defined]
     try:
