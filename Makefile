@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@echo "QuackML: installing dependencies into $(VENV) (about 2 minutes the first time) ..."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	@$(BIN)/python -m pip install --quiet -e '.[test,dev,ray]'
 	@touch $(STAMP)
 	@echo "QuackML: dependencies installed"
 

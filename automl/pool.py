@@ -86,8 +86,9 @@ class PoolStatus:
 
 class TrainingPool:
     def __init__(self, workers: int, on_finish: Callable[[str, Outcome], None],
-                 queue_size: int = 1 << 30):
+                 queue_size: int = 1 << 30, ray_address: str | None = None):
         self._workers = max(1, workers)
+        self._ray_address = ray_address   # AUTO ON searches run there (automl.ray_backend)
         self._queue_size = max(0, queue_size)
         self._on_finish = on_finish
         self._queue: deque[tuple[str, TrainingJob, str]] = deque()
@@ -226,9 +227,10 @@ class TrainingPool:
             while not self._closed and self._queue and len(self._running) < self._workers:
                 key, job, result_path = self._queue.popleft()
                 ready = _CTX.Event()
-                process = _CTX.Process(target=_run_guarded,
-                                       args=(job, result_path, os.getpid(), ready),
-                                       name=f"quackml-train-{job.model_name}", daemon=True)
+                process = _CTX.Process(
+                    target=_run_guarded,
+                    args=(job, result_path, os.getpid(), ready, self._ray_address, self._workers),
+                    name=f"quackml-train-{job.model_name}", daemon=True)
                 process.start()
                 self._running[key] = _Running(key, job, result_path, process, time.monotonic(),
                                               ready)
@@ -290,7 +292,8 @@ class TrainingPool:
 
 
 def _run_guarded(job: TrainingJob, result_path: str, server_pid: int,
-                 ready: multiprocessing.synchronize.Event) -> None:
+                 ready: multiprocessing.synchronize.Event,
+                 ray_address: str | None = None, ray_share: int = 1) -> None:
     """The worker's entry point: run the job, and exit at once if the server
     process dies (kill -9 leaves no one to read the result; a restarted server
     resumes the job itself and must not race an orphan for the same files).
@@ -299,7 +302,7 @@ def _run_guarded(job: TrainingJob, result_path: str, server_pid: int,
     ignore_interrupts()
     exit_with_parent(server_pid)
     ready.set()
-    run_job(job, result_path)
+    run_job(job, result_path, ray_address, ray_share)
 
 
 def _kill(process: multiprocessing.process.BaseProcess) -> None:

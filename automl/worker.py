@@ -22,6 +22,7 @@ from typing import Any
 
 from automl.errors import TrainingError
 from automl.progress import ProgressWriter
+from automl.ray_backend import run_on_ray, runs_on_ray
 from automl.train import train
 from catalog.files import write_json_atomic
 from catalog.spec import ProblemType, TrainingFailure, TrainingJob, TrainingResult
@@ -31,12 +32,23 @@ RESULT_VERSION = 1
 logger = logging.getLogger(__name__)
 
 
-def run_job(job: TrainingJob, result_path: str) -> None:
-    """Train ``job`` and write its result (or failure) to ``result_path``."""
+def run_job(job: TrainingJob, result_path: str, ray_address: str | None = None,
+            ray_share: int = 1) -> None:
+    """Train ``job`` and write its result (or failure) to ``result_path``. With
+    ``ray_address`` an AUTO ON search runs on that Ray cluster (automl.ray_backend);
+    the result document then also says which nodes ran the trials (``"ray"``). Each of
+    up to ``ray_share`` such searches at once gets that share of the cluster's CPUs."""
     progress = ProgressWriter(job.progress_path, job.time_budget_s)
     document: dict[str, Any]
+    extra: dict[str, Any] = {}
     try:
-        result = train(job, progress)
+        if ray_address and runs_on_ray(job.auto, job.model_type):
+            outcome = run_on_ray(job, ray_address, progress, ray_share)
+            result = outcome.result
+            extra["ray"] = {"trial_nodes": outcome.trial_nodes,
+                            "driver_node": outcome.driver_node}
+        else:
+            result = train(job, progress)
     except TrainingError as exc:
         failure = TrainingFailure(type(exc).__name__, exc.sqlstate, exc.message)
         document = {"status": "error", "failure": dataclasses.asdict(failure)}
@@ -52,7 +64,7 @@ def run_job(job: TrainingJob, result_path: str) -> None:
         document = {"status": "error", "failure": dataclasses.asdict(failure)}
         progress.update(phase="failed")
     else:
-        document = {"status": "ok", "result": dataclasses.asdict(result)}
+        document = {"status": "ok", "result": dataclasses.asdict(result), **extra}
     document["version"] = RESULT_VERSION
     os.makedirs(os.path.dirname(os.path.abspath(result_path)), exist_ok=True)
     write_json_atomic(result_path, document)

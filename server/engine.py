@@ -167,7 +167,9 @@ class Engine:
         self.switch = VersionSwitch()
         self._model_views: tuple[tuple[int, int], frozenset[str]] | None = None
         self.pool = TrainingPool(settings.training_workers, self._on_training_finished,
-                                 settings.training_queue_size)
+                                 settings.training_queue_size,
+                                 ray_address=settings.ray_address
+                                 if settings.training_backend == "ray" else None)
         from server.models.evaluate import register_evaluate_model
         from server.models.explain import register_explain_model
         register_explain_model(self)

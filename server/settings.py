@@ -125,6 +125,32 @@ def _url_prefixes(text: str) -> str:
     return text.strip()
 
 
+def _training_backend(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("local", "ray"):
+        raise ValueError(f"not a training backend (local, ray): {text!r}")
+    return value
+
+
+def _ray_address(text: str) -> str:
+    """A Ray cluster address: host:port of its head (GCS), or ray://host:port (Ray
+    Client); empty: none."""
+    value = text.strip()
+    if not value:
+        return value
+    rest = value[len("ray://"):] if value.lower().startswith("ray://") else value
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or "/" in rest:
+        raise ValueError(f"not a Ray address (host:port or ray://host:port): {text!r}")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"not a Ray address (host:port or ray://host:port): {text!r}") from None
+    if not 0 < number <= 65535:
+        raise ValueError(f"not a TCP port (1-65535) in the Ray address: {text!r}")
+    return value
+
+
 def _help(setting: Setting, defaults: object) -> str:
     """The --help line of a setting (argparse reads % as a format: escaped)."""
     text = f"{setting.help} (env {setting.env}; default {getattr(defaults, setting.name)})"
@@ -166,6 +192,8 @@ class Settings:
     max_runtime_limit: int = 0
     sagemaker_allowed_urls: str = ""
     file_dir: str = ""
+    training_backend: str = "local"
+    ray_address: str = ""
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -249,6 +277,12 @@ SETTINGS: tuple[Setting, ...] = (
             "the operator's import/export folder: the only place server-side files are read "
             "from or written to by SQL (model files of CREATE MODEL ... FROM 'file'); "
             "empty: none"),
+    Setting("training_backend", "QUACKML_TRAINING_BACKEND", _training_backend,
+            "where CREATE MODEL's AUTO ON searches run: local (worker processes on this "
+            "machine) or ray (the Ray cluster at --ray-address; docs/scale-out.md)"),
+    Setting("ray_address", "QUACKML_RAY_ADDRESS", _ray_address,
+            "the Ray cluster of --training-backend ray: host:port of its head, this machine "
+            "being one of its nodes, or ray://host:port (Ray Client)"),
 )
 
 
@@ -308,7 +342,20 @@ def from_arguments(args: argparse.Namespace, env: Mapping[str, str]) -> Settings
     settings = from_environment(env)
     changes = {f.name: getattr(args, f.name) for f in fields(Settings)
                if getattr(args, f.name, None) is not None}
-    return replace(settings, **changes)
+    return check_consistent(replace(settings, **changes))
+
+
+def check_consistent(settings: Settings) -> Settings:
+    """Settings that are valid one by one but not together: one line, exit code 2."""
+    if settings.training_backend == "ray":
+        if not settings.ray_address:
+            raise SystemExit("quackml: --training-backend ray needs the cluster's address: "
+                             "set --ray-address / QUACKML_RAY_ADDRESS (e.g. ray-head:6379)")
+        import importlib.util
+        if importlib.util.find_spec("ray") is None:
+            raise SystemExit("quackml: --training-backend ray needs Ray installed: "
+                             "pip install 'quackml[ray]'")
+    return settings
 
 
 def load(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:

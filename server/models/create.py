@@ -31,6 +31,7 @@ from automl.auto_off import CLUSTER_COLUMN
 from automl.hyperparams import resolve_kmeans, resolve_xgboost, xgboost_problem
 from automl.preprocessors import KMEANS_TRANSFORMERS, parse_preprocessors
 from automl.problem import explain_problem, resolve_objective
+from automl.ray_backend import check_reachable, runs_on_ray
 from catalog.artifact import ModelArtifact, write_artifact
 from catalog.errors import (
     DuplicateFunction,
@@ -161,6 +162,9 @@ class CreateModelHandler:
         if stmt.source_file is not None or stmt.sagemaker is not None:
             return self.create_imported(stmt, caller)
         checked = self._check_statement(stmt, caller)
+        if ray_address := self._ray_address(stmt):
+            # the cluster answers now, or 08001 before any work (automl.ray_backend)
+            check_reachable(ray_address)
         # a slot in the bounded training queue first, within the user's share of it:
         # 53000 (or a cancellable wait) before any work, given back if anything fails
         pool, settings = self.engine.pool, self.engine.settings
@@ -178,6 +182,14 @@ class CreateModelHandler:
             pool.release(key, caller.user)
             raise
         return replace(result, notices=(*result.notices, *checked.notices))
+
+    def _ray_address(self, stmt: CreateModel) -> str | None:
+        """The Ray cluster this model's search will run on, if any."""
+        settings = self.engine.settings
+        if settings.training_backend == "ray" and \
+                runs_on_ray(stmt.auto is not False, stmt.model_type):
+            return settings.ray_address
+        return None
 
     def plan(self, stmt: CreateModel, caller: Caller) -> TrainingPlan:
         """What CREATE MODEL would do, for EXPLAIN CREATE MODEL: the same checks in the
