@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import threading
 from collections.abc import Callable, Sequence
 
 import duckdb
@@ -135,10 +136,16 @@ def probabilities_arrow(model: LoadedModel, args: Sequence[pa.Array],
 
 
 class PredictionFunctions:
-    """Registers and removes a model's functions on the shared connection."""
+    """Registers and removes a model's functions on the shared connection.
+
+    A DuckDB connection runs one call at a time ("connection is busy with another
+    call" otherwise): the training pool's thread registers a model as it becomes
+    READY while session threads drop or replace others, so every change to the
+    shared connection's functions holds ``_lock``."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, cache: ModelCache):
         self._con = con
+        self._lock = threading.RLock()
         self._cache = cache
         self._registered: set[str] = set()
         self._lowered: frozenset[str] = frozenset()   # the same names, lower case
@@ -148,6 +155,11 @@ class PredictionFunctions:
 
     def register(self, function_name: str, features: Sequence[Column], returns: str,
                  classification: bool) -> None:
+        with self._lock:
+            self._register(function_name, features, returns, classification)
+
+    def _register(self, function_name: str, features: Sequence[Column], returns: str,
+                  classification: bool) -> None:
         params = [duckdb.sqltype(_argument_type(c)) for c in features]
         out_type = _arrow_type(returns)
         cache = self._cache
@@ -201,14 +213,15 @@ class PredictionFunctions:
                 kept[key] = found
             return found
 
-        if function_name in self._registered:
-            self._con.remove_function(function_name)
-            self._registered.discard(function_name)
-        self._con.create_function(function_name, rows, [], duckdb.sqltype(returns),  # type: ignore[call-overload]
-                                  type="native", exception_handling="default",
-                                  side_effects=True)
-        self._registered.add(function_name)
-        self._lowered = frozenset(n.lower() for n in self._registered)
+        with self._lock:
+            if function_name in self._registered:
+                self._con.remove_function(function_name)
+                self._registered.discard(function_name)
+            self._con.create_function(function_name, rows, [], duckdb.sqltype(returns),  # type: ignore[call-overload]
+                                      type="native", exception_handling="default",
+                                      side_effects=True)
+            self._registered.add(function_name)
+            self._lowered = frozenset(n.lower() for n in self._registered)
 
     def _create(self, name: str, fn: Callable[..., pa.Array], params: list[DuckDBPyType],
                 returns: DuckDBPyType) -> None:
@@ -216,6 +229,11 @@ class PredictionFunctions:
         fn.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY)
              for i in range(len(params))])
+        with self._lock:
+            self._create_locked(name, fn, params, returns)
+
+    def _create_locked(self, name: str, fn: Callable[..., pa.Array],
+                       params: list[DuckDBPyType], returns: DuckDBPyType) -> None:
         if name in self._registered:
             self._con.remove_function(name)
             self._registered.discard(name)
@@ -229,11 +247,12 @@ class PredictionFunctions:
         self._lowered = frozenset(n.lower() for n in self._registered)
 
     def unregister(self, function_name: str) -> None:
-        for name in all_function_names(function_name):
-            if name in self._registered:
-                self._con.remove_function(name)
-                self._registered.discard(name)
-        self._lowered = frozenset(n.lower() for n in self._registered)
+        with self._lock:
+            for name in all_function_names(function_name):
+                if name in self._registered:
+                    self._con.remove_function(name)
+                    self._registered.discard(name)
+            self._lowered = frozenset(n.lower() for n in self._registered)
 
     def any_registered(self) -> bool:
         return bool(self._registered)

@@ -194,7 +194,10 @@ class Engine:
         own catalog version moves with every write too)."""
         version = self._ddl_generation
         if self._reserved is None or self._reserved[0] != version:
-            names = reserved_names(self.con, pgcatalog.FUNCTIONS | pgcatalog.RELATIONS)
+            # a cursor of its own: sessions call this from their threads, and a DuckDB
+            # connection runs one call at a time
+            with self.con.cursor() as cursor:
+                names = reserved_names(cursor, pgcatalog.FUNCTIONS | pgcatalog.RELATIONS)
             self._reserved = (version, names)
         return self._reserved[1]
 
