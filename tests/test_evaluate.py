@@ -305,9 +305,13 @@ def test_privileges_and_kmeans(tmp_path: Path) -> None:
                 with pytest.raises(psycopg.errors.FeatureNotSupported):
                     user.execute("EVALUATE MODEL ev_km")   # no holdout: ON is needed
                 # the function form: the firewall checks the model and the query
-                function = user.execute("SELECT unnest(evaluate_model('ev_km', "
-                                        "'SELECT * FROM ev_pts'))").fetchone()
-                assert function is not None and function[-2:] == tuple(got.values())
+                cur = user.execute("SELECT unnest(evaluate_model('ev_km', "
+                                   "'SELECT * FROM ev_pts'))")
+                assert cur.description is not None
+                function = cur.fetchone()
+                assert function is not None
+                by_name = dict(zip([d.name for d in cur.description], function, strict=True))
+                assert {k: by_name[k] for k in got} == got
                 for refused in ("SELECT evaluate_model('ev_km', 'SELECT * FROM ev_secret')",
                                 "SELECT evaluate_model('ev_km', q) "
                                 "FROM (VALUES ('SELECT * FROM ev_pts')) t(q)",
