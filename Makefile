@@ -72,8 +72,9 @@ serve: $(STAMP)
 	@echo "QuackML: starting the server (Ctrl-C stops it)"
 	@$(BIN)/quackml serve
 
+# two test processes, each module whole in one (tests share a module's server)
 test: $(STAMP) client-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/automl.py

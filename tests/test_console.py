@@ -12,6 +12,7 @@ page go to tmp/artifacts/console/ (docs/images/ holds copies for the README).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
@@ -62,6 +63,21 @@ class Site:
                                f"password={password} dbname=quackml", autocommit=True)
 
 
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[tuple[Server, Console]]:
+    """A server and its console on free ports, stopped on the way out."""
+    server = Server(settings)
+    server.start()
+    assert server.engine is not None
+    console = Console(server.engine, settings, server.auth_secret, port=0)
+    console.start()
+    try:
+        yield server, console
+    finally:
+        console.stop()
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("console")
@@ -69,20 +85,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                         database=str(folder / "db.duckdb"), data_dir=str(folder / "data"),
                         samples=True, training_workers=2, training_threads=1,
                         auth="scram-sha-256", superuser=ADMIN, superuser_password=ADMIN_PW)
-    server = Server(settings)
-    server.start()
-    assert server.engine is not None
-    console = Console(server.engine, settings, server.auth_secret, port=0)
-    console.start()
-    try:
+    with serving(settings) as (server, console):
         s = Site(server, console)
         with s.connect() as admin:
             admin.execute("CREATE USER bob PASSWORD 'bob-pw'")     # no grant at all
             admin.execute("CREATE USER carol PASSWORD 'carol-pw'")   # EXECUTE on churn
         yield s
-    finally:
-        console.stop()
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -384,12 +392,7 @@ def test_trust_signs_in_by_name_on_loopback(tmp_path: Path) -> None:
     settings = Settings(host="127.0.0.1", port=0, http_port=0, samples=False,
                         database=str(tmp_path / "db.duckdb"), data_dir=str(tmp_path / "data"),
                         training_workers=1, auth="trust")
-    server = Server(settings)
-    server.start()
-    assert server.engine is not None
-    console = Console(server.engine, settings, server.auth_secret, port=0)
-    console.start()
-    try:
+    with serving(settings) as (_, console):
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         form = opener.open(console.url + "signin").read()
@@ -413,6 +416,4 @@ def test_trust_signs_in_by_name_on_loopback(tmp_path: Path) -> None:
             with pytest.raises(urllib.error.HTTPError) as caught:
                 urllib.request.urlopen(forged)
             assert caught.value.code == 401
-    finally:
-        console.stop()
-        server.stop()
+

@@ -16,7 +16,7 @@ import pytest
 from sklearn import metrics
 
 from tests.conftest import RunningServer
-from tests.test_security import ADMIN, ADMIN_PW, start
+from tests.test_security import ADMIN, ADMIN_PW, connect_as, start
 
 FEATURES = "tenure, contract, monthly_charges"
 TEST_ROWS = f"SELECT {FEATURES}, churn FROM customers WHERE split = 'test'"
@@ -280,11 +280,7 @@ KMEANS = ("CREATE MODEL ev_km FROM ev_pts FUNCTION ev_km_f AUTO OFF MODEL_TYPE K
 def test_privileges_and_kmeans(tmp_path: Path) -> None:
     srv = start(tmp_path, auth="scram-sha-256")
     try:
-        def connect(user: str, password: str) -> psycopg.Connection:
-            return psycopg.connect(f"host=127.0.0.1 port={srv.port} user={user} "
-                                   f"password={password} dbname=quackml", autocommit=True)
-
-        with connect(ADMIN, ADMIN_PW) as admin:
+        with connect_as(srv, ADMIN, ADMIN_PW) as admin:
             admin.execute("CREATE USER ev_user PASSWORD 'ev-pw'")
             admin.execute("CREATE TABLE ev_pts AS SELECT (i % 7)::DOUBLE AS a, "
                           "(i % 13)::DOUBLE AS b FROM range(600) t(i)")
@@ -292,7 +288,7 @@ def test_privileges_and_kmeans(tmp_path: Path) -> None:
             admin.execute("GRANT SELECT ON ev_pts TO ev_user")
             admin.execute(KMEANS)
             wait_ready(admin, "ev_km")
-            with connect("ev_user", "ev-pw") as user:
+            with connect_as(srv, "ev_user", "ev-pw") as user:
                 for refused in ("EVALUATE MODEL ev_km ON (SELECT * FROM ev_pts)",
                                 "SELECT evaluate_model('ev_km', 'SELECT * FROM ev_pts')"):
                     with pytest.raises(psycopg.errors.InsufficientPrivilege):

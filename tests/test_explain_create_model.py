@@ -13,7 +13,7 @@ import pytest
 from catalog.files import MODELS_FOLDER
 from server.listener import Server
 from tests.conftest import RunningServer
-from tests.test_security import ADMIN, ADMIN_PW, start
+from tests.test_security import ADMIN, ADMIN_PW, connect_as, start
 
 TRAIN = "SELECT tenure, contract, monthly_charges, churn FROM customers WHERE split = 'train'"
 EXPLAIN = ("EXPLAIN CREATE MODEL dry_m FROM ({query}) TARGET churn FUNCTION dry_f "
@@ -136,11 +136,6 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def connect(srv: Server, user: str, password: str) -> psycopg.Connection:
-    return psycopg.connect(f"host=127.0.0.1 port={srv.port} user={user} "
-                           f"password={password} dbname=quackml", autocommit=True)
-
-
 def error_of(conn: psycopg.Connection, sql: str) -> tuple[str | None, str | None]:
     try:
         conn.execute(sql)
@@ -150,13 +145,13 @@ def error_of(conn: psycopg.Connection, sql: str) -> tuple[str | None, str | None
 
 
 def test_privileges_and_budget_as_create_model(secured: Server) -> None:
-    with connect(secured, ADMIN, ADMIN_PW) as admin:
+    with connect_as(secured, ADMIN, ADMIN_PW) as admin:
         admin.execute("CREATE USER dry_u PASSWORD 'dry-pw'")
         admin.execute("CREATE TABLE dry_t AS SELECT (i % 7)::DOUBLE AS a, "
                       "(i % 2 = 0) AS y FROM range(600) t(i)")
         admin.execute("CREATE TABLE dry_secret AS SELECT * FROM dry_t")
         admin.execute("GRANT SELECT ON dry_t TO dry_u")
-        with connect(secured, "dry_u", "dry-pw") as user:
+        with connect_as(secured, "dry_u", "dry-pw") as user:
             statements = [
                 "CREATE MODEL dry_m FROM dry_t TARGET y FUNCTION dry_f",
                 "CREATE MODEL dry_m FROM dry_t TARGET y FUNCTION dry_f "

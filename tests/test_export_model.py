@@ -21,7 +21,7 @@ import pytest
 from server.listener import Server
 from tests.conftest import RunningServer
 from tests.test_psql import PSQL, psql
-from tests.test_security import ADMIN, ADMIN_PW, start
+from tests.test_security import ADMIN, ADMIN_PW, connect_as, start
 
 CLS_FEATURES = ("tenure", "contract", "monthly_charges", "internet_service")
 REG_FEATURES = ("tenure", "senior_citizen", "total_charges")
@@ -260,13 +260,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def connect(srv: Server, user: str, password: str) -> psycopg.Connection:
-    return psycopg.connect(f"host=127.0.0.1 port={srv.port} user={user} "
-                           f"password={password} dbname=quackml", autocommit=True)
-
-
 def test_owner_only_and_kmeans(secured: Server) -> None:
-    with connect(secured, ADMIN, ADMIN_PW) as admin:
+    with connect_as(secured, ADMIN, ADMIN_PW) as admin:
         admin.execute("CREATE USER exp_u PASSWORD 'exp-pw'")
         admin.execute("CREATE TABLE exp_pts AS SELECT (i % 7)::DOUBLE AS a, "
                       "(i % 13)::DOUBLE AS b FROM range(600) t(i)")
@@ -281,7 +276,7 @@ def test_owner_only_and_kmeans(secured: Server) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         admin.execute("GRANT EXECUTE ON MODEL exp_km TO exp_u")
-        with connect(secured, "exp_u", "exp-pw") as user:
+        with connect_as(secured, "exp_u", "exp-pw") as user:
             assert user.execute("SELECT exp_km_f(1.0, 2.0)").fetchone() is not None
             with pytest.raises(psycopg.Error) as info:
                 user.execute("EXPORT MODEL exp_km FORMAT NATIVE")

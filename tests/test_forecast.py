@@ -14,9 +14,8 @@ import pytest
 from utilsforecast import losses
 
 from automl import forecast
-from server.listener import Server
 from tests.conftest import RunningServer
-from tests.test_security import ADMIN, ADMIN_PW, start
+from tests.test_security import ADMIN, ADMIN_PW, connect_as, start
 
 DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "tourism_monthly.csv"
 SERIES = "series_id IN ('M1', 'M2', 'M3', 'M4', 'M5', 'M6', 'M7', 'M8')"
@@ -190,11 +189,7 @@ def test_execute_privilege(tmp_path: Path) -> None:
     the firewall lets the call through once granted."""
     srv = start(tmp_path, auth="scram-sha-256")
     try:
-        def connect(user: str, password: str) -> psycopg.Connection:
-            return psycopg.connect(f"host=127.0.0.1 port={srv.port} user={user} "
-                                   f"password={password} dbname=quackml", autocommit=True)
-
-        with connect(ADMIN, ADMIN_PW) as admin:
+        with connect_as(srv, ADMIN, ADMIN_PW) as admin:
             admin.execute("CREATE USER fc_user PASSWORD 'fc-pw'")
             admin.execute("CREATE TABLE fc_pts AS SELECT (DATE '2000-01-01' + "
                           "to_months(i::INTEGER))::DATE AS month, 100 + 10 * sin(i) AS value "
@@ -202,7 +197,7 @@ def test_execute_privilege(tmp_path: Path) -> None:
             admin.execute("CREATE MODEL priv_fc FROM fc_pts TARGET value MODEL_TYPE FORECAST "
                           "SETTINGS (HORIZON 12, FREQUENCY 'M', MAX_RUNTIME 40)")
             wait_ready(admin, "priv_fc")
-            with connect("fc_user", "fc-pw") as user:
+            with connect_as(srv, "fc_user", "fc-pw") as user:
                 for query in ("SELECT FORECAST(priv_fc)", "SELECT * FROM FORECAST(priv_fc)"):
                     with pytest.raises(psycopg.errors.InsufficientPrivilege):
                         user.execute(query)
@@ -315,13 +310,9 @@ def test_forecast_model_is_not_exported(trained: RunningServer) -> None:
 def test_restart_while_training(tmp_path: Path) -> None:
     """A FORECAST model TRAINING when the server stops resumes from its snapshot, and its
     FORECAST(m) works after the restart (the function is registered again)."""
-    def connect(srv: Server) -> psycopg.Connection:
-        return psycopg.connect(f"host=127.0.0.1 port={srv.port} user={ADMIN} "
-                               f"password={ADMIN_PW} dbname=quackml", autocommit=True)
-
     first = start(tmp_path)
     try:
-        with connect(first) as conn:
+        with connect_as(first, ADMIN, ADMIN_PW) as conn:
             conn.execute("CREATE TABLE rs AS SELECT 's' || (i // 60) AS id, "
                          "(DATE '2000-01-01' + to_months((i % 60)::INTEGER))::DATE AS month, "
                          "100 + (i // 60) + 10 * sin(i % 60) AS value FROM range(100 * 60) t(i)")
@@ -334,7 +325,7 @@ def test_restart_while_training(tmp_path: Path) -> None:
         first.stop()
     second = start(tmp_path)
     try:
-        with connect(second) as conn:
+        with connect_as(second, ADMIN, ADMIN_PW) as conn:
             wait_ready(conn, "rs_fc")
             assert conn.execute("SELECT count(*), count(DISTINCT id) FROM "
                                 "(SELECT FORECAST(rs_fc))").fetchone() == (100 * 6, 100)

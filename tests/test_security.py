@@ -51,6 +51,12 @@ def start(folder: Path, **settings: object) -> Server:
     return srv
 
 
+def connect_as(srv: Server, user: str, password: str) -> psycopg.Connection:
+    """An autocommit connection to ``srv`` as ``user``, with a password."""
+    return psycopg.connect(f"host=127.0.0.1 port={srv.port} user={user} "
+                           f"password={password} dbname=quackml", autocommit=True)
+
+
 def make_certs(folder: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a server certificate for localhost / 127.0.0.1."""
     assert OPENSSL is not None
