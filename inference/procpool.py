@@ -377,6 +377,9 @@ class ScoringPool:
         return _Worker(process, parent)
 
     def _checkout(self) -> _Worker:
+        # a worker that died while idle (killed with the one that was scoring, say) is
+        # replaced at the next request, not only when its turn in the idle list comes
+        self._replace_dead_idle()
         with self._lock:
             if self._closed:
                 raise ScoringWorkerDied("the server is shutting down")

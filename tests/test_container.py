@@ -415,12 +415,30 @@ class Container:
         return [SETPRIV, f"--reuid={uid}", f"--regid={gid or uid}", "--clear-groups",
                 "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", *argv]
 
+    def _private_tmp_script(self) -> str:
+        """Mount the container's own folder on /tmp. A checkout (or its venv) that lives
+        under /tmp, as a CI clone may, stays reachable at its path: in the image the code
+        is installed outside /tmp."""
+        keep = sorted({Path("/tmp", path.relative_to("/tmp").parts[0])
+                       for path in (REPO, Path(sys.prefix), Path(sys.base_prefix))
+                       if path.is_relative_to("/tmp") and path != Path("/tmp")})
+        if not keep:
+            return 'mount --bind "$0" /tmp && exec "$@"'
+        host_tmp = self.tmp.parent / "host-tmp"
+        host_tmp.mkdir(exist_ok=True)
+        lines = [f"mount --bind /tmp {shlex.quote(str(host_tmp))}", 'mount --bind "$0" /tmp']
+        for path in keep:
+            lines += [f"mkdir -p {shlex.quote(str(path))}",
+                      f"mount --bind {shlex.quote(str(host_tmp / path.name))} "
+                      f"{shlex.quote(str(path))}"]
+        return "set -e; " + "; ".join(lines) + '; exec "$@"'
+
     def start(self, ready: str | None = None, timeout: float = 120) -> None:
         """Run it; with ``ready``, wait for a line of output containing it."""
         assert IP is not None and UNSHARE is not None
         self.process = subprocess.Popen(
             [IP, "netns", "exec", self.namespace, UNSHARE, "--pid", "--fork", "--mount-proc",
-             "--", "sh", "-c", 'mount --bind "$0" /tmp && exec "$@"', str(self.tmp),
+             "--", "sh", "-c", self._private_tmp_script(), str(self.tmp),
              *self.as_user(self.argv)],
             env=self.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
