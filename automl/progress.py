@@ -15,6 +15,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from catalog.files import write_json_atomic
@@ -88,6 +89,29 @@ def read_progress(path: str) -> Progress | None:
         return None
 
 
+class Poller:
+    """A daemon thread that calls ``poll`` every ``interval_s`` until stopped, and once
+    more on ``stop`` (so what arrived last is taken in)."""
+
+    def __init__(self, poll: Callable[[], None], interval_s: float, name: str):
+        self._poll = poll
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._poll()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._poll()
+
+
 class TrialLogTailer:
     """A daemon thread that follows FLAML's trial log and reports to a ProgressWriter.
 
@@ -104,7 +128,6 @@ class TrialLogTailer:
         self._writer = writer
         self._metric_name = metric_name
         self._higher_is_better = higher_is_better
-        self._interval_s = interval_s
         self._offset = 0
         self._pending = b""
         self._trials = 0
@@ -112,8 +135,7 @@ class TrialLogTailer:
         self._best_metric: float | None = None
         self._learner: str | None = None
         self._search_done = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="flaml-log-tailer", daemon=True)
+        self._poller = Poller(self.poll, interval_s, "flaml-log-tailer")
 
     @property
     def trials(self) -> int:
@@ -124,18 +146,12 @@ class TrialLogTailer:
         return self._best_loss
 
     def start(self) -> TrialLogTailer:
-        self._thread.start()
+        self._poller.start()
         return self
 
     def stop(self) -> None:
         """Stop the thread and take in whatever the log holds now."""
-        self._stop.set()
-        self._thread.join()
-        self.poll()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.poll()
+        self._poller.stop()
 
     def poll(self) -> None:
         """Read new complete lines and update the progress file if anything changed."""

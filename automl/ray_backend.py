@@ -46,14 +46,13 @@ import dataclasses
 import logging
 import socket
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from automl.errors import BudgetTooSmall, TrainingError
-from automl.progress import ProgressWriter
+from automl.progress import Poller, ProgressWriter
 from catalog.spec import TrainingJob, TrainingResult
 
 log = logging.getLogger("quackml.training.ray")
@@ -261,28 +260,20 @@ def _trials_wait_for_their_actors() -> Iterator[None]:
 
 
 class _BoardPoller:
-    """A thread that copies the board's state into the progress file every 0.5 s while
-    FLAML searches (FLAML writes its trial log only when a parallel search ends)."""
+    """Copies the board's state into the progress file every 0.5 s while FLAML searches
+    (FLAML writes its trial log only when a parallel search ends)."""
 
     def __init__(self, board: Any, progress: ProgressWriter, interval_s: float = 0.5):
         self._board = board
         self._progress = progress
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ray-trial-board", daemon=True)
+        self._poller = Poller(self._poll, interval_s, "ray-trial-board")
         self.nodes: dict[str, int] = {}
 
     def start(self) -> None:
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._poll()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self._poll()
+        self._poller.stop()
 
     def _poll(self) -> None:
         import ray
